@@ -1,0 +1,36 @@
+//! # lensdiff
+//!
+//! Weak-lensing mass mapping as a Bayesian inverse problem: observed shear
+//! `gamma = P kappa + n` (P the Kaiser–Squires operator, n per-pixel Gaussian
+//! shape noise, masked pixels carrying no information).
+//!
+//! This crate provides the mass-mapping core on the CPU:
+//! - [`grid`]: the flat-sky periodic grid and its Fourier modes;
+//! - [`fft`]: batched real-to-complex 2-D FFT plans;
+//! - [`lensing`]: the Kaiser–Squires operator, its adjoint and E/B inversion;
+//! - [`noise`]: per-pixel noise models and masks;
+//! - [`catalogue`]: binning of galaxy catalogues into shear maps;
+//! - [`spectrum`]: power spectra (C_ell tables, pixel power maps, estimators);
+//! - [`fields`]: Gaussian and log-normal random fields, simulated shear;
+//! - [`rng`]: the counter-based Philox4x32-10 generator;
+//! - [`baselines`]: Kaiser–Squires with smoothing and the Wiener filter;
+//! - [`io`]: FITS and `.npy` files; [`plot`]: PNG figures.
+//!
+//! Conventions are those of `DESIGN.md` and are tested in `tests/conventions.rs`.
+
+pub mod baselines;
+pub mod catalogue;
+pub mod error;
+pub mod fft;
+pub mod fields;
+pub mod grid;
+pub mod io;
+pub mod lensing;
+pub mod metrics;
+pub mod noise;
+pub mod plot;
+pub mod rng;
+pub mod spectrum;
+
+pub use error::{Error, Result};
+pub use grid::Grid;
