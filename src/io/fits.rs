@@ -67,7 +67,10 @@ impl Wcs {
     fn validate(&self) -> Result<()> {
         let numbers = self.crval.iter().chain(&self.crpix).chain(&self.cdelt);
         if numbers.clone().any(|v| !v.is_finite()) {
-            return Err(Error::invalid("wcs", format!("non-finite value in {self:?}")));
+            return Err(Error::invalid(
+                "wcs",
+                format!("non-finite value in {self:?}"),
+            ));
         }
         if self.cdelt.contains(&0.0) {
             return Err(Error::invalid("wcs", format!("zero CDELT in {self:?}")));
@@ -217,8 +220,16 @@ pub fn write_f32(path: &Path, data: ArrayViewD<f32>, wcs: Option<&Wcs>) -> Resul
             file.write_str(c"CTYPE2", "DEC--TAN", c"gnomonic projection")?;
             file.write_f64(c"CRVAL1", wcs.crval[0], c"[deg] RA of the reference point")?;
             file.write_f64(c"CRVAL2", wcs.crval[1], c"[deg] Dec of the reference point")?;
-            file.write_f64(c"CRPIX1", wcs.crpix[0], c"reference pixel along x (1-based)")?;
-            file.write_f64(c"CRPIX2", wcs.crpix[1], c"reference pixel along y (1-based)")?;
+            file.write_f64(
+                c"CRPIX1",
+                wcs.crpix[0],
+                c"reference pixel along x (1-based)",
+            )?;
+            file.write_f64(
+                c"CRPIX2",
+                wcs.crpix[1],
+                c"reference pixel along y (1-based)",
+            )?;
             file.write_f64(c"CDELT1", wcs.cdelt[0], c"[deg] pixel step along x")?;
             file.write_f64(c"CDELT2", wcs.cdelt[1], c"[deg] pixel step along y")?;
             file.write_str(c"CUNIT1", "deg", c"unit of CRVAL1 and CDELT1")?;
@@ -371,7 +382,11 @@ impl<'a> Fits<'a> {
             sys::ffdkopn(&mut ptr, name.as_ptr(), 0, &mut status);
         }
         let file = Fits {
-            ptr: if status == 0 { ptr } else { std::ptr::null_mut() },
+            ptr: if status == 0 {
+                ptr
+            } else {
+                std::ptr::null_mut()
+            },
             path,
             _lock: lock,
         };
@@ -396,7 +411,11 @@ impl<'a> Fits<'a> {
             sys::ffdkinit(&mut ptr, name.as_ptr(), &mut status);
         }
         let file = Fits {
-            ptr: if status == 0 { ptr } else { std::ptr::null_mut() },
+            ptr: if status == 0 {
+                ptr
+            } else {
+                std::ptr::null_mut()
+            },
             path,
             _lock: lock,
         };
@@ -503,25 +522,39 @@ impl<'a> Fits<'a> {
 
     /// Reads `len` pixels of the current image, in chunks so that a header
     /// promising more data than the file holds fails before a large allocation.
+    ///
+    /// Integer images (`BITPIX > 0`) map `BLANK` pixels to NaN. Float images
+    /// are read without cfitsio's null check, which would also flush `-0.0`
+    /// and subnormals to `+0.0`: their bits come back unchanged.
     fn read_pixels<T: Elem>(&mut self, len: usize) -> Result<Vec<T>> {
         const CHUNK: usize = 1 << 20;
+        let mut bitpix: c_int = 0;
+        let mut status = 0;
+        // SAFETY: valid open file, current HDU is an image.
+        unsafe { sys::ffgidt(self.ptr, &mut bitpix, &mut status) };
+        self.check(status)?;
+        let mut null_value = T::NAN;
+        let null_ptr: *mut c_void = if bitpix > 0 {
+            (&mut null_value as *mut T).cast::<c_void>()
+        } else {
+            std::ptr::null_mut()
+        };
         let mut out: Vec<T> = Vec::with_capacity(len.min(CHUNK));
         while out.len() < len {
             let start = out.len();
             let count = CHUNK.min(len - start);
             out.resize(start + count, T::ZERO);
-            let mut null_value = T::NAN;
             let mut any_null = 0;
-            let mut status = 0;
             // SAFETY: `out[start..]` holds `count` elements of the datatype
-            // cfitsio is told to write; `null_value` is one such element.
+            // cfitsio is told to write; `null_ptr` is null or points to one
+            // such element (`null_value`, alive for the whole loop).
             unsafe {
                 sys::ffgpv(
                     self.ptr,
                     T::DATATYPE,
                     start as sys::LONGLONG + 1,
                     count as sys::LONGLONG,
-                    (&mut null_value as *mut T).cast::<c_void>(),
+                    null_ptr,
                     out[start..].as_mut_ptr().cast::<c_void>(),
                     &mut any_null,
                     &mut status,

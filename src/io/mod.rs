@@ -249,7 +249,8 @@ pub(crate) fn write_via_temp(path: &Path, write: impl FnOnce(&Path) -> Result<()
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let tmp = dir.join(tmp_name);
-    let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| io_error(path, e)));
+    let result =
+        write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| io_error(path, e)));
     if result.is_err() {
         // Best effort: the temporary file may not exist.
         let _ = std::fs::remove_file(&tmp);
@@ -270,7 +271,16 @@ mod tests {
         assert_eq!(k("a.fits.gz").ok(), Some(Kind::FitsGz));
         assert_eq!(k("a.Fits.GZ").ok(), Some(Kind::FitsGz));
         assert_eq!(k("a.npy").ok(), Some(Kind::Npy));
-        for bad in ["a.npy.gz", "a.txt", "fits", ".fits", "a", "a.gz", "a.fits.bz2", "/"] {
+        for bad in [
+            "a.npy.gz",
+            "a.txt",
+            "fits",
+            ".fits",
+            "a",
+            "a.gz",
+            "a.fits.bz2",
+            "/",
+        ] {
             assert!(
                 matches!(k(bad), Err(Error::UnsupportedFormat { .. })),
                 "{bad} accepted"

@@ -126,7 +126,8 @@ pub struct MapsLayout {
 /// Row 0 of each map is drawn at the top (image convention, like matplotlib's
 /// `imshow(origin="upper")`). Maps are upscaled by an integer factor so a map
 /// is at least ~256 pixels on screen, or block-averaged down when a side
-/// exceeds ~600 pixels; see the [module docs](self).
+/// exceeds ~600 pixels (each screen pixel the mean of the finite, observed
+/// data pixels of its block).
 ///
 /// Errors: [`Error::InvalidArgument`] for an empty panel list, `ncols == 0`,
 /// a zero-sized map or a range that is non-finite or has `lo >= hi`;
