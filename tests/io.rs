@@ -1065,31 +1065,3 @@ fn error_messages_name_the_file() {
     let msg = io::read_array(&p).expect_err("garbage").to_string();
     assert!(msg.contains("garbage.fits"), "{msg}");
 }
-
-#[test]
-fn zz_print_messages() {
-    let dir = TempDir::new("print");
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("text.fits", b"this is certainly not a FITS file\n".repeat(200)),
-        ("zeros.fit", vec![0; 5760]),
-        ("empty.fts", Vec::new()),
-        ("bad_bitpix.fits", {
-            let mut b = header(&[("SIMPLE", "T"), ("BITPIX", "12"), ("NAXIS", "1"), ("NAXIS1", "4")]);
-            b.extend(pad(vec![0; 8]));
-            b
-        }),
-        ("not_gzip.fits.gz", b"\x1f\x8bnot really gzip data".repeat(10)),
-        ("trunc.fits", { let mut t = header(&[("SIMPLE", "T"), ("BITPIX", "-32"), ("NAXIS", "2"), ("NAXIS1", "100000"), ("NAXIS2", "100000")]); t.extend(pad(vec![0; 8])); t }),
-        ("text.npy", b"hello".to_vec()),
-    ];
-    for (name, bytes) in cases {
-        let p = dir.path(name);
-        std::fs::write(&p, bytes).unwrap();
-        eprintln!("{name}: {}", io::read_array(&p).unwrap_err());
-    }
-    eprintln!("{}", io::read_array(&dir.path("missing.fits")).unwrap_err());
-    eprintln!("{}", io::write_array(&dir.path("no/x.fits"), ndarray::Array2::<f32>::zeros((2,2)).view().into_dyn(), None).unwrap_err());
-    eprintln!("{}", io::read_array(&dir.path("x.txt")).unwrap_err());
-    std::fs::create_dir(dir.path("d.fits")).unwrap();
-    eprintln!("{}", io::read_array(&dir.path("d.fits")).unwrap_err());
-}

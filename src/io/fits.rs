@@ -335,9 +335,12 @@ fn c_path(path: &Path) -> Result<CString> {
 fn buffer_text(buf: &[c_char]) -> String {
     let bytes: Vec<u8> = buf.iter().map(|&c| c as u8).collect();
     match CStr::from_bytes_until_nul(&bytes) {
-        Ok(s) => s.to_string_lossy().trim_end().to_string(),
-        Err(_) => String::from_utf8_lossy(&bytes).trim_end().to_string(),
+        Ok(s) => s.to_string_lossy(),
+        Err(_) => String::from_utf8_lossy(&bytes),
     }
+    .replace(|c: char| c.is_control(), " ")
+    .trim_end()
+    .to_string()
 }
 
 /// cfitsio's description of `status` followed by its error-message stack (which it clears).
@@ -560,7 +563,14 @@ impl<'a> Fits<'a> {
                     &mut status,
                 );
             }
-            self.check(status)?;
+            if status != 0 {
+                return Err(self.error(format!(
+                    "reading pixels {} to {} of {len}: {}",
+                    start + 1,
+                    start + count,
+                    cfitsio_message(status)
+                )));
+            }
         }
         Ok(out)
     }
