@@ -70,3 +70,19 @@ fn lognormal_field_shape_and_spectrum() {
     // too small a shift is rejected
     assert!(LogNormal::new(&g, &t.pixel_power(&g), 1e-4).is_err());
 }
+
+#[test]
+fn default_spectrum_is_close_to_the_kappatng_theory() {
+    let t = ClTable::default_kappa();
+    // against the shared kappaTNG table when present (fit quality stated in the docs: 5%)
+    let p = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/ktng/ktng_PS_theory.npy"));
+    if !p.exists() {
+        eprintln!("NOTICE: kappaTNG table absent; checking known values only");
+    } else {
+        let k = ClTable::read(p).unwrap();
+        for (l, c) in k.ell().iter().zip(k.cl()) {
+            assert!((t.eval(*l) / c - 1.0).abs() < 0.05, "ell {l}: {} vs {c}", t.eval(*l));
+        }
+    }
+    assert!((t.eval(1000.0) / 5.385e-10 - 1.0).abs() < 0.05, "{}", t.eval(1000.0));
+}

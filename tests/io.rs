@@ -1065,3 +1065,41 @@ fn error_messages_name_the_file() {
     let msg = io::read_array(&p).expect_err("garbage").to_string();
     assert!(msg.contains("garbage.fits"), "{msg}");
 }
+
+#[test]
+fn f8_beyond_f32_range_becomes_infinite() {
+    let dir = TempDir::new("overflow");
+    let values = [1.0e300f64, -1.0e300, 0.5];
+    let le: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let npy = dir.path("big.npy");
+    std::fs::write(&npy, npy_bytes("<f8", false, &[1, 3], &le)).expect("write npy");
+    let mut fits = header(&[
+        ("SIMPLE", "T"),
+        ("BITPIX", "-64"),
+        ("NAXIS", "2"),
+        ("NAXIS1", "3"),
+        ("NAXIS2", "1"),
+    ]);
+    fits.extend(pad(values.iter().flat_map(|v| v.to_be_bytes()).collect()));
+    let fpath = dir.path("big.fits");
+    std::fs::write(&fpath, fits).expect("write fits");
+    for p in [npy, fpath] {
+        let a = io::read_array(&p).expect("read f32");
+        assert_eq!(
+            a.iter().copied().collect::<Vec<_>>(),
+            vec![f32::INFINITY, f32::NEG_INFINITY, 0.5]
+        );
+        assert_eq!(
+            io::read_array_f64(&p)
+                .expect("read f64")
+                .iter()
+                .copied()
+                .collect::<Vec<_>>(),
+            values.to_vec()
+        );
+        match io::read_map(&p, None) {
+            Err(Error::NonFinite { index, .. }) => assert_eq!(index, 0),
+            other => panic!("expected NonFinite, got {other:?}"),
+        }
+    }
+}

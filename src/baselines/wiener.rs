@@ -177,6 +177,19 @@ impl WienerFilter {
 
     /// Iterative solution with masks and per-pixel noise.
     pub fn solve(&self, g1: &[f32], g2: &[f32], noise: &NoiseModel, opts: &WienerOptions) -> Result<WienerSolution> {
+        self.solve_with_progress(g1, g2, noise, opts, &mut |_, _| {})
+    }
+
+    /// [`WienerFilter::solve`], calling `progress(iteration, relative residual)`
+    /// after every iteration.
+    pub fn solve_with_progress(
+        &self,
+        g1: &[f32],
+        g2: &[f32],
+        noise: &NoiseModel,
+        opts: &WienerOptions,
+        progress: &mut dyn FnMut(usize, f64),
+    ) -> Result<WienerSolution> {
         self.check_shear(g1, g2)?;
         if noise.grid() != &self.grid {
             return Err(Error::invalid("noise", "noise model and filter have different grids"));
@@ -223,6 +236,7 @@ impl WienerFilter {
                 r.iter_mut().zip(&ap).for_each(|(r, a)| *r -= alpha * a);
                 iterations += 1;
                 residual = dot(&r, &r).sqrt() / bnorm;
+                progress(iterations, residual);
                 if residual < opts.tol {
                     break;
                 }

@@ -65,8 +65,8 @@ impl Wcs {
     /// Fails with [`Error::InvalidArgument`] unless every number is finite,
     /// both CDELT are non-zero and BUNIT is printable ASCII of at most 68 characters.
     fn validate(&self) -> Result<()> {
-        let numbers = self.crval.iter().chain(&self.crpix).chain(&self.cdelt);
-        if numbers.clone().any(|v| !v.is_finite()) {
+        let mut numbers = self.crval.iter().chain(&self.crpix).chain(&self.cdelt);
+        if numbers.any(|v| !v.is_finite()) {
             return Err(Error::invalid(
                 "wcs",
                 format!("non-finite value in {self:?}"),
@@ -153,7 +153,7 @@ pub fn read_wcs(path: &Path) -> Result<Option<Wcs>> {
             return Err(file.error("rotated PC matrix is not supported".to_string()));
         }
         [
-            file.key_f64(c"CDELT1")?.unwrap_or(1.0) * pc[0],
+            file.key_f64(c"CDELT2")?.unwrap_or(1.0) * pc[0],
             file.key_f64(c"CDELT2")?.unwrap_or(1.0) * pc[3],
         ]
     };
@@ -164,8 +164,8 @@ pub fn read_wcs(path: &Path) -> Result<Option<Wcs>> {
         cdelt,
         bunit,
     };
-    let all = wcs.crval.iter().chain(&wcs.crpix).chain(&wcs.cdelt);
-    if all.clone().any(|v| !v.is_finite()) || wcs.cdelt.contains(&0.0) {
+    let mut all = wcs.crval.iter().chain(&wcs.crpix).chain(&wcs.cdelt);
+    if all.any(|v| !v.is_finite()) || wcs.cdelt.contains(&0.0) {
         return Err(file.error(format!("degenerate world coordinates {wcs:?}")));
     }
     Ok(Some(wcs))
@@ -508,7 +508,7 @@ impl<'a> Fits<'a> {
                     self.check(status)?;
                     if naxes.iter().all(|&n| n > 0) {
                         let mut shape = Vec::with_capacity(naxes.len());
-                        for &n in naxes.iter().rev() {
+                        for &n in naxes.iter() {
                             shape.push(usize::try_from(n).map_err(|_| {
                                 self.error(format!("axis length {n} is too large"))
                             })?);

@@ -68,12 +68,13 @@ fn kind_of(path: &Path) -> Result<Kind> {
     }
 }
 
-/// Reads a FITS (.fits/.fit/.fts, optionally .gz for reading) or .npy file by extension, converting any numeric dtype to f32.
+/// Reads a FITS (`.fits`/`.fit`/`.fts`, optionally `.gz`) or `.npy` file by extension,
+/// converting any numeric dtype to f32.
 ///
 /// FITS: the first HDU holding image data (the primary, or the first image
 /// extension when the primary is empty), `BSCALE`/`BZERO` applied and
-/// undefined integer pixels (`BLANK`) returned as NaN. Values outside the f32
-/// range are an error ([`Error::Format`]).
+/// undefined integer pixels (`BLANK`) returned as NaN. f8 values beyond the
+/// f32 range become infinite (which [`read_map`] and [`read_stack`] reject).
 pub fn read_array(path: &Path) -> Result<ArrayD<f32>> {
     match kind_of(path)? {
         Kind::Fits | Kind::FitsGz => fits::read_f32(path),
@@ -89,7 +90,8 @@ pub fn read_array_f64(path: &Path) -> Result<ArrayD<f64>> {
     }
 }
 
-/// Writes f32 data by extension (.fits => FITS image with optional WCS keys; .npy => npy, wcs ignored).
+/// Writes f32 data by extension: `.fits`/`.fit`/`.fts` => FITS image with optional WCS
+/// keys; `.npy` => npy (`wcs` ignored).
 ///
 /// An existing file is replaced. `.gz` names are refused
 /// ([`Error::UnsupportedFormat`]); empty arrays are refused
@@ -104,14 +106,16 @@ pub fn write_array(path: &Path, data: ArrayViewD<f32>, wcs: Option<&Wcs>) -> Res
     }
 }
 
-/// Reads a 2-D map; error ShapeMismatch if not 2-D or (when Some) not the expected [ny,nx]; NonFinite on NaN/Inf.
+/// Reads a 2-D map: [`Error::ShapeMismatch`] if not 2-D or (when `Some`) not the
+/// expected `[ny, nx]`; [`Error::NonFinite`] on NaN/Inf.
 pub fn read_map(path: &Path, expected: Option<[usize; 2]>) -> Result<Array2<f32>> {
     let map = into_map(read_array(path)?, expected)?;
     check_all_finite("map", map.iter())?;
     Ok(map)
 }
 
-/// Reads a stack: 2-D file => [1,ny,nx]; 3-D => as is. NonFinite on NaN/Inf.
+/// Reads a stack: a 2-D file gives `[1, ny, nx]`, a 3-D file is kept as is;
+/// [`Error::ShapeMismatch`] otherwise, [`Error::NonFinite`] on NaN/Inf.
 pub fn read_stack(path: &Path) -> Result<Array3<f32>> {
     let data = read_array(path)?;
     let got = data.shape().to_vec();
@@ -126,7 +130,8 @@ pub fn read_stack(path: &Path) -> Result<Array3<f32>> {
     Ok(stack)
 }
 
-/// Reads a non-negative map (noise std or variance): NegativeVariance on negatives, NonFinite on NaN/Inf.
+/// Reads a non-negative map (noise std or variance): as [`read_map`], plus
+/// [`Error::NegativeVariance`] on negative values (`-0.0` is accepted).
 pub fn read_nonnegative_map(path: &Path, expected: Option<[usize; 2]>) -> Result<Array2<f32>> {
     let map = into_map(read_array(path)?, expected)?;
     let name = "non-negative map";
@@ -141,7 +146,8 @@ pub fn read_nonnegative_map(path: &Path, expected: Option<[usize; 2]>) -> Result
     Ok(map)
 }
 
-/// Reads a 1-D column (e.g. catalogue RA) as f64 from FITS (image HDU with 1-D data, as in ../shared/data/cosmos/ra.fits) or npy.
+/// Reads a 1-D column (e.g. catalogue RA) as f64 from a FITS image HDU with 1-D
+/// data (as in `../shared/data/cosmos/ra.fits`) or a `.npy` file.
 ///
 /// A 2-D array with one axis of length 1 (`[1, n]` or `[n, 1]`) is accepted
 /// as a column too. Values are returned as stored (NaN is not rejected).

@@ -1,0 +1,61 @@
+//! `lensdiff`: weak-lensing mass maps from the command line.
+//!
+//! Every subcommand reads and writes FITS (`.fits`, `.fit`, `.fts`) or NumPy
+//! (`.npy`) files by extension, prints a short summary, shows progress on long
+//! work and exits with status 1 and a one-line message on bad input.
+
+mod bin_cmd;
+mod common;
+mod demo;
+mod ks_cmd;
+mod simulate;
+mod spectrum_cmd;
+mod wiener_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Weak-lensing mass mapping: Kaiser–Squires, Wiener filter, simulations,
+/// power spectra (posterior sampling with diffusion priors comes next).
+#[derive(Parser)]
+#[command(name = "lensdiff", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Bin a galaxy catalogue (RA, Dec, e1, e2, weight) into shear, noise and mask maps.
+    Bin(bin_cmd::Args),
+    /// Kaiser–Squires E/B convergence maps from shear maps, optionally smoothed.
+    Ks(ks_cmd::Args),
+    /// Wiener-filtered convergence (posterior mean under a Gaussian prior).
+    Wiener(wiener_cmd::Args),
+    /// Simulate a Gaussian or log-normal convergence field and its noisy, masked shear.
+    Simulate(simulate::Args),
+    /// Binned angular power spectrum of a map or a stack of maps.
+    Spectrum(spectrum_cmd::Args),
+    /// The main job on built-in defaults: simulate a field, run KS and Wiener, write the figure.
+    Demo(demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bin(a) => bin_cmd::run(a),
+        Command::Ks(a) => ks_cmd::run(a),
+        Command::Wiener(a) => wiener_cmd::run(a),
+        Command::Simulate(a) => simulate::run(a),
+        Command::Spectrum(a) => spectrum_cmd::run(a),
+        Command::Demo(a) => demo::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lensdiff: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! `lensdiff wiener`.
+
+use std::path::PathBuf;
+
+use lensdiff::baselines::{WienerFilter, WienerOptions};
+use lensdiff::noise::NoiseModel;
+use lensdiff::spectrum::ClTable;
+use lensdiff::{Error, Grid, Result};
+
+use crate::common::{load_map, load_mask, load_nonnegative, pixel_size, progress, robust_range, save, save_figure, stats, Panel};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Shear component 1 map (FITS or npy).
+    #[arg(long)]
+    pub e1: PathBuf,
+    /// Shear component 2 map, same shape.
+    #[arg(long)]
+    pub e2: PathBuf,
+    /// Per-pixel noise std of component 1 (0 = masked unless --mask is given).
+    #[arg(long, requires = "std2", conflicts_with = "sigma")]
+    pub std1: Option<PathBuf>,
+    /// Per-pixel noise std of component 2.
+    #[arg(long, requires = "std1")]
+    pub std2: Option<PathBuf>,
+    /// Uniform per-component noise std instead of std maps.
+    #[arg(long)]
+    pub sigma: Option<f64>,
+    /// Mask (non-zero = observed); unobserved pixels carry no information.
+    #[arg(long)]
+    pub mask: Option<PathBuf>,
+    /// Prior C_ell table: text `ell C_ell` or npy (2, n) (default: built-in kappaTNG-like spectrum).
+    #[arg(long)]
+    pub cl: Option<PathBuf>,
+    /// Pixel size in arcmin (default: from the input's WCS).
+    #[arg(long)]
+    pub pixel_arcmin: Option<f64>,
+    /// Relative residual at which the conjugate-gradient solver stops.
+    #[arg(long, default_value_t = 1e-6)]
+    pub tol: f64,
+    /// Maximum number of conjugate-gradient iterations.
+    #[arg(long, default_value_t = 1000)]
+    pub max_iter: usize,
+    /// Output convergence map.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Write a PNG figure of the Wiener map.
+    #[arg(long)]
+    pub png: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let e1 = load_map(&a.e1, None)?;
+    let e2 = load_map(&a.e2, Some(&e1))?;
+    let grid = Grid::new(e1.nx, e1.ny, pixel_size(a.pixel_arcmin, &e1)?)?;
+    let mask = a.mask.as_ref().map(|p| load_mask(p, &e1)).transpose()?;
+    let noise = match (&a.std1, &a.std2, a.sigma) {
+        (Some(s1), Some(s2), None) => {
+            let s1 = load_nonnegative(s1, &e1)?;
+            let s2 = load_nonnegative(s2, &e1)?;
+            NoiseModel::from_std(grid, &s1, &s2, mask.as_deref())?
+        }
+        (None, None, Some(s)) => NoiseModel::uniform(grid, s, mask.as_deref())?,
+        _ => {
+            return Err(Error::invalid(
+                "noise",
+                "give either --std1 and --std2 maps or a uniform --sigma",
+            ))
+        }
+    };
+    let table = match &a.cl {
+        Some(p) => ClTable::read(p)?,
+        None => ClTable::default_kappa(),
+    };
+    let wf = WienerFilter::new(grid, table.pixel_power(&grid))?;
+    let opts = WienerOptions {
+        tol: a.tol,
+        max_iter: a.max_iter,
+    };
+    let pb = progress(None, "Wiener PCG");
+    let sol = wf.solve_with_progress(&e1.data, &e2.data, &noise, &opts, &mut |it, r| {
+        pb.set_message(format!("Wiener PCG: iteration {it}, residual {r:.2e}"));
+    });
+    pb.finish_and_clear();
+    let sol = sol?;
+    save(&a.out, &sol.kappa, &[grid.ny, grid.nx], e1.wcs.as_ref(), Some("kappa"))?;
+    let m = noise.mask();
+    let (mean, std, _, _) = stats(&sol.kappa, Some(&m));
+    println!(
+        "wiener: {}x{} map, {} observed pixels, {} iterations (residual {:.1e}): mean {mean:.3e} std {std:.3e} -> {}",
+        grid.ny,
+        grid.nx,
+        noise.n_observed(),
+        sol.iterations,
+        sol.residual,
+        a.out.display()
+    );
+    if let Some(p) = &a.png {
+        let panels = [Panel::new("Wiener filter", &sol.kappa, &grid, "kappa")
+            .masked(Some(&m), &grid)
+            .range(robust_range(&sol.kappa, Some(&m)))];
+        save_figure(p, &panels, &grid, 1, None)?;
+        println!("figure -> {}", p.display());
+    }
+    Ok(())
+}
