@@ -153,7 +153,7 @@ pub fn read_wcs(path: &Path) -> Result<Option<Wcs>> {
             return Err(file.error("rotated PC matrix is not supported".to_string()));
         }
         [
-            file.key_f64(c"CDELT2")?.unwrap_or(1.0) * pc[0],
+            file.key_f64(c"CDELT1")?.unwrap_or(1.0) * pc[0],
             file.key_f64(c"CDELT2")?.unwrap_or(1.0) * pc[3],
         ]
     };
@@ -508,7 +508,7 @@ impl<'a> Fits<'a> {
                     self.check(status)?;
                     if naxes.iter().all(|&n| n > 0) {
                         let mut shape = Vec::with_capacity(naxes.len());
-                        for &n in naxes.iter() {
+                        for &n in naxes.iter().rev() {
                             shape.push(usize::try_from(n).map_err(|_| {
                                 self.error(format!("axis length {n} is too large"))
                             })?);

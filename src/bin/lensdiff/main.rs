@@ -42,7 +42,20 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                e.exit();
+            }
+            // one line, like every other error: the first line of clap's message
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
+            eprintln!("lensdiff: error: {first} (see `lensdiff --help`)");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Bin(a) => bin_cmd::run(a),
         Command::Ks(a) => ks_cmd::run(a),

@@ -1,0 +1,166 @@
+//! The `lensdiff` command line, end to end.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lensdiff(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lensdiff"))
+        .args(args)
+        .output()
+        .expect("run lensdiff")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = lensdiff(args);
+    assert!(
+        o.status.success(),
+        "lensdiff {args:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn png_size(p: &Path) -> (u32, u32) {
+    let b = std::fs::read(p).unwrap();
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n");
+    (
+        u32::from_be_bytes([b[16], b[17], b[18], b[19]]),
+        u32::from_be_bytes([b[20], b[21], b[22], b[23]]),
+    )
+}
+
+#[test]
+fn simulate_ks_wiener_spectrum_pipeline() {
+    let d = common::temp_dir("cli-pipeline");
+    let prefix = d.join("sim");
+    let out = ok(&[
+        "simulate", "--size", "64", "--pixel-arcmin", "2", "--field", "lognormal", "--seed", "3",
+        "--out-prefix", s(&prefix), "--png", s(&d.join("sim.png")),
+    ]);
+    assert!(out.contains("log-normal"), "{out}");
+    let e1 = d.join("sim_e1.fits");
+    let e2 = d.join("sim_e2.fits");
+    for f in ["kappa", "e1", "e2", "std1", "std2", "mask"] {
+        assert!(d.join(format!("sim_{f}.fits")).exists(), "{f}");
+    }
+    let (w, h) = png_size(&d.join("sim.png"));
+    assert!(w > 600 && h > 200);
+    // KS reads the pixel size from the WCS the simulation wrote
+    let out = ok(&["ks", "--e1", s(&e1), "--e2", s(&e2), "--smooth", "1", "--out-e", s(&d.join("ke.npy")), "--out-b", s(&d.join("kb.fits"))]);
+    assert!(out.contains("2.000'/px"), "{out}");
+    let ke = lensdiff::io::read_map(&d.join("ke.npy"), Some([64, 64])).unwrap();
+    assert!(ke.iter().any(|&v| v != 0.0));
+    let out = ok(&[
+        "wiener", "--e1", s(&e1), "--e2", s(&e2), "--std1", s(&d.join("sim_std1.fits")), "--std2",
+        s(&d.join("sim_std2.fits")), "--out", s(&d.join("wf.fits")), "--png", s(&d.join("wf.png")),
+    ]);
+    assert!(out.contains("iterations"), "{out}");
+    // the Wiener map correlates with the truth better than KS without smoothing
+    let truth: Vec<f32> = lensdiff::io::read_map(&d.join("sim_kappa.fits"), None).unwrap().iter().copied().collect();
+    let wf: Vec<f32> = lensdiff::io::read_map(&d.join("wf.fits"), None).unwrap().iter().copied().collect();
+    let r = lensdiff::metrics::pearson(&wf, &truth, None).unwrap();
+    assert!(r > 0.3, "r = {r}");
+    let out = ok(&["spectrum", "--map", s(&d.join("sim_kappa.fits")), "--bins", "8", "--out", s(&d.join("cl.txt")), "--png", s(&d.join("cl.png"))]);
+    assert!(out.contains("8 bins") || out.contains("bins"), "{out}");
+    let t = lensdiff::spectrum::ClTable::read(&d.join("cl.txt")).unwrap();
+    assert!(t.ell().len() >= 6);
+    png_size(&d.join("cl.png"));
+}
+
+#[test]
+fn simulate_stack_in_npy_and_spectrum_of_the_stack() {
+    let d = common::temp_dir("cli-stack");
+    let prefix = d.join("g");
+    ok(&["simulate", "--size", "32", "--field", "gaussian", "--count", "3", "--format", "npy", "--out-prefix", s(&prefix)]);
+    let a = lensdiff::io::read_stack(&d.join("g_kappa.npy")).unwrap();
+    assert_eq!(a.dim(), (3, 32, 32));
+    // map 1 of the stack equals map 1 of any other count: the seed is per map
+    ok(&["simulate", "--size", "32", "--field", "gaussian", "--count", "2", "--format", "npy", "--out-prefix", s(&d.join("h"))]);
+    let b = lensdiff::io::read_stack(&d.join("h_kappa.npy")).unwrap();
+    assert_eq!(a.index_axis(ndarray::Axis(0), 1), b.index_axis(ndarray::Axis(0), 1));
+    let out = ok(&["spectrum", "--map", s(&d.join("g_kappa.npy")), "--pixel-arcmin", "1", "--bins", "5"]);
+    assert!(out.contains("3 map(s)"), "{out}");
+}
+
+#[test]
+fn demo_writes_its_figures() {
+    let d = common::temp_dir("cli-demo");
+    let out = ok(&["demo", "--out", s(&d), "--size", "96"]);
+    assert!(out.contains("Wiener filter:"), "{out}");
+    let (w, _) = png_size(&d.join("maps.png"));
+    assert!(w > 700);
+    png_size(&d.join("spectra.png"));
+    assert!(d.join("wiener.fits").exists());
+}
+
+#[test]
+fn bad_input_exits_nonzero_with_one_line() {
+    let d = common::temp_dir("cli-bad");
+    let mut cases: Vec<Vec<String>> = vec![
+        vec!["ks".into(), "--e1".into(), "/nonexistent/e1.fits".into(), "--e2".into(), "x.fits".into(), "--out-e".into(), "o.fits".into()],
+        vec!["simulate".into(), "--size".into(), "1".into(), "--out-prefix".into(), s(&d.join("p")).into()],
+        vec!["simulate".into(), "--pixel-arcmin=-1".into(), "--out-prefix".into(), s(&d.join("p")).into()],
+        vec!["simulate".into(), "--size".into(), "16".into(), "--out-prefix".into(), s(&d.join("p.txt")).into(), "--format".into(), "npy".into(), "--lambda".into(), "0".into()],
+    ];
+    cases.push(vec!["ks".into(), "--no-such-flag".into()]);
+    for c in &cases {
+        let args: Vec<&str> = c.iter().map(|x| x.as_str()).collect();
+        let o = lensdiff(&args);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.starts_with("lensdiff: error:"), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    // a map with a NaN is rejected by name
+    let nan = d.join("nan.npy");
+    let mut m = ndarray::Array2::<f32>::zeros((8, 8));
+    m[[2, 3]] = f32::NAN;
+    lensdiff::io::write_array(&nan, m.view().into_dyn(), None).unwrap();
+    let o = lensdiff(&["ks", "--e1", s(&nan), "--e2", s(&nan), "--pixel-arcmin", "1", "--out-e", s(&d.join("o.npy"))]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("non-finite"));
+    // a map without WCS needs --pixel-arcmin
+    let z = d.join("z.npy");
+    lensdiff::io::write_array(&z, ndarray::Array2::<f32>::zeros((8, 8)).view().into_dyn(), None).unwrap();
+    let o = lensdiff(&["ks", "--e1", s(&z), "--e2", s(&z), "--out-e", s(&d.join("o.npy"))]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--pixel-arcmin"));
+}
+
+#[test]
+fn help_documents_every_subcommand() {
+    let top = ok(&["--help"]);
+    for c in ["bin", "ks", "wiener", "simulate", "spectrum", "demo"] {
+        assert!(top.contains(c), "{c} missing from --help");
+        let h = ok(&[c, "--help"]);
+        assert!(h.contains("--"), "{c} --help lists no flags");
+    }
+    assert!(ok(&["wiener", "--help"]).contains("--tol"));
+}
+
+#[test]
+fn bin_reproduces_the_cosmos_maps() {
+    let Some(data) = common::shared_data("bin_reproduces_the_cosmos_maps") else {
+        return;
+    };
+    let d = common::temp_dir("cli-bin");
+    let prefix = d.join("cosmos");
+    let out = ok(&[
+        "bin", "--cosmos", s(&data.join("cosmos")), "--pixel-arcmin", "0.29", "--size", "360", "--projection", "plate",
+        "--out-prefix", s(&prefix), "--png", s(&d.join("bin.png")),
+    ]);
+    assert!(out.contains("417117 galaxies"), "{out}");
+    assert!(out.contains("69191 observed"), "{out}");
+    let ours = lensdiff::io::read_map(&d.join("cosmos_e1.fits"), Some([360, 360])).unwrap();
+    let reference = lensdiff::io::read_map(&data.join("cosmos/cosmos_full_e1_0.29arcmin360.fits"), Some([360, 360])).unwrap();
+    let diff = ours.iter().zip(reference.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(diff < 1e-6, "{diff}");
+    // the written FITS carries the TAN WCS of the field
+    let wcs = lensdiff::io::fits::read_wcs(&d.join("cosmos_e1.fits")).unwrap().unwrap();
+    assert!((wcs.crval[0] - 150.116).abs() < 1e-3 && (wcs.cdelt[1] * 60.0 - 0.29).abs() < 1e-9);
+}
