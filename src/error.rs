@@ -97,7 +97,11 @@ impl Error {
     }
 
     /// Shorthand for [`Error::ShapeMismatch`].
-    pub fn shape(name: &'static str, expected: impl std::fmt::Debug, got: impl std::fmt::Debug) -> Self {
+    pub fn shape(
+        name: &'static str,
+        expected: impl std::fmt::Debug,
+        got: impl std::fmt::Debug,
+    ) -> Self {
         Error::ShapeMismatch {
             name,
             expected: format!("{expected:?}"),

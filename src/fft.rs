@@ -76,7 +76,9 @@ impl<T: FftNum> Fft2<T> {
         for y in 0..ny {
             row.copy_from_slice(&map[y * nx..(y + 1) * nx]);
             // Lengths match the plan, so this cannot fail.
-            let _ = self.r2c.process_with_scratch(&mut row, &mut out, &mut scratch);
+            let _ = self
+                .r2c
+                .process_with_scratch(&mut row, &mut out, &mut scratch);
             for (kx, v) in out.iter().enumerate() {
                 t[kx * ny + y] = *v;
             }
@@ -121,7 +123,9 @@ impl<T: FftNum> Fft2<T> {
             if nx % 2 == 0 {
                 row[nkx - 1].im = T::zero();
             }
-            let _ = self.c2r.process_with_scratch(&mut row, &mut out, &mut scratch);
+            let _ = self
+                .c2r
+                .process_with_scratch(&mut row, &mut out, &mut scratch);
             for (m, v) in map[y * nx..(y + 1) * nx].iter_mut().zip(out.iter()) {
                 *m = *v * scale;
             }

@@ -28,10 +28,16 @@ fn check_power(grid: &Grid, power: &[f64]) -> Result<()> {
     }
     for (index, &p) in power.iter().enumerate() {
         if !p.is_finite() {
-            return Err(Error::NonFinite { name: "power", index });
+            return Err(Error::NonFinite {
+                name: "power",
+                index,
+            });
         }
         if p < 0.0 {
-            return Err(Error::invalid("power", format!("negative power {p} at mode {index}")));
+            return Err(Error::invalid(
+                "power",
+                format!("negative power {p} at mode {index}"),
+            ));
         }
     }
     Ok(())
@@ -40,7 +46,13 @@ fn check_power(grid: &Grid, power: &[f64]) -> Result<()> {
 /// Draws `count` Gaussian random fields with half-spectrum pixel power `power`.
 /// Map `i` of the result is realisation `first + i` of `seed`: it does not
 /// depend on `count`. Layout `[count][y][x]`.
-pub fn gaussian_fields(grid: &Grid, power: &[f64], seed: u64, first: u64, count: usize) -> Result<Vec<f32>> {
+pub fn gaussian_fields(
+    grid: &Grid,
+    power: &[f64],
+    seed: u64,
+    first: u64,
+    count: usize,
+) -> Result<Vec<f32>> {
     check_power(grid, power)?;
     let n = grid.len();
     let amp: Vec<f64> = power
@@ -79,7 +91,10 @@ impl LogNormal {
     pub fn new(grid: &Grid, power: &[f64], lambda: f64) -> Result<Self> {
         check_power(grid, power)?;
         if !(lambda.is_finite() && lambda > 0.0) {
-            return Err(Error::invalid("lambda", format!("shift must be finite and positive, got {lambda}")));
+            return Err(Error::invalid(
+                "lambda",
+                format!("shift must be finite and positive, got {lambda}"),
+            ));
         }
         let fft = Fft2::<f64>::new(grid.nx, grid.ny);
         let n = grid.len();
@@ -127,7 +142,12 @@ impl LogNormal {
 
 /// A mock observation: shear `P kappa + n` with masked pixels zeroed, where the
 /// noise is realisation `index` of `seed`.
-pub fn simulate_shear(kappa: &[f32], noise: &NoiseModel, seed: u64, index: u64) -> Result<(Vec<f32>, Vec<f32>)> {
+pub fn simulate_shear(
+    kappa: &[f32],
+    noise: &NoiseModel,
+    seed: u64,
+    index: u64,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     let grid = *noise.grid();
     crate::error::check_len("kappa", kappa, grid.len())?;
     crate::error::check_finite("kappa", kappa)?;

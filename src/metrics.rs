@@ -2,7 +2,11 @@
 
 use crate::error::{Error, Result};
 
-fn masked_pairs<'a>(a: &'a [f32], b: &'a [f32], mask: Option<&'a [bool]>) -> Result<impl Iterator<Item = (f64, f64)> + 'a> {
+fn masked_pairs<'a>(
+    a: &'a [f32],
+    b: &'a [f32],
+    mask: Option<&'a [bool]>,
+) -> Result<impl Iterator<Item = (f64, f64)> + 'a> {
     if a.len() != b.len() {
         return Err(Error::shape("maps", a.len(), b.len()));
     }
@@ -42,7 +46,9 @@ pub fn rmse_centred(a: &[f32], b: &[f32], mask: Option<&[bool]>) -> Result<f64> 
 pub fn pearson(a: &[f32], b: &[f32], mask: Option<&[bool]>) -> Result<f64> {
     let pairs: Vec<(f64, f64)> = masked_pairs(a, b, mask)?.collect();
     let n = pairs.len() as f64;
-    let (mx, my) = pairs.iter().fold((0.0, 0.0), |(sx, sy), (x, y)| (sx + x / n, sy + y / n));
+    let (mx, my) = pairs
+        .iter()
+        .fold((0.0, 0.0), |(sx, sy), (x, y)| (sx + x / n, sy + y / n));
     let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
     for (x, y) in &pairs {
         sxy += (x - mx) * (y - my);
@@ -50,14 +56,23 @@ pub fn pearson(a: &[f32], b: &[f32], mask: Option<&[bool]>) -> Result<f64> {
         syy += (y - my).powi(2);
     }
     if sxx == 0.0 || syy == 0.0 {
-        return Err(Error::invalid("maps", "a constant map has no correlation coefficient"));
+        return Err(Error::invalid(
+            "maps",
+            "a constant map has no correlation coefficient",
+        ));
     }
     Ok(sxy / (sxx * syy).sqrt())
 }
 
 /// Maximum absolute difference over the pixels at least `margin` pixels from
 /// every edge of `ny` x `nx` maps.
-pub fn max_abs_diff_interior(a: &[f32], b: &[f32], nx: usize, ny: usize, margin: usize) -> Result<f64> {
+pub fn max_abs_diff_interior(
+    a: &[f32],
+    b: &[f32],
+    nx: usize,
+    ny: usize,
+    margin: usize,
+) -> Result<f64> {
     if a.len() != nx * ny || b.len() != nx * ny {
         return Err(Error::shape("maps", nx * ny, a.len().min(b.len())));
     }

@@ -55,7 +55,10 @@ impl NoiseModel {
     /// (`mask[i] = true` where observed; `None` = no mask).
     pub fn uniform(grid: Grid, sigma: f64, mask: Option<&[bool]>) -> Result<Self> {
         if !(sigma.is_finite() && sigma > 0.0) {
-            return Err(Error::invalid("sigma", format!("noise std must be finite and positive, got {sigma}")));
+            return Err(Error::invalid(
+                "sigma",
+                format!("noise std must be finite and positive, got {sigma}"),
+            ));
         }
         let std = vec![sigma as f32; grid.len()];
         Self::from_std(grid, &std, &std, mask)
@@ -101,22 +104,39 @@ impl NoiseModel {
     /// Shape noise `sigma_e² / n[i]` from per-pixel galaxy counts (0 = masked).
     pub fn from_counts(grid: Grid, sigma_e: f64, counts: &[f32]) -> Result<Self> {
         if !(sigma_e.is_finite() && sigma_e > 0.0) {
-            return Err(Error::invalid("sigma_e", format!("must be finite and positive, got {sigma_e}")));
+            return Err(Error::invalid(
+                "sigma_e",
+                format!("must be finite and positive, got {sigma_e}"),
+            ));
         }
         crate::error::check_len("counts", counts, grid.len())?;
         check_nonneg("counts", counts)?;
-        let w: Vec<f32> = counts.iter().map(|&n| (n as f64 / (sigma_e * sigma_e)) as f32).collect();
+        let w: Vec<f32> = counts
+            .iter()
+            .map(|&n| (n as f64 / (sigma_e * sigma_e)) as f32)
+            .collect();
         Self::from_weights(grid, w.clone(), w)
     }
 
     /// Shape noise for a uniform galaxy density `n_gal` per arcmin²:
     /// per-component std `sigma_e / sqrt(n_gal A_pix)`.
-    pub fn from_density(grid: Grid, sigma_e: f64, n_gal_per_arcmin2: f64, mask: Option<&[bool]>) -> Result<Self> {
+    pub fn from_density(
+        grid: Grid,
+        sigma_e: f64,
+        n_gal_per_arcmin2: f64,
+        mask: Option<&[bool]>,
+    ) -> Result<Self> {
         if !(n_gal_per_arcmin2.is_finite() && n_gal_per_arcmin2 > 0.0) {
-            return Err(Error::invalid("n_gal", format!("must be finite and positive, got {n_gal_per_arcmin2}")));
+            return Err(Error::invalid(
+                "n_gal",
+                format!("must be finite and positive, got {n_gal_per_arcmin2}"),
+            ));
         }
         if !(sigma_e.is_finite() && sigma_e > 0.0) {
-            return Err(Error::invalid("sigma_e", format!("must be finite and positive, got {sigma_e}")));
+            return Err(Error::invalid(
+                "sigma_e",
+                format!("must be finite and positive, got {sigma_e}"),
+            ));
         }
         let sigma = sigma_e / (n_gal_per_arcmin2 * grid.pixel_arcmin * grid.pixel_arcmin).sqrt();
         Self::uniform(grid, sigma, mask)
@@ -139,17 +159,29 @@ impl NoiseModel {
 
     /// `true` where at least one component is observed.
     pub fn mask(&self) -> Vec<bool> {
-        self.w1.iter().zip(&self.w2).map(|(a, b)| *a > 0.0 || *b > 0.0).collect()
+        self.w1
+            .iter()
+            .zip(&self.w2)
+            .map(|(a, b)| *a > 0.0 || *b > 0.0)
+            .collect()
     }
 
     /// Number of observed pixels.
     pub fn n_observed(&self) -> usize {
-        self.w1.iter().zip(&self.w2).filter(|(a, b)| **a > 0.0 || **b > 0.0).count()
+        self.w1
+            .iter()
+            .zip(&self.w2)
+            .filter(|(a, b)| **a > 0.0 || **b > 0.0)
+            .count()
     }
 
     /// Per-component std maps (0 where masked).
     pub fn std_maps(&self) -> (Vec<f32>, Vec<f32>) {
-        let s = |w: &[f32]| w.iter().map(|&w| if w > 0.0 { 1.0 / w.sqrt() } else { 0.0 }).collect();
+        let s = |w: &[f32]| {
+            w.iter()
+                .map(|&w| if w > 0.0 { 1.0 / w.sqrt() } else { 0.0 })
+                .collect()
+        };
         (s(&self.w1), s(&self.w2))
     }
 
@@ -190,21 +222,30 @@ mod tests {
         assert_eq!(m.weight1()[0], 4.0);
         assert_eq!(m.weight2()[3], 0.0);
         assert!(m.uniform_weight().is_none());
-        assert_eq!(NoiseModel::uniform(g, 0.5, None).unwrap().uniform_weight(), Some(4.0));
+        assert_eq!(
+            NoiseModel::uniform(g, 0.5, None).unwrap().uniform_weight(),
+            Some(4.0)
+        );
         // sigma_e / sqrt(n): 0.3 / sqrt(9) = 0.1 => weight 100
         let mut counts = vec![9.0f32; 16];
         counts[0] = 0.0;
         let c = NoiseModel::from_counts(g, 0.3, &counts).unwrap();
         assert!((c.weight1()[1] - 100.0).abs() < 1e-3);
         assert!(!c.mask()[0]);
-        assert!(matches!(NoiseModel::uniform(g, 0.5, Some(&[false; 16])), Err(Error::FullyMasked)));
+        assert!(matches!(
+            NoiseModel::uniform(g, 0.5, Some(&[false; 16])),
+            Err(Error::FullyMasked)
+        ));
         assert!(matches!(
             NoiseModel::from_std(g, &[-1.0; 16], &[1.0; 16], None),
             Err(Error::NegativeVariance { .. })
         ));
         let mut nan = vec![1.0f32; 16];
         nan[5] = f32::NAN;
-        assert!(matches!(NoiseModel::from_std(g, &nan, &[1.0; 16], None), Err(Error::NonFinite { .. })));
+        assert!(matches!(
+            NoiseModel::from_std(g, &nan, &[1.0; 16], None),
+            Err(Error::NonFinite { .. })
+        ));
         assert!(NoiseModel::from_std(g, &[0.0; 16], &[1.0; 16], Some(&[true; 16])).is_err());
         assert!(NoiseModel::uniform(g, 0.0, None).is_err());
         assert!(NoiseModel::from_std(g, &[1.0; 15], &[1.0; 16], None).is_err());
@@ -223,7 +264,10 @@ mod tests {
         assert!(g1[..256].iter().all(|&v| v == 0.0));
         let obs = &g2[256..];
         let var = obs.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / obs.len() as f64;
-        assert!((var / 0.04 - 1.0).abs() < 5.0 * (2.0 / obs.len() as f64).sqrt(), "{var}");
+        assert!(
+            (var / 0.04 - 1.0).abs() < 5.0 * (2.0 / obs.len() as f64).sqrt(),
+            "{var}"
+        );
         let mean1 = g1[256..].iter().map(|&v| v as f64).sum::<f64>() / obs.len() as f64;
         assert!((mean1 - 1.0).abs() < 5.0 * 0.2 / (obs.len() as f64).sqrt());
     }

@@ -42,10 +42,18 @@ fn source_index(i: i64, n: i64, boundary: Boundary) -> usize {
 
 /// Smooths a batch of maps `[b][y][x]` in place with a Gaussian of `sigma_px`
 /// pixels (truncated at 4 sigma). `sigma_px = 0` leaves the maps unchanged.
-pub fn gaussian_smooth(grid: &Grid, maps: &mut [f32], sigma_px: f64, boundary: Boundary) -> Result<()> {
+pub fn gaussian_smooth(
+    grid: &Grid,
+    maps: &mut [f32],
+    sigma_px: f64,
+    boundary: Boundary,
+) -> Result<()> {
     grid.check_batch("maps", maps)?;
     if !(sigma_px.is_finite() && sigma_px >= 0.0) {
-        return Err(Error::invalid("sigma", format!("smoothing scale must be finite and >= 0, got {sigma_px}")));
+        return Err(Error::invalid(
+            "sigma",
+            format!("smoothing scale must be finite and >= 0, got {sigma_px}"),
+        ));
     }
     if sigma_px == 0.0 {
         return Ok(());

@@ -38,16 +38,28 @@ impl ClTable {
         }
         for (i, (&l, &c)) in ell.iter().zip(&cl).enumerate() {
             if !l.is_finite() || !c.is_finite() {
-                return Err(Error::NonFinite { name: "cl", index: i });
+                return Err(Error::NonFinite {
+                    name: "cl",
+                    index: i,
+                });
             }
             if l <= 0.0 {
-                return Err(Error::invalid("ell", format!("multipoles must be positive, row {i} has {l}")));
+                return Err(Error::invalid(
+                    "ell",
+                    format!("multipoles must be positive, row {i} has {l}"),
+                ));
             }
             if c < 0.0 {
-                return Err(Error::invalid("cl", format!("C_ell must be non-negative, row {i} has {c}")));
+                return Err(Error::invalid(
+                    "cl",
+                    format!("C_ell must be non-negative, row {i} has {c}"),
+                ));
             }
             if i > 0 && l <= ell[i - 1] {
-                return Err(Error::invalid("ell", format!("multipoles must increase strictly (row {i})")));
+                return Err(Error::invalid(
+                    "ell",
+                    format!("multipoles must increase strictly (row {i})"),
+                ));
             }
         }
         Ok(ClTable { ell, cl })
@@ -92,7 +104,9 @@ impl ClTable {
                 _ => {
                     return Err(Error::Format {
                         path: path.to_path_buf(),
-                        reason: format!("a C_ell table must have shape (2, n) or (n, 2), got {shape:?}"),
+                        reason: format!(
+                            "a C_ell table must have shape (2, n) or (n, 2), got {shape:?}"
+                        ),
                     })
                 }
             };
@@ -111,9 +125,15 @@ impl ClTable {
             if line.is_empty() {
                 continue;
             }
-            let cols: Vec<&str> = line.split(|c: char| c.is_whitespace() || c == ',').filter(|s| !s.is_empty()).collect();
+            let cols: Vec<&str> = line
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|s| !s.is_empty())
+                .collect();
             let parse = |s: &str| s.parse::<f64>().ok();
-            match (cols.first().and_then(|s| parse(s)), cols.get(1).and_then(|s| parse(s))) {
+            match (
+                cols.first().and_then(|s| parse(s)),
+                cols.get(1).and_then(|s| parse(s)),
+            ) {
                 (Some(l), Some(c)) => {
                     ell.push(l);
                     cl.push(c);
@@ -156,7 +176,10 @@ impl ClTable {
 
     /// The table with every C_ell multiplied by `factor` (≥ 0).
     pub fn scaled(&self, factor: f64) -> Result<Self> {
-        Self::new(self.ell.clone(), self.cl.iter().map(|c| c * factor).collect())
+        Self::new(
+            self.ell.clone(),
+            self.cl.iter().map(|c| c * factor).collect(),
+        )
     }
 
     /// `C(ell)` interpolated linearly in (ln ell, ln C); linearly in ell where
@@ -187,7 +210,10 @@ impl ClTable {
     /// of `grid`, zero at `k = 0`.
     pub fn pixel_power(&self, grid: &Grid) -> Vec<f64> {
         let inv_area = 1.0 / grid.pixel_area_sr();
-        grid.ell_map().iter().map(|&l| self.eval(l) * inv_area).collect()
+        grid.ell_map()
+            .iter()
+            .map(|&l| self.eval(l) * inv_area)
+            .collect()
     }
 }
 
@@ -240,15 +266,29 @@ pub fn bin_edges(grid: &Grid, binning: Binning) -> Result<Vec<f64>> {
         .collect())
 }
 
+fn check_edges(edges: &[f64]) -> Result<()> {
+    let increasing = edges.windows(2).all(|w| w[1] > w[0]);
+    if edges.len() < 2 || !increasing || edges.iter().any(|e| !e.is_finite()) {
+        return Err(Error::invalid(
+            "edges",
+            "bin edges must be at least two increasing finite values",
+        ));
+    }
+    Ok(())
+}
+
 /// Estimates the binned C_ell of a batch of maps `[b][y][x]` (optionally
 /// masked: `mask[i] = true` where observed, applied to every map) with the
 /// given bin edges. Empty bins are dropped from the result.
-pub fn estimate_cl(grid: &Grid, maps: &[f32], mask: Option<&[bool]>, edges: &[f64]) -> Result<BinnedSpectrum> {
+pub fn estimate_cl(
+    grid: &Grid,
+    maps: &[f32],
+    mask: Option<&[bool]>,
+    edges: &[f64],
+) -> Result<BinnedSpectrum> {
     let b = grid.check_batch("maps", maps)?;
     crate::error::check_finite("maps", maps)?;
-    if edges.len() < 2 || edges.windows(2).any(|w| !(w[1] > w[0])) {
-        return Err(Error::invalid("edges", "bin edges must be at least two increasing values"));
-    }
+    check_edges(edges)?;
     let n = grid.len();
     let fsky = match mask {
         Some(m) => {
@@ -317,9 +357,7 @@ pub fn estimate_cl(grid: &Grid, maps: &[f32], mask: Option<&[bool]>, edges: &[f6
 /// in each bin (what an unbiased estimate should scatter around). Bins without
 /// modes are dropped, as in the estimate.
 pub fn bin_theory(grid: &Grid, table: &ClTable, edges: &[f64]) -> Result<Vec<f64>> {
-    if edges.len() < 2 || edges.windows(2).any(|w| !(w[1] > w[0])) {
-        return Err(Error::invalid("edges", "bin edges must be at least two increasing values"));
-    }
+    check_edges(edges)?;
     let nb = edges.len() - 1;
     let (mut sum, mut modes) = (vec![0.0; nb], vec![0.0; nb]);
     let nkx = grid.nkx();

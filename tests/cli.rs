@@ -40,8 +40,19 @@ fn simulate_ks_wiener_spectrum_pipeline() {
     let d = common::temp_dir("cli-pipeline");
     let prefix = d.join("sim");
     let out = ok(&[
-        "simulate", "--size", "64", "--pixel-arcmin", "2", "--field", "lognormal", "--seed", "3",
-        "--out-prefix", s(&prefix), "--png", s(&d.join("sim.png")),
+        "simulate",
+        "--size",
+        "64",
+        "--pixel-arcmin",
+        "2",
+        "--field",
+        "lognormal",
+        "--seed",
+        "3",
+        "--out-prefix",
+        s(&prefix),
+        "--png",
+        s(&d.join("sim.png")),
     ]);
     assert!(out.contains("log-normal"), "{out}");
     let e1 = d.join("sim_e1.fits");
@@ -52,21 +63,62 @@ fn simulate_ks_wiener_spectrum_pipeline() {
     let (w, h) = png_size(&d.join("sim.png"));
     assert!(w > 600 && h > 200);
     // KS reads the pixel size from the WCS the simulation wrote
-    let out = ok(&["ks", "--e1", s(&e1), "--e2", s(&e2), "--smooth", "1", "--out-e", s(&d.join("ke.npy")), "--out-b", s(&d.join("kb.fits"))]);
+    let out = ok(&[
+        "ks",
+        "--e1",
+        s(&e1),
+        "--e2",
+        s(&e2),
+        "--smooth",
+        "1",
+        "--out-e",
+        s(&d.join("ke.npy")),
+        "--out-b",
+        s(&d.join("kb.fits")),
+    ]);
     assert!(out.contains("2.000'/px"), "{out}");
     let ke = lensdiff::io::read_map(&d.join("ke.npy"), Some([64, 64])).unwrap();
     assert!(ke.iter().any(|&v| v != 0.0));
     let out = ok(&[
-        "wiener", "--e1", s(&e1), "--e2", s(&e2), "--std1", s(&d.join("sim_std1.fits")), "--std2",
-        s(&d.join("sim_std2.fits")), "--out", s(&d.join("wf.fits")), "--png", s(&d.join("wf.png")),
+        "wiener",
+        "--e1",
+        s(&e1),
+        "--e2",
+        s(&e2),
+        "--std1",
+        s(&d.join("sim_std1.fits")),
+        "--std2",
+        s(&d.join("sim_std2.fits")),
+        "--out",
+        s(&d.join("wf.fits")),
+        "--png",
+        s(&d.join("wf.png")),
     ]);
     assert!(out.contains("iterations"), "{out}");
     // the Wiener map correlates with the truth better than KS without smoothing
-    let truth: Vec<f32> = lensdiff::io::read_map(&d.join("sim_kappa.fits"), None).unwrap().iter().copied().collect();
-    let wf: Vec<f32> = lensdiff::io::read_map(&d.join("wf.fits"), None).unwrap().iter().copied().collect();
+    let truth: Vec<f32> = lensdiff::io::read_map(&d.join("sim_kappa.fits"), None)
+        .unwrap()
+        .iter()
+        .copied()
+        .collect();
+    let wf: Vec<f32> = lensdiff::io::read_map(&d.join("wf.fits"), None)
+        .unwrap()
+        .iter()
+        .copied()
+        .collect();
     let r = lensdiff::metrics::pearson(&wf, &truth, None).unwrap();
     assert!(r > 0.3, "r = {r}");
-    let out = ok(&["spectrum", "--map", s(&d.join("sim_kappa.fits")), "--bins", "8", "--out", s(&d.join("cl.txt")), "--png", s(&d.join("cl.png"))]);
+    let out = ok(&[
+        "spectrum",
+        "--map",
+        s(&d.join("sim_kappa.fits")),
+        "--bins",
+        "8",
+        "--out",
+        s(&d.join("cl.txt")),
+        "--png",
+        s(&d.join("cl.png")),
+    ]);
     assert!(out.contains("8 bins") || out.contains("bins"), "{out}");
     let t = lensdiff::spectrum::ClTable::read(&d.join("cl.txt")).unwrap();
     assert!(t.ell().len() >= 6);
@@ -77,14 +129,49 @@ fn simulate_ks_wiener_spectrum_pipeline() {
 fn simulate_stack_in_npy_and_spectrum_of_the_stack() {
     let d = common::temp_dir("cli-stack");
     let prefix = d.join("g");
-    ok(&["simulate", "--size", "32", "--field", "gaussian", "--count", "3", "--format", "npy", "--out-prefix", s(&prefix)]);
+    ok(&[
+        "simulate",
+        "--size",
+        "32",
+        "--field",
+        "gaussian",
+        "--count",
+        "3",
+        "--format",
+        "npy",
+        "--out-prefix",
+        s(&prefix),
+    ]);
     let a = lensdiff::io::read_stack(&d.join("g_kappa.npy")).unwrap();
     assert_eq!(a.dim(), (3, 32, 32));
     // map 1 of the stack equals map 1 of any other count: the seed is per map
-    ok(&["simulate", "--size", "32", "--field", "gaussian", "--count", "2", "--format", "npy", "--out-prefix", s(&d.join("h"))]);
+    ok(&[
+        "simulate",
+        "--size",
+        "32",
+        "--field",
+        "gaussian",
+        "--count",
+        "2",
+        "--format",
+        "npy",
+        "--out-prefix",
+        s(&d.join("h")),
+    ]);
     let b = lensdiff::io::read_stack(&d.join("h_kappa.npy")).unwrap();
-    assert_eq!(a.index_axis(ndarray::Axis(0), 1), b.index_axis(ndarray::Axis(0), 1));
-    let out = ok(&["spectrum", "--map", s(&d.join("g_kappa.npy")), "--pixel-arcmin", "1", "--bins", "5"]);
+    assert_eq!(
+        a.index_axis(ndarray::Axis(0), 1),
+        b.index_axis(ndarray::Axis(0), 1)
+    );
+    let out = ok(&[
+        "spectrum",
+        "--map",
+        s(&d.join("g_kappa.npy")),
+        "--pixel-arcmin",
+        "1",
+        "--bins",
+        "5",
+    ]);
     assert!(out.contains("3 map(s)"), "{out}");
 }
 
@@ -103,10 +190,39 @@ fn demo_writes_its_figures() {
 fn bad_input_exits_nonzero_with_one_line() {
     let d = common::temp_dir("cli-bad");
     let mut cases: Vec<Vec<String>> = vec![
-        vec!["ks".into(), "--e1".into(), "/nonexistent/e1.fits".into(), "--e2".into(), "x.fits".into(), "--out-e".into(), "o.fits".into()],
-        vec!["simulate".into(), "--size".into(), "1".into(), "--out-prefix".into(), s(&d.join("p")).into()],
-        vec!["simulate".into(), "--pixel-arcmin=-1".into(), "--out-prefix".into(), s(&d.join("p")).into()],
-        vec!["simulate".into(), "--size".into(), "16".into(), "--out-prefix".into(), s(&d.join("p.txt")).into(), "--format".into(), "npy".into(), "--lambda".into(), "0".into()],
+        vec![
+            "ks".into(),
+            "--e1".into(),
+            "/nonexistent/e1.fits".into(),
+            "--e2".into(),
+            "x.fits".into(),
+            "--out-e".into(),
+            "o.fits".into(),
+        ],
+        vec![
+            "simulate".into(),
+            "--size".into(),
+            "1".into(),
+            "--out-prefix".into(),
+            s(&d.join("p")).into(),
+        ],
+        vec![
+            "simulate".into(),
+            "--pixel-arcmin=-1".into(),
+            "--out-prefix".into(),
+            s(&d.join("p")).into(),
+        ],
+        vec![
+            "simulate".into(),
+            "--size".into(),
+            "16".into(),
+            "--out-prefix".into(),
+            s(&d.join("p.txt")).into(),
+            "--format".into(),
+            "npy".into(),
+            "--lambda".into(),
+            "0".into(),
+        ],
     ];
     cases.push(vec!["ks".into(), "--no-such-flag".into()]);
     for c in &cases {
@@ -122,13 +238,36 @@ fn bad_input_exits_nonzero_with_one_line() {
     let mut m = ndarray::Array2::<f32>::zeros((8, 8));
     m[[2, 3]] = f32::NAN;
     lensdiff::io::write_array(&nan, m.view().into_dyn(), None).unwrap();
-    let o = lensdiff(&["ks", "--e1", s(&nan), "--e2", s(&nan), "--pixel-arcmin", "1", "--out-e", s(&d.join("o.npy"))]);
+    let o = lensdiff(&[
+        "ks",
+        "--e1",
+        s(&nan),
+        "--e2",
+        s(&nan),
+        "--pixel-arcmin",
+        "1",
+        "--out-e",
+        s(&d.join("o.npy")),
+    ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("non-finite"));
     // a map without WCS needs --pixel-arcmin
     let z = d.join("z.npy");
-    lensdiff::io::write_array(&z, ndarray::Array2::<f32>::zeros((8, 8)).view().into_dyn(), None).unwrap();
-    let o = lensdiff(&["ks", "--e1", s(&z), "--e2", s(&z), "--out-e", s(&d.join("o.npy"))]);
+    lensdiff::io::write_array(
+        &z,
+        ndarray::Array2::<f32>::zeros((8, 8)).view().into_dyn(),
+        None,
+    )
+    .unwrap();
+    let o = lensdiff(&[
+        "ks",
+        "--e1",
+        s(&z),
+        "--e2",
+        s(&z),
+        "--out-e",
+        s(&d.join("o.npy")),
+    ]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--pixel-arcmin"));
 }
 
@@ -151,16 +290,37 @@ fn bin_reproduces_the_cosmos_maps() {
     let d = common::temp_dir("cli-bin");
     let prefix = d.join("cosmos");
     let out = ok(&[
-        "bin", "--cosmos", s(&data.join("cosmos")), "--pixel-arcmin", "0.29", "--size", "360", "--projection", "plate",
-        "--out-prefix", s(&prefix), "--png", s(&d.join("bin.png")),
+        "bin",
+        "--cosmos",
+        s(&data.join("cosmos")),
+        "--pixel-arcmin",
+        "0.29",
+        "--size",
+        "360",
+        "--projection",
+        "plate",
+        "--out-prefix",
+        s(&prefix),
+        "--png",
+        s(&d.join("bin.png")),
     ]);
     assert!(out.contains("417117 galaxies"), "{out}");
     assert!(out.contains("69191 observed"), "{out}");
     let ours = lensdiff::io::read_map(&d.join("cosmos_e1.fits"), Some([360, 360])).unwrap();
-    let reference = lensdiff::io::read_map(&data.join("cosmos/cosmos_full_e1_0.29arcmin360.fits"), Some([360, 360])).unwrap();
-    let diff = ours.iter().zip(reference.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let reference = lensdiff::io::read_map(
+        &data.join("cosmos/cosmos_full_e1_0.29arcmin360.fits"),
+        Some([360, 360]),
+    )
+    .unwrap();
+    let diff = ours
+        .iter()
+        .zip(reference.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(diff < 1e-6, "{diff}");
     // the written FITS carries the TAN WCS of the field
-    let wcs = lensdiff::io::fits::read_wcs(&d.join("cosmos_e1.fits")).unwrap().unwrap();
+    let wcs = lensdiff::io::fits::read_wcs(&d.join("cosmos_e1.fits"))
+        .unwrap()
+        .unwrap();
     assert!((wcs.crval[0] - 150.116).abs() < 1e-3 && (wcs.cdelt[1] * 60.0 - 0.29).abs() < 1e-9);
 }

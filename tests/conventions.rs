@@ -23,14 +23,20 @@ fn adjoint_identity_on_odd_even_and_rectangular_grids() {
         // f64: identity to 1e-12 relative
         let ks = KaiserSquires::<f64>::new(g);
         let k = to64(&common::noise_vec(n, 1));
-        let (a1, a2) = (to64(&common::noise_vec(n, 2)), to64(&common::noise_vec(n, 3)));
+        let (a1, a2) = (
+            to64(&common::noise_vec(n, 2)),
+            to64(&common::noise_vec(n, 3)),
+        );
         let (mut p1, mut p2) = (vec![0.0; n], vec![0.0; n]);
         ks.forward(&k, &mut p1, &mut p2).unwrap();
         let mut pt = vec![0.0; n];
         ks.adjoint(&a1, &a2, &mut pt).unwrap();
         let lhs = dot(&p1, &a1) + dot(&p2, &a2);
         let rhs = dot(&k, &pt);
-        assert!((lhs - rhs).abs() <= 1e-12 * lhs.abs().max(rhs.abs()), "{nx}x{ny}: {lhs} {rhs}");
+        assert!(
+            (lhs - rhs).abs() <= 1e-12 * lhs.abs().max(rhs.abs()),
+            "{nx}x{ny}: {lhs} {rhs}"
+        );
         // f32: identity to single precision (1e-5 relative)
         let ks32 = KaiserSquires::<f32>::new(g);
         let k32 = common::noise_vec(n, 1);
@@ -40,7 +46,10 @@ fn adjoint_identity_on_odd_even_and_rectangular_grids() {
         ks32.adjoint(&b1, &b2, &mut qt).unwrap();
         let l32 = dot(&to64(&q1), &to64(&b1)) + dot(&to64(&q2), &to64(&b2));
         let r32 = dot(&to64(&k32), &to64(&qt));
-        assert!((l32 - r32).abs() <= 1e-5 * l32.abs().max(r32.abs()), "{l32} {r32}");
+        assert!(
+            (l32 - r32).abs() <= 1e-5 * l32.abs().max(r32.abs()),
+            "{l32} {r32}"
+        );
     }
 }
 
@@ -57,7 +66,11 @@ fn round_trip_exact_on_odd_and_on_even_after_removing_nyquist() {
         ks.forward(&k, &mut g1, &mut g2).unwrap();
         let (mut e, mut b) = (vec![0.0; n], vec![0.0; n]);
         ks.inverse_eb(&g1, &g2, &mut e, &mut b).unwrap();
-        let err = e.iter().zip(&k).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let err = e
+            .iter()
+            .zip(&k)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
         assert!(err < 1e-12, "{nx}x{ny}: round trip error {err}");
         // a pure E field has no B mode
         let bmax = b.iter().map(|v| v.abs()).fold(0.0, f64::max);
@@ -69,10 +82,15 @@ fn round_trip_exact_on_odd_and_on_even_after_removing_nyquist() {
     let mut k = to64(&common::noise_vec(64, 5));
     let m = k.iter().sum::<f64>() / 64.0;
     k.iter_mut().for_each(|v| *v -= m);
-    let (mut g1, mut g2, mut e, mut b) = (vec![0.0; 64], vec![0.0; 64], vec![0.0; 64], vec![0.0; 64]);
+    let (mut g1, mut g2, mut e, mut b) =
+        (vec![0.0; 64], vec![0.0; 64], vec![0.0; 64], vec![0.0; 64]);
     ks.forward(&k, &mut g1, &mut g2).unwrap();
     ks.inverse_eb(&g1, &g2, &mut e, &mut b).unwrap();
-    let err = e.iter().zip(&k).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let err = e
+        .iter()
+        .zip(&k)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     assert!(err > 1e-3);
 }
 

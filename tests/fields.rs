@@ -6,7 +6,9 @@ use lensdiff::Grid;
 
 /// A kappaTNG-like power law: C_ell = 2e-9 (ell/1000)^-1.2 up to ell 1e5.
 fn table() -> ClTable {
-    let ell: Vec<f64> = (0..60).map(|i| 10f64.powf(1.0 + 4.0 * i as f64 / 59.0)).collect();
+    let ell: Vec<f64> = (0..60)
+        .map(|i| 10f64.powf(1.0 + 4.0 * i as f64 / 59.0))
+        .collect();
     let cl = ell.iter().map(|l| 2e-9 * (l / 1000.0).powf(-1.2)).collect();
     ClTable::new(ell, cl).unwrap()
 }
@@ -60,7 +62,11 @@ fn lognormal_field_shape_and_spectrum() {
     let theory = bin_theory(&g, &t, &edges).unwrap();
     let mut checked = 0;
     for ((c, sg), th) in est.cl.iter().zip(&est.sigma).zip(&theory) {
-        eprintln!("ell bin: C {c:.4e} target {th:.4e} ratio {:.4} rel.err {:.4}", c / th, 2.0 * sg / c);
+        eprintln!(
+            "ell bin: C {c:.4e} target {th:.4e} ratio {:.4} rel.err {:.4}",
+            c / th,
+            2.0 * sg / c
+        );
         if 2.0 * sg / c < 0.0125 {
             assert!((c / th - 1.0).abs() < 0.05, "C_ell {c} vs target {th}");
             checked += 1;
@@ -75,14 +81,25 @@ fn lognormal_field_shape_and_spectrum() {
 fn default_spectrum_is_close_to_the_kappatng_theory() {
     let t = ClTable::default_kappa();
     // against the shared kappaTNG table when present (fit quality stated in the docs: 5%)
-    let p = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/ktng/ktng_PS_theory.npy"));
+    let p = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/ktng/ktng_PS_theory.npy"
+    ));
     if !p.exists() {
         eprintln!("NOTICE: kappaTNG table absent; checking known values only");
     } else {
         let k = ClTable::read(p).unwrap();
         for (l, c) in k.ell().iter().zip(k.cl()) {
-            assert!((t.eval(*l) / c - 1.0).abs() < 0.05, "ell {l}: {} vs {c}", t.eval(*l));
+            assert!(
+                (t.eval(*l) / c - 1.0).abs() < 0.05,
+                "ell {l}: {} vs {c}",
+                t.eval(*l)
+            );
         }
     }
-    assert!((t.eval(1000.0) / 5.385e-10 - 1.0).abs() < 0.05, "{}", t.eval(1000.0));
+    assert!(
+        (t.eval(1000.0) / 5.385e-10 - 1.0).abs() < 0.05,
+        "{}",
+        t.eval(1000.0)
+    );
 }

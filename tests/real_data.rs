@@ -41,7 +41,9 @@ fn cosmos_ks_matches_lenspack() {
     let ours = fliplr(&e, 360);
     let interior = max_abs_diff_interior(&ours, &reference, 360, 360, 10).unwrap();
     let everywhere = max_abs_diff_interior(&ours, &reference, 360, 360, 0).unwrap();
-    eprintln!("COSMOS KS vs lenspack: max |diff| {interior:.2e} (>= 10 px in), {everywhere:.2e} (all)");
+    eprintln!(
+        "COSMOS KS vs lenspack: max |diff| {interior:.2e} (>= 10 px in), {everywhere:.2e} (all)"
+    );
     assert!(interior < 1e-5);
     // the test can fail: without the flip the maps disagree
     assert!(max_abs_diff_interior(&e, &reference, 360, 360, 10).unwrap() > 1e-3);
@@ -66,10 +68,23 @@ fn ktng_wiener_and_ks_reach_the_published_scores() {
     let (g1, g2) = simulate_shear(&truth, &noise, 2023, 0).unwrap();
 
     let wf = WienerFilter::new(g, prior.pixel_power(&g)).unwrap();
-    let sol = wf.solve(&g1, &g2, &noise, &WienerOptions { tol: 1e-6, max_iter: 500 }).unwrap();
+    let sol = wf
+        .solve(
+            &g1,
+            &g2,
+            &noise,
+            &WienerOptions {
+                tol: 1e-6,
+                max_iter: 500,
+            },
+        )
+        .unwrap();
     let rmse = rmse_centred(&sol.kappa, &truth, Some(&mask)).unwrap();
     let r = pearson(&sol.kappa, &truth, Some(&mask)).unwrap();
-    eprintln!("kappaTNG Wiener: RMSE {rmse:.5}, r {r:.4} ({} PCG iterations)", sol.iterations);
+    eprintln!(
+        "kappaTNG Wiener: RMSE {rmse:.5}, r {r:.4} ({} PCG iterations)",
+        sol.iterations
+    );
     assert!(rmse <= 0.0228, "Wiener RMSE {rmse}");
     assert!(r >= 0.64, "Wiener r {r}");
 

@@ -8,7 +8,9 @@ use lensdiff::spectrum::ClTable;
 use lensdiff::Grid;
 
 fn table() -> ClTable {
-    let ell: Vec<f64> = (0..40).map(|i| 10f64.powf(1.5 + 3.5 * i as f64 / 39.0)).collect();
+    let ell: Vec<f64> = (0..40)
+        .map(|i| 10f64.powf(1.5 + 3.5 * i as f64 / 39.0))
+        .collect();
     let cl = ell.iter().map(|l| 1e-8 * (l / 1000.0).powf(-1.0)).collect();
     ClTable::new(ell, cl).unwrap()
 }
@@ -25,7 +27,9 @@ fn dense_operator(g: &Grid, f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
             for iy in 0..ny {
                 for ix in 0..nx {
                     let (k1, k2) = (freq(ix, nx), freq(iy, ny));
-                    let ph = 2.0 * std::f64::consts::PI * (ix as f64 * dx as f64 / nx as f64 + iy as f64 * dy as f64 / ny as f64);
+                    let ph = 2.0
+                        * std::f64::consts::PI
+                        * (ix as f64 * dx as f64 / nx as f64 + iy as f64 * dy as f64 / ny as f64);
                     acc += f(k1, k2) * ph.cos();
                 }
             }
@@ -47,7 +51,9 @@ fn dense_operator(g: &Grid, f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
 fn solve(mut a: Vec<f64>, mut b: Vec<f64>) -> Vec<f64> {
     let n = b.len();
     for c in 0..n {
-        let p = (c..n).max_by(|&i, &j| a[i * n + c].abs().total_cmp(&a[j * n + c].abs())).unwrap();
+        let p = (c..n)
+            .max_by(|&i, &j| a[i * n + c].abs().total_cmp(&a[j * n + c].abs()))
+            .unwrap();
         for k in 0..n {
             a.swap(c * n + k, p * n + k);
         }
@@ -73,8 +79,20 @@ fn dense_wiener(g: &Grid, t: &ClTable, noise: &NoiseModel, g1: &[f32], g2: &[f32
     let n = g.len();
     let d = g.pixel_rad();
     let s = |k1: f64, k2: f64| t.eval(2.0 * std::f64::consts::PI * k1.hypot(k2) / d) / (d * d);
-    let p1f = |k1: f64, k2: f64| if k1 == 0.0 && k2 == 0.0 { 0.0 } else { (k1 * k1 - k2 * k2) / (k1 * k1 + k2 * k2) };
-    let p2f = |k1: f64, k2: f64| if k1 == 0.0 && k2 == 0.0 { 0.0 } else { 2.0 * k1 * k2 / (k1 * k1 + k2 * k2) };
+    let p1f = |k1: f64, k2: f64| {
+        if k1 == 0.0 && k2 == 0.0 {
+            0.0
+        } else {
+            (k1 * k1 - k2 * k2) / (k1 * k1 + k2 * k2)
+        }
+    };
+    let p2f = |k1: f64, k2: f64| {
+        if k1 == 0.0 && k2 == 0.0 {
+            0.0
+        } else {
+            2.0 * k1 * k2 / (k1 * k1 + k2 * k2)
+        }
+    };
     let c = dense_operator(g, s);
     let p1 = dense_operator(g, p1f);
     let p2 = dense_operator(g, p2f);
@@ -95,16 +113,23 @@ fn dense_wiener(g: &Grid, t: &ClTable, noise: &NoiseModel, g1: &[f32], g2: &[f32
     // PC: m x n
     let pc: Vec<Vec<f64>> = rows
         .iter()
-        .map(|r| (0..n).map(|j| (0..n).map(|k| r[k] * c[k * n + j]).sum()).collect())
+        .map(|r| {
+            (0..n)
+                .map(|j| (0..n).map(|k| r[k] * c[k * n + j]).sum())
+                .collect()
+        })
         .collect();
     let mut a = vec![0.0; m * m];
     for i in 0..m {
         for j in 0..m {
-            a[i * m + j] = (0..n).map(|k| pc[i][k] * rows[j][k]).sum::<f64>() + if i == j { var[i] } else { 0.0 };
+            a[i * m + j] = (0..n).map(|k| pc[i][k] * rows[j][k]).sum::<f64>()
+                + if i == j { var[i] } else { 0.0 };
         }
     }
     let y = solve(a, data);
-    (0..n).map(|j| (0..m).map(|i| pc[i][j] * y[i]).sum()).collect()
+    (0..n)
+        .map(|j| (0..m).map(|i| pc[i][j] * y[i]).sum())
+        .collect()
 }
 
 #[test]
@@ -117,18 +142,38 @@ fn pcg_matches_dense_exact_solve_on_small_masked_grids() {
         let z = common::noise_vec(n, seed);
         let std1: Vec<f32> = z.iter().map(|v| 0.1 + 0.05 * v.tanh()).collect();
         let std2: Vec<f32> = z.iter().rev().map(|v| 0.1 + 0.05 * v.tanh()).collect();
-        let mask: Vec<bool> = (0..n).map(|i| !((i % nx < 3 && i / nx < 2) || i % 7 == 3)).collect();
+        let mask: Vec<bool> = (0..n)
+            .map(|i| !((i % nx < 3 && i / nx < 2) || i % 7 == 3))
+            .collect();
         let noise = NoiseModel::from_std(g, &std1, &std2, Some(&mask)).unwrap();
-        let g1: Vec<f32> = common::noise_vec(n, seed + 10).iter().map(|v| 0.05 * v).collect();
-        let g2: Vec<f32> = common::noise_vec(n, seed + 20).iter().map(|v| 0.05 * v).collect();
+        let g1: Vec<f32> = common::noise_vec(n, seed + 10)
+            .iter()
+            .map(|v| 0.05 * v)
+            .collect();
+        let g2: Vec<f32> = common::noise_vec(n, seed + 20)
+            .iter()
+            .map(|v| 0.05 * v)
+            .collect();
         let wf = WienerFilter::new(g, t.pixel_power(&g)).unwrap();
-        let opts = WienerOptions { tol: 1e-10, max_iter: 2000 };
+        let opts = WienerOptions {
+            tol: 1e-10,
+            max_iter: 2000,
+        };
         let sol = wf.solve(&g1, &g2, &noise, &opts).unwrap();
         let exact = dense_wiener(&g, &t, &noise, &g1, &g2);
-        let num: f64 = sol.kappa.iter().zip(&exact).map(|(a, b)| (*a as f64 - b).powi(2)).sum();
+        let num: f64 = sol
+            .kappa
+            .iter()
+            .zip(&exact)
+            .map(|(a, b)| (*a as f64 - b).powi(2))
+            .sum();
         let den: f64 = exact.iter().map(|b| b * b).sum();
         let rel = (num / den).sqrt();
-        assert!(rel < 1e-5, "{ny}x{nx}: relative error {rel} after {} iterations", sol.iterations);
+        assert!(
+            rel < 1e-5,
+            "{ny}x{nx}: relative error {rel} after {} iterations",
+            sol.iterations
+        );
         assert!(den > 0.0);
     }
 }
@@ -144,8 +189,23 @@ fn fourier_solution_equals_pcg_for_uniform_noise() {
     let g1: Vec<f32> = common::noise_vec(n, 4).iter().map(|v| 0.1 * v).collect();
     let g2: Vec<f32> = common::noise_vec(n, 5).iter().map(|v| 0.1 * v).collect();
     let f = wf.fourier(&g1, &g2, sigma).unwrap();
-    let p = wf.solve(&g1, &g2, &noise, &WienerOptions { tol: 1e-9, max_iter: 500 }).unwrap();
-    let num: f64 = f.kappa.iter().zip(&p.kappa).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+    let p = wf
+        .solve(
+            &g1,
+            &g2,
+            &noise,
+            &WienerOptions {
+                tol: 1e-9,
+                max_iter: 500,
+            },
+        )
+        .unwrap();
+    let num: f64 = f
+        .kappa
+        .iter()
+        .zip(&p.kappa)
+        .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+        .sum();
     let den: f64 = f.kappa.iter().map(|a| (*a as f64).powi(2)).sum();
     assert!((num / den).sqrt() < 1e-5);
     // uniform noise: the preconditioner is exact except on the Nyquist modes
@@ -166,11 +226,21 @@ fn solver_reports_non_convergence_and_bad_input() {
     let noise = NoiseModel::uniform(g, 0.01, Some(&mask)).unwrap();
     let g1 = common::noise_vec(g.len(), 1);
     let g2 = common::noise_vec(g.len(), 2);
-    let r = wf.solve(&g1, &g2, &noise, &WienerOptions { tol: 1e-14, max_iter: 2 });
+    let r = wf.solve(
+        &g1,
+        &g2,
+        &noise,
+        &WienerOptions {
+            tol: 1e-14,
+            max_iter: 2,
+        },
+    );
     assert!(matches!(r, Err(lensdiff::Error::NotConverged { .. })));
     let mut bad = g1.clone();
     bad[0] = f32::INFINITY;
-    assert!(wf.solve(&bad, &g2, &noise, &WienerOptions::default()).is_err());
+    assert!(wf
+        .solve(&bad, &g2, &noise, &WienerOptions::default())
+        .is_err());
     assert!(wf.fourier(&g1, &g2, -1.0).is_err());
     assert!(WienerFilter::new(g, vec![1.0; 3]).is_err());
 }

@@ -75,7 +75,10 @@ impl WienerFilter {
             return Err(Error::shape("power", grid.spectral_len(), power.len()));
         }
         if let Some(index) = power.iter().position(|p| !p.is_finite()) {
-            return Err(Error::NonFinite { name: "power", index });
+            return Err(Error::NonFinite {
+                name: "power",
+                index,
+            });
         }
         if power.iter().any(|&p| p < 0.0) {
             return Err(Error::invalid("power", "prior power must be non-negative"));
@@ -112,7 +115,10 @@ impl WienerFilter {
     pub fn fourier(&self, g1: &[f32], g2: &[f32], sigma: f64) -> Result<WienerSolution> {
         self.check_shear(g1, g2)?;
         if !(sigma.is_finite() && sigma > 0.0) {
-            return Err(Error::invalid("sigma", format!("noise std must be finite and positive, got {sigma}")));
+            return Err(Error::invalid(
+                "sigma",
+                format!("noise std must be finite and positive, got {sigma}"),
+            ));
         }
         let fft = self.ks.fft();
         let to64 = |g: &[f32]| g.iter().map(|&v| v as f64).collect::<Vec<f64>>();
@@ -176,7 +182,13 @@ impl WienerFilter {
     }
 
     /// Iterative solution with masks and per-pixel noise.
-    pub fn solve(&self, g1: &[f32], g2: &[f32], noise: &NoiseModel, opts: &WienerOptions) -> Result<WienerSolution> {
+    pub fn solve(
+        &self,
+        g1: &[f32],
+        g2: &[f32],
+        noise: &NoiseModel,
+        opts: &WienerOptions,
+    ) -> Result<WienerSolution> {
         self.solve_with_progress(g1, g2, noise, opts, &mut |_, _| {})
     }
 
@@ -192,10 +204,16 @@ impl WienerFilter {
     ) -> Result<WienerSolution> {
         self.check_shear(g1, g2)?;
         if noise.grid() != &self.grid {
-            return Err(Error::invalid("noise", "noise model and filter have different grids"));
+            return Err(Error::invalid(
+                "noise",
+                "noise model and filter have different grids",
+            ));
         }
         if !(opts.tol.is_finite() && opts.tol > 0.0) || opts.max_iter == 0 {
-            return Err(Error::invalid("options", "tolerance must be positive and max_iter at least 1"));
+            return Err(Error::invalid(
+                "options",
+                "tolerance must be positive and max_iter at least 1",
+            ));
         }
         let n = self.grid.len();
         let w1: Vec<f64> = noise.weight1().iter().map(|&v| v as f64).collect();

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use lensdiff::catalogue::{bin_catalogue, BinningOptions, Catalogue, Centre, NoiseEstimate, Projection};
+use lensdiff::catalogue::{
+    bin_catalogue, BinningOptions, Catalogue, Centre, NoiseEstimate, Projection,
+};
 use lensdiff::io::Wcs;
 use lensdiff::{Error, Grid, Result};
 
@@ -98,9 +100,15 @@ fn parse_centre(s: &str) -> Result<Centre> {
             match parts.as_slice() {
                 [ra, dec] => match (ra.trim().parse::<f64>(), dec.trim().parse::<f64>()) {
                     (Ok(ra_deg), Ok(dec_deg)) => Ok(Centre::Given { ra_deg, dec_deg }),
-                    _ => Err(Error::invalid("--centre", format!("cannot read `{s}` as RA,DEC"))),
+                    _ => Err(Error::invalid(
+                        "--centre",
+                        format!("cannot read `{s}` as RA,DEC"),
+                    )),
                 },
-                _ => Err(Error::invalid("--centre", format!("expected median, mean or RA,DEC, got `{s}`"))),
+                _ => Err(Error::invalid(
+                    "--centre",
+                    format!("expected median, mean or RA,DEC, got `{s}`"),
+                )),
             }
         }
     }
@@ -109,10 +117,21 @@ fn parse_centre(s: &str) -> Result<Centre> {
 pub fn run(a: Args) -> Result<()> {
     let cat = match (&a.cosmos, &a.ra, &a.dec, &a.e1, &a.e2) {
         (Some(dir), ..) => Catalogue::from_cosmos_dir(dir)?,
-        (None, Some(ra), Some(dec), Some(e1), Some(e2)) => Catalogue::from_files(ra, dec, e1, e2, a.weight.as_deref())?,
-        _ => return Err(Error::invalid("catalogue", "give --cosmos DIR or --ra, --dec, --e1 and --e2")),
+        (None, Some(ra), Some(dec), Some(e1), Some(e2)) => {
+            Catalogue::from_files(ra, dec, e1, e2, a.weight.as_deref())?
+        }
+        _ => {
+            return Err(Error::invalid(
+                "catalogue",
+                "give --cosmos DIR or --ra, --dec, --e1 and --e2",
+            ))
+        }
     };
-    let grid = Grid::new(a.nx.unwrap_or(a.size), a.ny.unwrap_or(a.size), a.pixel_arcmin)?;
+    let grid = Grid::new(
+        a.nx.unwrap_or(a.size),
+        a.ny.unwrap_or(a.size),
+        a.pixel_arcmin,
+    )?;
     let mut opts = BinningOptions::new(grid);
     opts.centre = parse_centre(&a.centre)?;
     opts.projection = match a.projection {
@@ -128,7 +147,12 @@ pub fn run(a: Args) -> Result<()> {
     };
     let b = bin_catalogue(&cat, &opts)?;
     let ext = a.format.ext();
-    let wcs = Wcs::centred(&grid, b.centre_ra_deg, b.centre_dec_deg, opts.ra_increases_with_x);
+    let wcs = Wcs::centred(
+        &grid,
+        b.centre_ra_deg,
+        b.centre_dec_deg,
+        opts.ra_increases_with_x,
+    );
     let shape = [grid.ny, grid.nx];
     let counts: Vec<f32> = b.counts.iter().map(|&c| c as f32).collect();
     for (name, data) in [
@@ -139,7 +163,13 @@ pub fn run(a: Args) -> Result<()> {
         ("mask", &b.mask_f32()),
         ("counts", &counts),
     ] {
-        save(&with_suffix(&a.out_prefix, name, ext), data, &shape, Some(&wcs), None)?;
+        save(
+            &with_suffix(&a.out_prefix, name, ext),
+            data,
+            &shape,
+            Some(&wcs),
+            None,
+        )?;
     }
     println!(
         "bin: {} galaxies -> {}x{} at {}'/px centred on RA {:.6} Dec {:.6}: {} observed pixels, {} galaxies outside, sigma_e ({:.4}, {:.4}) -> {}_*.{ext}",

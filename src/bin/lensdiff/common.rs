@@ -43,15 +43,21 @@ pub fn load_map(path: &Path, like: Option<&LoadedMap>) -> Result<LoadedMap> {
 
 /// Reads a non-negative map (noise std) of the shape of `like`.
 pub fn load_nonnegative(path: &Path, like: &LoadedMap) -> Result<Vec<f32>> {
-    Ok(lensdiff::io::read_nonnegative_map(path, Some([like.ny, like.nx]))?
-        .iter()
-        .copied()
-        .collect())
+    Ok(
+        lensdiff::io::read_nonnegative_map(path, Some([like.ny, like.nx]))?
+            .iter()
+            .copied()
+            .collect(),
+    )
 }
 
 /// Reads a mask (non-zero = observed) of the shape of `like`.
 pub fn load_mask(path: &Path, like: &LoadedMap) -> Result<Vec<bool>> {
-    Ok(load_map(path, Some(like))?.data.iter().map(|&v| v != 0.0).collect())
+    Ok(load_map(path, Some(like))?
+        .data
+        .iter()
+        .map(|&v| v != 0.0)
+        .collect())
 }
 
 /// The pixel size: the flag if given, else `|CDELT2|` of the input's WCS.
@@ -67,7 +73,13 @@ pub fn pixel_size(flag: Option<f64>, map: &LoadedMap) -> Result<f64> {
 }
 
 /// Writes a map or stack by extension, with the WCS when known (FITS only).
-pub fn save(path: &Path, data: &[f32], shape: &[usize], wcs: Option<&Wcs>, bunit: Option<&str>) -> Result<()> {
+pub fn save(
+    path: &Path,
+    data: &[f32],
+    shape: &[usize],
+    wcs: Option<&Wcs>,
+    bunit: Option<&str>,
+) -> Result<()> {
     let a = ndarray::ArrayViewD::from_shape(shape, data)
         .map_err(|e| Error::invalid("output", format!("internal shape error: {e}")))?;
     let wcs = wcs.map(|w| {
@@ -136,7 +148,13 @@ impl Panel {
 }
 
 /// Saves panels as one PNG figure.
-pub fn save_figure(path: &Path, panels: &[Panel], grid: &Grid, ncols: usize, title: Option<&str>) -> Result<()> {
+pub fn save_figure(
+    path: &Path,
+    panels: &[Panel],
+    grid: &Grid,
+    ncols: usize,
+    title: Option<&str>,
+) -> Result<()> {
     let views: Vec<MapPanel> = panels
         .iter()
         .map(|p| {
@@ -176,7 +194,8 @@ pub fn progress(len: Option<u64>, msg: &str) -> ProgressBar {
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         ),
         None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         ),
     };
     pb.set_message(msg.to_string());

@@ -50,7 +50,9 @@ fn demo_mask(grid: &Grid, seed: u64) -> Vec<bool> {
         for x in 0..grid.nx {
             let (fx, fy) = (x as f64, y as f64);
             let border = fx < 0.04 * nx && fy > 0.3 * ny;
-            let hole = holes.iter().any(|(cx, cy, r)| (fx - cx).powi(2) + (fy - cy).powi(2) < r * r);
+            let hole = holes
+                .iter()
+                .any(|(cx, cy, r)| (fx - cx).powi(2) + (fy - cy).powi(2) < r * r);
             mask[y * grid.nx + x] = !(border || hole);
         }
     }
@@ -59,7 +61,10 @@ fn demo_mask(grid: &Grid, seed: u64) -> Vec<bool> {
 
 pub fn run(a: Args) -> Result<()> {
     let t0 = Instant::now();
-    std::fs::create_dir_all(&a.out).map_err(|source| Error::Io { path: a.out.clone(), source })?;
+    std::fs::create_dir_all(&a.out).map_err(|source| Error::Io {
+        path: a.out.clone(),
+        source,
+    })?;
     let grid = Grid::square(a.size, a.pixel_arcmin)?;
     let table = ClTable::default_kappa();
     let power = table.pixel_power(&grid);
@@ -73,9 +78,20 @@ pub fn run(a: Args) -> Result<()> {
     let mean_n = a.n_gal * grid.pixel_arcmin * grid.pixel_arcmin;
     let counts: Vec<f32> = (0..grid.len())
         .map(|i| {
-            let (x, y) = ((i % grid.nx) as f64 / grid.nx as f64, (i / grid.nx) as f64 / grid.ny as f64);
-            let n = mean_n * (1.0 + 0.5 * (2.0 * std::f64::consts::PI * x).sin() * (std::f64::consts::PI * y).cos());
-            if mask[i] { n as f32 } else { 0.0 }
+            let (x, y) = (
+                (i % grid.nx) as f64 / grid.nx as f64,
+                (i / grid.nx) as f64 / grid.ny as f64,
+            );
+            let n = mean_n
+                * (1.0
+                    + 0.5
+                        * (2.0 * std::f64::consts::PI * x).sin()
+                        * (std::f64::consts::PI * y).cos());
+            if mask[i] {
+                n as f32
+            } else {
+                0.0
+            }
         })
         .collect();
     let noise = NoiseModel::from_counts(grid, 0.26, &counts)?;
@@ -94,26 +110,67 @@ pub fn run(a: Args) -> Result<()> {
 
     let wcs = Wcs::centred(&grid, 0.0, 0.0, true);
     let shape = [grid.ny, grid.nx];
-    for (name, data) in [("truth", &truth), ("e1", &e1), ("e2", &e2), ("ks", &ks), ("wiener", &sol.kappa)] {
-        save(&a.out.join(format!("{name}.fits")), data, &shape, Some(&wcs), None)?;
+    for (name, data) in [
+        ("truth", &truth),
+        ("e1", &e1),
+        ("e2", &e2),
+        ("ks", &ks),
+        ("wiener", &sol.kappa),
+    ] {
+        save(
+            &a.out.join(format!("{name}.fits")),
+            data,
+            &shape,
+            Some(&wcs),
+            None,
+        )?;
     }
     let m = Some(mask.as_slice());
     let range = robust_range(&truth, None);
     let panels = [
-        Panel::new("truth (log-normal)", &truth, &grid, "kappa").range(range).cmap(ColorMap::Magma),
-        Panel::new("Kaiser-Squires, 2 px", &ks, &grid, "kappa").masked(m, &grid).range(range).cmap(ColorMap::Magma),
-        Panel::new("Wiener filter", &sol.kappa, &grid, "kappa").masked(m, &grid).range(range).cmap(ColorMap::Magma),
+        Panel::new("truth (log-normal)", &truth, &grid, "kappa")
+            .range(range)
+            .cmap(ColorMap::Magma),
+        Panel::new("Kaiser-Squires, 2 px", &ks, &grid, "kappa")
+            .masked(m, &grid)
+            .range(range)
+            .cmap(ColorMap::Magma),
+        Panel::new("Wiener filter", &sol.kappa, &grid, "kappa")
+            .masked(m, &grid)
+            .range(range)
+            .cmap(ColorMap::Magma),
     ];
     let maps_png = a.out.join("maps.png");
-    save_figure(&maps_png, &panels, &grid, 3, Some("lensdiff demo: truth | KS | Wiener"))?;
+    save_figure(
+        &maps_png,
+        &panels,
+        &grid,
+        3,
+        Some("lensdiff demo: truth | KS | Wiener"),
+    )?;
 
     let edges = bin_edges(&grid, Binning::Log(16))?;
     let mut series = vec![];
-    for (i, (label, data)) in [("truth", &truth), ("KS (2 px)", &ks), ("Wiener", &sol.kappa)].into_iter().enumerate() {
+    for (i, (label, data)) in [
+        ("truth", &truth),
+        ("KS (2 px)", &ks),
+        ("Wiener", &sol.kappa),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let est = estimate_cl(&grid, data, None, &edges)?;
-        series.push(Series { label: label.into(), x: est.ell, y: est.cl, style: LineStyle::Points, color: series_color(i) });
+        series.push(Series {
+            label: label.into(),
+            x: est.ell,
+            y: est.cl,
+            style: LineStyle::Points,
+            color: series_color(i),
+        });
     }
-    let xs: Vec<f64> = (0..100).map(|i| (edges[0].ln() + i as f64 / 99.0 * (edges[16].ln() - edges[0].ln())).exp()).collect();
+    let xs: Vec<f64> = (0..100)
+        .map(|i| (edges[0].ln() + i as f64 / 99.0 * (edges[16].ln() - edges[0].ln())).exp())
+        .collect();
     series.push(Series {
         label: "prior C_ell".into(),
         y: xs.iter().map(|&l| table.eval(l)).collect(),
@@ -147,7 +204,15 @@ pub fn run(a: Args) -> Result<()> {
         a.n_gal
     );
     println!("  Kaiser-Squires (2 px): RMSE {rk:.5}  r {ck:.3}");
-    println!("  Wiener filter:         RMSE {rw:.5}  r {cw:.3}  ({} PCG iterations)", sol.iterations);
-    println!("  figures -> {} and {}  ({:.1} s)", maps_png.display(), spec_png.display(), t0.elapsed().as_secs_f64());
+    println!(
+        "  Wiener filter:         RMSE {rw:.5}  r {cw:.3}  ({} PCG iterations)",
+        sol.iterations
+    );
+    println!(
+        "  figures -> {} and {}  ({:.1} s)",
+        maps_png.display(),
+        spec_png.display(),
+        t0.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -61,7 +61,11 @@ pub fn run(a: Args) -> Result<()> {
     let e1 = load_map(&a.e1, None)?;
     let e2 = load_map(&a.e2, Some(&e1))?;
     let grid = Grid::new(e1.nx, e1.ny, pixel_size(a.pixel_arcmin, &e1)?)?;
-    let mask = a.mask.as_ref().map(|p| crate::common::load_mask(p, &e1)).transpose()?;
+    let mask = a
+        .mask
+        .as_ref()
+        .map(|p| crate::common::load_mask(p, &e1))
+        .transpose()?;
     let (e, b) = kaiser_squires(&grid, &e1.data, &e2.data, a.smooth, a.boundary.into())?;
     let shape = [grid.ny, grid.nx];
     save(&a.out_e, &e, &shape, e1.wcs.as_ref(), Some("kappa"))?;
@@ -81,8 +85,12 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(p) = &a.png {
         let r = robust_range(&e, mask.as_deref());
         let panels = [
-            Panel::new("KS E mode", &e, &grid, "kappa").masked(mask.as_deref(), &grid).range(r),
-            Panel::new("KS B mode", &b, &grid, "kappa").masked(mask.as_deref(), &grid).range(r),
+            Panel::new("KS E mode", &e, &grid, "kappa")
+                .masked(mask.as_deref(), &grid)
+                .range(r),
+            Panel::new("KS B mode", &b, &grid, "kappa")
+                .masked(mask.as_deref(), &grid)
+                .range(r),
         ];
         save_figure(p, &panels, &grid, 2, None)?;
         println!("figure -> {}", p.display());

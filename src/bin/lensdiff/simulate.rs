@@ -9,7 +9,10 @@ use lensdiff::noise::NoiseModel;
 use lensdiff::spectrum::ClTable;
 use lensdiff::{Error, Grid, Result};
 
-use crate::common::{load_mask, load_nonnegative, progress, robust_range, save, save_figure, stats, with_suffix, Panel};
+use crate::common::{
+    load_mask, load_nonnegative, progress, robust_range, save, save_figure, stats, with_suffix,
+    Panel,
+};
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
 pub enum FieldKind {
@@ -90,7 +93,11 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let grid = Grid::new(a.nx.unwrap_or(a.size), a.ny.unwrap_or(a.size), a.pixel_arcmin)?;
+    let grid = Grid::new(
+        a.nx.unwrap_or(a.size),
+        a.ny.unwrap_or(a.size),
+        a.pixel_arcmin,
+    )?;
     if a.count == 0 {
         return Err(Error::invalid("--count", "need at least one map"));
     }
@@ -117,10 +124,15 @@ pub fn run(a: Args) -> Result<()> {
     let power = table.pixel_power(&grid);
     let kappa = match a.field {
         FieldKind::Gaussian => gaussian_fields(&grid, &power, a.seed, 0, a.count)?,
-        FieldKind::Lognormal => LogNormal::new(&grid, &power, a.lambda)?.sample(&grid, a.seed, 0, a.count)?,
+        FieldKind::Lognormal => {
+            LogNormal::new(&grid, &power, a.lambda)?.sample(&grid, a.seed, 0, a.count)?
+        }
     };
     let n = grid.len();
-    let (mut e1, mut e2) = (Vec::with_capacity(a.count * n), Vec::with_capacity(a.count * n));
+    let (mut e1, mut e2) = (
+        Vec::with_capacity(a.count * n),
+        Vec::with_capacity(a.count * n),
+    );
     let pb = progress((a.count > 1).then_some(a.count as u64), "shear");
     for (i, k) in kappa.chunks(n).enumerate() {
         let (g1, g2) = simulate_shear(k, &noise, a.seed, i as u64)?;
@@ -130,19 +142,63 @@ pub fn run(a: Args) -> Result<()> {
     }
     pb.finish_and_clear();
     let ext = a.format.ext();
-    let shape: Vec<usize> = if a.count > 1 { vec![a.count, grid.ny, grid.nx] } else { vec![grid.ny, grid.nx] };
+    let shape: Vec<usize> = if a.count > 1 {
+        vec![a.count, grid.ny, grid.nx]
+    } else {
+        vec![grid.ny, grid.nx]
+    };
     let wcs = Wcs::centred(&grid, 0.0, 0.0, true);
-    save(&with_suffix(&a.out_prefix, "kappa", ext), &kappa, &shape, Some(&wcs), Some("kappa"))?;
-    save(&with_suffix(&a.out_prefix, "e1", ext), &e1, &shape, Some(&wcs), None)?;
-    save(&with_suffix(&a.out_prefix, "e2", ext), &e2, &shape, Some(&wcs), None)?;
+    save(
+        &with_suffix(&a.out_prefix, "kappa", ext),
+        &kappa,
+        &shape,
+        Some(&wcs),
+        Some("kappa"),
+    )?;
+    save(
+        &with_suffix(&a.out_prefix, "e1", ext),
+        &e1,
+        &shape,
+        Some(&wcs),
+        None,
+    )?;
+    save(
+        &with_suffix(&a.out_prefix, "e2", ext),
+        &e2,
+        &shape,
+        Some(&wcs),
+        None,
+    )?;
     let (s1, s2) = noise.std_maps();
     let m2 = [grid.ny, grid.nx];
-    save(&with_suffix(&a.out_prefix, "std1", ext), &s1, &m2, Some(&wcs), None)?;
-    save(&with_suffix(&a.out_prefix, "std2", ext), &s2, &m2, Some(&wcs), None)?;
+    save(
+        &with_suffix(&a.out_prefix, "std1", ext),
+        &s1,
+        &m2,
+        Some(&wcs),
+        None,
+    )?;
+    save(
+        &with_suffix(&a.out_prefix, "std2", ext),
+        &s2,
+        &m2,
+        Some(&wcs),
+        None,
+    )?;
     let mask_out: Vec<f32> = noise.mask().iter().map(|&m| m as u8 as f32).collect();
-    save(&with_suffix(&a.out_prefix, "mask", ext), &mask_out, &m2, Some(&wcs), None)?;
+    save(
+        &with_suffix(&a.out_prefix, "mask", ext),
+        &mask_out,
+        &m2,
+        Some(&wcs),
+        None,
+    )?;
     let (mean, std, lo, hi) = stats(&kappa, None);
-    let kind = if a.field == FieldKind::Lognormal { format!("log-normal (lambda {})", a.lambda) } else { "Gaussian".into() };
+    let kind = if a.field == FieldKind::Lognormal {
+        format!("log-normal (lambda {})", a.lambda)
+    } else {
+        "Gaussian".into()
+    };
     println!(
         "simulate: {} {kind} map(s) of {}x{} at {}'/px: kappa mean {mean:.2e} std {std:.4} min {lo:.4} max {hi:.4}; {} of {} pixels observed -> {}_*.{ext}",
         a.count,
@@ -156,7 +212,8 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(p) = &a.png {
         let m = noise.mask();
         let panels = [
-            Panel::new("convergence", &kappa[..n], &grid, "kappa").range(robust_range(&kappa[..n], None)),
+            Panel::new("convergence", &kappa[..n], &grid, "kappa")
+                .range(robust_range(&kappa[..n], None)),
             Panel::new("shear e1", &e1[..n], &grid, "e1").masked(Some(&m), &grid),
             Panel::new("shear e2", &e2[..n], &grid, "e2").masked(Some(&m), &grid),
         ];

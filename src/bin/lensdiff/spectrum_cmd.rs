@@ -39,28 +39,55 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let stack = lensdiff::io::read_stack(&a.map)?;
     let (nb, ny, nx) = stack.dim();
-    let wcs = if a.map.to_string_lossy().to_ascii_lowercase().contains(".fit") {
+    let wcs = if a
+        .map
+        .to_string_lossy()
+        .to_ascii_lowercase()
+        .contains(".fit")
+    {
         lensdiff::io::fits::read_wcs(&a.map)?
     } else {
         None
     };
-    let like = LoadedMap { data: vec![], nx, ny, wcs };
+    let like = LoadedMap {
+        data: vec![],
+        nx,
+        ny,
+        wcs,
+    };
     let grid = Grid::new(nx, ny, pixel_size(a.pixel_arcmin, &like)?)?;
     let mask = a.mask.as_ref().map(|p| load_mask(p, &like)).transpose()?;
     let data: Vec<f32> = stack.iter().copied().collect();
-    let binning = if a.linear { Binning::Linear(a.bins) } else { Binning::Log(a.bins) };
+    let binning = if a.linear {
+        Binning::Linear(a.bins)
+    } else {
+        Binning::Log(a.bins)
+    };
     let edges = bin_edges(&grid, binning)?;
     let est = estimate_cl(&grid, &data, mask.as_deref(), &edges)?;
     let theory = a.theory.as_ref().map(|p| ClTable::read(p)).transpose()?;
-    let binned_theory = theory.as_ref().map(|t| bin_theory(&grid, t, &edges)).transpose()?;
+    let binned_theory = theory
+        .as_ref()
+        .map(|t| bin_theory(&grid, t, &edges))
+        .transpose()?;
     let mut text = String::from("# ell C_ell sigma modes\n");
     for i in 0..est.ell.len() {
-        text.push_str(&format!("{:.6e} {:.6e} {:.6e} {}\n", est.ell[i], est.cl[i], est.sigma[i], est.modes[i]));
+        text.push_str(&format!(
+            "{:.6e} {:.6e} {:.6e} {}\n",
+            est.ell[i], est.cl[i], est.sigma[i], est.modes[i]
+        ));
     }
     if let Some(p) = &a.out {
-        std::fs::write(p, &text).map_err(|source| Error::Io { path: p.clone(), source })?;
+        std::fs::write(p, &text).map_err(|source| Error::Io {
+            path: p.clone(),
+            source,
+        })?;
     }
-    print!("spectrum: {nb} map(s) of {ny}x{nx} at {}'/px, {} bins", grid.pixel_arcmin, est.ell.len());
+    print!(
+        "spectrum: {nb} map(s) of {ny}x{nx} at {}'/px, {} bins",
+        grid.pixel_arcmin,
+        est.ell.len()
+    );
     if let Some(bt) = &binned_theory {
         let chi2: f64 = est
             .cl
@@ -87,7 +114,11 @@ pub fn run(a: Args) -> Result<()> {
         }];
         if let Some(t) = &theory {
             let xs: Vec<f64> = (0..200)
-                .map(|i| (edges[0].ln() + i as f64 / 199.0 * (edges[edges.len() - 1].ln() - edges[0].ln())).exp())
+                .map(|i| {
+                    (edges[0].ln()
+                        + i as f64 / 199.0 * (edges[edges.len() - 1].ln() - edges[0].ln()))
+                    .exp()
+                })
                 .collect();
             series.push(Series {
                 label: "theory".into(),

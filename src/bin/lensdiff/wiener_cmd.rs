@@ -7,7 +7,10 @@ use lensdiff::noise::NoiseModel;
 use lensdiff::spectrum::ClTable;
 use lensdiff::{Error, Grid, Result};
 
-use crate::common::{load_map, load_mask, load_nonnegative, pixel_size, progress, robust_range, save, save_figure, stats, Panel};
+use crate::common::{
+    load_map, load_mask, load_nonnegative, pixel_size, progress, robust_range, save, save_figure,
+    stats, Panel,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -83,7 +86,13 @@ pub fn run(a: Args) -> Result<()> {
     });
     pb.finish_and_clear();
     let sol = sol?;
-    save(&a.out, &sol.kappa, &[grid.ny, grid.nx], e1.wcs.as_ref(), Some("kappa"))?;
+    save(
+        &a.out,
+        &sol.kappa,
+        &[grid.ny, grid.nx],
+        e1.wcs.as_ref(),
+        Some("kappa"),
+    )?;
     let m = noise.mask();
     let (mean, std, _, _) = stats(&sol.kappa, Some(&m));
     println!(
