@@ -29,7 +29,9 @@ pub mod lensing;
 pub mod metrics;
 pub mod noise;
 pub mod plot;
+pub mod prior;
 pub mod rng;
+pub mod sampler;
 pub mod smoothing;
 pub mod spectrum;
 

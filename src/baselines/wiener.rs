@@ -143,44 +143,6 @@ impl WienerFilter {
         })
     }
 
-    /// `S^{1/2} P^T W P S^{1/2} u`, the data part of the system operator.
-    fn data_term(&self, u: &[f64], w1: &[f64], w2: &[f64], out: &mut [f64]) {
-        let fft = self.ks.fft();
-        let (p1, p2) = (self.ks.p1(), self.ks.p2());
-        let n = self.grid.len();
-        let mut uh = self.zero();
-        fft.forward(u, &mut uh);
-        let (mut a, mut a1, mut a2) = (self.zero(), vec![0.0; n], vec![0.0; n]);
-        for i in 0..uh.len() {
-            a[i] = uh[i] * (p1[i] * self.sqrt_power[i]);
-        }
-        fft.inverse(&a, &mut a1);
-        for i in 0..uh.len() {
-            a[i] = uh[i] * (p2[i] * self.sqrt_power[i]);
-        }
-        fft.inverse(&a, &mut a2);
-        for i in 0..n {
-            a1[i] *= w1[i];
-            a2[i] *= w2[i];
-        }
-        let (mut b1, mut b2) = (self.zero(), self.zero());
-        fft.forward(&a1, &mut b1);
-        fft.forward(&a2, &mut b2);
-        for i in 0..uh.len() {
-            a[i] = (b1[i] * p1[i] + b2[i] * p2[i]) * self.sqrt_power[i];
-        }
-        fft.inverse(&a, out);
-    }
-
-    /// Multiplies by a Fourier-diagonal `f(mode index)` map to map.
-    fn fourier_multiply(&self, x: &[f64], f: impl Fn(usize) -> f64, out: &mut [f64]) {
-        let fft = self.ks.fft();
-        let mut xh = self.zero();
-        fft.forward(x, &mut xh);
-        xh.iter_mut().enumerate().for_each(|(i, v)| *v *= f(i));
-        fft.inverse(&xh, out);
-    }
-
     /// Iterative solution with masks and per-pixel noise.
     pub fn solve(
         &self,
@@ -209,72 +171,18 @@ impl WienerFilter {
                 "noise model and filter have different grids",
             ));
         }
-        if !(opts.tol.is_finite() && opts.tol > 0.0) || opts.max_iter == 0 {
-            return Err(Error::invalid(
-                "options",
-                "tolerance must be positive and max_iter at least 1",
-            ));
-        }
-        let n = self.grid.len();
         let w1: Vec<f64> = noise.weight1().iter().map(|&v| v as f64).collect();
         let w2: Vec<f64> = noise.weight2().iter().map(|&v| v as f64).collect();
-        let wbar = (w1.iter().sum::<f64>() + w2.iter().sum::<f64>()) / (2 * n) as f64;
-        // b = S^{1/2} P^T W gamma
-        let wg1: Vec<f64> = g1.iter().zip(&w1).map(|(g, w)| *g as f64 * w).collect();
-        let wg2: Vec<f64> = g2.iter().zip(&w2).map(|(g, w)| *g as f64 * w).collect();
-        let fft = self.ks.fft();
-        let (mut s1, mut s2) = (self.zero(), self.zero());
-        fft.forward(&wg1, &mut s1);
-        fft.forward(&wg2, &mut s2);
-        let (p1, p2) = (self.ks.p1(), self.ks.p2());
-        let bh: Spec = (0..s1.len())
-            .map(|i| (s1[i] * p1[i] + s2[i] * p2[i]) * self.sqrt_power[i])
-            .collect();
-        let mut b = vec![0.0; n];
-        fft.inverse(&bh, &mut b);
-        let dot = |a: &[f64], c: &[f64]| a.iter().zip(c).map(|(x, y)| x * y).sum::<f64>();
-        let bnorm = dot(&b, &b).sqrt();
-        let mut u = vec![0.0; n];
-        let mut iterations = 0;
-        let mut residual = 0.0;
-        if bnorm > 0.0 {
-            let precond = |i: usize| 1.0 / (1.0 + self.power[i] * wbar);
-            let mut r = b.clone();
-            let mut z = vec![0.0; n];
-            self.fourier_multiply(&r, precond, &mut z);
-            let mut p = z.clone();
-            let mut rz = dot(&r, &z);
-            let mut ap = vec![0.0; n];
-            residual = 1.0;
-            while iterations < opts.max_iter {
-                self.data_term(&p, &w1, &w2, &mut ap);
-                ap.iter_mut().zip(&p).for_each(|(a, p)| *a += p);
-                let alpha = rz / dot(&p, &ap);
-                u.iter_mut().zip(&p).for_each(|(u, p)| *u += alpha * p);
-                r.iter_mut().zip(&ap).for_each(|(r, a)| *r -= alpha * a);
-                iterations += 1;
-                residual = dot(&r, &r).sqrt() / bnorm;
-                progress(iterations, residual);
-                if residual < opts.tol {
-                    break;
-                }
-                self.fourier_multiply(&r, precond, &mut z);
-                let rz_new = dot(&r, &z);
-                let beta = rz_new / rz;
-                rz = rz_new;
-                p.iter_mut().zip(&z).for_each(|(p, z)| *p = z + beta * *p);
-            }
-            if residual >= opts.tol {
-                return Err(Error::NotConverged {
-                    solver: "Wiener PCG",
-                    iterations,
-                    residual,
-                    tolerance: opts.tol,
-                });
-            }
-        }
-        let mut kappa = vec![0.0; n];
-        self.fourier_multiply(&u, |i| self.sqrt_power[i], &mut kappa);
+        let r1: Vec<f64> = g1.iter().map(|&v| v as f64).collect();
+        let r2: Vec<f64> = g2.iter().map(|&v| v as f64).collect();
+        let sys = GaussianSystem {
+            ks: &self.ks,
+            power: &self.power,
+            sqrt_power: &self.sqrt_power,
+            w1: &w1,
+            w2: &w2,
+        };
+        let (kappa, iterations, residual) = sys.solve(&r1, &r2, opts, None, progress)?;
         Ok(WienerSolution {
             kappa: kappa.iter().map(|&v| v as f32).collect(),
             iterations,
@@ -308,8 +216,170 @@ impl WienerFilter {
         }
         let w1: Vec<f64> = noise.weight1().iter().map(|&v| v as f64).collect();
         let w2: Vec<f64> = noise.weight2().iter().map(|&v| v as f64).collect();
-        self.data_term(u, &w1, &w2, out);
+        let sys = GaussianSystem {
+            ks: &self.ks,
+            power: &self.power,
+            sqrt_power: &self.sqrt_power,
+            w1: &w1,
+            w2: &w2,
+        };
+        sys.data_term(u, out);
         out.iter_mut().zip(u).for_each(|(o, u)| *o += u);
         Ok(())
+    }
+}
+
+/// The linear system of a Gaussian field `kappa ~ N(0, C)` (C Fourier-diagonal
+/// with pixel power `power`) observed through `P` with noise weights `w1, w2`:
+/// `(C^{-1} + P^T W P) y = P^T W r`, solved by PCG in `u = C^{-1/2} y`.
+/// Shared by the Wiener filter (`C = S`) and the spectral guidance of the
+/// samplers (`C` = the covariance of `kappa | x_sigma`).
+pub(crate) struct GaussianSystem<'a> {
+    pub ks: &'a KaiserSquires<f64>,
+    pub power: &'a [f64],
+    pub sqrt_power: &'a [f64],
+    pub w1: &'a [f64],
+    pub w2: &'a [f64],
+}
+
+impl GaussianSystem<'_> {
+    fn zero(&self) -> Spec {
+        vec![Complex::new(0.0, 0.0); self.ks.grid().spectral_len()]
+    }
+
+    /// `C^{1/2} P^T W P C^{1/2} u`, the data part of the system operator.
+    fn data_term(&self, u: &[f64], out: &mut [f64]) {
+        let fft = self.ks.fft();
+        let (p1, p2) = (self.ks.p1(), self.ks.p2());
+        let n = self.ks.grid().len();
+        let mut uh = self.zero();
+        fft.forward(u, &mut uh);
+        let (mut a, mut a1, mut a2) = (self.zero(), vec![0.0; n], vec![0.0; n]);
+        for i in 0..uh.len() {
+            a[i] = uh[i] * (p1[i] * self.sqrt_power[i]);
+        }
+        fft.inverse(&a, &mut a1);
+        for i in 0..uh.len() {
+            a[i] = uh[i] * (p2[i] * self.sqrt_power[i]);
+        }
+        fft.inverse(&a, &mut a2);
+        for i in 0..n {
+            a1[i] *= self.w1[i];
+            a2[i] *= self.w2[i];
+        }
+        let (mut b1, mut b2) = (self.zero(), self.zero());
+        fft.forward(&a1, &mut b1);
+        fft.forward(&a2, &mut b2);
+        for i in 0..uh.len() {
+            a[i] = (b1[i] * p1[i] + b2[i] * p2[i]) * self.sqrt_power[i];
+        }
+        fft.inverse(&a, out);
+    }
+
+    /// Multiplies by a Fourier-diagonal `f(mode index)`.
+    fn fourier_multiply(&self, x: &[f64], f: impl Fn(usize) -> f64, out: &mut [f64]) {
+        let fft = self.ks.fft();
+        let mut xh = self.zero();
+        fft.forward(x, &mut xh);
+        xh.iter_mut().enumerate().for_each(|(i, v)| *v *= f(i));
+        fft.inverse(&xh, out);
+    }
+
+    /// `C^{1/2} P^T (W r)` for the weighted residual.
+    fn rhs(&self, r1: &[f64], r2: &[f64]) -> Vec<f64> {
+        let n = self.ks.grid().len();
+        let wg1: Vec<f64> = r1.iter().zip(self.w1).map(|(g, w)| g * w).collect();
+        let wg2: Vec<f64> = r2.iter().zip(self.w2).map(|(g, w)| g * w).collect();
+        let fft = self.ks.fft();
+        let (mut s1, mut s2) = (self.zero(), self.zero());
+        fft.forward(&wg1, &mut s1);
+        fft.forward(&wg2, &mut s2);
+        let (p1, p2) = (self.ks.p1(), self.ks.p2());
+        let bh: Spec = (0..s1.len())
+            .map(|i| (s1[i] * p1[i] + s2[i] * p2[i]) * self.sqrt_power[i])
+            .collect();
+        let mut b = vec![0.0; n];
+        fft.inverse(&bh, &mut b);
+        b
+    }
+
+    /// Solves for `y = (C^{-1} + P^T W P)^{-1} P^T W r`. `warm` holds the
+    /// previous `u` of this chain (start and result) when given.
+    pub fn solve(
+        &self,
+        r1: &[f64],
+        r2: &[f64],
+        opts: &WienerOptions,
+        warm: Option<&mut Vec<f64>>,
+        progress: &mut dyn FnMut(usize, f64),
+    ) -> Result<(Vec<f64>, usize, f64)> {
+        if !(opts.tol.is_finite() && opts.tol > 0.0) || opts.max_iter == 0 {
+            return Err(Error::invalid(
+                "options",
+                "tolerance must be positive and max_iter at least 1",
+            ));
+        }
+        let n = self.ks.grid().len();
+        let wbar = (self.w1.iter().sum::<f64>() + self.w2.iter().sum::<f64>()) / (2 * n) as f64;
+        let b = self.rhs(r1, r2);
+        let dot = |a: &[f64], c: &[f64]| a.iter().zip(c).map(|(x, y)| x * y).sum::<f64>();
+        let bnorm = dot(&b, &b).sqrt();
+        let mut u = match &warm {
+            Some(w) if w.len() == n => w.to_vec(),
+            _ => vec![0.0; n],
+        };
+        let mut iterations = 0;
+        let mut residual = 0.0;
+        if bnorm > 0.0 {
+            let precond = |i: usize| 1.0 / (1.0 + self.power[i] * wbar);
+            // r = b - A u
+            let mut r = b.clone();
+            let mut ap = vec![0.0; n];
+            if u.iter().any(|&v| v != 0.0) {
+                self.data_term(&u, &mut ap);
+                for i in 0..n {
+                    r[i] -= ap[i] + u[i];
+                }
+            }
+            residual = dot(&r, &r).sqrt() / bnorm;
+            let mut z = vec![0.0; n];
+            self.fourier_multiply(&r, precond, &mut z);
+            let mut p = z.clone();
+            let mut rz = dot(&r, &z);
+            while residual >= opts.tol && iterations < opts.max_iter {
+                self.data_term(&p, &mut ap);
+                ap.iter_mut().zip(&p).for_each(|(a, p)| *a += p);
+                let alpha = rz / dot(&p, &ap);
+                u.iter_mut().zip(&p).for_each(|(u, p)| *u += alpha * p);
+                r.iter_mut().zip(&ap).for_each(|(r, a)| *r -= alpha * a);
+                iterations += 1;
+                residual = dot(&r, &r).sqrt() / bnorm;
+                progress(iterations, residual);
+                if residual < opts.tol {
+                    break;
+                }
+                self.fourier_multiply(&r, precond, &mut z);
+                let rz_new = dot(&r, &z);
+                let beta = rz_new / rz;
+                rz = rz_new;
+                p.iter_mut().zip(&z).for_each(|(p, z)| *p = z + beta * *p);
+            }
+            if residual >= opts.tol {
+                return Err(Error::NotConverged {
+                    solver: "Gaussian PCG",
+                    iterations,
+                    residual,
+                    tolerance: opts.tol,
+                });
+            }
+        } else {
+            u.iter_mut().for_each(|v| *v = 0.0);
+        }
+        if let Some(w) = warm {
+            w.clone_from(&u);
+        }
+        let mut y = vec![0.0; n];
+        self.fourier_multiply(&u, |i| self.sqrt_power[i], &mut y);
+        Ok((y, iterations, residual))
     }
 }

@@ -1,0 +1,47 @@
+//! Diffusion priors as denoisers.
+//!
+//! Variance-exploding diffusion: `x_sigma = kappa + sigma z`. A prior is a
+//! batched denoiser `D(x; sigma) ≈ E[kappa | x_sigma = x]`; its score follows
+//! from Tweedie's formula (Efron 2011; Robbins 1956):
+//!
+//! ```text
+//! s(x; sigma) = grad log p_sigma(x) = (D(x; sigma) - x) / sigma².
+//! ```
+//!
+//! Guidance schemes also need the vector–Jacobian product `J_D(x)^T v` and,
+//! for the spectral (exact-for-Gaussian) scheme, a Gaussian model of the prior
+//! covariance as a pixel power spectrum.
+
+pub mod gaussian;
+
+pub use gaussian::GaussianPrior;
+
+use crate::error::Result;
+use crate::grid::Grid;
+
+/// A batched denoiser prior on one grid. Batches are `[b][y][x]`.
+pub trait Prior: Send + Sync {
+    /// The grid the prior is defined on.
+    fn grid(&self) -> &Grid;
+
+    /// A short name for logs and summaries.
+    fn name(&self) -> String;
+
+    /// `out = D(x; sigma)` for a batch.
+    fn denoise(&self, x: &[f32], sigma: f64, out: &mut [f32]) -> Result<()>;
+
+    /// `out = J_D(x; sigma)^T v` for a batch (the input vector–Jacobian product).
+    fn denoise_vjp(&self, x: &[f32], sigma: f64, v: &[f32], out: &mut [f32]) -> Result<()>;
+
+    /// Prior pixel power on the half spectrum `[ky][kx]` of a Gaussian model
+    /// of the prior (exact for [`GaussianPrior`]); `None` if the prior has none.
+    fn gaussian_power(&self) -> Option<&[f64]>;
+
+    /// `out = (D(x; sigma) - x) / sigma²`.
+    fn score(&self, x: &[f32], sigma: f64, out: &mut [f32]) -> Result<()> {
+        self.denoise(x, sigma, out)?;
+        let inv = (1.0 / (sigma * sigma)) as f32;
+        out.iter_mut().zip(x).for_each(|(o, x)| *o = (*o - x) * inv);
+        Ok(())
+    }
+}

@@ -1,0 +1,395 @@
+//! Posterior sampling by reverse diffusion.
+//!
+//! A sampler integrates the diffused-posterior score of a [`ScoreModel`]
+//! from `sigma_max` down to `sigma_min`, batched over chains:
+//!
+//! - [`SamplerKind::EulerMaruyama`]: the reverse variance-exploding SDE (Song et al. 2021),
+//!   `x <- x + (sigma_i² - sigma_{i+1}²) s(x, sigma_i) + sqrt(sigma_i² - sigma_{i+1}²) z`;
+//! - [`SamplerKind::PredictorCorrector`]: the same predictor followed by Langevin
+//!   corrector steps `x <- x + eps s + sqrt(2 eps) z`, `eps = 2 (r |z| / |s|)²` (Song et al. 2021, alg. 4);
+//! - [`SamplerKind::HeunOde`]: the probability-flow ODE `dx/dsigma = -sigma s(x, sigma)`
+//!   with Heun's second-order method (Karras et al. 2022, alg. 1);
+//! - [`SamplerKind::EdmStochastic`]: Karras et al.'s stochastic sampler (alg. 2);
+//! - [`SamplerKind::AnnealedHmc`]: jax-lensing's annealed HMC (Remy et al. 2023):
+//!   from the Kaiser–Squires map plus noise, one HMC transition per geometric
+//!   level, Metropolis test with the energy change integrated from the score along
+//!   the leapfrog path (trapezoid rule; exact for a Gaussian target).
+//!
+//! An optional [`Refinement`] runs Langevin or HMC steps at the end.
+//!
+//! Randomness: chain `c` (global index) at step `t` draws from
+//! `Philox(seed, Sampler, c, 8 t + sub)`, so the same seed gives bitwise the
+//! same chains whatever the batch size or the order of batches.
+
+mod hmc;
+mod integrators;
+pub mod moments;
+pub mod oracle;
+pub mod posterior;
+pub mod schedule;
+
+pub use moments::Moments;
+pub use oracle::FourierGaussianPosterior;
+pub use posterior::{Guidance, GuidedPosterior, ScoreModel, ScoreStats, ShearData};
+pub use schedule::Schedule;
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::grid::Grid;
+use crate::rng::{Philox, Stream};
+
+/// The integrator and its own settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SamplerKind {
+    /// Reverse VE SDE, Euler–Maruyama.
+    EulerMaruyama,
+    /// Euler–Maruyama predictor with Langevin corrector steps.
+    PredictorCorrector {
+        /// Signal-to-noise ratio of the corrector step (0.16 in Song et al.).
+        snr: f64,
+        /// Corrector steps per level.
+        corrector_steps: usize,
+    },
+    /// Probability-flow ODE, Heun's method.
+    HeunOde,
+    /// Karras et al.'s stochastic sampler.
+    EdmStochastic {
+        /// Total churn (0 = the Heun ODE).
+        s_churn: f64,
+        /// Churn only for sigma in [s_tmin, s_tmax].
+        s_tmin: f64,
+        /// Upper bound of the churn range.
+        s_tmax: f64,
+        /// Noise inflation of the churn (1 keeps the target exact).
+        s_noise: f64,
+    },
+    /// Annealed Hamiltonian Monte Carlo.
+    AnnealedHmc {
+        /// Leapfrog steps per transition.
+        leapfrog_steps: usize,
+        /// Leapfrog step as a multiple of the level sigma.
+        step_scale: f64,
+    },
+}
+
+impl SamplerKind {
+    /// A short name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SamplerKind::EulerMaruyama => "euler-maruyama",
+            SamplerKind::PredictorCorrector { .. } => "predictor-corrector",
+            SamplerKind::HeunOde => "heun-ode",
+            SamplerKind::EdmStochastic { .. } => "edm-stochastic",
+            SamplerKind::AnnealedHmc { .. } => "annealed-hmc",
+        }
+    }
+
+    /// The default settings of each integrator, by name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "euler-maruyama" | "em" => SamplerKind::EulerMaruyama,
+            "predictor-corrector" | "pc" => SamplerKind::PredictorCorrector { snr: 0.16, corrector_steps: 1 },
+            "heun-ode" | "heun" | "ode" => SamplerKind::HeunOde,
+            "edm-stochastic" | "edm" => SamplerKind::EdmStochastic {
+                s_churn: 10.0,
+                s_tmin: 0.0,
+                s_tmax: f64::INFINITY,
+                s_noise: 1.0,
+            },
+            "annealed-hmc" | "hmc" => SamplerKind::AnnealedHmc { leapfrog_steps: 4, step_scale: 0.5 },
+            other => {
+                return Err(Error::invalid(
+                    "sampler",
+                    format!("unknown sampler `{other}` (euler-maruyama, predictor-corrector, heun-ode, edm-stochastic, annealed-hmc)"),
+                ))
+            }
+        })
+    }
+}
+
+/// Extra MCMC steps at a fixed noise level after the main run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Refinement {
+    /// Langevin (unadjusted) or HMC steps.
+    pub method: RefineMethod,
+    /// Number of steps.
+    pub steps: usize,
+    /// Step size in kappa units (HMC leapfrog step, or `sqrt(eps)` of Langevin).
+    pub step: f64,
+}
+
+/// The refinement kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefineMethod {
+    /// Unadjusted Langevin: `x <- x + eps s + sqrt(2 eps) z`, `eps = step²`.
+    Langevin,
+    /// HMC with 4 leapfrog steps and a Metropolis test.
+    Hmc,
+}
+
+/// Everything a sampling run needs besides the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplerConfig {
+    /// The integrator.
+    pub kind: SamplerKind,
+    /// Number of noise levels (including both ends).
+    pub levels: usize,
+    /// Largest level; `None` = 20 x the prior's largest pixel std.
+    pub sigma_max: Option<f64>,
+    /// Smallest level.
+    pub sigma_min: f64,
+    /// Level spacing; `None` = EDM (rho 7) for ODE/EDM samplers, geometric otherwise.
+    pub schedule: Option<Schedule>,
+    /// Optional final refinement at `sigma_min`.
+    pub refine: Option<Refinement>,
+}
+
+impl Default for SamplerConfig {
+    /// The calibrated default (see docs/sampling.md): Heun ODE, 64 EDM levels.
+    fn default() -> Self {
+        SamplerConfig {
+            kind: SamplerKind::HeunOde,
+            levels: 64,
+            sigma_max: None,
+            sigma_min: 1e-4,
+            schedule: None,
+            refine: None,
+        }
+    }
+}
+
+impl SamplerConfig {
+    /// The noise levels of this configuration for a model.
+    pub fn noise_levels(&self, model: &dyn ScoreModel) -> Result<Vec<f64>> {
+        let smax = self.sigma_max.unwrap_or_else(|| 20.0 * model.prior_scale());
+        let schedule = self.schedule.unwrap_or(match self.kind {
+            SamplerKind::HeunOde | SamplerKind::EdmStochastic { .. } => Schedule::Edm { rho: 7.0 },
+            _ => Schedule::Geometric,
+        });
+        schedule.levels(smax, self.sigma_min, self.levels)
+    }
+}
+
+/// The chains of a run and what it cost.
+#[derive(Debug, Clone)]
+pub struct SampleSet {
+    /// The grid.
+    pub grid: Grid,
+    /// Global index of the first chain.
+    pub first_chain: u64,
+    /// Final maps `[chains][y][x]`.
+    pub samples: Vec<f32>,
+    /// Reduced shear chi² of each final map.
+    pub chi2: Vec<f64>,
+    /// Metropolis acceptance rate of each chain (HMC only).
+    pub acceptance: Option<Vec<f64>>,
+    /// Score (denoiser) evaluations per chain.
+    pub nfe: u64,
+    /// Inner conjugate-gradient iterations, summed over chains.
+    pub inner_iterations: u64,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+impl SampleSet {
+    /// Number of chains.
+    pub fn chains(&self) -> usize {
+        self.samples.len() / self.grid.len()
+    }
+
+    /// Per-pixel moments over chains (blocked, order-independent).
+    pub fn moments(&self) -> Moments {
+        Moments::of_maps(&self.samples, self.grid.len())
+    }
+
+    /// Map `i` of the set.
+    pub fn sample(&self, i: usize) -> &[f32] {
+        let n = self.grid.len();
+        &self.samples[i * n..(i + 1) * n]
+    }
+}
+
+/// Per-batch state shared by the integrators: the model, the noise keys and
+/// the work counters.
+pub(crate) struct Ctx<'a> {
+    pub model: &'a dyn ScoreModel,
+    pub n: usize,
+    pub seed: u64,
+    pub first: u64,
+    pub nfe: u64,
+    pub inner: u64,
+}
+
+impl Ctx<'_> {
+    /// `out = score(x, sigma)`, counting one evaluation per chain.
+    pub fn score(&mut self, x: &[f32], sigma: f64, out: &mut [f32]) -> Result<()> {
+        let st = self.model.score(x, sigma, out)?;
+        self.nfe += 1;
+        self.inner += st.inner_iterations;
+        Ok(())
+    }
+
+    /// Standard normals for every chain of the batch at `(step, sub)`.
+    pub fn normal(&self, z: &mut [f32], stream: Stream, step: u64, sub: u64) {
+        let (n, seed, first) = (self.n, self.seed, self.first);
+        z.par_chunks_mut(n).enumerate().for_each(|(c, m)| {
+            Philox::new(seed, stream, first + c as u64, 8 * step + sub).fill_normal(m)
+        });
+    }
+
+    /// One uniform per chain at `step` (Metropolis tests).
+    pub fn uniforms(&self, chains: usize, step: u64) -> Vec<f64> {
+        (0..chains)
+            .map(|c| {
+                let mut u = [0.0f64; 1];
+                Philox::new(self.seed, Stream::Metropolis, self.first + c as u64, step)
+                    .fill_uniform(&mut u);
+                u[0]
+            })
+            .collect()
+    }
+}
+
+/// Runs `n_chains` chains with global indices `first_chain..` in batches of at
+/// most `batch` chains. `progress(done, total)` is called after every level of
+/// every batch.
+pub fn sample(
+    model: &dyn ScoreModel,
+    cfg: &SamplerConfig,
+    seed: u64,
+    first_chain: u64,
+    n_chains: usize,
+    batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SampleSet> {
+    if n_chains == 0 {
+        return Err(Error::invalid("chains", "need at least one chain"));
+    }
+    if batch == 0 {
+        return Err(Error::invalid("batch", "batch size must be at least 1"));
+    }
+    let levels = cfg.noise_levels(model)?;
+    if let Some(r) = &cfg.refine {
+        if !(r.step.is_finite() && r.step > 0.0) {
+            return Err(Error::invalid(
+                "refine",
+                format!("step must be positive, got {}", r.step),
+            ));
+        }
+    }
+    let grid = *model.grid();
+    let n = grid.len();
+    let t0 = Instant::now();
+    let mut samples = Vec::with_capacity(n_chains * n);
+    let mut acceptance: Option<Vec<f64>> = None;
+    let (mut nfe, mut inner) = (0u64, 0u64);
+    let n_batches = n_chains.div_ceil(batch);
+    let steps_per_batch = levels.len() + cfg.refine.map_or(0, |r| r.steps);
+    let total = n_batches * steps_per_batch;
+    let mut done = 0usize;
+    for bi in 0..n_batches {
+        let b = batch.min(n_chains - bi * batch);
+        let mut ctx = Ctx {
+            model,
+            n,
+            seed,
+            first: first_chain + (bi * batch) as u64,
+            nfe: 0,
+            inner: 0,
+        };
+        let mut tick = |_: usize| {
+            done += 1;
+            progress(done, total);
+        };
+        let mut x = vec![0.0f32; b * n];
+        let mut acc = match cfg.kind {
+            SamplerKind::EulerMaruyama => {
+                integrators::euler_maruyama(&mut ctx, &levels, &mut x, None, &mut tick)?;
+                None
+            }
+            SamplerKind::PredictorCorrector {
+                snr,
+                corrector_steps,
+            } => {
+                integrators::euler_maruyama(
+                    &mut ctx,
+                    &levels,
+                    &mut x,
+                    Some((snr, corrector_steps)),
+                    &mut tick,
+                )?;
+                None
+            }
+            SamplerKind::HeunOde => {
+                integrators::edm(&mut ctx, &levels, &mut x, None, &mut tick)?;
+                None
+            }
+            SamplerKind::EdmStochastic {
+                s_churn,
+                s_tmin,
+                s_tmax,
+                s_noise,
+            } => {
+                integrators::edm(
+                    &mut ctx,
+                    &levels,
+                    &mut x,
+                    Some((s_churn, s_tmin, s_tmax, s_noise)),
+                    &mut tick,
+                )?;
+                None
+            }
+            SamplerKind::AnnealedHmc {
+                leapfrog_steps,
+                step_scale,
+            } => Some(hmc::annealed(
+                &mut ctx,
+                &levels,
+                &mut x,
+                leapfrog_steps,
+                step_scale,
+                &mut tick,
+            )?),
+        };
+        if let Some(r) = &cfg.refine {
+            let base = 8 * levels.len() as u64 + 64;
+            let sigma = levels[levels.len() - 1];
+            let a = hmc::refine(&mut ctx, sigma, r, &mut x, base, &mut tick)?;
+            acc = match (acc, a) {
+                (Some(a0), Some(a1)) => {
+                    Some(a0.iter().zip(&a1).map(|(p, q)| 0.5 * (p + q)).collect())
+                }
+                (a0, a1) => a0.or(a1),
+            };
+        }
+        if let Some(a) = acc {
+            acceptance.get_or_insert_with(Vec::new).extend(a);
+        }
+        if x.iter().any(|v| !v.is_finite()) {
+            return Err(Error::invalid(
+                "sampler",
+                format!(
+                    "{} diverged (non-finite values); use more levels or a smaller step",
+                    cfg.kind.name()
+                ),
+            ));
+        }
+        nfe = ctx.nfe;
+        inner += ctx.inner;
+        samples.extend_from_slice(&x);
+    }
+    let chi2 = model.chi2(&samples)?;
+    Ok(SampleSet {
+        grid,
+        first_chain,
+        samples,
+        chi2,
+        acceptance,
+        nfe,
+        inner_iterations: inner,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}

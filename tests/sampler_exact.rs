@@ -1,0 +1,214 @@
+//! Integrators against the exact posterior (ladder step 2): 32x32, no mask,
+//! uniform noise, the exact diffused-posterior score. The posterior is Gaussian
+//! and diagonal in Fourier space, so each mode's mean and variance are known.
+//!
+//! Statistics over K independent real Fourier components (real and imaginary
+//! parts of the half spectrum, mirrors skipped) and N chains:
+//! - z_k = (sample mean - exact mean) / sqrt(exact var / N); unbiased sampling
+//!   gives RMS(z) = 1 with standard error 1/sqrt(2K);
+//! - r_k = sample var / exact var; mean(r) = 1 with standard error
+//!   sqrt(2/((N-1) K)).
+//! Bounds are 4 standard errors plus the stated discretisation allowance.
+
+mod common;
+
+use lensdiff::noise::NoiseModel;
+use lensdiff::sampler::{
+    sample, FourierGaussianPosterior, SamplerConfig, SamplerKind, ScoreModel, ShearData,
+};
+use lensdiff::spectrum::ClTable;
+use lensdiff::Grid;
+use num_complex::Complex;
+
+pub struct ModeStats {
+    pub rms_z: f64,
+    pub mean_ratio: f64,
+    pub k: usize,
+}
+
+fn setup() -> (Grid, Vec<f64>, ShearData) {
+    let g = Grid::square(32, 2.0).unwrap();
+    let ell: Vec<f64> = (0..30)
+        .map(|i| 10f64.powf(1.5 + 3.0 * i as f64 / 29.0))
+        .collect();
+    let cl: Vec<f64> = ell.iter().map(|l| 1e-8 * (l / 1000.0).powf(-1.2)).collect();
+    let t = ClTable::new(ell, cl).unwrap();
+    let power = t.pixel_power(&g);
+    let truth = lensdiff::fields::gaussian_fields(&g, &power, 5, 0, 1).unwrap();
+    // noise comparable to the signal at intermediate scales
+    let noise = NoiseModel::uniform(g, 0.02, None).unwrap();
+    let (g1, g2) = lensdiff::fields::simulate_shear(&truth, &noise, 5, 0).unwrap();
+    (g, power, ShearData::new(g1, g2, noise).unwrap())
+}
+
+fn mode_stats(g: &Grid, oracle: &FourierGaussianPosterior, samples: &[f32]) -> ModeStats {
+    let n = g.len();
+    let chains = samples.len() / n;
+    let fft = lensdiff::fft::Fft2::<f64>::new(g.nx, g.ny);
+    let specs: Vec<Vec<Complex<f64>>> = samples
+        .chunks(n)
+        .map(|m| {
+            let x: Vec<f64> = m.iter().map(|&v| v as f64).collect();
+            let mut s = vec![Complex::new(0.0, 0.0); g.spectral_len()];
+            fft.forward(&x, &mut s);
+            s
+        })
+        .collect();
+    let (v, m) = (oracle.variance_spectrum(), oracle.mean_spectrum());
+    let (mut z2, mut ratio, mut k) = (0.0, 0.0, 0usize);
+    let nkx = g.nkx();
+    for iy in 0..g.ny {
+        for ix in 0..nkx {
+            let self_col = ix == 0 || g.is_nyquist_x(ix);
+            if self_col && iy > g.ny / 2 {
+                continue; // mirror of a mode already counted
+            }
+            let i = iy * nkx + ix;
+            if v[i] == 0.0 {
+                continue;
+            }
+            let self_mirror = self_col && (iy == 0 || g.is_nyquist_y(iy));
+            let parts: &[usize] = if self_mirror { &[0] } else { &[0, 1] };
+            let var = if self_mirror {
+                n as f64 * v[i]
+            } else {
+                n as f64 * v[i] / 2.0
+            };
+            for &p in parts {
+                let get = |c: &Complex<f64>| if p == 0 { c.re } else { c.im };
+                let xs: Vec<f64> = specs.iter().map(|s| get(&s[i])).collect();
+                let mean = xs.iter().sum::<f64>() / chains as f64;
+                let sv = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (chains - 1) as f64;
+                z2 += ((mean - get(&m[i])) / (var / chains as f64).sqrt()).powi(2);
+                ratio += sv / var;
+                k += 1;
+            }
+        }
+    }
+    ModeStats {
+        rms_z: (z2 / k as f64).sqrt(),
+        mean_ratio: ratio / k as f64,
+        k,
+    }
+}
+
+fn check(kind: SamplerKind, levels: usize, allowance: f64) {
+    let (g, power, data) = setup();
+    let oracle = FourierGaussianPosterior::new(&power, &data).unwrap();
+    let chains = 128;
+    let cfg = SamplerConfig {
+        kind,
+        levels,
+        ..SamplerConfig::default()
+    };
+    let run = sample(&oracle, &cfg, 42, 0, chains, 64, &mut |_, _| {}).unwrap();
+    let st = mode_stats(&g, &oracle, &run.samples);
+    let se_z = 1.0 / (2.0 * st.k as f64).sqrt();
+    let se_r = (2.0 / ((chains - 1) as f64 * st.k as f64)).sqrt();
+    eprintln!(
+        "{:<20} levels {levels:>4} NFE {:>5}: RMS z {:.3} (±{:.3}), var ratio {:.4} (±{:.4}), K = {}{}",
+        kind.name(),
+        run.nfe,
+        st.rms_z,
+        se_z,
+        st.mean_ratio,
+        se_r,
+        st.k,
+        run.acceptance.as_ref().map_or(String::new(), |a| format!(", acceptance {:.3}", a.iter().sum::<f64>() / a.len() as f64)),
+    );
+    assert!(
+        (st.rms_z - 1.0).abs() < 4.0 * se_z + allowance,
+        "{}: RMS z {}",
+        kind.name(),
+        st.rms_z
+    );
+    assert!(
+        (st.mean_ratio - 1.0).abs() < 4.0 * se_r + allowance,
+        "{}: variance ratio {}",
+        kind.name(),
+        st.mean_ratio
+    );
+}
+
+#[test]
+fn heun_ode_reproduces_the_exact_posterior() {
+    check(SamplerKind::HeunOde, 64, 0.02);
+}
+
+#[test]
+fn edm_stochastic_reproduces_the_exact_posterior() {
+    check(SamplerKind::from_name("edm").unwrap(), 128, 0.02);
+}
+
+#[test]
+fn euler_maruyama_reproduces_the_exact_posterior() {
+    check(SamplerKind::EulerMaruyama, 1000, 0.02);
+}
+
+#[test]
+fn predictor_corrector_reproduces_the_exact_posterior() {
+    check(SamplerKind::from_name("pc").unwrap(), 500, 0.02);
+}
+
+#[test]
+fn annealed_hmc_reproduces_the_exact_posterior() {
+    check(SamplerKind::from_name("hmc").unwrap(), 600, 0.02);
+}
+
+#[test]
+fn chains_do_not_depend_on_the_batch_size() {
+    let (_, power, data) = setup();
+    let oracle = FourierGaussianPosterior::new(&power, &data).unwrap();
+    for kind in [
+        SamplerKind::from_name("edm").unwrap(),
+        SamplerKind::from_name("hmc").unwrap(),
+    ] {
+        let cfg = SamplerConfig {
+            kind,
+            levels: 12,
+            ..SamplerConfig::default()
+        };
+        let a = sample(&oracle, &cfg, 7, 0, 6, 6, &mut |_, _| {}).unwrap();
+        let b = sample(&oracle, &cfg, 7, 0, 6, 4, &mut |_, _| {}).unwrap();
+        assert_eq!(a.samples, b.samples, "{}", kind.name());
+        // chains 2..6 run alone equal chains 2..6 of the full run
+        let c = sample(&oracle, &cfg, 7, 2, 4, 3, &mut |_, _| {}).unwrap();
+        assert_eq!(&a.samples[2 * 1024..], &c.samples[..]);
+        let d = sample(&oracle, &cfg, 8, 0, 6, 6, &mut |_, _| {}).unwrap();
+        assert_ne!(a.samples, d.samples);
+    }
+}
+
+#[test]
+#[ignore]
+fn explore() {
+    let levels: usize = std::env::var("LEVELS")
+        .unwrap_or("32".into())
+        .parse()
+        .unwrap();
+    let kind = SamplerKind::from_name(&std::env::var("KIND").unwrap_or("heun".into())).unwrap();
+    let smin: f64 = std::env::var("SMIN")
+        .unwrap_or("1e-4".into())
+        .parse()
+        .unwrap();
+    let (g, power, data) = setup();
+    let oracle = FourierGaussianPosterior::new(&power, &data).unwrap();
+    let smax: Option<f64> = std::env::var("SMAX").ok().map(|s| s.parse().unwrap());
+    let cfg = SamplerConfig {
+        kind,
+        levels,
+        sigma_min: smin,
+        sigma_max: smax,
+        ..SamplerConfig::default()
+    };
+    let run = sample(&oracle, &cfg, 42, 0, 128, 64, &mut |_, _| {}).unwrap();
+    let st = mode_stats(&g, &oracle, &run.samples);
+    eprintln!(
+        "{} levels {levels} smin {smin}: RMS z {:.3} ratio {:.4} ; sqrt(maxS) {:.4} pixvar {:.3e}",
+        kind.name(),
+        st.rms_z,
+        st.mean_ratio,
+        oracle.prior_scale(),
+        oracle.pixel_variance()
+    );
+}
