@@ -1,6 +1,8 @@
 //! Shared helpers of the integration tests.
 #![allow(dead_code)]
 
+pub mod dense;
+
 use std::path::PathBuf;
 
 /// `../shared/data`, or `None` (with a printed notice) when it is absent.
