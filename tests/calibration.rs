@@ -18,7 +18,7 @@ use std::time::Instant;
 use common::dense::{dense_posterior, DensePosterior};
 use lensdiff::noise::NoiseModel;
 use lensdiff::prior::GaussianPrior;
-use lensdiff::sampler::{sample, GuidedPosterior, Guidance, SamplerConfig, SamplerKind, ShearData};
+use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig, SamplerKind, ShearData};
 use lensdiff::spectrum::ClTable;
 use lensdiff::Grid;
 
@@ -30,7 +30,9 @@ struct Problem {
 
 fn setup(problems: usize) -> (Grid, GaussianPrior, Vec<Problem>) {
     let g = Grid::square(16, 2.0).unwrap();
-    let ell: Vec<f64> = (0..30).map(|i| 10f64.powf(1.5 + 3.0 * i as f64 / 29.0)).collect();
+    let ell: Vec<f64> = (0..30)
+        .map(|i| 10f64.powf(1.5 + 3.0 * i as f64 / 29.0))
+        .collect();
     let cl: Vec<f64> = ell.iter().map(|l| 2e-9 * (l / 1000.0).powf(-1.2)).collect();
     let t = ClTable::new(ell, cl).unwrap();
     let prior = GaussianPrior::from_cl(g, &t).unwrap();
@@ -48,8 +50,10 @@ fn setup(problems: usize) -> (Grid, GaussianPrior, Vec<Problem>) {
     let noise = NoiseModel::from_std(g, &std1, &std2, Some(&mask)).unwrap();
     let list = (0..problems)
         .map(|p| {
-            let truth = lensdiff::fields::gaussian_fields(&g, prior.power(), 1000 + p as u64, 0, 1).unwrap();
-            let (g1, g2) = lensdiff::fields::simulate_shear(&truth, &noise, 2000 + p as u64, 0).unwrap();
+            let truth = lensdiff::fields::gaussian_fields(&g, prior.power(), 1000 + p as u64, 0, 1)
+                .unwrap();
+            let (g1, g2) =
+                lensdiff::fields::simulate_shear(&truth, &noise, 2000 + p as u64, 0).unwrap();
             let data = ShearData::new(g1, g2, noise.clone()).unwrap();
             let exact = dense_posterior(&g, &t, &noise, &data.g1, &data.g2);
             Problem { data, truth, exact }
@@ -68,13 +72,28 @@ struct Row {
     seconds_per_sample: f64,
 }
 
-fn evaluate(prior: &GaussianPrior, problems: &[Problem], guidance: Guidance, cfg: &SamplerConfig, chains: usize) -> Row {
+fn evaluate(
+    prior: &GaussianPrior,
+    problems: &[Problem],
+    guidance: Guidance,
+    cfg: &SamplerConfig,
+    chains: usize,
+) -> Row {
     let (mut z2, mut ratio, mut c68, mut c95, mut count) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let mut nfe = 0;
     let t0 = Instant::now();
     for (p, prob) in problems.iter().enumerate() {
         let post = GuidedPosterior::new(prior, &prob.data, guidance).unwrap();
-        let run = sample(&post, cfg, 500 + p as u64, 0, chains, chains, &mut |_, _| {}).unwrap();
+        let run = sample(
+            &post,
+            cfg,
+            500 + p as u64,
+            0,
+            chains,
+            chains,
+            &mut |_, _| {},
+        )
+        .unwrap();
         nfe = run.nfe;
         let m = run.moments();
         let var = m.variance();
@@ -105,11 +124,31 @@ fn default_configuration_is_calibrated() {
     let cfg = SamplerConfig::default();
     let guidance = Guidance::Spectral { tol: 1e-4 };
     let row = evaluate(&prior, &problems, guidance, &cfg, 64);
-    eprintln!("default (spectral + {} {} levels): {row:?}", cfg.kind.name(), cfg.levels);
-    assert!((row.var_ratio - 1.0).abs() <= 0.05, "variance ratio {}", row.var_ratio);
-    assert!(row.mean_error <= 3.0, "mean error {} MC standard errors", row.mean_error);
-    assert!((row.cov68 - 0.6827).abs() <= 0.03, "68% coverage {}", row.cov68);
-    assert!((row.cov95 - 0.9545).abs() <= 0.03, "95% coverage {}", row.cov95);
+    eprintln!(
+        "default (spectral + {} {} levels): {row:?}",
+        cfg.kind.name(),
+        cfg.levels
+    );
+    assert!(
+        (row.var_ratio - 1.0).abs() <= 0.05,
+        "variance ratio {}",
+        row.var_ratio
+    );
+    assert!(
+        row.mean_error <= 3.0,
+        "mean error {} MC standard errors",
+        row.mean_error
+    );
+    assert!(
+        (row.cov68 - 0.6827).abs() <= 0.03,
+        "68% coverage {}",
+        row.cov68
+    );
+    assert!(
+        (row.cov95 - 0.9545).abs() <= 0.03,
+        "95% coverage {}",
+        row.cov95
+    );
 }
 
 #[test]
@@ -117,7 +156,13 @@ fn plain_tweedie_guidance_is_measurably_overconfident() {
     // The test of the metric itself: DPS ignores the covariance of kappa | x_sigma
     // and underestimates the posterior variance on this problem.
     let (_, prior, problems) = setup(4);
-    let row = evaluate(&prior, &problems, Guidance::Tweedie { inflate: false }, &SamplerConfig::default(), 32);
+    let row = evaluate(
+        &prior,
+        &problems,
+        Guidance::Tweedie { inflate: false },
+        &SamplerConfig::default(),
+        32,
+    );
     eprintln!("tweedie: {row:?}");
     assert!(row.var_ratio < 0.95 || row.mean_error > 3.0, "{row:?}");
 }
@@ -146,7 +191,11 @@ fn study() {
     for g in schemes {
         for (kind, levels) in &samplers {
             for &l in levels {
-                let cfg = SamplerConfig { kind: *kind, levels: l, ..SamplerConfig::default() };
+                let cfg = SamplerConfig {
+                    kind: *kind,
+                    levels: l,
+                    ..SamplerConfig::default()
+                };
                 let r = evaluate(&prior, &problems, g, &cfg, 64);
                 let name = match g {
                     Guidance::Annealed { c } => format!("annealed c={c}"),

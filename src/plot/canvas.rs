@@ -288,6 +288,28 @@ impl Canvas {
         }
     }
 
+    /// Stacks canvases top to bottom on a white background, each centred
+    /// horizontally (e.g. a map figure above a spectrum plot).
+    pub fn stack_vertical(parts: &[Canvas]) -> Result<Canvas> {
+        if parts.is_empty() {
+            return Err(Error::invalid("parts", "nothing to stack"));
+        }
+        let width = parts.iter().map(|c| c.width).max().unwrap_or(1);
+        let height = parts.iter().map(|c| c.height).sum();
+        let mut out = Canvas::new(width, height, [255, 255, 255])?;
+        let mut y0 = 0usize;
+        for c in parts {
+            let x0 = ((width - c.width) / 2) as usize;
+            for y in 0..c.height as usize {
+                let src = &c.pixels[3 * y * c.width as usize..3 * (y + 1) * c.width as usize];
+                let start = 3 * ((y0 + y) * width as usize + x0);
+                out.pixels[start..start + src.len()].copy_from_slice(src);
+            }
+            y0 += c.height as usize;
+        }
+        Ok(out)
+    }
+
     /// Writes the canvas as an 8-bit RGB PNG file.
     ///
     /// Fails with [`Error::Io`] if the file cannot be created or written.
@@ -324,6 +346,18 @@ fn glyph(ch: char) -> [u8; 8] {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stack_vertical_centres_parts() {
+        let a = super::Canvas::new(4, 2, [0, 0, 0]).unwrap();
+        let b = super::Canvas::new(2, 1, [10, 20, 30]).unwrap();
+        let s = super::Canvas::stack_vertical(&[a, b]).unwrap();
+        assert_eq!((s.width, s.height), (4, 3));
+        assert_eq!(s.get(0, 0), Some([0, 0, 0]));
+        assert_eq!(s.get(0, 2), Some([255, 255, 255]));
+        assert_eq!(s.get(1, 2), Some([10, 20, 30]));
+        assert!(super::Canvas::stack_vertical(&[]).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -16,7 +16,9 @@ pub fn dense_operator(g: &Grid, f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
             for iy in 0..ny {
                 for ix in 0..nx {
                     let (k1, k2) = (freq(ix, nx), freq(iy, ny));
-                    let ph = 2.0 * std::f64::consts::PI * (ix as f64 * dx as f64 / nx as f64 + iy as f64 * dy as f64 / ny as f64);
+                    let ph = 2.0
+                        * std::f64::consts::PI
+                        * (ix as f64 * dx as f64 / nx as f64 + iy as f64 * dy as f64 / ny as f64);
                     acc += f(k1, k2) * ph.cos();
                 }
             }
@@ -83,13 +85,31 @@ pub struct DensePosterior {
 /// kappa | gamma for prior C (from the table), observed components of P,
 /// noise variances 1/w: mean = C P_o^T A^{-1} g_o, cov = C - C P_o^T A^{-1} P_o C,
 /// A = P_o C P_o^T + N_o.
-pub fn dense_posterior(g: &Grid, t: &ClTable, noise: &NoiseModel, g1: &[f32], g2: &[f32]) -> DensePosterior {
+pub fn dense_posterior(
+    g: &Grid,
+    t: &ClTable,
+    noise: &NoiseModel,
+    g1: &[f32],
+    g2: &[f32],
+) -> DensePosterior {
     let n = g.len();
     let d = g.pixel_rad();
     let s = |k1: f64, k2: f64| t.eval(2.0 * std::f64::consts::PI * k1.hypot(k2) / d) / (d * d);
     let zero = |k1: f64, k2: f64| k1 == 0.0 && k2 == 0.0;
-    let p1f = |k1: f64, k2: f64| if zero(k1, k2) { 0.0 } else { (k1 * k1 - k2 * k2) / (k1 * k1 + k2 * k2) };
-    let p2f = |k1: f64, k2: f64| if zero(k1, k2) { 0.0 } else { 2.0 * k1 * k2 / (k1 * k1 + k2 * k2) };
+    let p1f = |k1: f64, k2: f64| {
+        if zero(k1, k2) {
+            0.0
+        } else {
+            (k1 * k1 - k2 * k2) / (k1 * k1 + k2 * k2)
+        }
+    };
+    let p2f = |k1: f64, k2: f64| {
+        if zero(k1, k2) {
+            0.0
+        } else {
+            2.0 * k1 * k2 / (k1 * k1 + k2 * k2)
+        }
+    };
     let c = dense_operator(g, s);
     let p1 = dense_operator(g, p1f);
     let p2 = dense_operator(g, p2f);
@@ -108,7 +128,11 @@ pub fn dense_posterior(g: &Grid, t: &ClTable, noise: &NoiseModel, g1: &[f32], g2
     // PC (m x n), C symmetric
     let pc: Vec<Vec<f64>> = rows
         .iter()
-        .map(|r| (0..n).map(|j| (0..n).map(|k| r[k] * c[k * n + j]).sum()).collect())
+        .map(|r| {
+            (0..n)
+                .map(|j| (0..n).map(|k| r[k] * c[k * n + j]).sum())
+                .collect()
+        })
         .collect();
     let mut a = vec![0.0; m * m];
     for i in 0..m {
@@ -121,7 +145,9 @@ pub fn dense_posterior(g: &Grid, t: &ClTable, noise: &NoiseModel, g1: &[f32], g2
     }
     let l = cholesky(&a, m);
     let y = cholesky_solve(&l, m, &data);
-    let mean: Vec<f64> = (0..n).map(|j| (0..m).map(|i| pc[i][j] * y[i]).sum()).collect();
+    let mean: Vec<f64> = (0..n)
+        .map(|j| (0..m).map(|i| pc[i][j] * y[i]).sum())
+        .collect();
     // cov = C - (PC)^T A^{-1} (PC)
     let mut cov = c.clone();
     for j in 0..n {

@@ -140,11 +140,6 @@ impl Panel {
         self.range = r;
         self
     }
-
-    pub fn cmap(mut self, c: ColorMap) -> Self {
-        self.cmap = c;
-        self
-    }
 }
 
 /// Saves panels as one PNG figure.

@@ -1,4 +1,4 @@
-//! `lensdiff demo`: the main job on built-in defaults.
+//! `lensdiff demo`: the main job on built-in defaults, no input files.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -8,13 +8,19 @@ use lensdiff::fields::{simulate_shear, LogNormal};
 use lensdiff::io::Wcs;
 use lensdiff::metrics::{pearson, rmse_centred};
 use lensdiff::noise::NoiseModel;
-use lensdiff::plot::{save_lineplot, series_color, ColorMap, LinePlot, LineStyle, Series};
+use lensdiff::plot::{
+    render_lineplot, render_maps, series_color, Canvas, ColorMap, LinePlot, LineStyle, MapPanel,
+    Series,
+};
+use lensdiff::prior::GaussianPrior;
 use lensdiff::rng::{Philox, Stream};
+use lensdiff::sampler::{GuidedPosterior, ShearData};
 use lensdiff::smoothing::Boundary;
 use lensdiff::spectrum::{bin_edges, estimate_cl, Binning, ClTable};
 use lensdiff::{Error, Grid, Result};
 
-use crate::common::{progress, robust_range, save, save_figure, Panel};
+use crate::common::{north_up, north_up_mask, robust_range, save};
+use crate::sample_cmd::{run_chains, SamplerArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,38 +31,66 @@ pub struct Args {
     #[arg(long, default_value_t = 256)]
     pub size: usize,
     /// Pixel size in arcmin.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 0.5)]
     pub pixel_arcmin: f64,
-    /// Mean galaxy density per arcmin².
-    #[arg(long, default_value_t = 20.0)]
+    /// Mean galaxy density per arcmin² (COSMOS: about 70).
+    #[arg(long, default_value_t = 60.0)]
     pub n_gal: f64,
-    /// Random seed.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// Log-normal shift of the simulated field.
+    #[arg(long, default_value_t = 0.03)]
+    pub lambda: f64,
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
 }
 
-/// A survey-like mask: the field minus a 4% border strip and circular holes
-/// (bright stars), placed by the seed.
-fn demo_mask(grid: &Grid, seed: u64) -> Vec<bool> {
+/// A COSMOS-like footprint: a square tilted by 8° covering ~70% of the field,
+/// with stair-stepped edges (the tiling of the ACS pointings) and circular holes
+/// around bright stars, placed by the seed.
+pub fn cosmos_like_mask(grid: &Grid, seed: u64) -> Vec<bool> {
     let (nx, ny) = (grid.nx as f64, grid.ny as f64);
-    let mut u = vec![0.0f64; 3 * 12];
+    let mut u = vec![0.0f64; 3 * 16];
     Philox::new(seed, Stream::Field, 1 << 20, 0).fill_uniform(&mut u);
     let holes: Vec<(f64, f64, f64)> = u
         .chunks(3)
-        .map(|c| (c[0] * nx, c[1] * ny, (0.015 + 0.035 * c[2]) * nx))
+        .map(|c| (c[0] * nx, c[1] * ny, (0.005 + 0.012 * c[2]) * nx))
         .collect();
+    let (ca, sa) = (8f64.to_radians().cos(), 8f64.to_radians().sin());
+    let tile = nx / 16.0;
     let mut mask = vec![true; grid.len()];
     for y in 0..grid.ny {
         for x in 0..grid.nx {
-            let (fx, fy) = (x as f64, y as f64);
-            let border = fx < 0.04 * nx && fy > 0.3 * ny;
+            let (fx, fy) = (x as f64 - nx / 2.0, y as f64 - ny / 2.0);
+            // rotate into the footprint frame, snap to tiles for the jagged edge
+            let (rx, ry) = (ca * fx + sa * fy, -sa * fx + ca * fy);
+            let (tx, ty) = ((rx / tile).floor(), (ry / tile).floor());
+            let jag = ((tx * 7.0 + ty * 3.0).rem_euclid(3.0)) * 0.3 * tile;
+            let half = 0.42 * nx - jag;
+            let inside = rx.abs() < half && ry.abs() < half;
             let hole = holes
                 .iter()
-                .any(|(cx, cy, r)| (fx - cx).powi(2) + (fy - cy).powi(2) < r * r);
-            mask[y * grid.nx + x] = !(border || hole);
+                .any(|(cx, cy, r)| (x as f64 - cx).powi(2) + (y as f64 - cy).powi(2) < r * r);
+            mask[y * grid.nx + x] = inside && !hole;
         }
     }
     mask
+}
+
+fn spectrum_series(
+    grid: &Grid,
+    label: &str,
+    maps: &[f32],
+    edges: &[f64],
+    i: usize,
+    style: LineStyle,
+) -> Result<Series> {
+    let e = estimate_cl(grid, maps, None, edges)?;
+    Ok(Series {
+        label: label.into(),
+        x: e.ell,
+        y: e.cl,
+        style,
+        color: series_color(i),
+    })
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -68,13 +102,11 @@ pub fn run(a: Args) -> Result<()> {
     let grid = Grid::square(a.size, a.pixel_arcmin)?;
     let table = ClTable::default_kappa();
     let power = table.pixel_power(&grid);
-    let pb = progress(Some(4), "demo");
-    pb.set_message("log-normal field");
-    let truth = LogNormal::new(&grid, &power, 0.03)?.sample(&grid, a.seed, 0, 1)?;
-    pb.inc(1);
+    let seed = a.sampler.seed;
+    let truth = LogNormal::new(&grid, &power, a.lambda)?.sample(&grid, seed, 0, 1)?;
 
     // galaxy counts vary smoothly across the field (per-pixel noise), holes masked
-    let mask = demo_mask(&grid, a.seed);
+    let mask = cosmos_like_mask(&grid, seed);
     let mean_n = a.n_gal * grid.pixel_arcmin * grid.pixel_arcmin;
     let counts: Vec<f32> = (0..grid.len())
         .map(|i| {
@@ -84,7 +116,7 @@ pub fn run(a: Args) -> Result<()> {
             );
             let n = mean_n
                 * (1.0
-                    + 0.5
+                    + 0.4
                         * (2.0 * std::f64::consts::PI * x).sin()
                         * (std::f64::consts::PI * y).cos());
             if mask[i] {
@@ -94,82 +126,136 @@ pub fn run(a: Args) -> Result<()> {
             }
         })
         .collect();
-    let noise = NoiseModel::from_counts(grid, 0.26, &counts)?;
-    pb.set_message("mock shear");
-    let (e1, e2) = simulate_shear(&truth, &noise, a.seed, 0)?;
-    pb.inc(1);
+    let noise = NoiseModel::from_counts(grid, 0.3, &counts)?;
+    let (e1, e2) = simulate_shear(&truth, &noise, seed, 0)?;
 
-    pb.set_message("Kaiser-Squires");
     let (ks, _) = kaiser_squires(&grid, &e1, &e2, 2.0, Boundary::Periodic)?;
-    pb.inc(1);
-    pb.set_message("Wiener filter");
-    let wf = WienerFilter::new(grid, power)?;
-    let sol = wf.solve(&e1, &e2, &noise, &WienerOptions::default())?;
-    pb.inc(1);
-    pb.finish_and_clear();
+    let wf = WienerFilter::new(grid, power.clone())?.solve(
+        &e1,
+        &e2,
+        &noise,
+        &WienerOptions::default(),
+    )?;
 
-    let wcs = Wcs::centred(&grid, 0.0, 0.0, true);
+    let prior = GaussianPrior::new(grid, power)?;
+    let data = ShearData::new(e1.clone(), e2.clone(), noise.clone())?;
+    let post = GuidedPosterior::new(&prior, &data, a.sampler.guidance())?;
+    let cfg = a.sampler.config();
+    let set = run_chains(&post, &cfg, &a.sampler)?;
+    let m = set.moments();
+    let (mean, std) = (m.mean_f32(), m.std_f32());
+
+    let wcs = Wcs::centred(&grid, 150.0, 2.2, true);
     let shape = [grid.ny, grid.nx];
-    for (name, data) in [
+    for (name, d) in [
         ("truth", &truth),
         ("e1", &e1),
         ("e2", &e2),
         ("ks", &ks),
-        ("wiener", &sol.kappa),
+        ("wiener", &wf.kappa),
+        ("mean", &mean),
+        ("std", &std),
     ] {
         save(
             &a.out.join(format!("{name}.fits")),
-            data,
+            d,
             &shape,
             Some(&wcs),
             None,
         )?;
     }
-    let m = Some(mask.as_slice());
-    let range = robust_range(&truth, None);
-    let panels = [
-        Panel::new("truth (log-normal)", &truth, &grid, "kappa")
-            .range(range)
-            .cmap(ColorMap::Magma),
-        Panel::new("Kaiser-Squires, 2 px", &ks, &grid, "kappa")
-            .masked(m, &grid)
-            .range(range)
-            .cmap(ColorMap::Magma),
-        Panel::new("Wiener filter", &sol.kappa, &grid, "kappa")
-            .masked(m, &grid)
-            .range(range)
-            .cmap(ColorMap::Magma),
-    ];
-    let maps_png = a.out.join("maps.png");
-    save_figure(
-        &maps_png,
-        &panels,
-        &grid,
-        3,
-        Some("lensdiff demo: truth | KS | Wiener"),
+    save(
+        &a.out.join("samples.fits"),
+        &set.samples,
+        &[set.chains(), grid.ny, grid.nx],
+        Some(&wcs),
+        Some("kappa"),
     )?;
 
-    let edges = bin_edges(&grid, Binning::Log(16))?;
-    let mut series = vec![];
-    for (i, (label, data)) in [
-        ("truth", &truth),
-        ("KS (2 px)", &ks),
-        ("Wiener", &sol.kappa),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let est = estimate_cl(&grid, data, None, &edges)?;
-        series.push(Series {
-            label: label.into(),
-            x: est.ell,
-            y: est.cl,
-            style: LineStyle::Points,
-            color: series_color(i),
-        });
-    }
+    // one figure: maps (North up) above the power spectra
+    let range = robust_range(&truth, None);
+    let up = |d: &[f32]| north_up(d, grid.nx);
+    let mk = north_up_mask(&mask, grid.nx);
+    let maps: Vec<(String, Vec<f32>, bool, Option<(f32, f32)>, ColorMap)> = {
+        let mut v = vec![
+            (
+                "truth (log-normal)".to_string(),
+                up(&truth),
+                false,
+                range,
+                ColorMap::Magma,
+            ),
+            (
+                "Kaiser-Squires 2 px".into(),
+                up(&ks),
+                true,
+                range,
+                ColorMap::Magma,
+            ),
+            (
+                "Wiener filter".into(),
+                up(&wf.kappa),
+                true,
+                range,
+                ColorMap::Magma,
+            ),
+            (
+                format!("posterior mean ({})", set.chains()),
+                up(&mean),
+                true,
+                range,
+                ColorMap::Magma,
+            ),
+            (
+                "posterior std".into(),
+                up(&std),
+                true,
+                None,
+                ColorMap::Viridis,
+            ),
+        ];
+        for i in 0..set.chains().min(2) {
+            v.push((
+                format!("posterior sample {}", i + 1),
+                up(set.sample(i)),
+                true,
+                range,
+                ColorMap::Magma,
+            ));
+        }
+        v
+    };
+    let panels: Vec<MapPanel> = maps
+        .iter()
+        .map(|(t, d, masked, r, c)| {
+            let mut p = MapPanel::new(t.clone(), d, grid.nx, grid.ny);
+            p.mask = masked.then_some(mk.as_slice());
+            p.range = *r;
+            p.cmap = *c;
+            p.colorbar_label = "kappa".into();
+            p
+        })
+        .collect();
+    let top = render_maps(
+        &panels,
+        4,
+        Some("lensdiff demo: log-normal field, COSMOS-like mask and noise"),
+    )?;
+    let edges = bin_edges(&grid, Binning::Log(18))?;
+    let mut series = vec![
+        spectrum_series(&grid, "truth", &truth, &edges, 0, LineStyle::Points)?,
+        spectrum_series(
+            &grid,
+            "posterior samples",
+            &set.samples,
+            &edges,
+            1,
+            LineStyle::Points,
+        )?,
+        spectrum_series(&grid, "Wiener", &wf.kappa, &edges, 2, LineStyle::Points)?,
+    ];
     let xs: Vec<f64> = (0..100)
-        .map(|i| (edges[0].ln() + i as f64 / 99.0 * (edges[16].ln() - edges[0].ln())).exp())
+        .map(|i| (edges[0].ln() + i as f64 / 99.0 * (edges[18].ln() - edges[0].ln())).exp())
         .collect();
     series.push(Series {
         label: "prior C_ell".into(),
@@ -178,40 +264,56 @@ pub fn run(a: Args) -> Result<()> {
         style: LineStyle::Solid,
         color: series_color(3),
     });
-    let spec_png = a.out.join("spectra.png");
-    save_lineplot(
-        &spec_png,
-        &LinePlot {
-            title: "power spectra".into(),
-            xlabel: "ell".into(),
-            ylabel: "C_ell".into(),
-            logx: true,
-            logy: true,
-            series,
-            ..LinePlot::default()
-        },
-    )?;
-    let rk = rmse_centred(&ks, &truth, m)?;
-    let rw = rmse_centred(&sol.kappa, &truth, m)?;
-    let ck = pearson(&ks, &truth, m)?;
-    let cw = pearson(&sol.kappa, &truth, m)?;
+    let bottom = render_lineplot(&LinePlot {
+        title: "power spectra (full field)".into(),
+        xlabel: "ell".into(),
+        ylabel: "C_ell".into(),
+        logx: true,
+        logy: true,
+        series,
+        size: (900, 480),
+    })?;
+    let fig = a.out.join("demo.png");
+    Canvas::stack_vertical(&[top, bottom])?.save_png(&fig)?;
+
+    let mref = Some(mask.as_slice());
     println!(
-        "demo: {}x{} log-normal field at {}'/px, {:.0}% observed, {} gal/arcmin²",
+        "demo: {}x{} log-normal field at {}'/px, {:.0}% observed, {} gal/arcmin², sigma_e 0.3",
         grid.ny,
         grid.nx,
         grid.pixel_arcmin,
         100.0 * noise.n_observed() as f64 / grid.len() as f64,
         a.n_gal
     );
-    println!("  Kaiser-Squires (2 px): RMSE {rk:.5}  r {ck:.3}");
     println!(
-        "  Wiener filter:         RMSE {rw:.5}  r {cw:.3}  ({} PCG iterations)",
-        sol.iterations
+        "  {:<28} {:>8} {:>8}",
+        "estimator (inside the mask)", "RMSE", "r"
+    );
+    for (name, map) in [
+        ("Kaiser-Squires, 2 px", &ks),
+        ("Wiener filter", &wf.kappa),
+        ("posterior mean", &mean),
+        ("one posterior sample", &set.samples[..grid.len()].to_vec()),
+    ] {
+        println!(
+            "  {:<28} {:>8.5} {:>8.3}",
+            name,
+            rmse_centred(map, &truth, mref)?,
+            pearson(map, &truth, mref)?
+        );
+    }
+    println!(
+        "  sampling: {} chains, {} + {} guidance, {} NFE per chain, {:.1} s; mean shear chi2/dof {:.3}",
+        set.chains(),
+        cfg.kind.name(),
+        post.guidance().name(),
+        set.nfe,
+        set.seconds,
+        set.chi2.iter().sum::<f64>() / set.chi2.len() as f64
     );
     println!(
-        "  figures -> {} and {}  ({:.1} s)",
-        maps_png.display(),
-        spec_png.display(),
+        "  figure -> {}  ({:.1} s in all)",
+        fig.display(),
         t0.elapsed().as_secs_f64()
     );
     Ok(())

@@ -8,6 +8,7 @@ mod bin_cmd;
 mod common;
 mod demo;
 mod ks_cmd;
+mod sample_cmd;
 mod simulate;
 mod spectrum_cmd;
 mod wiener_cmd;
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// Weak-lensing mass mapping: Kaiser–Squires, Wiener filter, simulations,
-/// power spectra (posterior sampling with diffusion priors comes next).
+/// power spectra and posterior sampling with diffusion priors.
 #[derive(Parser)]
 #[command(name = "lensdiff", version, about, long_about = None, propagate_version = true)]
 struct Cli {
@@ -27,6 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Posterior samples of the convergence (diffusion sampler, Gaussian prior).
+    Sample(Box<sample_cmd::Args>),
     /// Bin a galaxy catalogue (RA, Dec, e1, e2, weight) into shear, noise and mask maps.
     Bin(bin_cmd::Args),
     /// Kaiser–Squires E/B convergence maps from shear maps, optionally smoothed.
@@ -37,7 +40,7 @@ enum Command {
     Simulate(simulate::Args),
     /// Binned angular power spectrum of a map or a stack of maps.
     Spectrum(spectrum_cmd::Args),
-    /// The main job on built-in defaults: simulate a field, run KS and Wiener, write the figure.
+    /// The main job on built-in defaults: simulate a field, run KS, Wiener and posterior sampling, write the figure.
     Demo(demo::Args),
 }
 
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Sample(a) => sample_cmd::run(*a),
         Command::Bin(a) => bin_cmd::run(a),
         Command::Ks(a) => ks_cmd::run(a),
         Command::Wiener(a) => wiener_cmd::run(a),

@@ -1,0 +1,453 @@
+//! `lensdiff sample`: posterior samples of kappa.
+
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+use lensdiff::baselines::kaiser_squires;
+use lensdiff::catalogue::{bin_catalogue, BinningOptions, Catalogue, Projection};
+use lensdiff::io::Wcs;
+use lensdiff::noise::NoiseModel;
+use lensdiff::prior::GaussianPrior;
+use lensdiff::sampler::{
+    sample, Guidance, GuidedPosterior, RefineMethod, Refinement, SampleSet, SamplerConfig,
+    SamplerKind, ShearData,
+};
+use lensdiff::smoothing::Boundary;
+use lensdiff::spectrum::ClTable;
+use lensdiff::{Error, Grid, Result};
+
+use crate::common::{
+    load_map, load_mask, load_nonnegative, pixel_size, progress, robust_range, save, save_figure,
+    Panel,
+};
+use crate::simulate::Format;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SamplerArg {
+    /// Probability-flow ODE, Heun's method (default).
+    Heun,
+    /// Karras et al.'s stochastic sampler.
+    Edm,
+    /// Reverse SDE, Euler–Maruyama.
+    Em,
+    /// Predictor–corrector (Langevin corrector).
+    Pc,
+    /// Annealed HMC (jax-lensing).
+    Hmc,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum GuidanceArg {
+    /// Woodbury with the prior's Gaussian covariance (exact for the Gaussian prior).
+    Spectral,
+    /// Noise-inflated likelihood, variance sigma_pix² + c sigma².
+    Annealed,
+    /// Tweedie/DPS through the denoiser's Jacobian.
+    Tweedie,
+    /// Tweedie with the noise inflated by the prior's posterior variance.
+    TweedieInflated,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RefineArg {
+    /// Unadjusted Langevin steps.
+    Langevin,
+    /// HMC steps with a Metropolis test.
+    Hmc,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PriorArg {
+    /// Gaussian prior from a C_ell table.
+    Gaussian,
+}
+
+/// Sampler settings shared by `sample` and `demo`.
+#[derive(clap::Args, Clone)]
+pub struct SamplerArgs {
+    /// Integrator.
+    #[arg(long, value_enum, default_value_t = SamplerArg::Heun)]
+    pub sampler: SamplerArg,
+    /// Likelihood guidance scheme.
+    #[arg(long, value_enum, default_value_t = GuidanceArg::Spectral)]
+    pub guidance: GuidanceArg,
+    /// Noise levels (default: 64 for heun, 128 edm, 1000 em, 500 pc, 600 hmc).
+    #[arg(long)]
+    pub levels: Option<usize>,
+    /// Largest noise level (default: 20 x the prior's largest pixel std).
+    #[arg(long)]
+    pub sigma_max: Option<f64>,
+    /// Smallest noise level.
+    #[arg(long, default_value_t = 1e-4)]
+    pub sigma_min: f64,
+    /// Annealed guidance: inflation coefficient c.
+    #[arg(long, default_value_t = 0.5)]
+    pub anneal_c: f64,
+    /// Spectral guidance: relative residual of the inner conjugate-gradient solve.
+    #[arg(long, default_value_t = 1e-4)]
+    pub inner_tol: f64,
+    /// Optional refinement at sigma_min.
+    #[arg(long, value_enum)]
+    pub refine: Option<RefineArg>,
+    /// Refinement steps.
+    #[arg(long, default_value_t = 20)]
+    pub refine_steps: usize,
+    /// Refinement step size in kappa units.
+    #[arg(long, default_value_t = 1e-3)]
+    pub refine_step: f64,
+    /// Number of chains (posterior samples).
+    #[arg(long, default_value_t = 16)]
+    pub chains: usize,
+    /// Chains integrated together (memory: chains x map size x 4 bytes x ~6).
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Random seed (chain c of seed s is the same whatever --batch).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl SamplerArgs {
+    pub fn config(&self) -> SamplerConfig {
+        let (kind, levels) = match self.sampler {
+            SamplerArg::Heun => (SamplerKind::HeunOde, 64),
+            SamplerArg::Edm => (
+                SamplerKind::from_name("edm").unwrap_or(SamplerKind::HeunOde),
+                128,
+            ),
+            SamplerArg::Em => (SamplerKind::EulerMaruyama, 1000),
+            SamplerArg::Pc => (
+                SamplerKind::from_name("pc").unwrap_or(SamplerKind::EulerMaruyama),
+                500,
+            ),
+            SamplerArg::Hmc => (
+                SamplerKind::from_name("hmc").unwrap_or(SamplerKind::EulerMaruyama),
+                600,
+            ),
+        };
+        SamplerConfig {
+            kind,
+            levels: self.levels.unwrap_or(levels),
+            sigma_max: self.sigma_max,
+            sigma_min: self.sigma_min,
+            schedule: None,
+            refine: self.refine.map(|r| Refinement {
+                method: match r {
+                    RefineArg::Langevin => RefineMethod::Langevin,
+                    RefineArg::Hmc => RefineMethod::Hmc,
+                },
+                steps: self.refine_steps,
+                step: self.refine_step,
+            }),
+        }
+    }
+
+    pub fn guidance(&self) -> Guidance {
+        match self.guidance {
+            GuidanceArg::Spectral => Guidance::Spectral {
+                tol: self.inner_tol,
+            },
+            GuidanceArg::Annealed => Guidance::Annealed { c: self.anneal_c },
+            GuidanceArg::Tweedie => Guidance::Tweedie { inflate: false },
+            GuidanceArg::TweedieInflated => Guidance::Tweedie { inflate: true },
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Shear component 1 map (FITS or npy).
+    #[arg(long, requires = "e2", conflicts_with = "catalogue")]
+    pub e1: Option<PathBuf>,
+    /// Shear component 2 map.
+    #[arg(long)]
+    pub e2: Option<PathBuf>,
+    /// Instead of maps: a catalogue folder in the COSMOS layout, binned on the fly
+    /// (median centre, RA along +x) with --size and --pixel-arcmin.
+    #[arg(long)]
+    pub catalogue: Option<PathBuf>,
+    /// Binning of --catalogue: map side in pixels.
+    #[arg(long, default_value_t = 360)]
+    pub size: usize,
+    /// Binning of --catalogue: plate (jax-lensing) or gnomonic projection.
+    #[arg(long)]
+    pub plate: bool,
+    /// Per-pixel noise std of component 1 (0 = masked unless --mask).
+    #[arg(long, requires = "std2")]
+    pub std1: Option<PathBuf>,
+    /// Per-pixel noise std of component 2.
+    #[arg(long, requires = "std1")]
+    pub std2: Option<PathBuf>,
+    /// Uniform per-component noise std instead of std maps.
+    #[arg(long)]
+    pub sigma: Option<f64>,
+    /// Mask (non-zero = observed).
+    #[arg(long)]
+    pub mask: Option<PathBuf>,
+    /// Pixel size in arcmin (default: from the input's WCS; required with --catalogue).
+    #[arg(long)]
+    pub pixel_arcmin: Option<f64>,
+    /// Prior family.
+    #[arg(long, value_enum, default_value_t = PriorArg::Gaussian)]
+    pub prior: PriorArg,
+    /// Prior C_ell table (default: built-in kappaTNG-like spectrum).
+    #[arg(long)]
+    pub cl: Option<PathBuf>,
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
+    /// Output folder: samples, mean, std, ks, summary.json, figure.png.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Output file format of the maps.
+    #[arg(long, value_enum, default_value_t = Format::Fits)]
+    pub format: Format,
+    /// Do not write the sample cube (mean and std only).
+    #[arg(long)]
+    pub no_samples: bool,
+}
+
+/// Runs the sampler with a progress bar.
+pub fn run_chains(
+    post: &GuidedPosterior,
+    cfg: &SamplerConfig,
+    s: &SamplerArgs,
+) -> Result<SampleSet> {
+    let pb = progress(None, "sampling");
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} levels {elapsed} (eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let set = sample(
+        post,
+        cfg,
+        s.seed,
+        0,
+        s.chains,
+        s.batch.max(1),
+        &mut |done, total| {
+            pb.set_length(total as u64);
+            pb.set_position(done as u64);
+        },
+    );
+    pb.finish_and_clear();
+    set
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn json_list(v: &[f64]) -> String {
+    let items: Vec<String> = v
+        .iter()
+        .map(|x| {
+            if x.is_finite() {
+                format!("{x:.6}")
+            } else {
+                "null".into()
+            }
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// Writes `summary.json` of a run.
+pub fn write_summary(path: &Path, fields: &[(&str, String)], set: &SampleSet) -> Result<()> {
+    let mut s = String::from("{\n");
+    for (k, v) in fields {
+        s.push_str(&format!("  {}: {},\n", json_str(k), v));
+    }
+    s.push_str(&format!("  \"chains\": {},\n", set.chains()));
+    s.push_str(&format!("  \"nfe_per_chain\": {},\n", set.nfe));
+    s.push_str(&format!(
+        "  \"inner_cg_iterations\": {},\n",
+        set.inner_iterations
+    ));
+    s.push_str(&format!("  \"seconds\": {:.3},\n", set.seconds));
+    s.push_str(&format!(
+        "  \"samples_per_second\": {:.4},\n",
+        set.chains() as f64 / set.seconds.max(1e-9)
+    ));
+    s.push_str(&format!("  \"chi2_per_dof\": {},\n", json_list(&set.chi2)));
+    match &set.acceptance {
+        Some(a) => s.push_str(&format!("  \"acceptance\": {}\n", json_list(a))),
+        None => s.push_str("  \"acceptance\": null\n"),
+    }
+    s.push_str("}\n");
+    std::fs::write(path, s).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+pub fn quote(s: &str) -> String {
+    json_str(s)
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let (grid, g1, g2, noise, wcs) = match (&a.catalogue, &a.e1, &a.e2) {
+        (Some(dir), _, _) => {
+            let pix = a
+                .pixel_arcmin
+                .ok_or_else(|| Error::invalid("--pixel-arcmin", "required with --catalogue"))?;
+            let grid = Grid::square(a.size, pix)?;
+            let mut opts = BinningOptions::new(grid);
+            if a.plate {
+                opts.projection = Projection::Plate;
+            }
+            let b = bin_catalogue(&Catalogue::from_cosmos_dir(dir)?, &opts)?;
+            let noise = NoiseModel::from_std(grid, &b.std1, &b.std2, Some(&b.mask))?;
+            let wcs = Wcs::centred(&grid, b.centre_ra_deg, b.centre_dec_deg, true);
+            (grid, b.e1, b.e2, noise, Some(wcs))
+        }
+        (None, Some(e1p), Some(e2p)) => {
+            let e1 = load_map(e1p, None)?;
+            let e2 = load_map(e2p, Some(&e1))?;
+            let grid = Grid::new(e1.nx, e1.ny, pixel_size(a.pixel_arcmin, &e1)?)?;
+            let mask = a.mask.as_ref().map(|p| load_mask(p, &e1)).transpose()?;
+            let noise = match (&a.std1, &a.std2, a.sigma) {
+                (Some(s1), Some(s2), None) => NoiseModel::from_std(
+                    grid,
+                    &load_nonnegative(s1, &e1)?,
+                    &load_nonnegative(s2, &e1)?,
+                    mask.as_deref(),
+                )?,
+                (None, None, Some(s)) => NoiseModel::uniform(grid, s, mask.as_deref())?,
+                _ => {
+                    return Err(Error::invalid(
+                        "noise",
+                        "give either --std1 and --std2 maps or a uniform --sigma",
+                    ))
+                }
+            };
+            (grid, e1.data, e2.data, noise, e1.wcs)
+        }
+        _ => {
+            return Err(Error::invalid(
+                "data",
+                "give --e1 and --e2 maps or --catalogue DIR",
+            ))
+        }
+    };
+    let table = match &a.cl {
+        Some(p) => ClTable::read(p)?,
+        None => ClTable::default_kappa(),
+    };
+    let PriorArg::Gaussian = a.prior;
+    let prior = GaussianPrior::from_cl(grid, &table)?;
+    let data = ShearData::new(g1, g2, noise)?;
+    let post = GuidedPosterior::new(&prior, &data, a.sampler.guidance())?;
+    let cfg = a.sampler.config();
+    std::fs::create_dir_all(&a.out).map_err(|source| Error::Io {
+        path: a.out.clone(),
+        source,
+    })?;
+    let set = run_chains(&post, &cfg, &a.sampler)?;
+    let m = set.moments();
+    let (mean, std) = (m.mean_f32(), m.std_f32());
+    let ext = a.format.ext();
+    let shape = [grid.ny, grid.nx];
+    save(
+        &a.out.join(format!("mean.{ext}")),
+        &mean,
+        &shape,
+        wcs.as_ref(),
+        Some("kappa"),
+    )?;
+    save(
+        &a.out.join(format!("std.{ext}")),
+        &std,
+        &shape,
+        wcs.as_ref(),
+        Some("kappa"),
+    )?;
+    if !a.no_samples {
+        save(
+            &a.out.join(format!("samples.{ext}")),
+            &set.samples,
+            &[set.chains(), grid.ny, grid.nx],
+            wcs.as_ref(),
+            Some("kappa"),
+        )?;
+    }
+    let (ks, _) = kaiser_squires(&grid, &data.g1, &data.g2, 2.0, Boundary::Periodic)?;
+    save(
+        &a.out.join(format!("ks.{ext}")),
+        &ks,
+        &shape,
+        wcs.as_ref(),
+        Some("kappa"),
+    )?;
+    let fields = [
+        (
+            "prior",
+            quote(&format!(
+                "gaussian ({})",
+                a.cl.as_ref()
+                    .map_or("built-in C_ell".into(), |p| p.display().to_string())
+            )),
+        ),
+        ("guidance", quote(post.guidance().name())),
+        ("sampler", quote(cfg.kind.name())),
+        ("levels", cfg.levels.to_string()),
+        ("sigma_max", format!("{:.6e}", cfg.noise_levels(&post)?[0])),
+        ("sigma_min", format!("{:.6e}", cfg.sigma_min)),
+        ("seed", a.sampler.seed.to_string()),
+        ("grid", format!("[{}, {}]", grid.ny, grid.nx)),
+        ("pixel_arcmin", format!("{}", grid.pixel_arcmin)),
+        ("observed_pixels", data.noise.n_observed().to_string()),
+    ];
+    write_summary(&a.out.join("summary.json"), &fields, &set)?;
+    let mask = data.noise.mask();
+    let r = robust_range(&mean, Some(&mask));
+    let mut panels = vec![
+        Panel::new("posterior mean", &mean, &grid, "kappa")
+            .masked(Some(&mask), &grid)
+            .range(r),
+        Panel::new("posterior std", &std, &grid, "kappa").masked(Some(&mask), &grid),
+        Panel::new("KS, 2 px", &ks, &grid, "kappa")
+            .masked(Some(&mask), &grid)
+            .range(r),
+    ];
+    let sr = robust_range(set.sample(0), Some(&mask));
+    for i in 0..set.chains().min(2) {
+        panels.push(
+            Panel::new(&format!("sample {}", i + 1), set.sample(i), &grid, "kappa")
+                .masked(Some(&mask), &grid)
+                .range(sr),
+        );
+    }
+    save_figure(
+        &a.out.join("figure.png"),
+        &panels,
+        &grid,
+        3,
+        Some("lensdiff sample"),
+    )?;
+    let chi2 = set.chi2.iter().sum::<f64>() / set.chi2.len() as f64;
+    println!(
+        "sample: {} chains of {}x{} ({} / {} guidance, {} NFE per chain) in {:.1} s ({:.3} samples/s); shear chi2/dof {:.3} -> {}",
+        set.chains(),
+        grid.ny,
+        grid.nx,
+        cfg.kind.name(),
+        post.guidance().name(),
+        set.nfe,
+        set.seconds,
+        set.chains() as f64 / set.seconds.max(1e-9),
+        chi2,
+        a.out.display()
+    );
+    Ok(())
+}
