@@ -8,6 +8,7 @@
 //! - variance ratio: mean over pixels of chain variance / exact variance;
 //! - coverage: fraction of pixels whose truth lies in chain mean ± 1 (± 2) chain std,
 //!   nominally 68.3% (95.4%); with P = 16 problems the Monte-Carlo error is about 1%.
+//!
 //! The default configuration must be calibrated: variance ratio within ±5%,
 //! mean error below 3 (in Monte-Carlo standard errors), coverage within ±3%.
 
@@ -44,7 +45,7 @@ fn setup(problems: usize) -> (Grid, GaussianPrior, Vec<Problem>) {
     let mask: Vec<bool> = (0..n)
         .map(|i| {
             let (x, y) = (i % 16, i / 16);
-            !((x >= 10 && y >= 9 && y < 14) || (x + y) % 11 == 0)
+            !((x >= 10 && (9..14).contains(&y)) || (x + y) % 11 == 0)
         })
         .collect();
     let noise = NoiseModel::from_std(g, &std1, &std2, Some(&mask)).unwrap();
@@ -98,6 +99,7 @@ fn evaluate(
         let m = run.moments();
         let var = m.variance();
         let npix = prob.truth.len();
+        #[allow(clippy::needless_range_loop)]
         for i in 0..npix {
             let ev = prob.exact.cov[i * npix + i];
             z2 += (m.mean[i] - prob.exact.mean[i]).powi(2) / (ev / chains as f64);

@@ -178,12 +178,32 @@ fn simulate_stack_in_npy_and_spectrum_of_the_stack() {
 #[test]
 fn demo_writes_its_figures() {
     let d = common::temp_dir("cli-demo");
-    let out = ok(&["demo", "--out", s(&d), "--size", "96"]);
-    assert!(out.contains("Wiener filter:"), "{out}");
-    let (w, _) = png_size(&d.join("maps.png"));
-    assert!(w > 700);
-    png_size(&d.join("spectra.png"));
-    assert!(d.join("wiener.fits").exists());
+    let out = ok(&[
+        "demo",
+        "--out",
+        s(&d),
+        "--size",
+        "64",
+        "--chains",
+        "4",
+        "--batch",
+        "4",
+    ]);
+    for row in [
+        "Kaiser-Squires",
+        "Wiener filter",
+        "posterior mean",
+        "one posterior sample",
+    ] {
+        assert!(out.contains(row), "{row} missing:\n{out}");
+    }
+    let (w, h) = png_size(&d.join("demo.png"));
+    assert!(w > 900 && h > 700, "{w}x{h}");
+    for f in ["wiener.fits", "mean.fits", "std.fits", "samples.fits"] {
+        assert!(d.join(f).exists(), "{f}");
+    }
+    let samples = lensdiff::io::read_stack(&d.join("samples.fits")).unwrap();
+    assert_eq!(samples.dim(), (4, 64, 64));
 }
 
 #[test]
@@ -274,7 +294,9 @@ fn bad_input_exits_nonzero_with_one_line() {
 #[test]
 fn help_documents_every_subcommand() {
     let top = ok(&["--help"]);
-    for c in ["bin", "ks", "wiener", "simulate", "spectrum", "demo"] {
+    for c in [
+        "bin", "ks", "wiener", "simulate", "spectrum", "sample", "demo",
+    ] {
         assert!(top.contains(c), "{c} missing from --help");
         let h = ok(&[c, "--help"]);
         assert!(h.contains("--"), "{c} --help lists no flags");
@@ -323,4 +345,106 @@ fn bin_reproduces_the_cosmos_maps() {
         .unwrap()
         .unwrap();
     assert!((wcs.crval[0] - 150.116).abs() < 1e-3 && (wcs.cdelt[1] * 60.0 - 0.29).abs() < 1e-9);
+}
+
+#[test]
+fn sample_writes_samples_summary_and_figure() {
+    let d = common::temp_dir("cli-sample");
+    let prefix = d.join("sim");
+    ok(&[
+        "simulate",
+        "--size",
+        "48",
+        "--pixel-arcmin",
+        "1",
+        "--field",
+        "gaussian",
+        "--seed",
+        "2",
+        "--out-prefix",
+        s(&prefix),
+    ]);
+    let out_dir = d.join("run");
+    let out = ok(&[
+        "sample",
+        "--e1",
+        s(&d.join("sim_e1.fits")),
+        "--e2",
+        s(&d.join("sim_e2.fits")),
+        "--std1",
+        s(&d.join("sim_std1.fits")),
+        "--std2",
+        s(&d.join("sim_std2.fits")),
+        "--chains",
+        "3",
+        "--batch",
+        "2",
+        "--levels",
+        "16",
+        "--out",
+        s(&out_dir),
+    ]);
+    assert!(out.contains("3 chains"), "{out}");
+    let samples = lensdiff::io::read_stack(&out_dir.join("samples.fits")).unwrap();
+    assert_eq!(samples.dim(), (3, 48, 48));
+    let mean = lensdiff::io::read_map(&out_dir.join("mean.fits"), Some([48, 48])).unwrap();
+    // the mean map is the mean of the samples
+    let m0: f32 = (0..3).map(|c| samples[[c, 10, 20]]).sum::<f32>() / 3.0;
+    assert!((mean[[10, 20]] - m0).abs() < 1e-6);
+    // the WCS of the input is carried to the outputs
+    let wcs = lensdiff::io::fits::read_wcs(&out_dir.join("std.fits"))
+        .unwrap()
+        .unwrap();
+    assert!((wcs.cdelt[1] * 60.0 - 1.0).abs() < 1e-9);
+    let summary = std::fs::read_to_string(out_dir.join("summary.json")).unwrap();
+    for key in [
+        "\"nfe_per_chain\": 30",
+        "\"chains\": 3",
+        "\"guidance\": \"spectral\"",
+        "chi2_per_dof",
+    ] {
+        assert!(summary.contains(key), "{key} missing from {summary}");
+    }
+    png_size(&out_dir.join("figure.png"));
+    // the same seed gives the same samples whatever the batch size
+    let out2 = d.join("run2");
+    ok(&[
+        "sample",
+        "--e1",
+        s(&d.join("sim_e1.fits")),
+        "--e2",
+        s(&d.join("sim_e2.fits")),
+        "--std1",
+        s(&d.join("sim_std1.fits")),
+        "--std2",
+        s(&d.join("sim_std2.fits")),
+        "--chains",
+        "3",
+        "--batch",
+        "3",
+        "--levels",
+        "16",
+        "--out",
+        s(&out2),
+        "--format",
+        "npy",
+    ]);
+    let again = lensdiff::io::read_stack(&out2.join("samples.npy")).unwrap();
+    assert_eq!(samples, again);
+    // bad settings are one-line errors
+    let o = lensdiff(&[
+        "sample",
+        "--e1",
+        s(&d.join("sim_e1.fits")),
+        "--e2",
+        s(&d.join("sim_e2.fits")),
+        "--sigma",
+        "0.1",
+        "--chains",
+        "0",
+        "--out",
+        s(&d.join("run3")),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("lensdiff: error:"));
 }

@@ -129,3 +129,58 @@ fn solver_reports_non_convergence_and_bad_input() {
     assert!(wf.fourier(&g1, &g2, -1.0).is_err());
     assert!(WienerFilter::new(g, vec![1.0; 3]).is_err());
 }
+
+#[test]
+fn perturbation_samples_have_the_exact_posterior_moments() {
+    // 512 samples on a masked 8x6 grid: per-pixel variance ratio has standard
+    // error sqrt(2/511) = 6%, averaged over 48 correlated pixels about 2-3%; the
+    // bounds are 4 such errors. Mean z-scores have RMS 1 ± 0.1.
+    let g = Grid::new(8, 6, 2.0).unwrap();
+    let n = g.len();
+    let t = table();
+    let z = common::noise_vec(n, 3);
+    let std1: Vec<f32> = z.iter().map(|v| 0.1 + 0.05 * v.tanh()).collect();
+    let mask: Vec<bool> = (0..n).map(|i| i % 5 != 2).collect();
+    let noise = NoiseModel::from_std(g, &std1, &std1, Some(&mask)).unwrap();
+    let g1: Vec<f32> = common::noise_vec(n, 30).iter().map(|v| 0.05 * v).collect();
+    let g2: Vec<f32> = common::noise_vec(n, 31).iter().map(|v| 0.05 * v).collect();
+    let exact = dense_posterior(&g, &t, &noise, &g1, &g2);
+    let wf = WienerFilter::new(g, t.pixel_power(&g)).unwrap();
+    let opts = WienerOptions {
+        tol: 1e-8,
+        max_iter: 500,
+    };
+    let draws: Vec<Vec<f32>> = (0..512)
+        .map(|i| {
+            wf.sample_exact(&g1, &g2, &noise, 9, i, &opts)
+                .unwrap()
+                .kappa
+        })
+        .collect();
+    let m = draws.len() as f64;
+    let (mut ratio, mut z2) = (0.0, 0.0);
+    for p in 0..n {
+        let mean = draws.iter().map(|d| d[p] as f64).sum::<f64>() / m;
+        let var = draws
+            .iter()
+            .map(|d| (d[p] as f64 - mean).powi(2))
+            .sum::<f64>()
+            / (m - 1.0);
+        let ev = exact.cov[p * n + p];
+        ratio += var / ev / n as f64;
+        z2 += (mean - exact.mean[p]).powi(2) / (ev / m) / n as f64;
+    }
+    eprintln!(
+        "perturbation sampler: variance ratio {ratio:.3}, RMS z {:.3}",
+        z2.sqrt()
+    );
+    assert!((ratio - 1.0).abs() < 0.1, "variance ratio {ratio}");
+    assert!((z2.sqrt() - 1.0).abs() < 0.5, "RMS z {}", z2.sqrt());
+    // same index, same sample
+    assert_eq!(
+        wf.sample_exact(&g1, &g2, &noise, 9, 3, &opts)
+            .unwrap()
+            .kappa,
+        draws[3]
+    );
+}

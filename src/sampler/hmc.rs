@@ -45,13 +45,12 @@ fn hmc_transition(
         p.par_iter_mut()
             .zip(s_new.par_iter())
             .for_each(|(p, s)| *p += 0.5 * e * s);
-        for c in 0..b {
-            let r = c * n..(c + 1) * n;
+        for (c, d) in du.iter_mut().enumerate() {
             let mut acc = 0.0f64;
-            for i in r {
+            for i in c * n..(c + 1) * n {
                 acc += 0.5 * (s[i] as f64 + s_new[i] as f64) * (xk[i] as f64 - xprev[i] as f64);
             }
-            du[c] -= acc;
+            *d -= acc;
         }
         std::mem::swap(&mut s, &mut s_new);
     }

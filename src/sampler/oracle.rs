@@ -128,8 +128,8 @@ impl ScoreModel for FourierGaussianPosterior<'_> {
                 let xs: Vec<f64> = x.iter().map(|&v| v as f64).collect();
                 let mut spec = vec![Complex::new(0.0, 0.0); self.grid.spectral_len()];
                 self.fft.forward(&xs, &mut spec);
-                for i in 0..spec.len() {
-                    spec[i] = -(spec[i] - self.mean_spec[i]) / (self.var[i] + s2);
+                for ((v, m), var) in spec.iter_mut().zip(&self.mean_spec).zip(&self.var) {
+                    *v = -(*v - m) / (var + s2);
                 }
                 let mut y = vec![0.0; n];
                 self.fft.inverse(&spec, &mut y);
@@ -147,8 +147,8 @@ impl ScoreModel for FourierGaussianPosterior<'_> {
             let xs: Vec<f64> = m.iter().map(|&v| v as f64).collect();
             let mut spec = vec![Complex::new(0.0, 0.0); self.grid.spectral_len()];
             self.fft.forward(&xs, &mut spec);
-            for i in 0..spec.len() {
-                spec[i] = spec[i] * (self.var[i] + s2).sqrt() + self.mean_spec[i];
+            for ((v, m), var) in spec.iter_mut().zip(&self.mean_spec).zip(&self.var) {
+                *v = *v * (var + s2).sqrt() + m;
             }
             let mut y = vec![0.0; n];
             self.fft.inverse(&spec, &mut y);

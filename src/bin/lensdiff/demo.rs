@@ -75,6 +75,9 @@ pub fn cosmos_like_mask(grid: &Grid, seed: u64) -> Vec<bool> {
     mask
 }
 
+/// Title, data (North up), masked?, colour range and map of one figure panel.
+type PanelSpec = (String, Vec<f32>, bool, Option<(f32, f32)>, ColorMap);
+
 fn spectrum_series(
     grid: &Grid,
     label: &str,
@@ -176,7 +179,7 @@ pub fn run(a: Args) -> Result<()> {
     let range = robust_range(&truth, None);
     let up = |d: &[f32]| north_up(d, grid.nx);
     let mk = north_up_mask(&mask, grid.nx);
-    let maps: Vec<(String, Vec<f32>, bool, Option<(f32, f32)>, ColorMap)> = {
+    let maps: Vec<PanelSpec> = {
         let mut v = vec![
             (
                 "truth (log-normal)".to_string(),
