@@ -304,6 +304,7 @@ pub fn sample(
             done += 1;
             progress(done, total);
         };
+        model.begin_batch(b);
         let mut x = vec![0.0f32; b * n];
         let mut acc = match cfg.kind {
             SamplerKind::EulerMaruyama => {

@@ -71,6 +71,11 @@ pub trait ScoreModel: Sync {
 
     /// Reduced shear chi² of each map of a batch, `sum w (gamma - P kappa)² / n_obs`.
     fn chi2(&self, kappa: &[f32]) -> Result<Vec<f64>>;
+
+    /// Called by the samplers before each batch of `chains` chains: models
+    /// that carry per-chain state between evaluations (warm starts) reset it,
+    /// so that a chain's result never depends on the other chains of its batch.
+    fn begin_batch(&self, _chains: usize) {}
 }
 
 /// Observed shear and its noise model.
@@ -157,6 +162,15 @@ pub struct GuidedPosterior<'a> {
     ks64: KaiserSquires<f64>,
     w1: Vec<f64>,
     w2: Vec<f64>,
+    /// Per-chain start of the inner solve (the previous solution, rescaled).
+    warm: std::sync::Mutex<Vec<WarmStart>>,
+}
+
+/// The last inner solution of a chain and the level it was computed at.
+#[derive(Default)]
+struct WarmStart {
+    u: Vec<f64>,
+    sigma: f64,
 }
 
 impl<'a> GuidedPosterior<'a> {
@@ -203,6 +217,7 @@ impl<'a> GuidedPosterior<'a> {
             ks64: KaiserSquires::new(grid),
             w1: data.noise.weight1().iter().map(|&w| w as f64).collect(),
             w2: data.noise.weight2().iter().map(|&w| w as f64).collect(),
+            warm: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -213,11 +228,7 @@ impl<'a> GuidedPosterior<'a> {
 
     /// `C_sigma = S sigma² / (S + sigma²)` on the half spectrum.
     fn posterior_power(&self, sigma: f64) -> Vec<f64> {
-        let s2 = sigma * sigma;
-        self.prior
-            .gaussian_power()
-            .map(|s| s.iter().map(|&s| s * s2 / (s + s2)).collect())
-            .unwrap_or_default()
+        posterior_power_of(self.prior.gaussian_power(), sigma)
     }
 
     /// Mean over full-plane modes of a half-spectrum power (= pixel variance).
@@ -316,11 +327,20 @@ impl ScoreModel for GuidedPosterior<'_> {
                     w2: &self.w2,
                 };
                 let opts = WienerOptions { tol, max_iter: 500 };
+                let b = x.len() / n;
+                let mut warm = match self.warm.lock() {
+                    Ok(mut w) => std::mem::take(&mut *w),
+                    Err(_) => Vec::new(),
+                };
+                if warm.len() != b {
+                    warm = (0..b).map(|_| WarmStart::default()).collect();
+                }
                 let mut v = vec![0.0f32; x.len()];
                 let iters: Result<Vec<usize>> = d
                     .par_chunks(n)
                     .zip(v.par_chunks_mut(n))
-                    .map(|(dm, vm)| {
+                    .zip(warm.par_iter_mut())
+                    .map(|((dm, vm), ws)| {
                         // r = gamma - P D(x)
                         let dm64: Vec<f64> = dm.iter().map(|&v| v as f64).collect();
                         let (mut q1, mut q2) = (vec![0.0; n], vec![0.0; n]);
@@ -329,8 +349,21 @@ impl ScoreModel for GuidedPosterior<'_> {
                             q1[i] = self.data.g1[i] as f64 - q1[i];
                             q2[i] = self.data.g2[i] as f64 - q2[i];
                         }
+                        // warm start: the previous u of this chain, carried to this
+                        // level's variables (u = C^{-1/2} y with y kept fixed)
+                        if ws.u.len() == n && ws.sigma != sigma {
+                            let prev = posterior_power_of(self.prior.gaussian_power(), ws.sigma);
+                            let scale: Vec<f64> = prev
+                                .iter()
+                                .zip(&power)
+                                .map(|(p, c)| if *c > 0.0 { (p / c).sqrt() } else { 0.0 })
+                                .collect();
+                            fourier_scale(self.ks64.fft(), &mut ws.u, &scale);
+                        }
+                        ws.sigma = sigma;
                         // g = W r - W P y, y = (C^{-1} + P^T W P)^{-1} P^T W r
-                        let (y, it, _) = sys.solve(&q1, &q2, &opts, None, &mut |_, _| {})?;
+                        let (y, it, _) =
+                            sys.solve(&q1, &q2, &opts, Some(&mut ws.u), &mut |_, _| {})?;
                         let (mut y1, mut y2) = (vec![0.0; n], vec![0.0; n]);
                         self.ks64.forward(&y, &mut y1, &mut y2)?;
                         for i in 0..n {
@@ -343,6 +376,9 @@ impl ScoreModel for GuidedPosterior<'_> {
                         Ok(it)
                     })
                     .collect();
+                if let Ok(mut w) = self.warm.lock() {
+                    *w = warm;
+                }
                 let mut jv = vec![0.0f32; x.len()];
                 self.prior.denoise_vjp(x, sigma, &v, &mut jv)?;
                 let inv = (1.0 / s2) as f32;
@@ -379,6 +415,28 @@ impl ScoreModel for GuidedPosterior<'_> {
     fn chi2(&self, kappa: &[f32]) -> Result<Vec<f64>> {
         shear_chi2(&self.ks, self.data, kappa)
     }
+
+    fn begin_batch(&self, _chains: usize) {
+        if let Ok(mut w) = self.warm.lock() {
+            w.clear();
+        }
+    }
+}
+
+/// `C_sigma = S sigma² / (S + sigma²)` for a prior power `S`.
+fn posterior_power_of(power: Option<&[f64]>, sigma: f64) -> Vec<f64> {
+    let s2 = sigma * sigma;
+    power
+        .map(|s| s.iter().map(|&s| s * s2 / (s + s2)).collect())
+        .unwrap_or_default()
+}
+
+/// `x <- F^{-1}[scale F x]`.
+fn fourier_scale(fft: &Fft2<f64>, x: &mut [f64], scale: &[f64]) {
+    let mut spec = vec![Complex::new(0.0, 0.0); scale.len()];
+    fft.forward(x, &mut spec);
+    spec.iter_mut().zip(scale).for_each(|(v, s)| *v *= *s);
+    fft.inverse(&spec, x);
 }
 
 /// Reduced chi² of the shear residual of each map of a batch.
