@@ -4,7 +4,12 @@
 //! `gamma = P kappa + n` (P the Kaiser–Squires operator, n per-pixel Gaussian
 //! shape noise, masked pixels carrying no information).
 //!
-//! This crate provides the mass-mapping core on the CPU:
+//! Posterior samples of kappa come from reverse diffusion: [`prior`] holds the
+//! denoiser priors (Tweedie score), [`sampler`] the guidance schemes, the
+//! integrators (Euler–Maruyama, predictor–corrector, Heun ODE, EDM, annealed
+//! HMC), the exact oracles and the chain statistics (docs/sampling.md).
+//!
+//! The mass-mapping core:
 //! - [`grid`]: the flat-sky periodic grid and its Fourier modes;
 //! - [`fft`]: batched real-to-complex 2-D FFT plans;
 //! - [`lensing`]: the Kaiser–Squires operator, its adjoint and E/B inversion;

@@ -214,3 +214,46 @@ fn explore() {
         oracle.pixel_variance()
     );
 }
+
+#[test]
+fn refinement_keeps_the_exact_posterior_and_reports_acceptance() {
+    use lensdiff::sampler::{RefineMethod, Refinement};
+    let (g, power, data) = setup();
+    let oracle = FourierGaussianPosterior::new(&power, &data).unwrap();
+    for (method, step) in [(RefineMethod::Hmc, 0.5), (RefineMethod::Langevin, 0.1)] {
+        let cfg = SamplerConfig {
+            kind: SamplerKind::HeunOde,
+            levels: 64,
+            refine: Some(Refinement {
+                method,
+                steps: 10,
+                step,
+            }),
+            ..SamplerConfig::default()
+        };
+        let run = sample(&oracle, &cfg, 3, 0, 128, 64, &mut |_, _| {}).unwrap();
+        let st = mode_stats(&g, &oracle, &run.samples);
+        let (se_z, se_r) = (
+            1.0 / (2.0 * st.k as f64).sqrt(),
+            (2.0 / (127.0 * st.k as f64)).sqrt(),
+        );
+        eprintln!(
+            "refine {method:?}: NFE {} RMS z {:.3} ratio {:.4}",
+            run.nfe, st.rms_z, st.mean_ratio
+        );
+        assert!((st.rms_z - 1.0).abs() < 4.0 * se_z + 0.02);
+        assert!((st.mean_ratio - 1.0).abs() < 4.0 * se_r + 0.02);
+        match method {
+            RefineMethod::Hmc => {
+                let a = run.acceptance.expect("HMC refinement reports acceptance");
+                let mean = a.iter().sum::<f64>() / a.len() as f64;
+                assert!(mean > 0.2 && mean <= 1.0, "acceptance {mean}");
+                assert_eq!(run.nfe, 126 + 10 * 5);
+            }
+            RefineMethod::Langevin => {
+                assert!(run.acceptance.is_none());
+                assert_eq!(run.nfe, 126 + 10);
+            }
+        }
+    }
+}

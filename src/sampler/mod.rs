@@ -117,7 +117,9 @@ pub struct Refinement {
     pub method: RefineMethod,
     /// Number of steps.
     pub steps: usize,
-    /// Step size in kappa units (HMC leapfrog step, or `sqrt(eps)` of Langevin).
+    /// Step size: HMC leapfrog step, or `sqrt(eps)` of Langevin. With a model
+    /// metric (a Fourier-diagonal Gaussian approximation of the posterior,
+    /// see [`ScoreModel::metric`]) in whitened units (0.3–1 for HMC), else in kappa units.
     pub step: f64,
 }
 

@@ -173,4 +173,9 @@ impl ScoreModel for FourierGaussianPosterior<'_> {
     fn chi2(&self, kappa: &[f32]) -> Result<Vec<f64>> {
         shear_chi2(&self.ks, self.data, kappa)
     }
+
+    /// The exact covariance `V + sigma²`.
+    fn metric(&self, sigma: f64) -> Option<Vec<f64>> {
+        Some(self.var.iter().map(|v| v + sigma * sigma).collect())
+    }
 }

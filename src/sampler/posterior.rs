@@ -72,6 +72,13 @@ pub trait ScoreModel: Sync {
     /// Reduced shear chi² of each map of a batch, `sum w (gamma - P kappa)² / n_obs`.
     fn chi2(&self, kappa: &[f32]) -> Result<Vec<f64>>;
 
+    /// A Fourier-diagonal approximation of the covariance of `x_sigma | data`
+    /// (half-spectrum pixel power), used as the inverse mass matrix of
+    /// preconditioned HMC/Langevin refinement; `None` = identity.
+    fn metric(&self, _sigma: f64) -> Option<Vec<f64>> {
+        None
+    }
+
     /// Called by the samplers before each batch of `chains` chains: models
     /// that carry per-chain state between evaluations (warm starts) reset it,
     /// so that a chain's result never depends on the other chains of its batch.
@@ -414,6 +421,18 @@ impl ScoreModel for GuidedPosterior<'_> {
 
     fn chi2(&self, kappa: &[f32]) -> Result<Vec<f64>> {
         shear_chi2(&self.ks, self.data, kappa)
+    }
+
+    /// `1 / (1/S + w̄) + sigma²` with `w̄` the mean noise weight per component.
+    fn metric(&self, sigma: f64) -> Option<Vec<f64>> {
+        let s = self.prior.gaussian_power()?;
+        let n = self.w1.len() as f64;
+        let wbar = (self.w1.iter().sum::<f64>() + self.w2.iter().sum::<f64>()) / (2.0 * n);
+        Some(
+            s.iter()
+                .map(|&s| if s > 0.0 { 1.0 / (1.0 / s + wbar) } else { 0.0 } + sigma * sigma)
+                .collect(),
+        )
     }
 
     fn begin_batch(&self, _chains: usize) {

@@ -92,9 +92,10 @@ pub struct SamplerArgs {
     /// Refinement steps.
     #[arg(long, default_value_t = 20)]
     pub refine_steps: usize,
-    /// Refinement step size in kappa units.
-    #[arg(long, default_value_t = 1e-3)]
-    pub refine_step: f64,
+    /// Refinement step in units whitened by the prior's Gaussian posterior
+    /// approximation (default 0.5 for hmc, 0.1 for langevin).
+    #[arg(long)]
+    pub refine_step: Option<f64>,
     /// Number of chains (posterior samples).
     #[arg(long, default_value_t = 16)]
     pub chains: usize,
@@ -136,7 +137,10 @@ impl SamplerArgs {
                     RefineArg::Hmc => RefineMethod::Hmc,
                 },
                 steps: self.refine_steps,
-                step: self.refine_step,
+                step: self.refine_step.unwrap_or(match r {
+                    RefineArg::Langevin => 0.1,
+                    RefineArg::Hmc => 0.5,
+                }),
             }),
         }
     }
