@@ -24,6 +24,7 @@
 //! Conventions are those of `DESIGN.md` and are tested in `tests/conventions.rs`.
 
 pub mod baselines;
+pub mod capi;
 pub mod catalogue;
 pub mod error;
 pub mod fft;

@@ -1,0 +1,430 @@
+//! The problem handle: grid, shear data, noise, mask and prior.
+
+use super::{
+    guard, handle, handle_mut, input, out_ptr, output, register, release, CError, CResult, Kind,
+    LensdiffStatus,
+};
+use crate::baselines::{kaiser_squires, WienerFilter, WienerOptions};
+use crate::catalogue::{bin_catalogue, BinningOptions, Catalogue, Projection};
+use crate::fields::{gaussian_fields, simulate_shear, LogNormal};
+use crate::grid::Grid;
+use crate::noise::NoiseModel;
+use crate::smoothing::Boundary;
+use crate::spectrum::ClTable;
+
+/// Gnomonic (tangent-plane) projection for [`lensdiff_problem_bin_catalogue`].
+pub const LENSDIFF_PROJECTION_GNOMONIC: i32 = 0;
+/// Plate projection (raw RA/Dec offsets, jax-lensing's COSMOS maps).
+pub const LENSDIFF_PROJECTION_PLATE: i32 = 1;
+/// Gaussian random field for [`lensdiff_problem_simulate`].
+pub const LENSDIFF_FIELD_GAUSSIAN: i32 = 0;
+/// Log-normal field for [`lensdiff_problem_simulate`].
+pub const LENSDIFF_FIELD_LOGNORMAL: i32 = 1;
+
+/// Opaque: a grid with its data, noise, mask and prior.
+pub struct LensdiffProblem {
+    pub(crate) grid: Grid,
+    pub(crate) g1: Option<Vec<f32>>,
+    pub(crate) g2: Option<Vec<f32>>,
+    std: Option<(Vec<f32>, Vec<f32>)>,
+    sigma: Option<f64>,
+    mask: Option<Vec<bool>>,
+    pub(crate) prior_power: Option<Vec<f64>>,
+}
+
+impl LensdiffProblem {
+    pub(crate) fn noise(&self) -> CResult<NoiseModel> {
+        let mask = self.mask.as_deref();
+        match (&self.std, self.sigma) {
+            (Some((s1, s2)), _) => Ok(NoiseModel::from_std(self.grid, s1, s2, mask)?),
+            (None, Some(s)) => Ok(NoiseModel::uniform(self.grid, s, mask)?),
+            (None, None) => Err(CError::new(
+                LensdiffStatus::CallOrder,
+                "no noise model: call lensdiff_problem_set_noise_std or _set_noise_uniform first",
+            )),
+        }
+    }
+
+    pub(crate) fn shear(&self) -> CResult<(&[f32], &[f32])> {
+        match (&self.g1, &self.g2) {
+            (Some(a), Some(b)) => Ok((a, b)),
+            _ => Err(CError::new(
+                LensdiffStatus::CallOrder,
+                "no shear data: call lensdiff_problem_set_shear, _bin_catalogue or _simulate first",
+            )),
+        }
+    }
+
+    pub(crate) fn power(&self) -> CResult<&[f64]> {
+        self.prior_power.as_deref().ok_or_else(|| {
+            CError::new(
+                LensdiffStatus::CallOrder,
+                "no prior: call lensdiff_problem_set_prior_cl or _set_prior_default first",
+            )
+        })
+    }
+}
+
+fn problem<'a>(p: *const LensdiffProblem) -> CResult<&'a LensdiffProblem> {
+    handle(p, Kind::Problem, "problem")
+}
+
+fn problem_mut<'a>(p: *mut LensdiffProblem) -> CResult<&'a mut LensdiffProblem> {
+    handle_mut(p, Kind::Problem, "problem")
+}
+
+/// Creates a problem on an `ny` x `nx` grid of `pixel_arcmin` pixels.
+///
+/// # Safety
+/// `out` must be NULL or valid for writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_problem_create(
+    nx: usize,
+    ny: usize,
+    pixel_arcmin: f64,
+    out: *mut *mut LensdiffProblem,
+) -> LensdiffStatus {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        let grid = Grid::new(nx, ny, pixel_arcmin)?;
+        *out = register(
+            Box::new(LensdiffProblem {
+                grid,
+                g1: None,
+                g2: None,
+                std: None,
+                sigma: None,
+                mask: None,
+                prior_power: None,
+            }),
+            Kind::Problem,
+        );
+        Ok(())
+    })
+}
+
+/// Destroys a problem (NULL is accepted and does nothing).
+///
+/// # Safety
+/// `p` must be NULL or a pointer returned by [`lensdiff_problem_create`].
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_problem_destroy(p: *mut LensdiffProblem) -> LensdiffStatus {
+    guard(|| release(p, Kind::Problem, "problem"))
+}
+
+/// Writes the grid size.
+///
+/// # Safety
+/// Pointers must be valid.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_problem_shape(
+    p: *const LensdiffProblem,
+    nx: *mut usize,
+    ny: *mut usize,
+) -> LensdiffStatus {
+    guard(|| {
+        let pr = problem(p)?;
+        *out_ptr(nx, "nx")? = pr.grid.nx;
+        *out_ptr(ny, "ny")? = pr.grid.ny;
+        Ok(())
+    })
+}
+
+/// Sets the observed shear maps (`len = nx * ny`, row-major `[y][x]`).
+///
+/// # Safety
+/// `g1`, `g2` must point to `len` floats.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_problem_set_shear(
+    p: *mut LensdiffProblem,
+    g1: *const f32,
+    g2: *const f32,
+    len: usize,
+) -> LensdiffStatus {
+    guard(|| {
+        let pr = problem_mut(p)?;
+        let n = pr.grid.len();
+        let (a, b) = (input(g1, len, n, "g1")?, input(g2, len, n, "g2")?);
+        crate::error::check_finite("g1", a)?;
+        crate::error::check_finite("g2", b)?;
+        pr.g1 = Some(a.to_vec());
+        pr.g2 = Some(b.to_vec());
+        Ok(())
+    })
+}
+
+/// Sets per-pixel noise std maps per component. Without a mask, pixels whose
+/// two std are 0 are masked; with one, an observed pixel must have std > 0.
+///
+/// # Safety
+/// `std1`, `std2` must point to `len` floats.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_problem_set_noise_std(
+    p: *mut LensdiffProblem,
+    std1: *const f32,
+    std2: *const f32,
+    len: usize,
+) -> LensdiffStatus {
+    guard(|| {
+        let pr = problem_mut(p)?;
+        let n = pr.grid.len();
+        let (a, b) = (input(std1, len, n, "std1")?, input(std2, len, n, "std2")?);
+        NoiseModel::from_std(pr.grid, a, b, pr.mask.as_deref())?;
+        pr.std = Some((a.to_vec(), b.to_vec()));
+        pr.sigma = None;
+        Ok(())
+    })
+}
+
+/// Sets a uniform per-component noise std.
+///
+/// # Safety
+/// `p` must be a live problem.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_problem_set_noise_uniform(
+    p: *mut LensdiffProblem,
+    sigma: f64,
+) -> LensdiffStatus {
+    guard(|| {
+        let pr = problem_mut(p)?;
+        NoiseModel::uniform(pr.grid, sigma, pr.mask.as_deref())?;
+        pr.sigma = Some(sigma);
+        pr.std = None;
+        Ok(())
+    })
+}
+
+/// Sets the mask: non-zero = observed. A fully masked field is rejected.
+///
+/// # Safety
+/// `mask` must point to `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_problem_set_mask(
+    p: *mut LensdiffProblem,
+    mask: *const u8,
+    len: usize,
+) -> LensdiffStatus {
+    guard(|| {
+        let pr = problem_mut(p)?;
+        let m: Vec<bool> = input(mask, len, pr.grid.len(), "mask")?
+            .iter()
+            .map(|&v| v != 0)
+            .collect();
+        if !m.iter().any(|&v| v) {
+            return Err(crate::Error::FullyMasked.into());
+        }
+        pr.mask = Some(m);
+        Ok(())
+    })
+}
+
+/// Sets a Gaussian prior from a C_ell table (`n` rows, ell increasing).
+///
+/// # Safety
+/// `ell`, `cl` must point to `n` doubles.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_problem_set_prior_cl(
+    p: *mut LensdiffProblem,
+    ell: *const f64,
+    cl: *const f64,
+    n: usize,
+) -> LensdiffStatus {
+    guard(|| {
+        let pr = problem_mut(p)?;
+        let (l, c) = (input(ell, n, n, "ell")?, input(cl, n, n, "cl")?);
+        let t = ClTable::new(l.to_vec(), c.to_vec())?;
+        pr.prior_power = Some(t.pixel_power(&pr.grid));
+        Ok(())
+    })
+}
+
+/// Sets the built-in Gaussian prior (a fit to the kappaTNG spectrum).
+///
+/// # Safety
+/// `p` must be a live problem.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_problem_set_prior_default(
+    p: *mut LensdiffProblem,
+) -> LensdiffStatus {
+    guard(|| {
+        let pr = problem_mut(p)?;
+        pr.prior_power = Some(ClTable::default_kappa().pixel_power(&pr.grid));
+        Ok(())
+    })
+}
+
+/// Bins a catalogue of `n` galaxies (degrees, ellipticities, optional
+/// weights) on the problem's grid around the median RA/Dec, RA along +x (e2
+/// flipped), and sets the shear, the noise std maps and the mask.
+///
+/// # Safety
+/// Arrays must point to `n` doubles; `weight` may be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_problem_bin_catalogue(
+    p: *mut LensdiffProblem,
+    ra: *const f64,
+    dec: *const f64,
+    e1: *const f64,
+    e2: *const f64,
+    weight: *const f64,
+    n: usize,
+    projection: i32,
+) -> LensdiffStatus {
+    guard(|| {
+        let pr = problem_mut(p)?;
+        let col = |ptr: *const f64, name: &str| -> CResult<Vec<f64>> {
+            Ok(input(ptr, n, n, name)?.to_vec())
+        };
+        let w = if weight.is_null() {
+            None
+        } else {
+            Some(col(weight, "weight")?)
+        };
+        let cat = Catalogue::new(
+            col(ra, "ra")?,
+            col(dec, "dec")?,
+            col(e1, "e1")?,
+            col(e2, "e2")?,
+            w,
+        )?;
+        let mut opts = BinningOptions::new(pr.grid);
+        opts.projection = match projection {
+            LENSDIFF_PROJECTION_GNOMONIC => Projection::Gnomonic,
+            LENSDIFF_PROJECTION_PLATE => Projection::Plate,
+            other => {
+                return Err(CError::new(
+                    LensdiffStatus::InvalidArgument,
+                    format!("unknown projection {other}"),
+                ))
+            }
+        };
+        let b = bin_catalogue(&cat, &opts)?;
+        pr.g1 = Some(b.e1);
+        pr.g2 = Some(b.e2);
+        pr.std = Some((b.std1, b.std2));
+        pr.mask = Some(b.mask);
+        pr.sigma = None;
+        Ok(())
+    })
+}
+
+/// Simulates data: a convergence field from the prior (Gaussian, or
+/// log-normal with shift `lambda`), written to `kappa_out`, observed through
+/// the problem's noise model (or, if none is set, shape noise `sigma_e` with
+/// `n_gal` galaxies per arcmin²); the noisy shear becomes the problem's data.
+///
+/// # Safety
+/// `kappa_out` must point to `len` floats.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_problem_simulate(
+    p: *mut LensdiffProblem,
+    field: i32,
+    lambda: f64,
+    sigma_e: f64,
+    n_gal: f64,
+    seed: u64,
+    kappa_out: *mut f32,
+    len: usize,
+) -> LensdiffStatus {
+    guard(|| {
+        let pr = problem_mut(p)?;
+        let out = output(kappa_out, len, pr.grid.len(), "kappa_out")?;
+        let power = pr.power()?.to_vec();
+        let kappa = match field {
+            LENSDIFF_FIELD_GAUSSIAN => gaussian_fields(&pr.grid, &power, seed, 0, 1)?,
+            LENSDIFF_FIELD_LOGNORMAL => {
+                LogNormal::new(&pr.grid, &power, lambda)?.sample(&pr.grid, seed, 0, 1)?
+            }
+            other => {
+                return Err(CError::new(
+                    LensdiffStatus::InvalidArgument,
+                    format!("unknown field kind {other}"),
+                ))
+            }
+        };
+        let noise = match pr.noise() {
+            Ok(n) => n,
+            Err(_) => {
+                let n = NoiseModel::from_density(pr.grid, sigma_e, n_gal, pr.mask.as_deref())?;
+                let s =
+                    (sigma_e / (n_gal * pr.grid.pixel_arcmin * pr.grid.pixel_arcmin).sqrt()) as f64;
+                pr.sigma = Some(s);
+                n
+            }
+        };
+        let (g1, g2) = simulate_shear(&kappa, &noise, seed, 0)?;
+        out.copy_from_slice(&kappa);
+        pr.g1 = Some(g1);
+        pr.g2 = Some(g2);
+        Ok(())
+    })
+}
+
+/// Kaiser–Squires E (and optionally B, `b_out` may be NULL) maps, smoothed
+/// by a periodic Gaussian of `smooth_px` pixels (0 = none).
+///
+/// # Safety
+/// `e_out` (and `b_out` unless NULL) must point to `len` floats.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_ks(
+    p: *const LensdiffProblem,
+    smooth_px: f64,
+    e_out: *mut f32,
+    b_out: *mut f32,
+    len: usize,
+) -> LensdiffStatus {
+    guard(|| {
+        let pr = problem(p)?;
+        let n = pr.grid.len();
+        let e_out = output(e_out, len, n, "e_out")?;
+        let b_out = if b_out.is_null() {
+            None
+        } else {
+            Some(output(b_out, len, n, "b_out")?)
+        };
+        let (g1, g2) = pr.shear()?;
+        let (e, b) = kaiser_squires(&pr.grid, g1, g2, smooth_px, Boundary::Periodic)?;
+        e_out.copy_from_slice(&e);
+        if let Some(bo) = b_out {
+            bo.copy_from_slice(&b);
+        }
+        Ok(())
+    })
+}
+
+/// The Wiener filter (conjugate gradients to relative residual `tol`, at most
+/// `max_iter` iterations); `iterations` may be NULL.
+///
+/// # Safety
+/// `out` must point to `len` floats; `iterations` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_wiener(
+    p: *const LensdiffProblem,
+    tol: f64,
+    max_iter: u32,
+    out: *mut f32,
+    len: usize,
+    iterations: *mut u32,
+) -> LensdiffStatus {
+    guard(|| {
+        let pr = problem(p)?;
+        let out = output(out, len, pr.grid.len(), "out")?;
+        let (g1, g2) = pr.shear()?;
+        let noise = pr.noise()?;
+        let wf = WienerFilter::new(pr.grid, pr.power()?.to_vec())?;
+        let sol = wf.solve(
+            g1,
+            g2,
+            &noise,
+            &WienerOptions {
+                tol,
+                max_iter: max_iter as usize,
+            },
+        )?;
+        out.copy_from_slice(&sol.kappa);
+        if !iterations.is_null() {
+            *iterations = sol.iterations as u32;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,430 @@
+//! The sampler handle: a configured posterior-sampling run and its results.
+
+use super::problem::LensdiffProblem;
+use super::{
+    guard, handle, handle_mut, out_ptr, output, register, release, CError, CResult, Kind,
+    LensdiffStatus,
+};
+use crate::prior::GaussianPrior;
+use crate::sampler::{
+    sample, Guidance, GuidedPosterior, RefineMethod, Refinement, SampleSet, SamplerConfig,
+    SamplerKind, ShearData,
+};
+
+/// Probability-flow ODE, Heun's method (the default).
+pub const LENSDIFF_SAMPLER_HEUN: i32 = 0;
+/// Karras et al.'s stochastic sampler.
+pub const LENSDIFF_SAMPLER_EDM: i32 = 1;
+/// Reverse SDE, Euler–Maruyama.
+pub const LENSDIFF_SAMPLER_EULER_MARUYAMA: i32 = 2;
+/// Predictor–corrector.
+pub const LENSDIFF_SAMPLER_PREDICTOR_CORRECTOR: i32 = 3;
+/// Annealed HMC (jax-lensing).
+pub const LENSDIFF_SAMPLER_ANNEALED_HMC: i32 = 4;
+
+/// Spectral (Woodbury) guidance, exact for the Gaussian prior (the default).
+pub const LENSDIFF_GUIDANCE_SPECTRAL: i32 = 0;
+/// Noise-inflated likelihood with coefficient `anneal_c`.
+pub const LENSDIFF_GUIDANCE_ANNEALED: i32 = 1;
+/// Tweedie/DPS guidance.
+pub const LENSDIFF_GUIDANCE_TWEEDIE: i32 = 2;
+/// Tweedie guidance with noise inflated by the prior's posterior variance.
+pub const LENSDIFF_GUIDANCE_TWEEDIE_INFLATED: i32 = 3;
+
+/// No refinement (the default).
+pub const LENSDIFF_REFINE_NONE: i32 = 0;
+/// Preconditioned Langevin refinement at sigma_min.
+pub const LENSDIFF_REFINE_LANGEVIN: i32 = 1;
+/// Preconditioned HMC refinement at sigma_min.
+pub const LENSDIFF_REFINE_HMC: i32 = 2;
+
+/// Sampler settings. Always initialise with [`lensdiff_sampler_config_init`],
+/// which sets `struct_size` (later versions may append fields; the library
+/// reads only the fields that `struct_size` covers).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct LensdiffSamplerConfig {
+    /// `sizeof(lensdiff_sampler_config)` as compiled by the caller.
+    pub struct_size: u32,
+    /// `LENSDIFF_SAMPLER_*`.
+    pub sampler: i32,
+    /// `LENSDIFF_GUIDANCE_*`.
+    pub guidance: i32,
+    /// Number of noise levels (0 = the sampler's default).
+    pub levels: u32,
+    /// Largest noise level (0 = 20 x the prior's largest pixel std).
+    pub sigma_max: f64,
+    /// Smallest noise level.
+    pub sigma_min: f64,
+    /// Annealed guidance coefficient c.
+    pub anneal_c: f64,
+    /// Spectral guidance: inner conjugate-gradient tolerance.
+    pub inner_tol: f64,
+    /// `LENSDIFF_REFINE_*`.
+    pub refine: i32,
+    /// Refinement steps.
+    pub refine_steps: u32,
+    /// Refinement step in whitened units (0 = 0.5 for HMC, 0.1 for Langevin).
+    pub refine_step: f64,
+    /// Random seed.
+    pub seed: u64,
+    /// Number of chains.
+    pub chains: u32,
+    /// Chains integrated together (memory ~ 6 x batch x map size x 4 bytes).
+    pub batch: u32,
+    /// Global index of the first chain (to split chains across processes).
+    pub first_chain: u64,
+}
+
+impl Default for LensdiffSamplerConfig {
+    fn default() -> Self {
+        LensdiffSamplerConfig {
+            struct_size: std::mem::size_of::<LensdiffSamplerConfig>() as u32,
+            sampler: LENSDIFF_SAMPLER_HEUN,
+            guidance: LENSDIFF_GUIDANCE_SPECTRAL,
+            levels: 0,
+            sigma_max: 0.0,
+            sigma_min: 1e-4,
+            anneal_c: 0.5,
+            inner_tol: 1e-4,
+            refine: LENSDIFF_REFINE_NONE,
+            refine_steps: 20,
+            refine_step: 0.0,
+            seed: 1,
+            chains: 16,
+            batch: 16,
+            first_chain: 0,
+        }
+    }
+}
+
+impl LensdiffSamplerConfig {
+    /// The Rust configuration, guidance and run size.
+    pub(crate) fn to_rust(self) -> CResult<(SamplerConfig, Guidance)> {
+        let bad = |what: &str, v: i32| {
+            CError::new(
+                LensdiffStatus::InvalidArgument,
+                format!("unknown {what} {v}"),
+            )
+        };
+        let (kind, levels) = match self.sampler {
+            LENSDIFF_SAMPLER_HEUN => (SamplerKind::HeunOde, 64),
+            LENSDIFF_SAMPLER_EDM => (SamplerKind::from_name("edm")?, 128),
+            LENSDIFF_SAMPLER_EULER_MARUYAMA => (SamplerKind::EulerMaruyama, 1000),
+            LENSDIFF_SAMPLER_PREDICTOR_CORRECTOR => (SamplerKind::from_name("pc")?, 500),
+            LENSDIFF_SAMPLER_ANNEALED_HMC => (SamplerKind::from_name("hmc")?, 600),
+            v => return Err(bad("sampler", v)),
+        };
+        let guidance = match self.guidance {
+            LENSDIFF_GUIDANCE_SPECTRAL => Guidance::Spectral {
+                tol: self.inner_tol,
+            },
+            LENSDIFF_GUIDANCE_ANNEALED => Guidance::Annealed { c: self.anneal_c },
+            LENSDIFF_GUIDANCE_TWEEDIE => Guidance::Tweedie { inflate: false },
+            LENSDIFF_GUIDANCE_TWEEDIE_INFLATED => Guidance::Tweedie { inflate: true },
+            v => return Err(bad("guidance", v)),
+        };
+        let refine = match self.refine {
+            LENSDIFF_REFINE_NONE => None,
+            LENSDIFF_REFINE_LANGEVIN | LENSDIFF_REFINE_HMC => {
+                let hmc = self.refine == LENSDIFF_REFINE_HMC;
+                let step = if self.refine_step == 0.0 {
+                    if hmc {
+                        0.5
+                    } else {
+                        0.1
+                    }
+                } else {
+                    self.refine_step
+                };
+                Some(Refinement {
+                    method: if hmc {
+                        RefineMethod::Hmc
+                    } else {
+                        RefineMethod::Langevin
+                    },
+                    steps: self.refine_steps as usize,
+                    step,
+                })
+            }
+            v => return Err(bad("refinement", v)),
+        };
+        if !(self.sigma_max.is_finite() && self.sigma_max >= 0.0) {
+            return Err(CError::new(
+                LensdiffStatus::InvalidArgument,
+                "sigma_max must be >= 0 (0 = automatic)",
+            ));
+        }
+        if self.chains == 0 || self.batch == 0 {
+            return Err(CError::new(
+                LensdiffStatus::InvalidArgument,
+                "chains and batch must be at least 1",
+            ));
+        }
+        let cfg = SamplerConfig {
+            kind,
+            levels: if self.levels == 0 {
+                levels
+            } else {
+                self.levels as usize
+            },
+            sigma_max: (self.sigma_max > 0.0).then_some(self.sigma_max),
+            sigma_min: self.sigma_min,
+            schedule: None,
+            refine,
+        };
+        Ok((cfg, guidance))
+    }
+}
+
+/// Opaque: a sampler bound to a copy of a problem's data and prior.
+pub struct LensdiffSampler {
+    prior: GaussianPrior,
+    data: ShearData,
+    cfg: SamplerConfig,
+    guidance: Guidance,
+    seed: u64,
+    chains: usize,
+    batch: usize,
+    first_chain: u64,
+    result: Option<SampleSet>,
+}
+
+fn sampler<'a>(s: *const LensdiffSampler) -> CResult<&'a LensdiffSampler> {
+    handle(s, Kind::Sampler, "sampler")
+}
+
+fn results<'a>(s: *const LensdiffSampler) -> CResult<&'a SampleSet> {
+    sampler(s)?.result.as_ref().ok_or_else(|| {
+        CError::new(
+            LensdiffStatus::CallOrder,
+            "no results yet: call lensdiff_sampler_run first",
+        )
+    })
+}
+
+/// Fills `cfg` with the defaults (Heun ODE, 64 levels, spectral guidance,
+/// 16 chains, seed 1) and sets `struct_size`.
+///
+/// # Safety
+/// `cfg` must be valid for writing a `lensdiff_sampler_config`.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_sampler_config_init(
+    cfg: *mut LensdiffSamplerConfig,
+) -> LensdiffStatus {
+    guard(|| {
+        *out_ptr(cfg, "cfg")? = LensdiffSamplerConfig::default();
+        Ok(())
+    })
+}
+
+/// Creates a sampler for a problem (which needs shear, noise and a prior; it
+/// is copied, so the problem may change or be destroyed afterwards).
+///
+/// # Safety
+/// `p` a live problem, `cfg` an initialised config, `out` valid for one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_sampler_create(
+    p: *const LensdiffProblem,
+    cfg: *const LensdiffSamplerConfig,
+    out: *mut *mut LensdiffSampler,
+) -> LensdiffStatus {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        let pr = handle(p, Kind::Problem, "problem")?;
+        if cfg.is_null() {
+            return Err(CError::new(LensdiffStatus::NullPointer, "cfg is NULL"));
+        }
+        // read only what the caller's struct holds (size-prefixed ABI)
+        let size = *(cfg as *const u32) as usize;
+        let ours = std::mem::size_of::<LensdiffSamplerConfig>();
+        if size < ours {
+            return Err(CError::new(
+                LensdiffStatus::InvalidArgument,
+                format!("cfg->struct_size is {size}, expected {ours}: call lensdiff_sampler_config_init"),
+            ));
+        }
+        let c = *cfg;
+        let (rcfg, guidance) = c.to_rust()?;
+        let (g1, g2) = pr.shear()?;
+        let data = ShearData::new(g1.to_vec(), g2.to_vec(), pr.noise()?)?;
+        let prior = GaussianPrior::new(pr.grid, pr.power()?.to_vec())?;
+        GuidedPosterior::new(&prior, &data, guidance)?;
+        *out = register(
+            Box::new(LensdiffSampler {
+                prior,
+                data,
+                cfg: rcfg,
+                guidance,
+                seed: c.seed,
+                chains: c.chains as usize,
+                batch: c.batch as usize,
+                first_chain: c.first_chain,
+                result: None,
+            }),
+            Kind::Sampler,
+        );
+        Ok(())
+    })
+}
+
+/// Destroys a sampler (NULL is accepted).
+///
+/// # Safety
+/// `s` NULL or from [`lensdiff_sampler_create`].
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_sampler_destroy(s: *mut LensdiffSampler) -> LensdiffStatus {
+    guard(|| release(s, Kind::Sampler, "sampler"))
+}
+
+/// Runs all chains (blocking; uses the global rayon thread pool).
+///
+/// # Safety
+/// `s` a live sampler.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_sampler_run(s: *mut LensdiffSampler) -> LensdiffStatus {
+    guard(|| {
+        let sm = handle_mut(s, Kind::Sampler, "sampler")?;
+        let post = GuidedPosterior::new(&sm.prior, &sm.data, sm.guidance)?;
+        let set = sample(
+            &post,
+            &sm.cfg,
+            sm.seed,
+            sm.first_chain,
+            sm.chains,
+            sm.batch,
+            &mut |_, _| {},
+        )?;
+        sm.result = Some(set);
+        Ok(())
+    })
+}
+
+/// Number of chains of the sampler.
+///
+/// # Safety
+/// `s` live, `chains` valid.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_sampler_chains(
+    s: *const LensdiffSampler,
+    chains: *mut usize,
+) -> LensdiffStatus {
+    guard(|| {
+        *out_ptr(chains, "chains")? = sampler(s)?.chains;
+        Ok(())
+    })
+}
+
+/// Posterior mean map (`len = nx * ny`).
+///
+/// # Safety
+/// `out` must point to `len` floats.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_sampler_mean(
+    s: *const LensdiffSampler,
+    out: *mut f32,
+    len: usize,
+) -> LensdiffStatus {
+    guard(|| {
+        let r = results(s)?;
+        output(out, len, r.grid.len(), "out")?.copy_from_slice(&r.moments().mean_f32());
+        Ok(())
+    })
+}
+
+/// Posterior standard deviation map (`len = nx * ny`).
+///
+/// # Safety
+/// `out` must point to `len` floats.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_sampler_std(
+    s: *const LensdiffSampler,
+    out: *mut f32,
+    len: usize,
+) -> LensdiffStatus {
+    guard(|| {
+        let r = results(s)?;
+        output(out, len, r.grid.len(), "out")?.copy_from_slice(&r.moments().std_f32());
+        Ok(())
+    })
+}
+
+/// All samples `[chains][y][x]` (`len = chains * nx * ny`).
+///
+/// # Safety
+/// `out` must point to `len` floats.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_sampler_samples(
+    s: *const LensdiffSampler,
+    out: *mut f32,
+    len: usize,
+) -> LensdiffStatus {
+    guard(|| {
+        let r = results(s)?;
+        output(out, len, r.samples.len(), "out")?.copy_from_slice(&r.samples);
+        Ok(())
+    })
+}
+
+/// Reduced shear chi² of each chain's final map (`len = chains`).
+///
+/// # Safety
+/// `out` must point to `len` doubles.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_sampler_chi2(
+    s: *const LensdiffSampler,
+    out: *mut f64,
+    len: usize,
+) -> LensdiffStatus {
+    guard(|| {
+        let r = results(s)?;
+        output(out, len, r.chi2.len(), "out")?.copy_from_slice(&r.chi2);
+        Ok(())
+    })
+}
+
+/// Metropolis acceptance rate of each chain (`len = chains`); UNSUPPORTED
+/// unless the run used HMC (annealed HMC or HMC refinement).
+///
+/// # Safety
+/// `out` must point to `len` doubles.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_sampler_acceptance(
+    s: *const LensdiffSampler,
+    out: *mut f64,
+    len: usize,
+) -> LensdiffStatus {
+    guard(|| {
+        let r = results(s)?;
+        let a = r.acceptance.as_ref().ok_or_else(|| {
+            CError::new(
+                LensdiffStatus::Unsupported,
+                "this run has no Metropolis test (use annealed HMC or HMC refinement)",
+            )
+        })?;
+        output(out, len, a.len(), "out")?.copy_from_slice(a);
+        Ok(())
+    })
+}
+
+/// Score evaluations per chain (NFE) and wall time in seconds (either pointer may be NULL).
+///
+/// # Safety
+/// Non-NULL pointers must be valid.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_sampler_stats(
+    s: *const LensdiffSampler,
+    nfe: *mut u64,
+    seconds: *mut f64,
+) -> LensdiffStatus {
+    guard(|| {
+        let r = results(s)?;
+        if !nfe.is_null() {
+            *nfe = r.nfe;
+        }
+        if !seconds.is_null() {
+            *seconds = r.seconds;
+        }
+        Ok(())
+    })
+}
