@@ -5,10 +5,11 @@
 //! thread-local message describes the last failure ([`lensdiff_last_error`]);
 //! caller-allocated buffers with explicit lengths; settings through a
 //! size-prefixed struct so the ABI can grow; no panic crosses the boundary.
-//! Live handles are registered: a destroyed or foreign pointer is answered
-//! with `LENSDIFF_STATUS_STALE_HANDLE` instead of being dereferenced (unless
-//! its address was reused by a new handle of the same kind). One handle must
-//! not be used by two threads at once; distinct handles may be.
+//! Handles are registered: a destroyed, foreign or wrong-kind pointer is
+//! answered with `LENSDIFF_STATUS_STALE_HANDLE` instead of being dereferenced
+//! (destroyed handles keep their small shell allocated so addresses are never
+//! reused). One handle must not be used by two threads at once; distinct
+//! handles may be.
 
 mod problem;
 mod sampler;
@@ -136,13 +137,17 @@ pub(crate) enum Kind {
     Sampler,
 }
 
-static HANDLES: LazyLock<Mutex<HashMap<usize, Kind>>> =
+/// Every handle ever created: its kind and whether it is still alive.
+/// Destroying a handle frees its contents but keeps its small shell
+/// allocated (a few hundred bytes), so its address is never reused and a stale
+/// pointer is always detected.
+static HANDLES: LazyLock<Mutex<HashMap<usize, (Kind, bool)>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
 pub(crate) fn register<T>(b: Box<T>, kind: Kind) -> *mut T {
     let p = Box::into_raw(b);
     if let Ok(mut h) = HANDLES.lock() {
-        h.insert(p as usize, kind);
+        h.insert(p as usize, (kind, true));
     }
     p
 }
@@ -150,34 +155,35 @@ pub(crate) fn register<T>(b: Box<T>, kind: Kind) -> *mut T {
 fn is_live(addr: usize, kind: Kind) -> bool {
     HANDLES
         .lock()
-        .map(|h| h.get(&addr) == Some(&kind))
+        .map(|h| h.get(&addr) == Some(&(kind, true)))
         .unwrap_or(false)
 }
 
-/// Unregisters and frees a handle (NULL is a no-op).
+/// Marks a handle dead and frees what it owns (NULL is a no-op).
 pub(crate) fn release<T>(p: *mut T, kind: Kind, name: &str) -> CResult<()> {
     if p.is_null() {
         return Ok(());
     }
-    let removed = HANDLES
+    let killed = HANDLES
         .lock()
-        .map(|mut h| {
-            if h.get(&(p as usize)) == Some(&kind) {
-                h.remove(&(p as usize));
+        .map(|mut h| match h.get_mut(&(p as usize)) {
+            Some(entry) if *entry == (kind, true) => {
+                entry.1 = false;
                 true
-            } else {
-                false
             }
+            _ => false,
         })
         .unwrap_or(false);
-    if !removed {
+    if !killed {
         return Err(CError::new(
             LensdiffStatus::StaleHandle,
             format!("{name}: not a live handle (destroyed twice, or not created by lensdiff)"),
         ));
     }
-    // SAFETY: the pointer came from Box::into_raw in `register` and was live.
-    drop(unsafe { Box::from_raw(p) });
+    // SAFETY: the pointer came from Box::into_raw in `register` and was live;
+    // its contents are dropped once (it is now marked dead) and the shell is
+    // never touched again nor freed.
+    unsafe { std::ptr::drop_in_place(p) };
     Ok(())
 }
 

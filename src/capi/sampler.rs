@@ -395,6 +395,9 @@ pub unsafe extern "C" fn lensdiff_sampler_acceptance(
     len: usize,
 ) -> LensdiffStatus {
     guard(|| {
+        if out.is_null() {
+            return Err(CError::new(LensdiffStatus::NullPointer, "out is NULL"));
+        }
         let r = results(s)?;
         let a = r.acceptance.as_ref().ok_or_else(|| {
             CError::new(
