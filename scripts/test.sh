@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
 # The whole test suite (README command (b); CI runs it through .ci/run).
-# Needs a Rust toolchain and a C compiler (cfitsio is built from source).
+# Needs a Rust toolchain; installs the C/Fortran tools the C-ABI tests use
+# (gcc, g++, gfortran, make, pkg-config, valgrind) with apt-get when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need cc && ! need gcc; then
-    echo "installing a C compiler (needed to build cfitsio)"
-    apt-get update -qq && apt-get install -y -qq build-essential
+missing=()
+need gcc || missing+=(gcc)
+need g++ || missing+=(g++)
+need gfortran || missing+=(gfortran)
+need make || missing+=(make)
+need pkg-config || missing+=(pkg-config)
+need valgrind || missing+=(valgrind)
+if [ ${#missing[@]} -gt 0 ]; then
+    if need apt-get; then
+        echo "installing: ${missing[*]}"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "warning: missing ${missing[*]} and no apt-get; the tests that need them print a NOTICE" >&2
+    fi
 fi
 if ! need cargo; then
     echo "error: cargo not found; install Rust (https://rustup.rs)" >&2
     exit 1
 fi
 
+# build every target first: `cargo test` alone builds no cdylib/staticlib
 cargo build --release --all-targets --locked
 cargo test --release --locked

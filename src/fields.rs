@@ -22,26 +22,7 @@ use crate::lensing::KaiserSquires;
 use crate::noise::NoiseModel;
 use crate::rng::{Philox, Stream};
 
-fn check_power(grid: &Grid, power: &[f64]) -> Result<()> {
-    if power.len() != grid.spectral_len() {
-        return Err(Error::shape("power", grid.spectral_len(), power.len()));
-    }
-    for (index, &p) in power.iter().enumerate() {
-        if !p.is_finite() {
-            return Err(Error::NonFinite {
-                name: "power",
-                index,
-            });
-        }
-        if p < 0.0 {
-            return Err(Error::invalid(
-                "power",
-                format!("negative power {p} at mode {index}"),
-            ));
-        }
-    }
-    Ok(())
-}
+use crate::spectrum::check_power;
 
 /// Draws `count` Gaussian random fields with half-spectrum pixel power `power`.
 /// Map `i` of the result is realisation `first + i` of `seed`: it does not

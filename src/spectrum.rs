@@ -266,6 +266,29 @@ pub fn bin_edges(grid: &Grid, binning: Binning) -> Result<Vec<f64>> {
         .collect())
 }
 
+/// Checks a half-spectrum pixel power map: its length for `grid`, finite and
+/// non-negative values.
+pub fn check_power(grid: &Grid, power: &[f64]) -> Result<()> {
+    if power.len() != grid.spectral_len() {
+        return Err(Error::shape("power", grid.spectral_len(), power.len()));
+    }
+    for (index, &p) in power.iter().enumerate() {
+        if !p.is_finite() {
+            return Err(Error::NonFinite {
+                name: "power",
+                index,
+            });
+        }
+        if p < 0.0 {
+            return Err(Error::invalid(
+                "power",
+                format!("negative power {p} at mode {index}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_edges(edges: &[f64]) -> Result<()> {
     let increasing = edges.windows(2).all(|w| w[1] > w[0]);
     if edges.len() < 2 || !increasing || edges.iter().any(|e| !e.is_finite()) {

@@ -116,6 +116,17 @@ impl WienerFilter {
         check_finite("gamma2", g2)
     }
 
+    /// The PCG system of this filter for noise weights `w1, w2`.
+    fn system<'a>(&'a self, w1: &'a [f64], w2: &'a [f64]) -> GaussianSystem<'a> {
+        GaussianSystem {
+            ks: &self.ks,
+            power: &self.power,
+            sqrt_power: &self.sqrt_power,
+            w1,
+            w2,
+        }
+    }
+
     /// Exact Fourier-space solution for uniform per-component noise std
     /// `sigma` on every pixel (no mask).
     pub fn fourier(&self, g1: &[f32], g2: &[f32], sigma: f64) -> Result<WienerSolution> {
@@ -181,13 +192,7 @@ impl WienerFilter {
         let w2: Vec<f64> = noise.weight2().iter().map(|&v| v as f64).collect();
         let r1: Vec<f64> = g1.iter().map(|&v| v as f64).collect();
         let r2: Vec<f64> = g2.iter().map(|&v| v as f64).collect();
-        let sys = GaussianSystem {
-            ks: &self.ks,
-            power: &self.power,
-            sqrt_power: &self.sqrt_power,
-            w1: &w1,
-            w2: &w2,
-        };
+        let sys = self.system(&w1, &w2);
         let (kappa, iterations, residual) = sys.solve(&r1, &r2, opts, None, progress)?;
         Ok(WienerSolution {
             kappa: kappa.iter().map(|&v| v as f32).collect(),
@@ -252,13 +257,7 @@ impl WienerFilter {
         }
         let w1: Vec<f64> = w1.iter().map(|&v| v as f64).collect();
         let w2: Vec<f64> = w2.iter().map(|&v| v as f64).collect();
-        let sys = GaussianSystem {
-            ks: &self.ks,
-            power: &self.power,
-            sqrt_power: &self.sqrt_power,
-            w1: &w1,
-            w2: &w2,
-        };
+        let sys = self.system(&w1, &w2);
         let (y, iterations, residual) = sys.solve(&r1, &r2, opts, None, &mut |_, _| {})?;
         Ok(WienerSolution {
             kappa: kp.iter().zip(&y).map(|(a, b)| (a + b) as f32).collect(),
@@ -293,13 +292,7 @@ impl WienerFilter {
         }
         let w1: Vec<f64> = noise.weight1().iter().map(|&v| v as f64).collect();
         let w2: Vec<f64> = noise.weight2().iter().map(|&v| v as f64).collect();
-        let sys = GaussianSystem {
-            ks: &self.ks,
-            power: &self.power,
-            sqrt_power: &self.sqrt_power,
-            w1: &w1,
-            w2: &w2,
-        };
+        let sys = self.system(&w1, &w2);
         sys.data_term(u, out);
         out.iter_mut().zip(u).for_each(|(o, u)| *o += u);
         Ok(())

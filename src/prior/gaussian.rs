@@ -30,23 +30,7 @@ pub struct GaussianPrior {
 impl GaussianPrior {
     /// From a pixel power map on the half spectrum (`k = 0` forced to 0).
     pub fn new(grid: Grid, mut power: Vec<f64>) -> Result<Self> {
-        if power.len() != grid.spectral_len() {
-            return Err(Error::shape("power", grid.spectral_len(), power.len()));
-        }
-        for (index, &p) in power.iter().enumerate() {
-            if !p.is_finite() {
-                return Err(Error::NonFinite {
-                    name: "power",
-                    index,
-                });
-            }
-            if p < 0.0 {
-                return Err(Error::invalid(
-                    "power",
-                    format!("negative power {p} at mode {index}"),
-                ));
-            }
-        }
+        crate::spectrum::check_power(&grid, &power)?;
         power[0] = 0.0;
         if power.iter().all(|&p| p == 0.0) {
             return Err(Error::invalid(

@@ -15,7 +15,7 @@
 use num_complex::Complex;
 use rayon::prelude::*;
 
-use super::posterior::{shear_chi2, ScoreModel, ScoreStats, ShearData};
+use super::posterior::{ks_map, shear_chi2, ScoreModel, ScoreStats, ShearData};
 use crate::error::{check_len, Error, Result};
 use crate::fft::Fft2;
 use crate::grid::Grid;
@@ -162,12 +162,7 @@ impl ScoreModel for FourierGaussianPosterior<'_> {
     }
 
     fn start_map(&self) -> Option<Vec<f32>> {
-        let n = self.grid.len();
-        let (mut e, mut b) = (vec![0.0f32; n], vec![0.0f32; n]);
-        self.ks
-            .inverse_eb(&self.data.g1, &self.data.g2, &mut e, &mut b)
-            .ok()?;
-        Some(e)
+        ks_map(&self.ks, self.data)
     }
 
     fn chi2(&self, kappa: &[f32]) -> Result<Vec<f64>> {

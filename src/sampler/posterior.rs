@@ -411,12 +411,7 @@ impl ScoreModel for GuidedPosterior<'_> {
     }
 
     fn start_map(&self) -> Option<Vec<f32>> {
-        let n = self.prior.grid().len();
-        let (mut e, mut b) = (vec![0.0f32; n], vec![0.0f32; n]);
-        self.ks
-            .inverse_eb(&self.data.g1, &self.data.g2, &mut e, &mut b)
-            .ok()?;
-        Some(e)
+        ks_map(&self.ks, self.data)
     }
 
     fn chi2(&self, kappa: &[f32]) -> Result<Vec<f64>> {
@@ -456,6 +451,14 @@ fn fourier_scale(fft: &Fft2<f64>, x: &mut [f64], scale: &[f64]) {
     fft.forward(x, &mut spec);
     spec.iter_mut().zip(scale).for_each(|(v, s)| *v *= *s);
     fft.inverse(&spec, x);
+}
+
+/// The Kaiser–Squires E map of the data (the MCMC starting point).
+pub(crate) fn ks_map(ks: &KaiserSquires<f32>, data: &ShearData) -> Option<Vec<f32>> {
+    let n = data.grid().len();
+    let (mut e, mut b) = (vec![0.0f32; n], vec![0.0f32; n]);
+    ks.inverse_eb(&data.g1, &data.g2, &mut e, &mut b).ok()?;
+    Some(e)
 }
 
 /// Reduced chi² of the shear residual of each map of a batch.

@@ -51,6 +51,31 @@ pub fn load_nonnegative(path: &Path, like: &LoadedMap) -> Result<Vec<f32>> {
     )
 }
 
+/// The noise model from `--std1/--std2` maps or a uniform `--sigma` (exactly one).
+pub fn load_noise(
+    std1: Option<&Path>,
+    std2: Option<&Path>,
+    sigma: Option<f64>,
+    mask: Option<&[bool]>,
+    like: &LoadedMap,
+    grid: Grid,
+) -> Result<lensdiff::noise::NoiseModel> {
+    use lensdiff::noise::NoiseModel;
+    match (std1, std2, sigma) {
+        (Some(s1), Some(s2), None) => NoiseModel::from_std(
+            grid,
+            &load_nonnegative(s1, like)?,
+            &load_nonnegative(s2, like)?,
+            mask,
+        ),
+        (None, None, Some(s)) => NoiseModel::uniform(grid, s, mask),
+        _ => Err(Error::invalid(
+            "noise",
+            "give either --std1 and --std2 maps or a uniform --sigma",
+        )),
+    }
+}
+
 /// Reads a mask (non-zero = observed) of the shape of `like`.
 pub fn load_mask(path: &Path, like: &LoadedMap) -> Result<Vec<bool>> {
     Ok(load_map(path, Some(like))?

@@ -17,8 +17,7 @@ use lensdiff::spectrum::ClTable;
 use lensdiff::{Error, Grid, Result};
 
 use crate::common::{
-    load_map, load_mask, load_nonnegative, pixel_size, progress, robust_range, save, save_figure,
-    Panel,
+    load_map, load_mask, load_noise, pixel_size, progress, robust_range, save, save_figure, Panel,
 };
 use crate::simulate::Format;
 
@@ -320,21 +319,14 @@ pub fn run(a: Args) -> Result<()> {
             let e2 = load_map(e2p, Some(&e1))?;
             let grid = Grid::new(e1.nx, e1.ny, pixel_size(a.pixel_arcmin, &e1)?)?;
             let mask = a.mask.as_ref().map(|p| load_mask(p, &e1)).transpose()?;
-            let noise = match (&a.std1, &a.std2, a.sigma) {
-                (Some(s1), Some(s2), None) => NoiseModel::from_std(
-                    grid,
-                    &load_nonnegative(s1, &e1)?,
-                    &load_nonnegative(s2, &e1)?,
-                    mask.as_deref(),
-                )?,
-                (None, None, Some(s)) => NoiseModel::uniform(grid, s, mask.as_deref())?,
-                _ => {
-                    return Err(Error::invalid(
-                        "noise",
-                        "give either --std1 and --std2 maps or a uniform --sigma",
-                    ))
-                }
-            };
+            let noise = load_noise(
+                a.std1.as_deref(),
+                a.std2.as_deref(),
+                a.sigma,
+                mask.as_deref(),
+                &e1,
+                grid,
+            )?;
             (grid, e1.data, e2.data, noise, e1.wcs)
         }
         _ => {

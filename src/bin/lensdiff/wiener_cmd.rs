@@ -3,13 +3,12 @@
 use std::path::PathBuf;
 
 use lensdiff::baselines::{WienerFilter, WienerOptions};
-use lensdiff::noise::NoiseModel;
 use lensdiff::spectrum::ClTable;
-use lensdiff::{Error, Grid, Result};
+use lensdiff::{Grid, Result};
 
 use crate::common::{
-    load_map, load_mask, load_nonnegative, pixel_size, progress, robust_range, save, save_figure,
-    stats, Panel,
+    load_map, load_mask, load_noise, pixel_size, progress, robust_range, save, save_figure, stats,
+    Panel,
 };
 
 #[derive(clap::Args)]
@@ -57,20 +56,14 @@ pub fn run(a: Args) -> Result<()> {
     let e2 = load_map(&a.e2, Some(&e1))?;
     let grid = Grid::new(e1.nx, e1.ny, pixel_size(a.pixel_arcmin, &e1)?)?;
     let mask = a.mask.as_ref().map(|p| load_mask(p, &e1)).transpose()?;
-    let noise = match (&a.std1, &a.std2, a.sigma) {
-        (Some(s1), Some(s2), None) => {
-            let s1 = load_nonnegative(s1, &e1)?;
-            let s2 = load_nonnegative(s2, &e1)?;
-            NoiseModel::from_std(grid, &s1, &s2, mask.as_deref())?
-        }
-        (None, None, Some(s)) => NoiseModel::uniform(grid, s, mask.as_deref())?,
-        _ => {
-            return Err(Error::invalid(
-                "noise",
-                "give either --std1 and --std2 maps or a uniform --sigma",
-            ))
-        }
-    };
+    let noise = load_noise(
+        a.std1.as_deref(),
+        a.std2.as_deref(),
+        a.sigma,
+        mask.as_deref(),
+        &e1,
+        grid,
+    )?;
     let table = match &a.cl {
         Some(p) => ClTable::read(p)?,
         None => ClTable::default_kappa(),
