@@ -471,6 +471,25 @@ lensdiff_status lensdiff_sampler_destroy(lensdiff_sampler *s);
 lensdiff_status lensdiff_sampler_run(lensdiff_sampler *s);
 
 /**
+ * Runs the chains split across the ranks of an MPI communicator, given as a
+ * Fortran handle (`MPI_Comm_c2f(comm)` in C, `comm` with `use mpi`,
+ * `comm%MPI_VAL` with `mpi_f08`). Collective: every rank of the communicator
+ * must call it with the same settings. The communicator is duplicated (and
+ * freed before returning); MPI is neither initialised nor finalised here.
+ * Chains go to ranks by global index in blocks of 8; afterwards every rank
+ * can read the mean and std of all chains, bitwise equal to a one-process run.
+ * With `gather_samples` non-zero, rank 0 holds all samples and chi² values in
+ * global order (`lensdiff_sampler_chains` tells how many a rank holds);
+ * otherwise each rank keeps its own chains. Under `MPI_THREAD_SINGLE` the
+ * chains run on the calling thread only. Without the `mpi` cargo feature,
+ * returns `LENSDIFF_STATUS_UNSUPPORTED`.
+ *
+ * # Safety
+ * `s` a live sampler; `comm` a valid communicator handle, MPI initialised.
+ */
+lensdiff_status lensdiff_sampler_run_mpi(lensdiff_sampler *s, int32_t comm, int32_t gather_samples);
+
+/**
  * Number of chains of the sampler.
  *
  * # Safety

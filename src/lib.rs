@@ -26,6 +26,7 @@
 pub mod baselines;
 pub mod capi;
 pub mod catalogue;
+pub mod distributed;
 pub mod error;
 pub mod fft;
 pub mod fields;
@@ -33,6 +34,8 @@ pub mod grid;
 pub mod io;
 pub mod lensing;
 pub mod metrics;
+#[cfg(feature = "mpi")]
+pub mod mpi_run;
 pub mod noise;
 pub mod plot;
 pub mod prior;

@@ -188,6 +188,8 @@ pub struct LensdiffSampler {
     batch: usize,
     first_chain: u64,
     result: Option<SampleSet>,
+    /// Moments merged over all ranks by an MPI run.
+    merged: Option<crate::sampler::Moments>,
 }
 
 fn sampler<'a>(s: *const LensdiffSampler) -> CResult<&'a LensdiffSampler> {
@@ -261,6 +263,7 @@ pub unsafe extern "C" fn lensdiff_sampler_create(
                 batch: c.batch as usize,
                 first_chain: c.first_chain,
                 result: None,
+                merged: None,
             }),
             Kind::Sampler,
         );
@@ -296,8 +299,120 @@ pub unsafe extern "C" fn lensdiff_sampler_run(s: *mut LensdiffSampler) -> Lensdi
             &mut |_, _| {},
         )?;
         sm.result = Some(set);
+        sm.merged = None;
         Ok(())
     })
+}
+
+/// Runs the chains split across the ranks of an MPI communicator, given as a
+/// Fortran handle (`MPI_Comm_c2f(comm)` in C, `comm` with `use mpi`,
+/// `comm%MPI_VAL` with `mpi_f08`). Collective: every rank of the communicator
+/// must call it with the same settings. The communicator is duplicated (and
+/// freed before returning); MPI is neither initialised nor finalised here.
+/// Chains go to ranks by global index in blocks of 8; afterwards every rank
+/// can read the mean and std of all chains, bitwise equal to a one-process run.
+/// With `gather_samples` non-zero, rank 0 holds all samples and chi² values in
+/// global order (`lensdiff_sampler_chains` tells how many a rank holds);
+/// otherwise each rank keeps its own chains. Under `MPI_THREAD_SINGLE` the
+/// chains run on the calling thread only. Without the `mpi` cargo feature,
+/// returns `LENSDIFF_STATUS_UNSUPPORTED`.
+///
+/// # Safety
+/// `s` a live sampler; `comm` a valid communicator handle, MPI initialised.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_sampler_run_mpi(
+    s: *mut LensdiffSampler,
+    comm: i32,
+    gather_samples: i32,
+) -> LensdiffStatus {
+    guard(|| {
+        let sm = handle_mut(s, Kind::Sampler, "sampler")?;
+        run_mpi(sm, comm, gather_samples != 0)
+    })
+}
+
+#[cfg(not(feature = "mpi"))]
+fn run_mpi(_s: &mut LensdiffSampler, _comm: i32, _gather: bool) -> CResult<()> {
+    Err(CError::new(
+        LensdiffStatus::Unsupported,
+        "this lensdiff was built without MPI support (cargo feature `mpi`)",
+    ))
+}
+
+#[cfg(feature = "mpi")]
+fn run_mpi(sm: &mut LensdiffSampler, comm: i32, gather: bool) -> CResult<()> {
+    use ::mpi::environment::{is_finalized, is_initialized, threading_support};
+    use ::mpi::topology::SimpleCommunicator;
+    use ::mpi::Threading;
+    if !is_initialized() || is_finalized() {
+        return Err(CError::new(
+            LensdiffStatus::CallOrder,
+            "MPI is not initialised (or already finalised)",
+        ));
+    }
+    // Duplicate the caller's communicator at the raw level and wrap the
+    // duplicate (a user communicator that the wrapper frees on drop); the
+    // caller's handle itself is never wrapped nor freed.
+    // SAFETY: MPI is initialised; `comm` is the caller's Fortran handle.
+    let raw = unsafe { ::mpi::ffi::MPI_Comm_f2c(comm) };
+    if raw == unsafe { ::mpi::ffi::RSMPI_COMM_NULL } {
+        return Err(CError::new(
+            LensdiffStatus::InvalidArgument,
+            "comm is MPI_COMM_NULL",
+        ));
+    }
+    let mut dup = unsafe { ::mpi::ffi::RSMPI_COMM_NULL };
+    // SAFETY: `raw` is a valid communicator; `dup` receives a new one.
+    let rc = unsafe { ::mpi::ffi::MPI_Comm_dup(raw, &mut dup) };
+    if rc != 0 {
+        return Err(CError::new(
+            LensdiffStatus::InvalidArgument,
+            format!("MPI_Comm_dup failed with code {rc}"),
+        ));
+    }
+    // SAFETY: `dup` is a live intra-communicator that only this wrapper uses.
+    let world = unsafe { <SimpleCommunicator as ::mpi::raw::FromRaw>::from_raw(dup) };
+    let post = GuidedPosterior::new(&sm.prior, &sm.data, sm.guidance)?;
+    let single = threading_support() == Threading::Single;
+    let out = crate::mpi_run::sample_distributed(
+        &world,
+        &post,
+        &sm.cfg,
+        sm.seed,
+        sm.chains,
+        sm.batch,
+        gather,
+        single,
+        &mut |_, _| {},
+    )?;
+    drop(world);
+    let grid = *crate::prior::Prior::grid(&sm.prior);
+    let set = match (out.samples, out.chi2, out.local) {
+        (Some(samples), Some(chi2), local) => SampleSet {
+            grid,
+            first_chain: 0,
+            samples,
+            chi2,
+            acceptance: None,
+            nfe: out.nfe,
+            inner_iterations: local.map_or(0, |l| l.inner_iterations),
+            seconds: out.compute_seconds + out.comm_seconds,
+        },
+        (_, _, Some(local)) => local,
+        (_, _, None) => SampleSet {
+            grid,
+            first_chain: 0,
+            samples: vec![],
+            chi2: vec![],
+            acceptance: None,
+            nfe: out.nfe,
+            inner_iterations: 0,
+            seconds: out.compute_seconds + out.comm_seconds,
+        },
+    };
+    sm.result = Some(set);
+    sm.merged = Some(out.moments);
+    Ok(())
 }
 
 /// Number of chains of the sampler.
@@ -310,7 +425,10 @@ pub unsafe extern "C" fn lensdiff_sampler_chains(
     chains: *mut usize,
 ) -> LensdiffStatus {
     guard(|| {
-        *out_ptr(chains, "chains")? = sampler(s)?.chains;
+        let sm = sampler(s)?;
+        // chains held by this handle: all of them after a one-process run;
+        // after an MPI run, what this rank holds
+        *out_ptr(chains, "chains")? = sm.result.as_ref().map_or(sm.chains, |r| r.chains());
         Ok(())
     })
 }
@@ -327,7 +445,8 @@ pub unsafe extern "C" fn lensdiff_sampler_mean(
 ) -> LensdiffStatus {
     guard(|| {
         let r = results(s)?;
-        output(out, len, r.grid.len(), "out")?.copy_from_slice(&r.moments().mean_f32());
+        let m = sampler(s)?.merged.clone().unwrap_or_else(|| r.moments());
+        output(out, len, r.grid.len(), "out")?.copy_from_slice(&m.mean_f32());
         Ok(())
     })
 }
@@ -344,7 +463,8 @@ pub unsafe extern "C" fn lensdiff_sampler_std(
 ) -> LensdiffStatus {
     guard(|| {
         let r = results(s)?;
-        output(out, len, r.grid.len(), "out")?.copy_from_slice(&r.moments().std_f32());
+        let m = sampler(s)?.merged.clone().unwrap_or_else(|| r.moments());
+        output(out, len, r.grid.len(), "out")?.copy_from_slice(&m.std_f32());
         Ok(())
     })
 }

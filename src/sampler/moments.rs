@@ -33,15 +33,51 @@ impl Moments {
 
     /// Moments of a set of maps `[b][n]`, blocked by [`BLOCK`].
     pub fn of_maps(maps: &[f32], n: usize) -> Self {
+        Self::merge_all(&Self::blocks_of_maps(maps, n), n)
+    }
+
+    /// The moments of each block of [`BLOCK`] consecutive maps (the last one
+    /// may be shorter). With chains split across processes at block
+    /// boundaries, merging every process's blocks in order with
+    /// [`Moments::merge_all`] gives bitwise the single-process result.
+    pub fn blocks_of_maps(maps: &[f32], n: usize) -> Vec<Moments> {
+        maps.chunks(BLOCK * n)
+            .map(|block| {
+                let mut b = Moments::new(n);
+                for m in block.chunks(n) {
+                    b.push(m);
+                }
+                b
+            })
+            .collect()
+    }
+
+    /// Merges blocks left to right.
+    pub fn merge_all(blocks: &[Moments], n: usize) -> Self {
         let mut total = Moments::new(n);
-        for block in maps.chunks(BLOCK * n) {
-            let mut b = Moments::new(n);
-            for m in block.chunks(n) {
-                b.push(m);
-            }
-            total.merge(&b);
+        for b in blocks {
+            total.merge(b);
         }
         total
+    }
+
+    /// Flat form `[count, mean.., m2..]` (for message passing).
+    pub fn to_flat(&self) -> Vec<f64> {
+        let mut v = Vec::with_capacity(1 + 2 * self.mean.len());
+        v.push(self.count as f64);
+        v.extend_from_slice(&self.mean);
+        v.extend_from_slice(&self.m2);
+        v
+    }
+
+    /// Inverse of [`Moments::to_flat`] for maps of `n` pixels; `None` on a
+    /// length mismatch.
+    pub fn from_flat(v: &[f64], n: usize) -> Option<Self> {
+        (v.len() == 1 + 2 * n).then(|| Moments {
+            count: v[0] as u64,
+            mean: v[1..1 + n].to_vec(),
+            m2: v[1 + n..].to_vec(),
+        })
     }
 
     /// Adds one map (Welford).

@@ -206,6 +206,10 @@ pub struct Args {
     /// Do not write the sample cube (mean and std only).
     #[arg(long)]
     pub no_samples: bool,
+    /// Under mpirun (builds with the `mpi` feature): each rank writes its own
+    /// chains to samples_rankR instead of gathering all samples on rank 0.
+    #[arg(long)]
+    pub per_rank: bool,
 }
 
 /// Runs the sampler with a progress bar.
@@ -298,6 +302,116 @@ pub fn quote(s: &str) -> String {
     json_str(s)
 }
 
+/// Results on the rank that writes outputs: the chains it holds, the moments
+/// of all chains, and a note on the MPI split (if any).
+type RootResult = (SampleSet, lensdiff::sampler::Moments, Option<String>);
+
+#[cfg(not(feature = "mpi"))]
+fn sample_maybe_mpi(
+    post: &GuidedPosterior,
+    cfg: &SamplerConfig,
+    a: &Args,
+    _grid: Grid,
+) -> Result<Option<RootResult>> {
+    let _ = a.per_rank;
+    let set = run_chains(post, cfg, &a.sampler)?;
+    let m = set.moments();
+    Ok(Some((set, m, None)))
+}
+
+/// Under `mpirun` (detected from the launcher's environment) the chains are
+/// split across ranks; otherwise this is a plain run.
+#[cfg(feature = "mpi")]
+fn sample_maybe_mpi(
+    post: &GuidedPosterior,
+    cfg: &SamplerConfig,
+    a: &Args,
+    grid: Grid,
+) -> Result<Option<RootResult>> {
+    use ::mpi::traits::Communicator;
+    let launched = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    if !launched {
+        let set = run_chains(post, cfg, &a.sampler)?;
+        let m = set.moments();
+        return Ok(Some((set, m, None)));
+    }
+    let (universe, threading) = ::mpi::initialize_with_threading(::mpi::Threading::Funneled)
+        .ok_or_else(|| Error::invalid("mpi", "MPI was already initialised"))?;
+    let world = universe.world();
+    let rank = world.rank();
+    let single = threading == ::mpi::Threading::Single;
+    let gather = !a.per_rank;
+    let pb = if rank == 0 {
+        Some(crate::common::progress(None, "sampling (rank 0)"))
+    } else {
+        None
+    };
+    let out = lensdiff::mpi_run::sample_distributed(
+        &world,
+        post,
+        cfg,
+        a.sampler.seed,
+        a.sampler.chains,
+        a.sampler.batch.max(1),
+        gather,
+        single,
+        &mut |done, total| {
+            if let Some(p) = &pb {
+                p.set_length(total as u64);
+                p.set_position(done as u64);
+            }
+        },
+    );
+    if let Some(p) = pb {
+        p.finish_and_clear();
+    }
+    let out = out?;
+    if a.per_rank {
+        if let Some(local) = &out.local {
+            let ext = a.format.ext();
+            std::fs::create_dir_all(&a.out).map_err(|source| Error::Io {
+                path: a.out.clone(),
+                source,
+            })?;
+            save(
+                &a.out.join(format!("samples_rank{rank}.{ext}")),
+                &local.samples,
+                &[local.chains(), grid.ny, grid.nx],
+                None,
+                Some("kappa"),
+            )?;
+        }
+    }
+    let note = format!(
+        "{} MPI ranks: compute {:.2} s (slowest rank), communication {:.3} s (rank 0)",
+        out.ranks, out.max_compute_seconds, out.comm_seconds
+    );
+    if rank != 0 {
+        return Ok(None);
+    }
+    let seconds = out.max_compute_seconds + out.comm_seconds;
+    let set = match (out.samples, out.chi2, out.local) {
+        (Some(samples), Some(chi2), _) => SampleSet {
+            grid,
+            first_chain: 0,
+            samples,
+            chi2,
+            acceptance: out.acceptance,
+            nfe: out.nfe,
+            inner_iterations: 0,
+            seconds,
+        },
+        (_, _, Some(mut local)) => {
+            local.seconds = seconds;
+            local
+        }
+        _ => return Err(Error::invalid("mpi", "rank 0 holds no chains")),
+    };
+    Ok(Some((set, out.moments, Some(note))))
+}
+
 pub fn run(a: Args) -> Result<()> {
     let (grid, g1, g2, noise, wcs) = match (&a.catalogue, &a.e1, &a.e2) {
         (Some(dir), _, _) => {
@@ -349,8 +463,10 @@ pub fn run(a: Args) -> Result<()> {
         path: a.out.clone(),
         source,
     })?;
-    let set = run_chains(&post, &cfg, &a.sampler)?;
-    let m = set.moments();
+    let (set, m, mpi_note) = match sample_maybe_mpi(&post, &cfg, &a, grid)? {
+        Some(x) => x,
+        None => return Ok(()), // an MPI rank other than 0: rank 0 writes the outputs
+    };
     let (mean, std) = (m.mean_f32(), m.std_f32());
     let ext = a.format.ext();
     let shape = [grid.ny, grid.nx];
@@ -368,7 +484,7 @@ pub fn run(a: Args) -> Result<()> {
         wcs.as_ref(),
         Some("kappa"),
     )?;
-    if !a.no_samples {
+    if !a.no_samples && !a.per_rank {
         save(
             &a.out.join(format!("samples.{ext}")),
             &set.samples,
@@ -403,6 +519,7 @@ pub fn run(a: Args) -> Result<()> {
         ("grid", format!("[{}, {}]", grid.ny, grid.nx)),
         ("pixel_arcmin", format!("{}", grid.pixel_arcmin)),
         ("observed_pixels", data.noise.n_observed().to_string()),
+        ("mpi", mpi_note.as_deref().map_or("null".into(), quote)),
     ];
     write_summary(&a.out.join("summary.json"), &fields, &set)?;
     let mask = data.noise.mask();
@@ -445,5 +562,8 @@ pub fn run(a: Args) -> Result<()> {
         chi2,
         a.out.display()
     );
+    if let Some(n) = &mpi_note {
+        println!("  {n}");
+    }
     Ok(())
 }

@@ -1,0 +1,203 @@
+//! MPI-distributed chains (cargo feature `mpi`, rsmpi).
+//!
+//! The host program owns MPI: lensdiff never initialises or finalises it. A
+//! run duplicates the caller's communicator, runs this rank's chains
+//! ([`crate::distributed::rank_chains`]), gathers per-block moments (and,
+//! optionally, the samples and per-chain diagnostics) to rank 0 in block order,
+//! merges them there and broadcasts the mean and std to every rank. The
+//! duplicate is freed before returning. Only the calling thread calls MPI, so
+//! its worker threads never do: under `MPI_THREAD_FUNNELED` or higher they run
+//! in parallel; under `MPI_THREAD_SINGLE` the chains run on the calling thread.
+
+use std::time::Instant;
+
+use ::mpi::datatype::PartitionMut;
+use ::mpi::topology::{Communicator, SimpleCommunicator};
+use ::mpi::traits::*;
+use ::mpi::Count;
+
+use crate::distributed::rank_chains;
+use crate::error::{Error, Result};
+use crate::sampler::moments::Moments;
+use crate::sampler::{sample, SampleSet, SamplerConfig, ScoreModel};
+
+/// What a distributed run leaves on one rank.
+#[derive(Debug)]
+pub struct DistributedRun {
+    /// This rank's chains (global indices `first_chain..`).
+    pub local: Option<SampleSet>,
+    /// Merged moments over all chains (on every rank).
+    pub moments: Moments,
+    /// All samples in global chain order (rank 0, when gathered).
+    pub samples: Option<Vec<f32>>,
+    /// Per-chain shear chi² of all chains (rank 0, when gathered).
+    pub chi2: Option<Vec<f64>>,
+    /// Score evaluations per chain.
+    pub nfe: u64,
+    /// Seconds spent sampling on this rank.
+    pub compute_seconds: f64,
+    /// Seconds spent in MPI calls on this rank (including waiting for others).
+    pub comm_seconds: f64,
+    /// Largest compute time over the ranks.
+    pub max_compute_seconds: f64,
+    /// Per-chain acceptance of all chains (rank 0, when gathered, HMC only).
+    pub acceptance: Option<Vec<f64>>,
+    /// Number of ranks.
+    pub ranks: usize,
+}
+
+/// Gathers variable-length slices to rank 0 (in rank order).
+fn gather<T: Equivalence + Copy + Default>(
+    comm: &SimpleCommunicator,
+    local: &[T],
+) -> Option<Vec<T>> {
+    let root = comm.process_at_rank(0);
+    let n = local.len() as Count;
+    if comm.rank() == 0 {
+        let mut counts = vec![0 as Count; comm.size() as usize];
+        root.gather_into_root(&n, &mut counts[..]);
+        let displs: Vec<Count> = counts
+            .iter()
+            .scan(0, |acc, &c| {
+                let d = *acc;
+                *acc += c;
+                Some(d)
+            })
+            .collect();
+        let total: Count = counts.iter().sum();
+        let mut buf = vec![T::default(); total as usize];
+        {
+            let mut part = PartitionMut::new(&mut buf[..], counts, &displs[..]);
+            root.gather_varcount_into_root(local, &mut part);
+        }
+        Some(buf)
+    } else {
+        root.gather_into(&n);
+        root.gather_varcount_into(local);
+        None
+    }
+}
+
+/// Runs `chains` chains split over the ranks of `comm` (see module docs).
+#[allow(clippy::too_many_arguments)]
+pub fn sample_distributed(
+    comm: &SimpleCommunicator,
+    model: &dyn ScoreModel,
+    cfg: &SamplerConfig,
+    seed: u64,
+    chains: usize,
+    batch: usize,
+    gather_samples: bool,
+    single_thread: bool,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<DistributedRun> {
+    if chains == 0 {
+        return Err(Error::invalid("chains", "need at least one chain"));
+    }
+    let comm = comm.duplicate();
+    let (rank, size) = (comm.rank() as usize, comm.size() as usize);
+    let range = rank_chains(chains, rank, size);
+    let n = model.grid().len();
+    let t0 = Instant::now();
+    // every rank runs (possibly zero) chains; errors are shared so that all
+    // ranks return together instead of deadlocking in the next collective
+    let count = (range.end - range.start) as usize;
+    let local = if range.is_empty() {
+        Ok(None)
+    } else if single_thread {
+        // MPI_THREAD_SINGLE: no other thread may exist, so run on this one
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .use_current_thread()
+            .build()
+            .map_err(|e| Error::invalid("threads", format!("cannot build a thread pool: {e}")))
+            .and_then(|pool| {
+                pool.install(|| sample(model, cfg, seed, range.start, count, batch, &mut |_, _| {}))
+            })
+            .map(Some)
+    } else {
+        sample(model, cfg, seed, range.start, count, batch, progress).map(Some)
+    };
+    let compute_seconds = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let failed = local.is_err() as i32;
+    let mut any_failed = 0i32;
+    comm.all_reduce_into(
+        &failed,
+        &mut any_failed,
+        ::mpi::collective::SystemOperation::max(),
+    );
+    let local = match (local, any_failed) {
+        (Err(e), _) => return Err(e),
+        (Ok(_), f) if f != 0 => {
+            return Err(Error::invalid(
+                "mpi",
+                "sampling failed on another rank (see its error)",
+            ))
+        }
+        (Ok(l), _) => l,
+    };
+    let blocks: Vec<f64> = local
+        .as_ref()
+        .map(|l| {
+            Moments::blocks_of_maps(&l.samples, n)
+                .iter()
+                .flat_map(|b| b.to_flat())
+                .collect()
+        })
+        .unwrap_or_default();
+    let all_blocks = gather(&comm, &blocks);
+    let mut flat = vec![0.0f64; 1 + 2 * n];
+    if let Some(all) = &all_blocks {
+        let parts: Vec<Moments> = all
+            .chunks(1 + 2 * n)
+            .filter_map(|c| Moments::from_flat(c, n))
+            .collect();
+        flat = Moments::merge_all(&parts, n).to_flat();
+    }
+    comm.process_at_rank(0).broadcast_into(&mut flat[..]);
+    let moments =
+        Moments::from_flat(&flat, n).ok_or_else(|| Error::invalid("mpi", "bad moment buffer"))?;
+    let (samples, chi2, acceptance) = if gather_samples {
+        let s = local
+            .as_ref()
+            .map(|l| l.samples.clone())
+            .unwrap_or_default();
+        let c = local.as_ref().map(|l| l.chi2.clone()).unwrap_or_default();
+        let a = local
+            .as_ref()
+            .and_then(|l| l.acceptance.clone())
+            .unwrap_or_default();
+        let acc = gather(&comm, &a).filter(|v| !v.is_empty());
+        (gather(&comm, &s), gather(&comm, &c), acc)
+    } else {
+        (None, None, None)
+    };
+    let mut max_compute_seconds = 0.0f64;
+    comm.all_reduce_into(
+        &compute_seconds,
+        &mut max_compute_seconds,
+        ::mpi::collective::SystemOperation::max(),
+    );
+    let mut nfe = local.as_ref().map_or(0, |l| l.nfe);
+    let mut max_nfe = 0u64;
+    comm.all_reduce_into(
+        &nfe,
+        &mut max_nfe,
+        ::mpi::collective::SystemOperation::max(),
+    );
+    nfe = max_nfe;
+    let comm_seconds = t1.elapsed().as_secs_f64();
+    Ok(DistributedRun {
+        local,
+        moments,
+        samples,
+        chi2,
+        nfe,
+        compute_seconds,
+        comm_seconds,
+        max_compute_seconds,
+        acceptance,
+        ranks: size,
+    })
+}
