@@ -255,11 +255,6 @@ typedef struct {
   uint64_t first_chain;
 } lensdiff_sampler_config;
 
-/**
- * Colour of unobserved (mask `false`) and non-finite pixels.
- */
-#define MASK_COLOR { 150, 150, 150, }
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -272,9 +267,10 @@ extern "C" {
 const char *lensdiff_last_error(void);
 
 /**
- * The name of a status code, e.g. `"LENSDIFF_STATUS_SHAPE"` (static string).
+ * The name of a status code, e.g. `"LENSDIFF_STATUS_SHAPE"` (static
+ * string); `"LENSDIFF_STATUS_UNKNOWN"` for a value that is no status.
  */
-const char *lensdiff_status_name(lensdiff_status status);
+const char *lensdiff_status_name(int32_t status);
 
 /**
  * The library version at run time, `MAJOR * 10000 + MINOR * 100 + PATCH`;

@@ -13,6 +13,10 @@ need gfortran || missing+=(gfortran)
 need make || missing+=(make)
 need pkg-config || missing+=(pkg-config)
 need valgrind || missing+=(valgrind)
+# MPI (issue #5): OpenMPI and libclang (rsmpi's bindings are generated at build time)
+need mpicc || missing+=(libopenmpi-dev)
+need mpirun || missing+=(openmpi-bin)
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
 if [ ${#missing[@]} -gt 0 ]; then
     if need apt-get; then
         echo "installing: ${missing[*]}"
@@ -28,4 +32,9 @@ fi
 
 # build every target first: `cargo test` alone builds no cdylib/staticlib
 cargo build --release --all-targets --locked
+# the MPI build (feature `mpi`) in its own target dir, used by tests/mpi.rs
+if need mpicc && need mpirun; then
+    cargo build --release --locked --features mpi --target-dir target/mpi --lib --bins
+    export LENSDIFF_MPI_TESTS=1
+fi
 cargo test --release --locked

@@ -78,7 +78,7 @@ macro_rules! case {
 }
 
 fn status_name(s: S) -> String {
-    unsafe { CStr::from_ptr(lensdiff_status_name(s)) }
+    unsafe { CStr::from_ptr(lensdiff_status_name(s as i32)) }
         .to_string_lossy()
         .into_owned()
 }
@@ -931,6 +931,21 @@ unsafe fn matrix() -> Vec<Case> {
     );
     case!(
         c,
+        "lensdiff_sampler_run_mpi",
+        "NULL handle",
+        S::NullPointer,
+        lensdiff_sampler_run_mpi(null_mut(), 0, 1)
+    );
+    #[cfg(not(feature = "mpi"))]
+    case!(
+        c,
+        "lensdiff_sampler_run_mpi",
+        "build without the mpi feature",
+        S::Unsupported,
+        lensdiff_sampler_run_mpi(sm, 0, 1)
+    );
+    case!(
+        c,
         "lensdiff_sampler_destroy",
         "NULL handle (allowed)",
         S::Ok,
@@ -1037,6 +1052,27 @@ fn errors_carry_a_message_and_success_keeps_it() {
         assert!(last_error().contains("prior"), "{}", last_error());
         lensdiff_problem_destroy(p);
         assert_eq!(status_name(S::Shape), "LENSDIFF_STATUS_SHAPE");
+        // any integer is a valid argument (Fortran passes plain integers)
+        let unknown = CStr::from_ptr(lensdiff_status_name(99)).to_str().unwrap();
+        assert_eq!(unknown, "LENSDIFF_STATUS_UNKNOWN");
+        // a config from a newer caller (bigger struct_size) is read up to our fields
+        let mut big = [0u8; 128];
+        let mut c = std::mem::zeroed::<LensdiffSamplerConfig>();
+        lensdiff_sampler_config_init(&mut c);
+        std::ptr::copy_nonoverlapping(
+            &c as *const _ as *const u8,
+            big.as_mut_ptr(),
+            std::mem::size_of_val(&c),
+        );
+        big[..4].copy_from_slice(&128u32.to_ne_bytes());
+        let q = ready_problem();
+        let mut s = null_mut();
+        assert_eq!(
+            lensdiff_sampler_create(q, big.as_ptr() as *const LensdiffSamplerConfig, &mut s),
+            S::Ok
+        );
+        lensdiff_sampler_destroy(s);
+        lensdiff_problem_destroy(q);
         assert_eq!(lensdiff_version(), LENSDIFF_VERSION_NUMBER);
         let v = CStr::from_ptr(lensdiff_version_string()).to_str().unwrap();
         assert_eq!(v, env!("CARGO_PKG_VERSION"));

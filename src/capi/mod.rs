@@ -5,10 +5,8 @@
 //! thread-local message describes the last failure ([`lensdiff_last_error`]);
 //! caller-allocated buffers with explicit lengths; settings through a
 //! size-prefixed struct so the ABI can grow; no panic crosses the boundary.
-//! Handles are registered: a destroyed, foreign or wrong-kind pointer is
-//! answered with `LENSDIFF_STATUS_STALE_HANDLE` instead of being dereferenced
-//! (destroyed handles keep their small shell allocated so addresses are never
-//! reused). One handle must not be used by two threads at once; distinct
+//! Handles are ids that are never reused: a destroyed, foreign or wrong-kind
+//! handle is answered with `LENSDIFF_STATUS_STALE_HANDLE`, never dereferenced. One handle must not be used by two threads at once; distinct
 //! handles may be.
 
 mod problem;
@@ -137,79 +135,93 @@ pub(crate) enum Kind {
     Sampler,
 }
 
-/// Every handle ever created: its kind and whether it is still alive.
-/// Destroying a handle frees its contents but keeps its small shell
-/// allocated (a few hundred bytes), so its address is never reused and a stale
-/// pointer is always detected.
-static HANDLES: LazyLock<Mutex<HashMap<usize, (Kind, bool)>>> =
+/// Live handles: the opaque pointer handed to C is a 64-bit id (never
+/// reused, never dereferenced by C), mapped here to the real allocation and
+/// its kind. Destroying a handle frees it and removes the id, so a stale,
+/// foreign or wrong-kind pointer is always detected and nothing leaks.
+static HANDLES: LazyLock<Mutex<HashMap<usize, (Kind, usize)>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
+/// Next handle id (16-aligned so the ids look like aligned pointers).
+static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0x10_0000);
+
 pub(crate) fn register<T>(b: Box<T>, kind: Kind) -> *mut T {
-    let p = Box::into_raw(b);
-    if let Ok(mut h) = HANDLES.lock() {
-        h.insert(p as usize, (kind, true));
+    let id = NEXT_ID.fetch_add(16, std::sync::atomic::Ordering::Relaxed);
+    let p = Box::into_raw(b) as usize;
+    match HANDLES.lock() {
+        Ok(mut h) => {
+            h.insert(id, (kind, p));
+        }
+        Err(mut poisoned) => {
+            poisoned.get_mut().insert(id, (kind, p));
+        }
     }
-    p
+    id as *mut T
 }
 
-fn is_live(addr: usize, kind: Kind) -> bool {
-    HANDLES
-        .lock()
-        .map(|h| h.get(&addr) == Some(&(kind, true)))
-        .unwrap_or(false)
+/// The allocation behind a live handle id of `kind`.
+fn lookup(id: usize, kind: Kind) -> Option<usize> {
+    let h = HANDLES.lock().unwrap_or_else(|e| e.into_inner());
+    h.get(&id).filter(|(k, _)| *k == kind).map(|(_, p)| *p)
 }
 
-/// Marks a handle dead and frees what it owns (NULL is a no-op).
+/// Removes a handle and frees it (NULL is a no-op).
 pub(crate) fn release<T>(p: *mut T, kind: Kind, name: &str) -> CResult<()> {
     if p.is_null() {
         return Ok(());
     }
-    let killed = HANDLES
-        .lock()
-        .map(|mut h| match h.get_mut(&(p as usize)) {
-            Some(entry) if *entry == (kind, true) => {
-                entry.1 = false;
-                true
+    let id = p as usize;
+    let real = {
+        let mut h = HANDLES.lock().unwrap_or_else(|e| e.into_inner());
+        match h.get(&id) {
+            Some((k, real)) if *k == kind => {
+                let r = *real;
+                h.remove(&id);
+                Some(r)
             }
-            _ => false,
-        })
-        .unwrap_or(false);
-    if !killed {
+            _ => None,
+        }
+    };
+    let Some(real) = real else {
         return Err(CError::new(
             LensdiffStatus::StaleHandle,
             format!("{name}: not a live handle (destroyed twice, or not created by lensdiff)"),
         ));
-    }
-    // SAFETY: the pointer came from Box::into_raw in `register` and was live;
-    // its contents are dropped once (it is now marked dead) and the shell is
-    // never touched again nor freed.
-    unsafe { std::ptr::drop_in_place(p) };
+    };
+    // SAFETY: `real` came from Box::into_raw in `register` for this kind and
+    // was removed from the table above, so it is freed exactly once.
+    drop(unsafe { Box::from_raw(real as *mut T) });
     Ok(())
 }
 
-/// A shared reference to a live handle.
-pub(crate) fn handle<'a, T>(p: *const T, kind: Kind, name: &str) -> CResult<&'a T> {
+/// The allocation behind a live handle, or why there is none.
+fn live_ptr<T>(p: *const T, kind: Kind, name: &str) -> CResult<*mut T> {
     if p.is_null() {
         return Err(CError::new(
             LensdiffStatus::NullPointer,
             format!("{name} is NULL"),
         ));
     }
-    if !is_live(p as usize, kind) {
-        return Err(CError::new(
-            LensdiffStatus::StaleHandle,
-            format!("{name}: not a live handle (destroyed, or of another kind)"),
-        ));
-    }
-    // SAFETY: registered handles point to live boxes of this kind.
-    Ok(unsafe { &*p })
+    lookup(p as usize, kind)
+        .map(|r| r as *mut T)
+        .ok_or_else(|| {
+            CError::new(
+                LensdiffStatus::StaleHandle,
+                format!("{name}: not a live handle (destroyed, or of another kind)"),
+            )
+        })
+}
+
+/// A shared reference to a live handle.
+pub(crate) fn handle<'a, T>(p: *const T, kind: Kind, name: &str) -> CResult<&'a T> {
+    // SAFETY: live ids map to live boxes of this kind.
+    Ok(unsafe { &*live_ptr(p, kind, name)? })
 }
 
 /// A mutable reference to a live handle.
 pub(crate) fn handle_mut<'a, T>(p: *mut T, kind: Kind, name: &str) -> CResult<&'a mut T> {
-    handle(p as *const T, kind, name)?;
     // SAFETY: as above; callers promise one thread per handle.
-    Ok(unsafe { &mut *p })
+    Ok(unsafe { &mut *live_ptr(p as *const T, kind, name)? })
 }
 
 /// An input buffer of exactly `expected` elements.
@@ -278,9 +290,29 @@ pub extern "C" fn lensdiff_last_error() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())
 }
 
-/// The name of a status code, e.g. `"LENSDIFF_STATUS_SHAPE"` (static string).
+/// The name of a status code, e.g. `"LENSDIFF_STATUS_SHAPE"` (static
+/// string); `"LENSDIFF_STATUS_UNKNOWN"` for a value that is no status.
 #[no_mangle]
-pub extern "C" fn lensdiff_status_name(status: LensdiffStatus) -> *const c_char {
+pub extern "C" fn lensdiff_status_name(status: i32) -> *const c_char {
+    const ALL: [LensdiffStatus; 14] = [
+        LensdiffStatus::Ok,
+        LensdiffStatus::NullPointer,
+        LensdiffStatus::InvalidArgument,
+        LensdiffStatus::Shape,
+        LensdiffStatus::NonFinite,
+        LensdiffStatus::NegativeVariance,
+        LensdiffStatus::FullyMasked,
+        LensdiffStatus::NotConverged,
+        LensdiffStatus::Io,
+        LensdiffStatus::Format,
+        LensdiffStatus::CallOrder,
+        LensdiffStatus::StaleHandle,
+        LensdiffStatus::Unsupported,
+        LensdiffStatus::Internal,
+    ];
+    let Some(status) = ALL.iter().find(|s| **s as i32 == status) else {
+        return c"LENSDIFF_STATUS_UNKNOWN".as_ptr();
+    };
     let s: &'static [u8] = match status {
         LensdiffStatus::Ok => b"LENSDIFF_STATUS_OK\0",
         LensdiffStatus::NullPointer => b"LENSDIFF_STATUS_NULL_POINTER\0",

@@ -213,6 +213,10 @@ pub unsafe extern "C" fn lensdiff_problem_set_mask(
         if !m.iter().any(|&v| v) {
             return Err(crate::Error::FullyMasked.into());
         }
+        // the noise already set must stay valid under the new mask
+        if let Some((s1, s2)) = &pr.std {
+            NoiseModel::from_std(pr.grid, s1, s2, Some(&m))?;
+        }
         pr.mask = Some(m);
         Ok(())
     })
@@ -342,15 +346,14 @@ pub unsafe extern "C" fn lensdiff_problem_simulate(
                 ))
             }
         };
-        let noise = match pr.noise() {
-            Ok(n) => n,
-            Err(_) => {
+        let noise = match (&pr.std, pr.sigma) {
+            (None, None) => {
                 let n = NoiseModel::from_density(pr.grid, sigma_e, n_gal, pr.mask.as_deref())?;
-                let s =
-                    (sigma_e / (n_gal * pr.grid.pixel_arcmin * pr.grid.pixel_arcmin).sqrt()) as f64;
-                pr.sigma = Some(s);
+                pr.sigma =
+                    Some(sigma_e / (n_gal * pr.grid.pixel_arcmin * pr.grid.pixel_arcmin).sqrt());
                 n
             }
+            _ => pr.noise()?,
         };
         let (g1, g2) = simulate_shear(&kappa, &noise, seed, 0)?;
         out.copy_from_slice(&kappa);

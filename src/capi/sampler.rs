@@ -38,6 +38,10 @@ pub const LENSDIFF_REFINE_LANGEVIN: i32 = 1;
 /// Preconditioned HMC refinement at sigma_min.
 pub const LENSDIFF_REFINE_HMC: i32 = 2;
 
+/// Size of the first version of [`LensdiffSamplerConfig`] (0.1): the least a
+/// caller's `struct_size` may say.
+const CONFIG_V1_SIZE: usize = 88;
+
 /// Sampler settings. Always initialise with [`lensdiff_sampler_config_init`],
 /// which sets `struct_size` (later versions may append fields; the library
 /// reads only the fields that `struct_size` covers).
@@ -237,16 +241,23 @@ pub unsafe extern "C" fn lensdiff_sampler_create(
         if cfg.is_null() {
             return Err(CError::new(LensdiffStatus::NullPointer, "cfg is NULL"));
         }
-        // read only what the caller's struct holds (size-prefixed ABI)
+        // size-prefixed ABI: read what the caller's struct holds (at least the
+        // first version's fields), the rest keeps its defaults
         let size = *(cfg as *const u32) as usize;
         let ours = std::mem::size_of::<LensdiffSamplerConfig>();
-        if size < ours {
+        if size < CONFIG_V1_SIZE {
             return Err(CError::new(
                 LensdiffStatus::InvalidArgument,
-                format!("cfg->struct_size is {size}, expected {ours}: call lensdiff_sampler_config_init"),
+                format!("cfg->struct_size is {size}, expected at least {CONFIG_V1_SIZE}: call lensdiff_sampler_config_init"),
             ));
         }
-        let c = *cfg;
+        let mut c = LensdiffSamplerConfig::default();
+        std::ptr::copy_nonoverlapping(
+            cfg as *const u8,
+            &mut c as *mut LensdiffSamplerConfig as *mut u8,
+            size.min(ours),
+        );
+        c.struct_size = ours as u32;
         let (rcfg, guidance) = c.to_rust()?;
         let (g1, g2) = pr.shear()?;
         let data = ShearData::new(g1.to_vec(), g2.to_vec(), pr.noise()?)?;

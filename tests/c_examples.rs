@@ -1,0 +1,426 @@
+//! The installed C ABI from the outside: `scripts/install.sh` into a temporary
+//! prefix, the C and Fortran examples of `c_examples/` built with their
+//! Makefile against the shared and the static library, their outputs compared
+//! with each other and with the Rust API bit for bit, the C example under
+//! valgrind, the SONAME and the pkg-config file.
+//!
+//! Needs bash, make, a C compiler (`cc`), pkg-config and readelf (failing with
+//! the list of what is missing); gfortran and valgrind are optional (a NOTICE
+//! is printed and only their part is skipped). `scripts/test.sh` installs all
+//! of them.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use lensdiff::baselines::{kaiser_squires, WienerFilter, WienerOptions};
+use lensdiff::fields::{gaussian_fields, simulate_shear};
+use lensdiff::noise::NoiseModel;
+use lensdiff::prior::GaussianPrior;
+use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig, ShearData};
+use lensdiff::smoothing::Boundary;
+use lensdiff::spectrum::ClTable;
+use lensdiff::Grid;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The settings of c_examples/lensdiff_example.{c,f90} (keep in sync).
+const N: usize = 48;
+const PIXEL_ARCMIN: f64 = 1.0;
+const NOISE_SIGMA: f64 = 0.05;
+const SIM_SEED: u64 = 7;
+const KS_SMOOTH_PX: f64 = 1.0;
+const WIENER_TOL: f64 = 1e-6;
+const WIENER_MAX_ITER: usize = 1000;
+const CHAINS: usize = 4;
+const BATCH: usize = 2;
+const LEVELS: usize = 16;
+const SAMPLER_SEED: u64 = 3;
+/// The C ABI's default inner CG tolerance (lensdiff_sampler_config_init).
+const INNER_TOL: f64 = 1e-4;
+/// The grid of the valgrind run.
+const N_VALGRIND: usize = 16;
+
+const F32_FILES: [&str; 6] = [
+    "truth.f32",
+    "wiener.f32",
+    "ks.f32",
+    "mean.f32",
+    "std.f32",
+    "samples.f32",
+];
+const ALL_FILES: [&str; 7] = [
+    "truth.f32",
+    "wiener.f32",
+    "ks.f32",
+    "mean.f32",
+    "std.f32",
+    "samples.f32",
+    "chi2.f64",
+];
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs a command, panicking with its output unless it succeeds.
+fn run_ok(what: &str, cmd: &mut Command) -> Output {
+    let t = Instant::now();
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
+    assert!(o.status.success(), "{what} failed: {cmd:?}\n{}", show(&o));
+    eprintln!("{what}: ok ({:.1} s)", t.elapsed().as_secs_f64());
+    o
+}
+
+fn pkg_config(prefix: &Path, args: &[&str]) -> String {
+    let o = run_ok(
+        &format!("pkg-config {}", args.join(" ")),
+        Command::new("pkg-config")
+            .args(args)
+            .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig")),
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn readelf_dynamic(path: &Path) -> String {
+    let o = run_ok(
+        &format!("readelf -d {}", path.display()),
+        Command::new("readelf").arg("-d").arg(path),
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    let b = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    assert_eq!(b.len() % 4, 0, "{}: {} bytes", path.display(), b.len());
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+fn read_f64(path: &Path) -> Vec<f64> {
+    let b = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    assert_eq!(b.len() % 8, 0, "{}: {} bytes", path.display(), b.len());
+    b.chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// Asserts bitwise equality, reporting the first differences.
+fn assert_bits_eq<T: Copy + std::fmt::Debug>(
+    what: &str,
+    got: &[T],
+    want: &[T],
+    bits: impl Fn(T) -> u64,
+) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let diff: Vec<usize> = (0..got.len())
+        .filter(|&i| bits(got[i]) != bits(want[i]))
+        .collect();
+    assert!(
+        diff.is_empty(),
+        "{what}: {} of {} values differ from the Rust API, first at {:?}: {:?}",
+        diff.len(),
+        got.len(),
+        &diff[..diff.len().min(5)],
+        diff.iter()
+            .take(5)
+            .map(|&i| (got[i], want[i]))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// The maps of the example computed through the Rust API, in file order.
+struct Reference {
+    maps: Vec<(&'static str, Vec<f32>)>,
+    chi2: Vec<f64>,
+}
+
+/// The example's run through the plain Rust API (what src/capi/problem.rs and
+/// src/capi/sampler.rs call for the C example's settings).
+fn rust_reference(n: usize) -> Reference {
+    let grid = Grid::new(n, n, PIXEL_ARCMIN).unwrap();
+    let power = ClTable::default_kappa().pixel_power(&grid);
+    let hole = n / 4;
+    let mask: Vec<bool> = (0..n * n)
+        .map(|i| !(i % n < hole && i / n < hole))
+        .collect();
+    let noise = NoiseModel::uniform(grid, NOISE_SIGMA, Some(&mask)).unwrap();
+    let truth = gaussian_fields(&grid, &power, SIM_SEED, 0, 1).unwrap();
+    let (g1, g2) = simulate_shear(&truth, &noise, SIM_SEED, 0).unwrap();
+    let wiener = WienerFilter::new(grid, power.clone())
+        .unwrap()
+        .solve(
+            &g1,
+            &g2,
+            &noise,
+            &WienerOptions {
+                tol: WIENER_TOL,
+                max_iter: WIENER_MAX_ITER,
+            },
+        )
+        .unwrap()
+        .kappa;
+    let (ks, _) = kaiser_squires(&grid, &g1, &g2, KS_SMOOTH_PX, Boundary::Periodic).unwrap();
+    let data = ShearData::new(g1, g2, noise).unwrap();
+    let prior = GaussianPrior::new(grid, power).unwrap();
+    let post = GuidedPosterior::new(&prior, &data, Guidance::Spectral { tol: INNER_TOL }).unwrap();
+    let cfg = SamplerConfig {
+        levels: LEVELS,
+        ..SamplerConfig::default()
+    };
+    let set = sample(&post, &cfg, SAMPLER_SEED, 0, CHAINS, BATCH, &mut |_, _| {}).unwrap();
+    let m = set.moments();
+    Reference {
+        maps: vec![
+            ("truth.f32", truth),
+            ("wiener.f32", wiener),
+            ("ks.f32", ks),
+            ("mean.f32", m.mean_f32()),
+            ("std.f32", m.std_f32()),
+            ("samples.f32", set.samples.clone()),
+        ],
+        chi2: set.chi2.clone(),
+    }
+}
+
+#[test]
+fn c_and_fortran_examples_against_the_installed_library() {
+    let t0 = Instant::now();
+    let missing: Vec<&str> = ["bash", "make", "cc", "pkg-config", "readelf"]
+        .into_iter()
+        .filter(|t| !have(t))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "tests/c_examples.rs needs {missing:?} on PATH (Debian/Ubuntu: apt-get install \
+         build-essential pkg-config binutils; scripts/test.sh installs them)"
+    );
+    let fortran = have("gfortran");
+    if !fortran {
+        eprintln!("NOTICE: gfortran not found: the Fortran examples are skipped");
+    }
+    let valgrind = have("valgrind");
+    if !valgrind {
+        eprintln!("NOTICE: valgrind not found: the leak check of the C example is skipped");
+    }
+
+    let tmp = common::temp_dir("c_examples");
+    let prefix = tmp.join("prefix");
+    let build = tmp.join("build");
+
+    // (a) install
+    let o = run_ok(
+        "scripts/install.sh",
+        Command::new("bash")
+            .arg(Path::new(ROOT).join("scripts/install.sh"))
+            .arg(&prefix)
+            // scripts/test.sh builds every target first: install those
+            // libraries instead of rebuilding the crate with other features
+            .env("LENSDIFF_INSTALL_NO_BUILD", "1")
+            .current_dir(ROOT),
+    );
+    eprintln!("{}", String::from_utf8_lossy(&o.stdout).trim());
+    let version = env!("CARGO_PKG_VERSION");
+    let major = env!("CARGO_PKG_VERSION_MAJOR");
+    let lib = prefix.join("lib");
+    let real = format!("liblensdiff.so.{version}");
+    assert!(lib.join(&real).is_file(), "{real} not installed");
+    assert_eq!(
+        fs::read_link(lib.join(format!("liblensdiff.so.{major}"))).unwrap(),
+        PathBuf::from(&real)
+    );
+    assert_eq!(
+        fs::read_link(lib.join("liblensdiff.so")).unwrap(),
+        PathBuf::from(format!("liblensdiff.so.{major}"))
+    );
+    assert!(lib.join("liblensdiff.a").is_file());
+    assert_eq!(
+        fs::read(prefix.join("include/lensdiff.h")).unwrap(),
+        fs::read(Path::new(ROOT).join("include/lensdiff.h")).unwrap(),
+        "installed header differs from include/lensdiff.h"
+    );
+    assert_eq!(
+        fs::read(prefix.join("include/lensdiff.f90")).unwrap(),
+        fs::read(Path::new(ROOT).join("c_examples/lensdiff.f90")).unwrap(),
+        "installed Fortran module differs from c_examples/lensdiff.f90"
+    );
+
+    // (e) SONAME and pkg-config
+    let dynamic = readelf_dynamic(&lib.join(&real));
+    assert!(
+        dynamic.contains(&format!("Library soname: [liblensdiff.so.{major}]")),
+        "SONAME of {real}:\n{dynamic}"
+    );
+    assert_eq!(pkg_config(&prefix, &["--modversion", "lensdiff"]), version);
+    let libs = pkg_config(&prefix, &["--libs", "lensdiff"]);
+    assert!(
+        libs.split_whitespace().any(|w| w == "-llensdiff"),
+        "pkg-config --libs: {libs}"
+    );
+    let static_libs = pkg_config(&prefix, &["--static", "--libs", "lensdiff"]);
+    assert!(
+        static_libs.split_whitespace().any(|w| w == "-lm"),
+        "pkg-config --static --libs lacks -lm: {static_libs}"
+    );
+    let cflags = pkg_config(&prefix, &["--cflags", "lensdiff"]);
+    assert!(
+        cflags.contains(&prefix.join("include").display().to_string()),
+        "pkg-config --cflags: {cflags}"
+    );
+
+    // (b) build the examples, shared and static
+    let mut targets = vec!["c", "c-static"];
+    if fortran {
+        targets.extend(["fortran", "fortran-static"]);
+    }
+    run_ok(
+        "make -C c_examples",
+        Command::new("make")
+            .arg("-C")
+            .arg(Path::new(ROOT).join("c_examples"))
+            .arg(format!("PREFIX={}", prefix.display()))
+            .arg(format!("BUILD={}", build.display()))
+            .args(&targets)
+            .env_remove("MAKEFLAGS")
+            .env_remove("MFLAGS"),
+    );
+    let mut programs = vec![
+        ("c-shared", build.join("shared/lensdiff_example")),
+        ("c-static", build.join("static/lensdiff_example")),
+    ];
+    if fortran {
+        programs.push(("fortran-shared", build.join("shared/lensdiff_example_f")));
+        programs.push(("fortran-static", build.join("static/lensdiff_example_f")));
+    }
+    for (name, exe) in &programs {
+        let d = readelf_dynamic(exe);
+        let needs_lib = d.contains(&format!("[liblensdiff.so.{major}]"));
+        if name.ends_with("shared") {
+            assert!(
+                needs_lib,
+                "{name} does not link liblensdiff.so.{major}:\n{d}"
+            );
+            assert!(
+                d.contains(&lib.display().to_string()),
+                "{name} has no rpath to {}:\n{d}",
+                lib.display()
+            );
+        } else {
+            assert!(!needs_lib, "{name} links the shared library:\n{d}");
+        }
+    }
+
+    // run them all; outputs must be identical to the C shared build's
+    let out = tmp.join("out");
+    for (name, exe) in &programs {
+        let dir = out.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        let o = run_ok(name, Command::new(exe).arg(&dir));
+        eprint!("{}", String::from_utf8_lossy(&o.stdout));
+    }
+    let first = out.join(programs[0].0);
+    for (name, _) in &programs[1..] {
+        for f in ALL_FILES {
+            assert!(
+                fs::read(out.join(name).join(f)).unwrap() == fs::read(first.join(f)).unwrap(),
+                "{name}/{f} differs from {}/{f}",
+                programs[0].0
+            );
+        }
+    }
+    eprintln!(
+        "outputs of {:?} are identical",
+        programs.iter().map(|p| p.0).collect::<Vec<_>>()
+    );
+
+    // (c) and equal to the Rust API's
+    let reference = rust_reference(N);
+    for (f, want) in &reference.maps {
+        let got = read_f32(&first.join(f));
+        assert_bits_eq(f, &got, want, |x: f32| x.to_bits() as u64);
+    }
+    assert_eq!(reference.maps.len(), F32_FILES.len());
+    assert_eq!(read_f32(&first.join("samples.f32")).len(), CHAINS * N * N);
+    let chi2 = read_f64(&first.join("chi2.f64"));
+    assert_bits_eq("chi2.f64", &chi2, &reference.chi2, f64::to_bits);
+    eprintln!("outputs equal the Rust API bit for bit");
+
+    // the examples' failures: exit status and a message on stderr
+    let o = Command::new(&programs[0].1)
+        .arg(tmp.join("no/such/dir"))
+        .arg("8")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot open"),
+        "{}",
+        show(&o)
+    );
+    let o = Command::new(&programs[0].1)
+        .arg(&out)
+        .arg("2")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+
+    // (d) no leaks, no memory errors
+    if valgrind {
+        let dir = out.join("valgrind");
+        fs::create_dir_all(&dir).unwrap();
+        let t = Instant::now();
+        let o = Command::new("valgrind")
+            .args([
+                "--error-exitcode=3",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite",
+            ])
+            .arg(&programs[0].1)
+            .arg(&dir)
+            .arg(N_VALGRIND.to_string())
+            .env("RAYON_NUM_THREADS", "1")
+            .output()
+            .unwrap();
+        let text = show(&o);
+        assert_eq!(o.status.code(), Some(0), "valgrind:\n{text}");
+        assert!(
+            text.contains("definitely lost: 0 bytes") || text.contains("no leaks are possible"),
+            "valgrind:\n{text}"
+        );
+        assert!(
+            text.contains("ERROR SUMMARY: 0 errors"),
+            "valgrind:\n{text}"
+        );
+        eprintln!("valgrind: clean ({:.1} s)", t.elapsed().as_secs_f64());
+        // one thread, a smaller grid: still the Rust API's values
+        let reference = rust_reference(N_VALGRIND);
+        for (f, want) in &reference.maps {
+            let got = read_f32(&dir.join(f));
+            assert_bits_eq(f, &got, want, |x: f32| x.to_bits() as u64);
+        }
+        let chi2 = read_f64(&dir.join("chi2.f64"));
+        assert_bits_eq("chi2.f64 (valgrind)", &chi2, &reference.chi2, f64::to_bits);
+    }
+
+    eprintln!("total {:.1} s", t0.elapsed().as_secs_f64());
+    let _ = fs::remove_dir_all(&tmp);
+}
