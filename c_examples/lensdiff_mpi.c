@@ -74,6 +74,9 @@ int main(int argc, char **argv) {
     cfg.seed = 3;
     check(lensdiff_sampler_create(p, &cfg, &s), "sampler");
     check(lensdiff_sampler_run_mpi(s, (int32_t)MPI_Comm_c2f(comm), 1), "run_mpi");
+    int32_t node_rank = -1, node_size = -1;
+    check(lensdiff_mpi_node_rank((int32_t)MPI_Comm_c2f(comm), &node_rank, &node_size), "node_rank");
+    printf("rank %d: node rank %d of %d\n", rank, (int)node_rank, (int)node_size);
     check(lensdiff_sampler_mean(s, mean, len), "mean");
     check(lensdiff_sampler_std(s, std, len), "std");
     check(lensdiff_sampler_chains(s, &chains), "chains");

@@ -486,6 +486,16 @@ lensdiff_status lensdiff_sampler_run(lensdiff_sampler *s);
 lensdiff_status lensdiff_sampler_run_mpi(lensdiff_sampler *s, int32_t comm, int32_t gather_samples);
 
 /**
+ * This rank's index among the ranks of `comm` on the same node, and their
+ * number (`MPI_Comm_split_type` with `MPI_COMM_TYPE_SHARED`), to choose a GPU
+ * per rank. Collective over `comm`. UNSUPPORTED without the `mpi` feature.
+ *
+ * # Safety
+ * `node_rank`, `node_size` valid pointers; `comm` a valid communicator handle.
+ */
+lensdiff_status lensdiff_mpi_node_rank(int32_t comm, int32_t *node_rank, int32_t *node_size);
+
+/**
  * Number of chains of the sampler.
  *
  * # Safety

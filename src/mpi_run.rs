@@ -46,6 +46,14 @@ pub struct DistributedRun {
     pub ranks: usize,
 }
 
+/// This rank's index among the ranks on its node and their number
+/// (`MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)`): the way to point each rank at
+/// its own GPU (`cuda:(node_rank % gpus_per_node)`) once the CUDA backend lands.
+pub fn node_rank(comm: &SimpleCommunicator) -> (usize, usize) {
+    let node = comm.split_shared(comm.rank());
+    (node.rank() as usize, node.size() as usize)
+}
+
 /// Gathers variable-length slices to rank 0 (in rank order).
 fn gather<T: Equivalence + Copy + Default>(
     comm: &SimpleCommunicator,

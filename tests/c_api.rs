@@ -929,6 +929,23 @@ unsafe fn matrix() -> Vec<Case> {
         S::StaleHandle,
         lensdiff_sampler_stats(dead, null_mut(), null_mut())
     );
+    let (mut nr, mut ns) = (0i32, 0i32);
+    case!(
+        c,
+        "lensdiff_mpi_node_rank",
+        "NULL output",
+        S::NullPointer,
+        lensdiff_mpi_node_rank(0, null_mut(), &mut ns)
+    );
+    #[cfg(not(feature = "mpi"))]
+    case!(
+        c,
+        "lensdiff_mpi_node_rank",
+        "build without the mpi feature",
+        S::Unsupported,
+        lensdiff_mpi_node_rank(0, &mut nr, &mut ns)
+    );
+    let _ = nr;
     case!(
         c,
         "lensdiff_sampler_run_mpi",

@@ -51,7 +51,7 @@ fn tools(test: &str) -> Option<Tools> {
     Some(Tools { lib_dir, cli })
 }
 
-fn mpirun(n: usize, args: &[&str]) {
+fn mpirun(n: usize, args: &[&str]) -> String {
     let o = Command::new("mpirun")
         .args([
             "--allow-run-as-root",
@@ -69,6 +69,7 @@ fn mpirun(n: usize, args: &[&str]) {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn read(p: &Path) -> Vec<u8> {
@@ -109,7 +110,14 @@ fn c_example_is_bitwise_identical_for_1_to_4_ranks_and_a_split_communicator() {
     for n in 1..=4 {
         let out = d.join(format!("n{n}"));
         std::fs::create_dir_all(&out).unwrap();
-        mpirun(n, &[exe.to_str().unwrap(), out.to_str().unwrap()]);
+        let stdout = mpirun(n, &[exe.to_str().unwrap(), out.to_str().unwrap()]);
+        // one node here: node-local ranks 0..n of n (how ranks pick a GPU)
+        for r in 0..n {
+            assert!(
+                stdout.contains(&format!("node rank {r} of {n}")),
+                "{stdout}"
+            );
+        }
     }
     for f in ["samples.f32", "mean.f32", "std.f32"] {
         let one = read(&d.join("n1").join(f));
@@ -221,7 +229,7 @@ fn cli_under_mpirun_is_bitwise_identical_to_a_plain_run() {
         let mut args = vec![t.cli.to_str().unwrap().to_string()];
         args.extend(common_args(&out));
         let a: Vec<&str> = args.iter().map(|x| x.as_str()).collect();
-        mpirun(n, &a);
+        let _ = mpirun(n, &a);
         for f in ["samples.npy", "mean.npy", "std.npy"] {
             assert!(
                 read(&out.join(f)) == read(&reference.join(f)),
@@ -237,7 +245,7 @@ fn cli_under_mpirun_is_bitwise_identical_to_a_plain_run() {
     args.extend(common_args(&out));
     args.push("--per-rank".into());
     let a: Vec<&str> = args.iter().map(|x| x.as_str()).collect();
-    mpirun(3, &a);
+    let _ = mpirun(3, &a);
     let mut joined = vec![];
     for r in 0..3 {
         joined.extend(
@@ -254,4 +262,176 @@ fn cli_under_mpirun_is_bitwise_identical_to_a_plain_run() {
         .collect();
     assert_eq!(joined, all);
     assert!(read(&out.join("mean.npy")) == read(&reference.join("mean.npy")));
+}
+
+/// Whether `mpifort` is on PATH; when it is not, the NOTICE/LENSDIFF_MPI_TESTS
+/// rule of [`tools`].
+fn fortran_have_mpifort(test: &str) -> bool {
+    if have("mpifort") {
+        return true;
+    }
+    assert!(
+        std::env::var("LENSDIFF_MPI_TESTS").is_err(),
+        "{test}: missing [\"mpifort\"]"
+    );
+    eprintln!("NOTICE: {test} skipped: missing [\"mpifort\"]");
+    false
+}
+
+/// Runs a compiler command, failing the test with its output if it fails.
+fn fortran_compile(what: &str, cmd: &mut Command) {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        o.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The files a run left in `dir`, sorted.
+fn fortran_listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn fortran_f08_example_matches_the_c_example() {
+    let test = "fortran_f08_example";
+    let Some(t) = tools(test) else { return };
+    if !fortran_have_mpifort(test) {
+        return;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let d = common::temp_dir("mpi-fortran");
+    let link = |cmd: &mut Command| {
+        cmd.arg(format!("-L{}", t.lib_dir.display()))
+            .arg("-llensdiff")
+            .arg(format!("-Wl,-rpath,{}", t.lib_dir.display()));
+    };
+
+    // the C MPI example, as in the C test
+    let c_exe = d.join("lensdiff_mpi");
+    let mut cc = Command::new("mpicc");
+    cc.args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-I"])
+        .arg(root.join("include"))
+        .arg(root.join("c_examples/lensdiff_mpi.c"));
+    link(&mut cc);
+    fortran_compile("mpicc lensdiff_mpi.c", cc.arg("-o").arg(&c_exe));
+
+    // the module (its .mod into a directory of its own) and the mpi_f08 program
+    let gnu = Command::new("mpifort")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("GNU Fortran"));
+    let flags: &[&str] = if gnu {
+        &[
+            "-O2",
+            "-std=f2008",
+            "-Wall",
+            "-Wextra",
+            "-pedantic",
+            "-Werror",
+            "-ffpe-summary=none",
+        ]
+    } else {
+        &["-O2"]
+    };
+    let mod_dir = d.join("mod");
+    std::fs::create_dir_all(&mod_dir).unwrap();
+    let mut module = Command::new("mpifort");
+    module.args(flags);
+    if gnu {
+        module.arg(format!("-J{}", mod_dir.display()));
+    }
+    fortran_compile(
+        "mpifort lensdiff.f90",
+        module
+            .arg("-c")
+            .arg(root.join("c_examples/lensdiff.f90"))
+            .arg("-o")
+            .arg(mod_dir.join("lensdiff.o"))
+            .current_dir(&mod_dir), // where compilers without -J write the .mod
+    );
+    let f_obj = d.join("lensdiff_mpi_f08.o");
+    fortran_compile(
+        "mpifort lensdiff_mpi_f08.f90",
+        Command::new("mpifort")
+            .args(flags)
+            .arg(format!("-I{}", mod_dir.display()))
+            .arg("-c")
+            .arg(root.join("c_examples/lensdiff_mpi_f08.f90"))
+            .arg("-o")
+            .arg(&f_obj),
+    );
+    let f_exe = d.join("lensdiff_mpi_f08");
+    let mut ld = Command::new("mpifort");
+    ld.args(flags).arg(&f_obj).arg(mod_dir.join("lensdiff.o"));
+    link(&mut ld);
+    fortran_compile("mpifort (link)", ld.arg("-o").arg(&f_exe));
+
+    // 1, 2, 4 ranks over MPI_COMM_WORLD and 4 split in two halves: same files, bitwise
+    let plain = ["mean.f32", "std.f32", "samples.f32"];
+    let halves: Vec<String> = ["half0_", "half1_"]
+        .iter()
+        .flat_map(|h| plain.iter().map(move |f| format!("{h}{f}")))
+        .collect();
+    for (name, n, split) in [
+        ("n1", 1, false),
+        ("n2", 2, false),
+        ("n4", 4, false),
+        ("split4", 4, true),
+    ] {
+        let (c_out, f_out) = (d.join("c").join(name), d.join("fortran").join(name));
+        for (exe, out) in [(&c_exe, &c_out), (&f_exe, &f_out)] {
+            std::fs::create_dir_all(out).unwrap();
+            let mut args = vec![exe.to_str().unwrap(), out.to_str().unwrap()];
+            if split {
+                args.push("split");
+            }
+            mpirun(n, &args);
+        }
+        let mut expected: Vec<String> = if split {
+            halves.clone()
+        } else {
+            plain.iter().map(|f| f.to_string()).collect()
+        };
+        expected.sort();
+        assert_eq!(fortran_listing(&c_out), expected, "C example, {name}");
+        assert_eq!(
+            fortran_listing(&f_out),
+            expected,
+            "Fortran example, {name}: other files than C's"
+        );
+        for f in &expected {
+            let c = read(&c_out.join(f));
+            assert_eq!(
+                c.len(),
+                if f.ends_with("samples.f32") {
+                    20 * 48 * 48 * 4
+                } else {
+                    48 * 48 * 4
+                },
+                "{name}/{f}"
+            );
+            assert!(
+                c == read(&f_out.join(f)),
+                "{name}/{f}: the Fortran mpi_f08 example differs from the C example"
+            );
+        }
+    }
+    // and the rank count changes nothing (each half of the split is a whole run)
+    for f in plain {
+        let one = read(&d.join("fortran/n1").join(f));
+        for other in ["n2/", "n4/", "split4/half0_", "split4/half1_"] {
+            assert!(
+                one == read(&d.join(format!("fortran/{other}{f}"))),
+                "fortran {other}{f} differs from 1 rank"
+            );
+        }
+    }
 }

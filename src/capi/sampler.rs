@@ -342,28 +342,46 @@ pub unsafe extern "C" fn lensdiff_sampler_run_mpi(
     })
 }
 
+/// This rank's index among the ranks of `comm` on the same node, and their
+/// number (`MPI_Comm_split_type` with `MPI_COMM_TYPE_SHARED`), to choose a GPU
+/// per rank. Collective over `comm`. UNSUPPORTED without the `mpi` feature.
+///
+/// # Safety
+/// `node_rank`, `node_size` valid pointers; `comm` a valid communicator handle.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_mpi_node_rank(
+    comm: i32,
+    node_rank: *mut i32,
+    node_size: *mut i32,
+) -> LensdiffStatus {
+    guard(|| {
+        let r = out_ptr(node_rank, "node_rank")?;
+        let s = out_ptr(node_size, "node_size")?;
+        let (a, b) = node_rank_of(comm)?;
+        *r = a as i32;
+        *s = b as i32;
+        Ok(())
+    })
+}
+
 #[cfg(not(feature = "mpi"))]
-fn run_mpi(_s: &mut LensdiffSampler, _comm: i32, _gather: bool) -> CResult<()> {
+fn node_rank_of(_comm: i32) -> CResult<(usize, usize)> {
     Err(CError::new(
         LensdiffStatus::Unsupported,
         "this lensdiff was built without MPI support (cargo feature `mpi`)",
     ))
 }
 
+/// Wraps a duplicate of the caller's communicator (never the caller's own).
 #[cfg(feature = "mpi")]
-fn run_mpi(sm: &mut LensdiffSampler, comm: i32, gather: bool) -> CResult<()> {
-    use ::mpi::environment::{is_finalized, is_initialized, threading_support};
-    use ::mpi::topology::SimpleCommunicator;
-    use ::mpi::Threading;
+fn duplicate_comm(comm: i32) -> CResult<::mpi::topology::SimpleCommunicator> {
+    use ::mpi::environment::{is_finalized, is_initialized};
     if !is_initialized() || is_finalized() {
         return Err(CError::new(
             LensdiffStatus::CallOrder,
             "MPI is not initialised (or already finalised)",
         ));
     }
-    // Duplicate the caller's communicator at the raw level and wrap the
-    // duplicate (a user communicator that the wrapper frees on drop); the
-    // caller's handle itself is never wrapped nor freed.
     // SAFETY: MPI is initialised; `comm` is the caller's Fortran handle.
     let raw = unsafe { ::mpi::ffi::MPI_Comm_f2c(comm) };
     if raw == unsafe { ::mpi::ffi::RSMPI_COMM_NULL } {
@@ -381,8 +399,30 @@ fn run_mpi(sm: &mut LensdiffSampler, comm: i32, gather: bool) -> CResult<()> {
             format!("MPI_Comm_dup failed with code {rc}"),
         ));
     }
-    // SAFETY: `dup` is a live intra-communicator that only this wrapper uses.
-    let world = unsafe { <SimpleCommunicator as ::mpi::raw::FromRaw>::from_raw(dup) };
+    // SAFETY: `dup` is a live intra-communicator that only this wrapper uses
+    // (and frees when dropped).
+    Ok(unsafe { <::mpi::topology::SimpleCommunicator as ::mpi::raw::FromRaw>::from_raw(dup) })
+}
+
+#[cfg(feature = "mpi")]
+fn node_rank_of(comm: i32) -> CResult<(usize, usize)> {
+    let c = duplicate_comm(comm)?;
+    Ok(crate::mpi_run::node_rank(&c))
+}
+
+#[cfg(not(feature = "mpi"))]
+fn run_mpi(_s: &mut LensdiffSampler, _comm: i32, _gather: bool) -> CResult<()> {
+    Err(CError::new(
+        LensdiffStatus::Unsupported,
+        "this lensdiff was built without MPI support (cargo feature `mpi`)",
+    ))
+}
+
+#[cfg(feature = "mpi")]
+fn run_mpi(sm: &mut LensdiffSampler, comm: i32, gather: bool) -> CResult<()> {
+    use ::mpi::environment::threading_support;
+    use ::mpi::Threading;
+    let world = duplicate_comm(comm)?;
     let post = GuidedPosterior::new(&sm.prior, &sm.data, sm.guidance)?;
     let single = threading_support() == Threading::Single;
     let out = crate::mpi_run::sample_distributed(
