@@ -374,7 +374,7 @@ fn fortran_f08_example_matches_the_c_example() {
     link(&mut ld);
     fortran_compile("mpifort (link)", ld.arg("-o").arg(&f_exe));
 
-    // 1, 2, 4 ranks over MPI_COMM_WORLD and 4 split in two halves: same files, bitwise
+    // 1, 2, 3, 4 ranks over MPI_COMM_WORLD and 4 split in two halves: same files, bitwise
     let plain = ["mean.f32", "std.f32", "samples.f32"];
     let halves: Vec<String> = ["half0_", "half1_"]
         .iter()
@@ -383,6 +383,7 @@ fn fortran_f08_example_matches_the_c_example() {
     for (name, n, split) in [
         ("n1", 1, false),
         ("n2", 2, false),
+        ("n3", 3, false),
         ("n4", 4, false),
         ("split4", 4, true),
     ] {
@@ -393,7 +394,7 @@ fn fortran_f08_example_matches_the_c_example() {
             if split {
                 args.push("split");
             }
-            mpirun(n, &args);
+            let _ = mpirun(n, &args);
         }
         let mut expected: Vec<String> = if split {
             halves.clone()
