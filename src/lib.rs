@@ -19,7 +19,9 @@
 //! - [`fields`]: Gaussian and log-normal random fields, simulated shear;
 //! - [`rng`]: the counter-based Philox4x32-10 generator;
 //! - [`baselines`]: Kaiser–Squires with smoothing and the Wiener filter;
-//! - [`io`]: FITS and `.npy` files; [`plot`]: PNG figures.
+//! - [`io`]: FITS and `.npy` files; [`plot`]: PNG figures;
+//! - [`nn`]: neural-network layers with hand-written backward passes (the
+//!   building blocks of the learned prior, issue #6).
 //!
 //! Conventions are those of `DESIGN.md` and are tested in `tests/conventions.rs`.
 
@@ -36,6 +38,7 @@ pub mod lensing;
 pub mod metrics;
 #[cfg(feature = "mpi")]
 pub mod mpi_run;
+pub mod nn;
 pub mod noise;
 pub mod plot;
 pub mod prior;

@@ -1,0 +1,136 @@
+//! Dense (fully connected) layer on `[batch][features]` activations.
+//!
+//! ```text
+//! y[n][o] = b[o] + Σ_i W[o][i] · x[n][i]           (W is [out][in], row-major)
+//! dx[n][i] = Σ_o W[o][i] · dy[n][o]
+//! dW[o][i] = Σ_n dy[n][o] · x[n][i],    db[o] = Σ_n dy[n][o]
+//! ```
+
+use rayon::prelude::*;
+
+use super::{check_len, checked_product, Real};
+use crate::error::{Error, Result};
+
+/// Configuration of a dense layer from `in_features` to `out_features`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Linear {
+    in_features: usize,
+    out_features: usize,
+}
+
+impl Linear {
+    /// A dense layer; both feature counts must be positive.
+    pub fn new(in_features: usize, out_features: usize) -> Result<Self> {
+        if in_features == 0 {
+            return Err(Error::invalid("in_features", "must be positive"));
+        }
+        if out_features == 0 {
+            return Err(Error::invalid("out_features", "must be positive"));
+        }
+        checked_product("w", &[out_features, in_features])?;
+        Ok(Linear {
+            in_features,
+            out_features,
+        })
+    }
+
+    /// Input features.
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+    /// Output features.
+    pub fn out_features(&self) -> usize {
+        self.out_features
+    }
+    /// Number of weights, `out_features * in_features`.
+    pub fn weight_len(&self) -> usize {
+        self.out_features * self.in_features
+    }
+
+    fn check_x(&self, x: &[impl Real], batch: usize) -> Result<()> {
+        if batch == 0 {
+            return Err(Error::invalid("batch", "must be positive"));
+        }
+        let n = checked_product("x", &[batch, self.in_features])?;
+        check_len("x", n, x.len())
+    }
+
+    /// Forward pass: `y = W x + b`, shape `[batch][out_features]`.
+    pub fn forward<T: Real>(&self, x: &[T], batch: usize, w: &[T], b: &[T]) -> Result<Vec<T>> {
+        self.check_x(x, batch)?;
+        check_len("w", self.weight_len(), w.len())?;
+        check_len("b", self.out_features, b.len())?;
+        let (fi, fo) = (self.in_features, self.out_features);
+        let mut y = vec![T::default(); batch * fo];
+        y.par_chunks_mut(fo)
+            .zip(x.par_chunks(fi))
+            .for_each(|(yr, xr)| {
+                for (o, yv) in yr.iter_mut().enumerate() {
+                    let wr = &w[o * fi..][..fi];
+                    let s: f64 = wr
+                        .iter()
+                        .zip(xr)
+                        .map(|(a, c)| a.to_f64() * c.to_f64())
+                        .sum();
+                    *yv = T::from_f64(s + b[o].to_f64());
+                }
+            });
+        Ok(y)
+    }
+
+    /// Backward pass: returns `(dx, dw, db)` with the shapes of `x`, `w` and `b`.
+    pub fn backward<T: Real>(
+        &self,
+        x: &[T],
+        batch: usize,
+        w: &[T],
+        dy: &[T],
+    ) -> Result<(Vec<T>, Vec<T>, Vec<T>)> {
+        self.check_x(x, batch)?;
+        check_len("w", self.weight_len(), w.len())?;
+        check_len("dy", batch * self.out_features, dy.len())?;
+        let (fi, fo) = (self.in_features, self.out_features);
+        let mut dx = vec![T::default(); x.len()];
+        dx.par_chunks_mut(fi)
+            .zip(dy.par_chunks(fo))
+            .for_each(|(dxr, dyr)| {
+                for (i, dv) in dxr.iter_mut().enumerate() {
+                    let s: f64 = (0..fo)
+                        .map(|o| w[o * fi + i].to_f64() * dyr[o].to_f64())
+                        .sum();
+                    *dv = T::from_f64(s);
+                }
+            });
+        let mut dw = vec![T::default(); w.len()];
+        dw.par_chunks_mut(fi).enumerate().for_each(|(o, dwr)| {
+            for (i, dv) in dwr.iter_mut().enumerate() {
+                let s: f64 = (0..batch)
+                    .map(|n| dy[n * fo + o].to_f64() * x[n * fi + i].to_f64())
+                    .sum();
+                *dv = T::from_f64(s);
+            }
+        });
+        let db = (0..fo)
+            .map(|o| T::from_f64((0..batch).map(|n| dy[n * fo + o].to_f64()).sum()))
+            .collect();
+        Ok((dx, dw, db))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_example() {
+        let lin = Linear::new(2, 3).unwrap();
+        let w = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let y = lin.forward(&[1.0, -1.0], 1, &w, &[0.0, 1.0, 2.0]).unwrap();
+        assert_eq!(y, vec![-1.0, 0.0, 1.0]);
+        assert!(lin.forward(&[1.0, -1.0], 2, &w, &[0.0, 1.0, 2.0]).is_err());
+        assert!(lin
+            .forward(&[1.0, -1.0], 1, &w[..5], &[0.0, 1.0, 2.0])
+            .is_err());
+        assert!(Linear::new(0, 3).is_err());
+    }
+}
