@@ -27,6 +27,9 @@ pub mod embed;
 pub mod linear;
 pub mod norm;
 pub mod resample;
+pub mod weights;
+
+pub use weights::{Tensor, Weights};
 
 use crate::error::{Error, Result};
 
