@@ -6,6 +6,7 @@ use super::{
     LensdiffStatus,
 };
 use crate::prior::GaussianPrior;
+use crate::sampler::Moments;
 use crate::sampler::{
     sample, Guidance, GuidedPosterior, RefineMethod, Refinement, SampleSet, SamplerConfig,
     SamplerKind, ShearData,
@@ -193,7 +194,7 @@ pub struct LensdiffSampler {
     first_chain: u64,
     result: Option<SampleSet>,
     /// Moments merged over all ranks by an MPI run.
-    merged: Option<crate::sampler::Moments>,
+    merged: Option<Moments>,
 }
 
 fn sampler<'a>(s: *const LensdiffSampler) -> CResult<&'a LensdiffSampler> {
@@ -484,6 +485,24 @@ pub unsafe extern "C" fn lensdiff_sampler_chains(
     })
 }
 
+/// Writes a per-pixel statistic of the moments over all chains: those merged
+/// across ranks by an MPI run, else those of the chains held here.
+fn write_moment(
+    s: *const LensdiffSampler,
+    out: *mut f32,
+    len: usize,
+    f: fn(&Moments) -> Vec<f32>,
+) -> CResult<()> {
+    let sm = sampler(s)?;
+    let r = results(s)?;
+    let out = output(out, len, r.grid.len(), "out")?;
+    match &sm.merged {
+        Some(m) => out.copy_from_slice(&f(m)),
+        None => out.copy_from_slice(&f(&r.moments())),
+    }
+    Ok(())
+}
+
 /// Posterior mean map (`len = nx * ny`).
 ///
 /// # Safety
@@ -494,12 +513,7 @@ pub unsafe extern "C" fn lensdiff_sampler_mean(
     out: *mut f32,
     len: usize,
 ) -> LensdiffStatus {
-    guard(|| {
-        let r = results(s)?;
-        let m = sampler(s)?.merged.clone().unwrap_or_else(|| r.moments());
-        output(out, len, r.grid.len(), "out")?.copy_from_slice(&m.mean_f32());
-        Ok(())
-    })
+    guard(|| write_moment(s, out, len, Moments::mean_f32))
 }
 
 /// Posterior standard deviation map (`len = nx * ny`).
@@ -512,12 +526,7 @@ pub unsafe extern "C" fn lensdiff_sampler_std(
     out: *mut f32,
     len: usize,
 ) -> LensdiffStatus {
-    guard(|| {
-        let r = results(s)?;
-        let m = sampler(s)?.merged.clone().unwrap_or_else(|| r.moments());
-        output(out, len, r.grid.len(), "out")?.copy_from_slice(&m.std_f32());
-        Ok(())
-    })
+    guard(|| write_moment(s, out, len, Moments::std_f32))
 }
 
 /// All samples `[chains][y][x]` (`len = chains * nx * ny`).
