@@ -285,10 +285,6 @@ impl ScoreModel for GuidedPosterior<'_> {
         grid.check_batch("x", x)?;
         check_len("score", out, x.len())?;
         let s2 = sigma * sigma;
-        let (wf1, wf2): (Vec<f32>, Vec<f32>) = (
-            self.w1.iter().map(|&w| w as f32).collect(),
-            self.w2.iter().map(|&w| w as f32).collect(),
-        );
         match self.guidance {
             Guidance::Annealed { c } => {
                 self.prior.score(x, sigma, out)?;
@@ -309,7 +305,10 @@ impl ScoreModel for GuidedPosterior<'_> {
                         self.w2.iter().map(f).collect(),
                     )
                 } else {
-                    (wf1, wf2)
+                    (
+                        self.data.noise.weight1().to_vec(),
+                        self.data.noise.weight2().to_vec(),
+                    )
                 };
                 let mut v = vec![0.0f32; x.len()];
                 self.add_weighted_residual(&d, &e1, &e2, &mut v)?;
@@ -342,6 +341,19 @@ impl ScoreModel for GuidedPosterior<'_> {
                 if warm.len() != b {
                     warm = (0..b).map(|_| WarmStart::default()).collect();
                 }
+                // sqrt(C_prev / C_now): carries a warm start from the level it was
+                // computed at; the chains of a batch move together, so once per call
+                let warm_scale = |prev_sigma: f64| -> Vec<f64> {
+                    posterior_power_of(self.prior.gaussian_power(), prev_sigma)
+                        .iter()
+                        .zip(&power)
+                        .map(|(p, c)| if *c > 0.0 { (p / c).sqrt() } else { 0.0 })
+                        .collect()
+                };
+                let shared_scale = warm
+                    .first()
+                    .filter(|w| !w.u.is_empty() && w.sigma != sigma)
+                    .map(|w| (w.sigma, warm_scale(w.sigma)));
                 let mut v = vec![0.0f32; x.len()];
                 let iters: Result<Vec<usize>> = d
                     .par_chunks(n)
@@ -359,13 +371,14 @@ impl ScoreModel for GuidedPosterior<'_> {
                         // warm start: the previous u of this chain, carried to this
                         // level's variables (u = C^{-1/2} y with y kept fixed)
                         if ws.u.len() == n && ws.sigma != sigma {
-                            let prev = posterior_power_of(self.prior.gaussian_power(), ws.sigma);
-                            let scale: Vec<f64> = prev
-                                .iter()
-                                .zip(&power)
-                                .map(|(p, c)| if *c > 0.0 { (p / c).sqrt() } else { 0.0 })
-                                .collect();
-                            fourier_scale(self.ks64.fft(), &mut ws.u, &scale);
+                            match &shared_scale {
+                                Some((s0, scale)) if *s0 == ws.sigma => {
+                                    fourier_scale(self.ks64.fft(), &mut ws.u, scale)
+                                }
+                                _ => {
+                                    fourier_scale(self.ks64.fft(), &mut ws.u, &warm_scale(ws.sigma))
+                                }
+                            }
                         }
                         ws.sigma = sigma;
                         // g = W r - W P y, y = (C^{-1} + P^T W P)^{-1} P^T W r
