@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use lensdiff::io::Wcs;
-use lensdiff::plot::{save_maps, ColorMap, MapPanel};
+use lensdiff::plot::{render_maps, Canvas, ColorMap, MapPanel};
 use lensdiff::{Error, Grid, Result};
 
 /// A map read from disk with its shape and, for FITS, its WCS.
@@ -16,7 +16,7 @@ pub struct LoadedMap {
     pub wcs: Option<Wcs>,
 }
 
-fn is_fits(path: &Path) -> bool {
+pub fn is_fits(path: &Path) -> bool {
     let s = path.to_string_lossy().to_ascii_lowercase();
     [".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz"]
         .iter()
@@ -165,6 +165,11 @@ impl Panel {
         self.range = r;
         self
     }
+
+    pub fn with_cmap(mut self, c: ColorMap) -> Self {
+        self.cmap = c;
+        self
+    }
 }
 
 /// Saves panels as one PNG figure.
@@ -175,6 +180,16 @@ pub fn save_figure(
     ncols: usize,
     title: Option<&str>,
 ) -> Result<()> {
+    render_figure(panels, grid, ncols, title)?.save_png(path)
+}
+
+/// Renders panels as one figure (to stack with other plots).
+pub fn render_figure(
+    panels: &[Panel],
+    grid: &Grid,
+    ncols: usize,
+    title: Option<&str>,
+) -> Result<Canvas> {
     let views: Vec<MapPanel> = panels
         .iter()
         .map(|p| {
@@ -186,7 +201,7 @@ pub fn save_figure(
             m
         })
         .collect();
-    save_maps(path, &views, ncols.max(1), title)
+    render_maps(&views, ncols.max(1), title)
 }
 
 /// The 1st–99th percentile range of a map's observed pixels (shared colour scale).

@@ -9,8 +9,7 @@ use lensdiff::io::Wcs;
 use lensdiff::metrics::{pearson, rmse_centred};
 use lensdiff::noise::NoiseModel;
 use lensdiff::plot::{
-    render_lineplot, render_maps, series_color, Canvas, ColorMap, LinePlot, LineStyle, MapPanel,
-    Series,
+    render_lineplot, series_color, Canvas, ColorMap, LinePlot, LineStyle, Series,
 };
 use lensdiff::prior::GaussianPrior;
 use lensdiff::rng::{Philox, Stream};
@@ -19,7 +18,7 @@ use lensdiff::smoothing::Boundary;
 use lensdiff::spectrum::{bin_edges, estimate_cl, Binning, ClTable};
 use lensdiff::{Error, Grid, Result};
 
-use crate::common::{north_up, north_up_mask, robust_range, save};
+use crate::common::{render_figure, robust_range, save, Panel};
 use crate::sample_cmd::{run_chains, SamplerArgs};
 
 #[derive(clap::Args)]
@@ -74,9 +73,6 @@ pub fn cosmos_like_mask(grid: &Grid, seed: u64) -> Vec<bool> {
     }
     mask
 }
-
-/// Title, data (North up), masked?, colour range and map of one figure panel.
-type PanelSpec = (String, Vec<f32>, bool, Option<(f32, f32)>, ColorMap);
 
 fn spectrum_series(
     grid: &Grid,
@@ -177,70 +173,30 @@ pub fn run(a: Args) -> Result<()> {
 
     // one figure: maps (North up) above the power spectra
     let range = robust_range(&truth, None);
-    let up = |d: &[f32]| north_up(d, grid.nx);
-    let mk = north_up_mask(&mask, grid.nx);
-    let maps: Vec<PanelSpec> = {
-        let mut v = vec![
-            (
-                "truth (log-normal)".to_string(),
-                up(&truth),
-                false,
-                range,
-                ColorMap::Magma,
-            ),
-            (
-                "Kaiser-Squires 2 px".into(),
-                up(&ks),
-                true,
-                range,
-                ColorMap::Magma,
-            ),
-            (
-                "Wiener filter".into(),
-                up(&wf.kappa),
-                true,
-                range,
-                ColorMap::Magma,
-            ),
-            (
-                format!("posterior mean ({})", set.chains()),
-                up(&mean),
-                true,
-                range,
-                ColorMap::Magma,
-            ),
-            (
-                "posterior std".into(),
-                up(&std),
-                true,
-                None,
-                ColorMap::Viridis,
-            ),
-        ];
-        for i in 0..set.chains().min(2) {
-            v.push((
-                format!("posterior sample {}", i + 1),
-                up(set.sample(i)),
-                true,
-                range,
-                ColorMap::Magma,
-            ));
-        }
-        v
+    let m = Some(mask.as_slice());
+    let magma = |title: &str, data: &[f32], masked: bool| {
+        Panel::new(title, data, &grid, "kappa")
+            .masked(if masked { m } else { None }, &grid)
+            .range(range)
+            .with_cmap(ColorMap::Magma)
     };
-    let panels: Vec<MapPanel> = maps
-        .iter()
-        .map(|(t, d, masked, r, c)| {
-            let mut p = MapPanel::new(t.clone(), d, grid.nx, grid.ny);
-            p.mask = masked.then_some(mk.as_slice());
-            p.range = *r;
-            p.cmap = *c;
-            p.colorbar_label = "kappa".into();
-            p
-        })
-        .collect();
-    let top = render_maps(
+    let mut panels = vec![
+        magma("truth (log-normal)", &truth, false),
+        magma("Kaiser-Squires 2 px", &ks, true),
+        magma("Wiener filter", &wf.kappa, true),
+        magma(&format!("posterior mean ({})", set.chains()), &mean, true),
+        Panel::new("posterior std", &std, &grid, "kappa").masked(m, &grid),
+    ];
+    for i in 0..set.chains().min(2) {
+        panels.push(magma(
+            &format!("posterior sample {}", i + 1),
+            set.sample(i),
+            true,
+        ));
+    }
+    let top = render_figure(
         &panels,
+        &grid,
         4,
         Some("lensdiff demo: log-normal field, COSMOS-like mask and noise"),
     )?;

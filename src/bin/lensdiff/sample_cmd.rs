@@ -298,10 +298,6 @@ pub fn write_summary(path: &Path, fields: &[(&str, String)], set: &SampleSet) ->
     })
 }
 
-pub fn quote(s: &str) -> String {
-    json_str(s)
-}
-
 /// Results on the rank that writes outputs: the chains it holds, the moments
 /// of all chains, and a note on the MPI split (if any).
 type RootResult = (SampleSet, lensdiff::sampler::Moments, Option<String>);
@@ -504,14 +500,14 @@ pub fn run(a: Args) -> Result<()> {
     let fields = [
         (
             "prior",
-            quote(&format!(
+            json_str(&format!(
                 "gaussian ({})",
                 a.cl.as_ref()
                     .map_or("built-in C_ell".into(), |p| p.display().to_string())
             )),
         ),
-        ("guidance", quote(post.guidance().name())),
-        ("sampler", quote(cfg.kind.name())),
+        ("guidance", json_str(post.guidance().name())),
+        ("sampler", json_str(cfg.kind.name())),
         ("levels", cfg.levels.to_string()),
         ("sigma_max", format!("{:.6e}", cfg.noise_levels(&post)?[0])),
         ("sigma_min", format!("{:.6e}", cfg.sigma_min)),
@@ -519,7 +515,7 @@ pub fn run(a: Args) -> Result<()> {
         ("grid", format!("[{}, {}]", grid.ny, grid.nx)),
         ("pixel_arcmin", format!("{}", grid.pixel_arcmin)),
         ("observed_pixels", data.noise.n_observed().to_string()),
-        ("mpi", mpi_note.as_deref().map_or("null".into(), quote)),
+        ("mpi", mpi_note.as_deref().map_or("null".into(), json_str)),
     ];
     write_summary(&a.out.join("summary.json"), &fields, &set)?;
     let mask = data.noise.mask();

@@ -39,12 +39,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let stack = lensdiff::io::read_stack(&a.map)?;
     let (nb, ny, nx) = stack.dim();
-    let wcs = if a
-        .map
-        .to_string_lossy()
-        .to_ascii_lowercase()
-        .contains(".fit")
-    {
+    let wcs = if crate::common::is_fits(&a.map) {
         lensdiff::io::fits::read_wcs(&a.map)?
     } else {
         None
