@@ -110,6 +110,86 @@ fn conv_gradients_periodic_and_zero_5x5() {
     // k = 5 on a 6 x 5 map: the periodic kernel wraps by two pixels on each side.
     conv_grad_check(Padding::Periodic, 5, 3);
     conv_grad_check(Padding::Zero, 5, 4);
+    // k = 1 is a pointwise channel mix.
+    conv_grad_check(Padding::Zero, 1, 5);
+}
+
+/// The direct sum of the module documentation, evaluated naively.
+fn conv_direct(conv: &Conv2d, x: &[f64], d: Dims4, w: &[f64], b: &[f64]) -> Vec<f64> {
+    let (k, cin, cout) = (conv.k(), conv.in_ch(), conv.out_ch());
+    let r = (k / 2) as isize;
+    let mut y = vec![0.0; d.n * cout * d.plane()];
+    for n in 0..d.n {
+        for o in 0..cout {
+            for i in 0..d.h {
+                for j in 0..d.w {
+                    let mut s = b[o];
+                    for c in 0..cin {
+                        for p in 0..k {
+                            for q in 0..k {
+                                let (si, sj) =
+                                    (i as isize + p as isize - r, j as isize + q as isize - r);
+                                let (si, sj) = match conv.padding() {
+                                    Padding::Periodic => (
+                                        si.rem_euclid(d.h as isize) as usize,
+                                        sj.rem_euclid(d.w as isize) as usize,
+                                    ),
+                                    Padding::Zero => {
+                                        if si < 0
+                                            || sj < 0
+                                            || si >= d.h as isize
+                                            || sj >= d.w as isize
+                                        {
+                                            continue;
+                                        }
+                                        (si as usize, sj as usize)
+                                    }
+                                };
+                                s += w[((o * cin + c) * k + p) * k + q]
+                                    * x[((n * cin + c) * d.h + si) * d.w + sj];
+                            }
+                        }
+                    }
+                    y[((n * cout + o) * d.h + i) * d.w + j] = s;
+                }
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn conv_matches_direct_sum_across_row_tiles() {
+    // 70 x 40 = 2800 pixels per plane: more than one row tile per batch item,
+    // so the tiled GEMM path (forward, dx and dw partial sums) is exercised.
+    let mut rng = Rng(11);
+    let dims = Dims4::new(2, 3, 70, 40);
+    for padding in [Padding::Periodic, Padding::Zero] {
+        let conv = Conv2d::new(3, 2, 3, padding).unwrap();
+        let (x, w, b) = (rng.vec(dims.len()), rng.vec(conv.weight_len()), rng.vec(2));
+        let y = conv.forward(&x, dims, &w, &b).unwrap();
+        let yd = conv_direct(&conv, &x, dims, &w, &b);
+        assert!(max_abs_diff(&y, &yd) < 1e-12, "{padding:?}");
+        // <conv(x) - b, r> = <x, dx(r)> and dw from the same identity per weight.
+        let r = rng.vec(y.len());
+        let (dx, dw, db) = conv.backward(&x, dims, &w, &r).unwrap();
+        let zero_b = vec![0.0; 2];
+        let lhs = dot(&r, &conv.forward(&x, dims, &w, &zero_b).unwrap());
+        assert!((lhs - dot(&x, &dx)).abs() < 1e-10 * lhs.abs().max(1.0));
+        assert!((lhs - dot(&w, &dw)).abs() < 1e-10 * lhs.abs().max(1.0));
+        let sum_r: Vec<f64> = (0..2)
+            .map(|o| {
+                (0..dims.n)
+                    .map(|n| {
+                        r[(n * 2 + o) * dims.plane()..][..dims.plane()]
+                            .iter()
+                            .sum::<f64>()
+                    })
+                    .sum()
+            })
+            .collect();
+        assert!(max_abs_diff(&db, &sum_r) < 1e-10);
+    }
 }
 
 /// Cyclic shift of every plane by (sy, sx): out[i][j] = in[i - sy][j - sx].
@@ -367,7 +447,7 @@ fn error_cases() {
 
     // Convolution.
     assert!(invalid(Conv2d::new(4, 3, 2, Padding::Zero).map(|_| ())));
-    assert!(invalid(Conv2d::new(4, 3, 1, Padding::Zero).map(|_| ())));
+    assert!(invalid(Conv2d::new(4, 3, 0, Padding::Zero).map(|_| ())));
     assert!(invalid(Conv2d::new(0, 3, 3, Padding::Zero).map(|_| ())));
     let conv = Conv2d::new(4, 3, 3, Padding::Periodic).unwrap();
     let w = vec![0.0f32; conv.weight_len()];

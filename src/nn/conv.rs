@@ -21,11 +21,29 @@
 //!
 //! `dx` is the adjoint (transpose) convolution applied to `dy`, with the same
 //! padding rule, so `<conv(x) - b, y> = <x, conv^T(y)>` exactly.
+//!
+//! # Implementation: shift and multiply
+//!
+//! For each tap `(p, q)` the input is copied once, shifted by `(p - r, q - r)`
+//! (wrapped or zero-filled), and multiplied by the `[out][in]` weight slice
+//! `w[·][·][p][q]` with a GEMM (`matrixmultiply` through ndarray):
+//! `Y += W_pq · shift_pq(X)`. The backward pass is the same with `W_pqᵀ` and
+//! the opposite shift for `dx`, and `dW_pq += dY · shift_pq(X)ᵀ`. Work is split
+//! into tiles of output rows of one batch item, so a single large map still
+//! uses every thread; a tile needs one `in_ch × tile` scratch buffer, not the
+//! `k²`-times larger im2col matrix. This is the loop structure of the CUDA
+//! kernel (one tap-GEMM per shared-memory tile). Products are accumulated in
+//! the storage type (`f32` for the network, `f64` for the gradient checks).
 
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
 
 use super::{check_len, check_tensor, checked_product, Dims4, Real};
 use crate::error::{Error, Result};
+
+/// Pixels per work tile (whole output rows, at least one row).
+const TILE_PIXELS: usize = 2048;
 
 /// Boundary handling of the convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -34,6 +52,28 @@ pub enum Padding {
     Periodic,
     /// Pixels outside the map are zero.
     Zero,
+}
+
+impl Padding {
+    /// The name used in architecture descriptions (`"periodic"` or `"zero"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Padding::Periodic => "periodic",
+            Padding::Zero => "zero",
+        }
+    }
+
+    /// Parses [`Padding::name`].
+    pub fn from_name(s: &str) -> Result<Self> {
+        match s {
+            "periodic" => Ok(Padding::Periodic),
+            "zero" => Ok(Padding::Zero),
+            _ => Err(Error::invalid(
+                "padding",
+                format!("expected \"periodic\" or \"zero\", got {s:?}"),
+            )),
+        }
+    }
 }
 
 /// Configuration of a k × k convolution layer (stride 1, same output size).
@@ -58,10 +98,98 @@ fn src_index(i: usize, d: isize, len: usize, padding: Padding) -> Option<usize> 
     }
 }
 
+/// Geometry of one batch item's planes and of the row tile being processed.
+#[derive(Clone, Copy)]
+struct Tile {
+    h: usize,
+    w: usize,
+    r0: usize,
+    r1: usize,
+    pad: Padding,
+}
+
+impl Tile {
+    fn len(&self) -> usize {
+        (self.r1 - self.r0) * self.w
+    }
+}
+
+/// `dst[c][i - r0][j] = src[c][i + dy][j + dx]` for rows `r0..r1` of the
+/// `ch` planes in `src` (wrapped or zero outside the map).
+fn fill_shifted<T: Real>(src: &[T], ch: usize, t: Tile, dy: isize, dx: isize, dst: &mut [T]) {
+    let (h, w) = (t.h, t.w);
+    let plane = h * w;
+    let tl = t.len();
+    for c in 0..ch {
+        let sp = &src[c * plane..][..plane];
+        let dp = &mut dst[c * tl..][..tl];
+        for (row, i) in (t.r0..t.r1).enumerate() {
+            let drow = &mut dp[row * w..][..w];
+            let Some(si) = src_index(i, dy, h, t.pad) else {
+                drow.fill(T::default());
+                continue;
+            };
+            let srow = &sp[si * w..][..w];
+            match t.pad {
+                Padding::Periodic => {
+                    let s = dx.rem_euclid(w as isize) as usize;
+                    drow[..w - s].copy_from_slice(&srow[s..]);
+                    drow[w - s..].copy_from_slice(&srow[..s]);
+                }
+                Padding::Zero => {
+                    if dx >= 0 {
+                        let s = (dx as usize).min(w);
+                        drow[..w - s].copy_from_slice(&srow[s..]);
+                        drow[w - s..].fill(T::default());
+                    } else {
+                        let s = ((-dx) as usize).min(w);
+                        drow[..s].fill(T::default());
+                        drow[s..].copy_from_slice(&srow[..w - s]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A matrix view of `data[offset..]` with the given shape and strides.
+fn view<T: Real>(
+    data: &[T],
+    offset: usize,
+    shape: (usize, usize),
+    strides: (usize, usize),
+) -> Result<ArrayView2<'_, T>> {
+    ArrayView2::from_shape(shape.strides(strides), &data[offset..])
+        .map_err(|e| Error::invalid("conv", format!("internal matrix view: {e}")))
+}
+
+fn view_mut<T: Real>(
+    data: &mut [T],
+    offset: usize,
+    shape: (usize, usize),
+    strides: (usize, usize),
+) -> Result<ArrayViewMut2<'_, T>> {
+    ArrayViewMut2::from_shape(shape.strides(strides), &mut data[offset..])
+        .map_err(|e| Error::invalid("conv", format!("internal matrix view: {e}")))
+}
+
+/// Row tiles `(n, r0, r1)` covering every batch item.
+fn tiles(n: usize, h: usize, w: usize) -> Vec<(usize, usize, usize)> {
+    let rows = (TILE_PIXELS / w.max(1)).clamp(1, h);
+    (0..n)
+        .flat_map(|b| {
+            (0..h)
+                .step_by(rows)
+                .map(move |r0| (b, r0, (r0 + rows).min(h)))
+        })
+        .collect()
+}
+
 impl Conv2d {
     /// A convolution from `in_ch` to `out_ch` channels with a `k × k` kernel.
     ///
-    /// Errors if a channel count is zero or `k` is even or smaller than 3.
+    /// Errors if a channel count is zero or `k` is even (`k = 1` is a
+    /// pointwise channel mix).
     pub fn new(in_ch: usize, out_ch: usize, k: usize, padding: Padding) -> Result<Self> {
         if in_ch == 0 {
             return Err(Error::invalid("in_ch", "must be positive"));
@@ -69,10 +197,10 @@ impl Conv2d {
         if out_ch == 0 {
             return Err(Error::invalid("out_ch", "must be positive"));
         }
-        if k < 3 || k % 2 == 0 {
+        if k == 0 || k % 2 == 0 {
             return Err(Error::invalid(
                 "k",
-                format!("kernel size must be odd and at least 3, got {k}"),
+                format!("kernel size must be odd, got {k}"),
             ));
         }
         checked_product("w", &[out_ch, in_ch, k, k])?;
@@ -121,45 +249,104 @@ impl Conv2d {
         Ok(())
     }
 
+    /// `Σ_taps M_pq · shift(src)` for one tile, where `M_pq` is `w[·][·][p][q]`
+    /// (`transpose = false`, src has `in_ch` planes, shift `+(p-r, q-r)`) or its
+    /// transpose (`transpose = true`, src has `out_ch` planes, shift `-(p-r, q-r)`).
+    /// Returns the tile `[rows_of_M][tile]`.
+    fn tap_gemm<T: Real>(&self, src: &[T], w: &[T], t: Tile, transpose: bool) -> Result<Vec<T>> {
+        let (k, cin, cout) = (self.k, self.in_ch, self.out_ch);
+        let r = (k / 2) as isize;
+        let (m, kk) = if transpose { (cin, cout) } else { (cout, cin) };
+        let strides = if transpose {
+            (k * k, cin * k * k)
+        } else {
+            (cin * k * k, k * k)
+        };
+        let tl = t.len();
+        let mut out = vec![T::default(); m * tl];
+        let mut shifted = vec![T::default(); kk * tl];
+        for p in 0..k {
+            for q in 0..k {
+                let (dy, dx) = (p as isize - r, q as isize - r);
+                let (dy, dx) = if transpose { (-dy, -dx) } else { (dy, dx) };
+                fill_shifted(src, kk, t, dy, dx, &mut shifted);
+                let a = view(w, p * k + q, (m, kk), strides)?;
+                let b = view(&shifted, 0, (kk, tl), (tl, 1))?;
+                let mut c = view_mut(&mut out, 0, (m, tl), (tl, 1))?;
+                general_mat_mul(T::one(), &a, &b, T::one(), &mut c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs `tap_gemm` over every tile of `src` (`src_ch` planes per item) and
+    /// assembles the `[n][out_planes][h][w]` result, adding `bias` if given.
+    fn apply<T: Real>(
+        &self,
+        src: &[T],
+        src_ch: usize,
+        dims: Dims4,
+        w: &[T],
+        transpose: bool,
+        bias: Option<&[T]>,
+    ) -> Result<Vec<T>> {
+        let (h, wd, plane) = (dims.h, dims.w, dims.plane());
+        let out_ch = if transpose { self.in_ch } else { self.out_ch };
+        let pad = self.padding;
+        let parts: Result<Vec<(usize, usize, Vec<T>)>> = tiles(dims.n, h, wd)
+            .into_par_iter()
+            .map(|(n, r0, r1)| {
+                let t = Tile {
+                    h,
+                    w: wd,
+                    r0,
+                    r1,
+                    pad,
+                };
+                let s = &src[n * src_ch * plane..][..src_ch * plane];
+                Ok((n, r0, self.tap_gemm(s, w, t, transpose)?))
+            })
+            .collect();
+        let mut y = vec![T::default(); dims.n * out_ch * plane];
+        for (n, r0, tile) in parts? {
+            let tl = tile.len() / out_ch;
+            for o in 0..out_ch {
+                let dst = &mut y[(n * out_ch + o) * plane + r0 * wd..][..tl];
+                let src = &tile[o * tl..][..tl];
+                match bias {
+                    Some(b) => {
+                        let bo = b[o];
+                        dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s + bo);
+                    }
+                    None => dst.copy_from_slice(src),
+                }
+            }
+        }
+        Ok(y)
+    }
+
     /// Forward pass: `y = conv(x; w) + b`, shape `[n][out_ch][h][w]`.
     pub fn forward<T: Real>(&self, x: &[T], dims: Dims4, w: &[T], b: &[T]) -> Result<Vec<T>> {
         self.check_x(x, dims)?;
         check_len("w", self.weight_len(), w.len())?;
         check_len("b", self.out_ch, b.len())?;
-        let (h, wd, k, cin, cout) = (dims.h, dims.w, self.k, self.in_ch, self.out_ch);
-        let plane = dims.plane();
-        let r = (k / 2) as isize;
-        let pad = self.padding;
-        let mut y = vec![T::default(); dims.n * cout * plane];
-        y.par_chunks_mut(plane).enumerate().for_each(|(idx, yp)| {
-            let (n, o) = (idx / cout, idx % cout);
-            let mut acc = vec![b[o].to_f64(); plane];
-            for c in 0..cin {
-                let xp = &x[(n * cin + c) * plane..][..plane];
-                let wk = &w[(o * cin + c) * k * k..][..k * k];
-                for p in 0..k {
-                    for q in 0..k {
-                        let wv = wk[p * k + q].to_f64();
-                        for i in 0..h {
-                            let Some(si) = src_index(i, p as isize - r, h, pad) else {
-                                continue;
-                            };
-                            let xrow = &xp[si * wd..][..wd];
-                            let arow = &mut acc[i * wd..][..wd];
-                            for (j, a) in arow.iter_mut().enumerate() {
-                                if let Some(sj) = src_index(j, q as isize - r, wd, pad) {
-                                    *a += wv * xrow[sj].to_f64();
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            for (dst, a) in yp.iter_mut().zip(&acc) {
-                *dst = T::from_f64(*a);
-            }
-        });
-        Ok(y)
+        self.apply(x, self.in_ch, dims, w, false, Some(b))
+    }
+
+    /// Input gradient only: `dx = conv^T(dy)` (what a vector–Jacobian product
+    /// through the network needs; skips the weight gradient).
+    pub fn backward_input<T: Real>(&self, dims: Dims4, w: &[T], dy: &[T]) -> Result<Vec<T>> {
+        check_tensor("x", dims, dims.len())?;
+        check_len("w", self.weight_len(), w.len())?;
+        check_len("dy", dims.n * self.out_ch * dims.plane(), dy.len())?;
+        if dims.c != self.in_ch {
+            return Err(Error::shape(
+                "x",
+                format!("{} channels", self.in_ch),
+                format!("{} channels", dims.c),
+            ));
+        }
+        self.apply(dy, self.out_ch, dims, w, true, None)
     }
 
     /// Backward pass: given the input `x`, the weights `w` and `dy = ∂L/∂y`,
@@ -172,88 +359,77 @@ impl Conv2d {
         dy: &[T],
     ) -> Result<(Vec<T>, Vec<T>, Vec<T>)> {
         self.check_x(x, dims)?;
-        check_len("w", self.weight_len(), w.len())?;
-        check_len("dy", dims.n * self.out_ch * dims.plane(), dy.len())?;
-        let (nb, h, wd, k, cin, cout) = (dims.n, dims.h, dims.w, self.k, self.in_ch, self.out_ch);
-        let plane = dims.plane();
-        let r = (k / 2) as isize;
-        let pad = self.padding;
-
-        // dx: one task per (n, c) input plane; scatter w · dy into it.
-        let mut dx = vec![T::default(); x.len()];
-        dx.par_chunks_mut(plane).enumerate().for_each(|(idx, dxp)| {
-            let (n, c) = (idx / cin, idx % cin);
-            let mut acc = vec![0.0f64; plane];
-            for o in 0..cout {
-                let dyp = &dy[(n * cout + o) * plane..][..plane];
-                let wk = &w[(o * cin + c) * k * k..][..k * k];
-                for p in 0..k {
-                    for q in 0..k {
-                        let wv = wk[p * k + q].to_f64();
-                        for i in 0..h {
-                            let Some(si) = src_index(i, p as isize - r, h, pad) else {
-                                continue;
-                            };
-                            let dyrow = &dyp[i * wd..][..wd];
-                            let arow = &mut acc[si * wd..][..wd];
-                            for (j, g) in dyrow.iter().enumerate() {
-                                if let Some(sj) = src_index(j, q as isize - r, wd, pad) {
-                                    arow[sj] += wv * g.to_f64();
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            for (dst, a) in dxp.iter_mut().zip(&acc) {
-                *dst = T::from_f64(*a);
-            }
-        });
-
-        // dw and db: one task per output channel.
-        let per_o: Vec<(Vec<T>, T)> = (0..cout)
-            .into_par_iter()
-            .map(|o| {
-                let mut dwo = vec![0.0f64; cin * k * k];
-                let mut dbo = 0.0f64;
-                for n in 0..nb {
-                    let dyp = &dy[(n * cout + o) * plane..][..plane];
-                    dbo += dyp.iter().map(|v| v.to_f64()).sum::<f64>();
-                    for c in 0..cin {
-                        let xp = &x[(n * cin + c) * plane..][..plane];
-                        for p in 0..k {
-                            for q in 0..k {
-                                let mut s = 0.0f64;
-                                for i in 0..h {
-                                    let Some(si) = src_index(i, p as isize - r, h, pad) else {
-                                        continue;
-                                    };
-                                    let xrow = &xp[si * wd..][..wd];
-                                    let dyrow = &dyp[i * wd..][..wd];
-                                    for (j, g) in dyrow.iter().enumerate() {
-                                        if let Some(sj) = src_index(j, q as isize - r, wd, pad) {
-                                            s += g.to_f64() * xrow[sj].to_f64();
-                                        }
-                                    }
-                                }
-                                dwo[(c * k + p) * k + q] += s;
-                            }
-                        }
-                    }
-                }
-                (dwo.into_iter().map(T::from_f64).collect(), T::from_f64(dbo))
-            })
-            .collect();
-        let mut dw = Vec::with_capacity(self.weight_len());
-        let mut db = Vec::with_capacity(cout);
-        for (dwo, dbo) in per_o {
-            dw.extend(dwo);
-            db.push(dbo);
-        }
+        let dx = self.backward_input(dims, w, dy)?;
+        let (dw, db) = self.weight_gradient(x, dims, dy)?;
         Ok((dx, dw, db))
     }
-}
 
+    /// Weight and bias gradients `(dw, db)` for input `x` and `dy = ∂L/∂y`.
+    pub fn weight_gradient<T: Real>(
+        &self,
+        x: &[T],
+        dims: Dims4,
+        dy: &[T],
+    ) -> Result<(Vec<T>, Vec<T>)> {
+        self.check_x(x, dims)?;
+        check_len("dy", dims.n * self.out_ch * dims.plane(), dy.len())?;
+        let (h, wd, plane, k, cin, cout) = (
+            dims.h,
+            dims.w,
+            dims.plane(),
+            self.k,
+            self.in_ch,
+            self.out_ch,
+        );
+        let r = (k / 2) as isize;
+        let pad = self.padding;
+        let wl = self.weight_len();
+        let partial = |(n, r0, r1): (usize, usize, usize)| -> Result<(Vec<T>, Vec<T>)> {
+            let t = Tile {
+                h,
+                w: wd,
+                r0,
+                r1,
+                pad,
+            };
+            let tl = t.len();
+            let xs = &x[n * cin * plane..][..cin * plane];
+            let dy_off = n * cout * plane + r0 * wd;
+            let dyt = view(dy, dy_off, (cout, tl), (plane, 1))?;
+            let mut dw = vec![T::default(); wl];
+            let mut shifted = vec![T::default(); cin * tl];
+            for p in 0..k {
+                for q in 0..k {
+                    fill_shifted(xs, cin, t, p as isize - r, q as isize - r, &mut shifted);
+                    let b = view(&shifted, 0, (cin, tl), (tl, 1))?;
+                    let mut c = view_mut(&mut dw, p * k + q, (cout, cin), (cin * k * k, k * k))?;
+                    general_mat_mul(T::one(), &dyt, &b.t(), T::one(), &mut c);
+                }
+            }
+            let db = (0..cout)
+                .map(|o| {
+                    dy[dy_off + o * plane..][..tl]
+                        .iter()
+                        .fold(T::default(), |a, v| a + *v)
+                })
+                .collect();
+            Ok((dw, db))
+        };
+        let sum = |a: (Vec<T>, Vec<T>), b: (Vec<T>, Vec<T>)| {
+            let add = |mut u: Vec<T>, v: Vec<T>| {
+                u.iter_mut().zip(v).for_each(|(x, y)| *x = *x + y);
+                u
+            };
+            (add(a.0, b.0), add(a.1, b.1))
+        };
+        let parts: Result<Vec<(Vec<T>, Vec<T>)>> =
+            tiles(dims.n, h, wd).into_par_iter().map(partial).collect();
+        Ok(parts?
+            .into_iter()
+            .reduce(sum)
+            .unwrap_or_else(|| (vec![T::default(); wl], vec![T::default(); cout])))
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,7 +477,8 @@ mod tests {
     #[test]
     fn rejects_bad_config() {
         assert!(Conv2d::new(1, 1, 4, Padding::Zero).is_err());
-        assert!(Conv2d::new(1, 1, 1, Padding::Zero).is_err());
+        assert!(Conv2d::new(1, 1, 1, Padding::Zero).is_ok());
+        assert!(Conv2d::new(1, 1, 0, Padding::Zero).is_err());
         assert!(Conv2d::new(0, 1, 3, Padding::Zero).is_err());
         assert!(Conv2d::new(1, 0, 3, Padding::Zero).is_err());
     }

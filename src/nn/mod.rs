@@ -9,7 +9,8 @@
 //! - Activations are stored in NCHW layout `[batch][channel][y][x]`, row-major,
 //!   described by [`Dims4`]. Dense activations are `[batch][features]`.
 //! - Storage is generic over [`Real`] (`f32` for the network, `f64` for the
-//!   finite-difference gradient checks); every sum is accumulated in `f64`.
+//!   finite-difference gradient checks). Convolutions are tap-wise GEMMs
+//!   accumulated in the storage type; other reductions accumulate in `f64`.
 //! - Shapes are validated up front; bad input becomes an
 //!   [`crate::error::Error`], never a panic.
 //! - Work is parallelised with rayon over independent output blocks (batch ×
@@ -35,9 +36,11 @@ use crate::error::{Error, Result};
 
 /// Floating-point storage type of activations and parameters.
 ///
-/// Arithmetic inside the layers is done in `f64`; values are converted on load
-/// and rounded once on store.
-pub trait Real: Copy + Send + Sync + Default + PartialEq + std::fmt::Debug + 'static {
+/// Convolutions accumulate in the storage type (GEMM); the reductions of the
+/// other layers accumulate in `f64` and round once on store.
+pub trait Real:
+    Copy + Send + Sync + Default + PartialEq + std::fmt::Debug + ndarray::LinalgScalar + 'static
+{
     /// Widen to `f64`.
     fn to_f64(self) -> f64;
     /// Round from `f64` to the storage type.
