@@ -28,8 +28,10 @@ pub mod embed;
 pub mod linear;
 pub mod norm;
 pub mod resample;
+pub mod unet;
 pub mod weights;
 
+pub use unet::{UNet, UNetConfig};
 pub use weights::{Tensor, Weights};
 
 use crate::error::{Error, Result};

@@ -1,0 +1,841 @@
+//! Residual U-Net `F(x, σ)` for single-channel maps, conditioned on the noise level.
+//!
+//! The architecture follows the score networks of Ho et al. 2020 / Song et al.
+//! 2021 as used for mass maps by Remy et al. 2023 (A&A 672, A51), in the EDM
+//! layout of Karras et al. 2022 (the preconditioning lives in
+//! [`super::denoiser`]):
+//!
+//! ```text
+//! e      = silu(L2 silu(L1 fourier(ln σ)))                 noise embedding, [n][E]
+//! h      = conv_in(x)                                      1 → C_0 channels
+//! level l = 0 … L-1:  h = ResBlock(h, e) × blocks;  if l < L-1: skip_l = h, h = pool2(h)
+//! level l = L-2 … 0:  h = up2(h);  h = [h, skip_l];  h = ResBlock(h, e) × blocks
+//! F      = conv_out(silu(GN(h)))                           C_0 → 1 channel
+//!
+//! ResBlock(x, e), C_in → C_out:
+//!   h  = conv1(silu(GN1(x)))
+//!   (s, t) = L_e(e)                                        per-channel scale, shift
+//!   h  = conv2(silu(GN2(h) ⊙ (1 + s) + t))
+//!   out = (skip(x) + h) / √2                               skip = 1×1 conv if C_in ≠ C_out
+//! ```
+//!
+//! All 3 × 3 convolutions share one padding rule (periodic or zero). Maps must
+//! have sides divisible by `2^(L-1)`. Activations are NCHW (`[n][c][y][x]`),
+//! the layout the CUDA kernels use.
+//!
+//! Parameters live in one flat vector (see [`UNet::layout`]) so that the
+//! optimiser, the EMA and the checkpoints treat them as one array; each
+//! parameter has a name following [`super::weights`] (`down.1.0.conv1.weight`,
+//! `up.0.1.norm2.gamma`, `embed.mlp1.bias`, ...).
+
+use serde::{Deserialize, Serialize};
+
+use super::act::{silu_backward, silu_forward};
+use super::conv::{Conv2d, Padding};
+use super::embed::FourierEmbedding;
+use super::linear::Linear;
+use super::norm::{GroupNorm, GroupNormCache};
+use super::resample::{
+    avg_pool2_backward, avg_pool2_forward, upsample2_backward, upsample2_forward,
+};
+use super::{check_len, Dims4, Real, Weights};
+use crate::error::{Error, Result};
+use crate::rng::{Philox, Stream};
+
+/// `1/√2`, the residual scaling of a block.
+const INV_SQRT2: f64 = std::f64::consts::FRAC_1_SQRT_2;
+
+/// Architecture of a [`UNet`] (stored as JSON in the weights' metadata).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UNetConfig {
+    /// Channels per resolution level, finest first (`L = channels.len()` levels).
+    pub channels: Vec<usize>,
+    /// Residual blocks per level, on the way down and on the way up.
+    pub blocks: usize,
+    /// GroupNorm groups; must divide every channel count.
+    pub groups: usize,
+    /// Number `F` of Fourier frequencies of the noise embedding (2F features).
+    pub embed_freqs: usize,
+    /// Width `E` of the noise-embedding MLP.
+    pub embed_dim: usize,
+    /// Convolution boundary rule: `"periodic"` or `"zero"`.
+    pub padding: String,
+}
+
+impl UNetConfig {
+    /// The small network of the demo and the tests (≈36 k parameters):
+    /// 2 levels of 16 and 32 channels, one block per level.
+    pub fn demo() -> Self {
+        UNetConfig {
+            channels: vec![16, 32],
+            blocks: 1,
+            groups: 4,
+            embed_freqs: 8,
+            embed_dim: 32,
+            padding: "periodic".into(),
+        }
+    }
+
+    /// A network of the size of Remy et al. 2023's UResNet (≈3.1 M parameters):
+    /// 4 levels of 32, 64, 128, 176 channels, two blocks per level.
+    pub fn remy_2023() -> Self {
+        UNetConfig {
+            channels: vec![32, 64, 128, 176],
+            blocks: 2,
+            groups: 8,
+            embed_freqs: 16,
+            embed_dim: 128,
+            padding: "periodic".into(),
+        }
+    }
+
+    /// The convolution padding rule.
+    pub fn padding(&self) -> Result<Padding> {
+        Padding::from_name(&self.padding)
+    }
+
+    /// Checks every field; the error names the offending one.
+    pub fn validate(&self) -> Result<()> {
+        if self.channels.is_empty() || self.channels.len() > 8 {
+            return Err(Error::invalid("channels", "need 1 to 8 levels"));
+        }
+        if self.channels.iter().any(|&c| c == 0 || c > 4096) {
+            return Err(Error::invalid(
+                "channels",
+                "every level needs 1..=4096 channels",
+            ));
+        }
+        if self.blocks == 0 || self.blocks > 16 {
+            return Err(Error::invalid("blocks", "need 1..=16 blocks per level"));
+        }
+        if self.groups == 0 || self.channels.iter().any(|c| c % self.groups != 0) {
+            return Err(Error::invalid(
+                "groups",
+                format!(
+                    "must be positive and divide every channel count {:?}, got {}",
+                    self.channels, self.groups
+                ),
+            ));
+        }
+        if self.embed_freqs == 0 || self.embed_freqs > 1024 {
+            return Err(Error::invalid("embed_freqs", "need 1..=1024 frequencies"));
+        }
+        if self.embed_dim == 0 || self.embed_dim > 65536 {
+            return Err(Error::invalid("embed_dim", "need 1..=65536 features"));
+        }
+        self.padding()?;
+        Ok(())
+    }
+
+    /// Map sides must be multiples of this (`2^(L-1)`).
+    pub fn side_multiple(&self) -> usize {
+        1 << (self.channels.len().saturating_sub(1))
+    }
+
+    /// The Fourier frequencies of the embedding: geometric from 1/64 to 1/2
+    /// cycles per unit of `ln σ`.
+    pub fn embed_frequencies(&self) -> Vec<f64> {
+        let f = self.embed_freqs;
+        let (lo, hi) = (1.0f64 / 64.0, 0.5f64);
+        (0..f)
+            .map(|i| {
+                let t = if f > 1 {
+                    i as f64 / (f - 1) as f64
+                } else {
+                    0.0
+                };
+                lo * (hi / lo).powf(t)
+            })
+            .collect()
+    }
+}
+
+/// One named parameter tensor inside the flat parameter vector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSlot {
+    /// Name in the weights file.
+    pub name: String,
+    /// Shape (row-major).
+    pub shape: Vec<usize>,
+    /// First element in the flat vector.
+    pub offset: usize,
+    /// Element count.
+    pub len: usize,
+    /// How it is initialised.
+    init: Init,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Init {
+    /// Normal with standard deviation `1/sqrt(fan_in)`.
+    Fan(usize),
+    Zero,
+    One,
+}
+
+#[derive(Default)]
+struct LayoutBuilder {
+    slots: Vec<ParamSlot>,
+    total: usize,
+}
+
+impl LayoutBuilder {
+    fn add(&mut self, name: String, shape: Vec<usize>, init: Init) -> usize {
+        let len = shape.iter().product();
+        let offset = self.total;
+        self.total += len;
+        self.slots.push(ParamSlot {
+            name,
+            shape,
+            offset,
+            len,
+            init,
+        });
+        offset
+    }
+
+    fn conv(
+        &mut self,
+        name: &str,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        pad: Padding,
+        zero: bool,
+    ) -> Result<ConvP> {
+        let conv = Conv2d::new(cin, cout, k, pad)?;
+        let init = if zero {
+            Init::Zero
+        } else {
+            Init::Fan(cin * k * k)
+        };
+        let w = self.add(format!("{name}.weight"), vec![cout, cin, k, k], init);
+        let b = self.add(format!("{name}.bias"), vec![cout], Init::Zero);
+        Ok(ConvP { conv, w, b })
+    }
+
+    fn norm(&mut self, name: &str, c: usize, groups: usize) -> Result<NormP> {
+        let gn = GroupNorm::new(c, groups)?;
+        let g = self.add(format!("{name}.gamma"), vec![c], Init::One);
+        let b = self.add(format!("{name}.beta"), vec![c], Init::Zero);
+        Ok(NormP { gn, g, b })
+    }
+
+    fn linear(&mut self, name: &str, fin: usize, fout: usize, zero: bool) -> Result<LinP> {
+        let lin = Linear::new(fin, fout)?;
+        let init = if zero { Init::Zero } else { Init::Fan(fin) };
+        let w = self.add(format!("{name}.weight"), vec![fout, fin], init);
+        let b = self.add(format!("{name}.bias"), vec![fout], Init::Zero);
+        Ok(LinP { lin, w, b })
+    }
+
+    fn block(
+        &mut self,
+        name: &str,
+        cin: usize,
+        cout: usize,
+        cfg: &UNetConfig,
+        pad: Padding,
+    ) -> Result<ResBlock> {
+        Ok(ResBlock {
+            cin,
+            cout,
+            norm1: self.norm(&format!("{name}.norm1"), cin, cfg.groups)?,
+            conv1: self.conv(&format!("{name}.conv1"), cin, cout, 3, pad, false)?,
+            emb: self.linear(&format!("{name}.emb"), cfg.embed_dim, 2 * cout, true)?,
+            norm2: self.norm(&format!("{name}.norm2"), cout, cfg.groups)?,
+            conv2: self.conv(&format!("{name}.conv2"), cout, cout, 3, pad, false)?,
+            skip: if cin != cout {
+                Some(self.conv(&format!("{name}.skip"), cin, cout, 1, pad, false)?)
+            } else {
+                None
+            },
+        })
+    }
+}
+
+/// A convolution and the offsets of its weight and bias.
+#[derive(Clone, Debug)]
+struct ConvP {
+    conv: Conv2d,
+    w: usize,
+    b: usize,
+}
+
+#[derive(Clone, Debug)]
+struct NormP {
+    gn: GroupNorm,
+    g: usize,
+    b: usize,
+}
+
+#[derive(Clone, Debug)]
+struct LinP {
+    lin: Linear,
+    w: usize,
+    b: usize,
+}
+
+/// Parameter gradients being accumulated, or `None` for input-only backward passes.
+type Grads<'a, T> = Option<&'a mut [T]>;
+
+fn accumulate<T: Real>(g: &mut Grads<'_, T>, offset: usize, vals: &[T]) {
+    if let Some(g) = g.as_deref_mut() {
+        g[offset..offset + vals.len()]
+            .iter_mut()
+            .zip(vals)
+            .for_each(|(a, v)| *a = *a + *v);
+    }
+}
+
+impl ConvP {
+    fn forward<T: Real>(&self, p: &[T], x: &[T], d: Dims4) -> Result<Vec<T>> {
+        let c = &self.conv;
+        self.conv.forward(
+            x,
+            d,
+            &p[self.w..][..c.weight_len()],
+            &p[self.b..][..c.out_ch()],
+        )
+    }
+
+    /// Returns `dx`; adds `dw`, `db` into the gradients if requested.
+    fn backward<T: Real>(
+        &self,
+        p: &[T],
+        x: &[T],
+        d: Dims4,
+        dy: &[T],
+        g: &mut Grads<'_, T>,
+    ) -> Result<Vec<T>> {
+        let c = &self.conv;
+        let w = &p[self.w..][..c.weight_len()];
+        if g.is_some() {
+            let (dw, db) = c.weight_gradient(x, d, dy)?;
+            accumulate(g, self.w, &dw);
+            accumulate(g, self.b, &db);
+        }
+        c.backward_input(d, w, dy)
+    }
+}
+
+impl NormP {
+    fn forward<T: Real>(&self, p: &[T], x: &[T], d: Dims4) -> Result<(Vec<T>, GroupNormCache)> {
+        let c = self.gn.channels();
+        self.gn.forward(x, d, &p[self.g..][..c], &p[self.b..][..c])
+    }
+
+    fn backward<T: Real>(
+        &self,
+        p: &[T],
+        x: &[T],
+        d: Dims4,
+        cache: &GroupNormCache,
+        dy: &[T],
+        g: &mut Grads<'_, T>,
+    ) -> Result<Vec<T>> {
+        let c = self.gn.channels();
+        let (dx, dg, db) = self.gn.backward(x, d, &p[self.g..][..c], cache, dy)?;
+        accumulate(g, self.g, &dg);
+        accumulate(g, self.b, &db);
+        Ok(dx)
+    }
+}
+
+impl LinP {
+    fn forward<T: Real>(&self, p: &[T], x: &[T], n: usize) -> Result<Vec<T>> {
+        let l = &self.lin;
+        l.forward(
+            x,
+            n,
+            &p[self.w..][..l.weight_len()],
+            &p[self.b..][..l.out_features()],
+        )
+    }
+
+    fn backward<T: Real>(
+        &self,
+        p: &[T],
+        x: &[T],
+        n: usize,
+        dy: &[T],
+        g: &mut Grads<'_, T>,
+    ) -> Result<Vec<T>> {
+        let l = &self.lin;
+        let (dx, dw, db) = l.backward(x, n, &p[self.w..][..l.weight_len()], dy)?;
+        accumulate(g, self.w, &dw);
+        accumulate(g, self.b, &db);
+        Ok(dx)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct ResBlock {
+    cin: usize,
+    cout: usize,
+    norm1: NormP,
+    conv1: ConvP,
+    emb: LinP,
+    norm2: NormP,
+    conv2: ConvP,
+    skip: Option<ConvP>,
+}
+
+/// What a block's backward pass needs from its forward pass.
+struct BlockCache<T> {
+    x: Vec<T>,
+    din: Dims4,
+    n1: GroupNormCache,
+    a1: Vec<T>,
+    h2: Vec<T>,
+    h3: Vec<T>,
+    n2: GroupNormCache,
+    h4: Vec<T>,
+    st: Vec<T>,
+    h5: Vec<T>,
+    h6: Vec<T>,
+}
+
+impl ResBlock {
+    fn forward<T: Real>(
+        &self,
+        p: &[T],
+        x: Vec<T>,
+        din: Dims4,
+        emb: &[T],
+    ) -> Result<(Vec<T>, BlockCache<T>)> {
+        let dout = Dims4::new(din.n, self.cout, din.h, din.w);
+        let plane = din.plane();
+        let (a1, n1) = self.norm1.forward(p, &x, din)?;
+        let h2 = silu_forward(&a1);
+        let h3 = self.conv1.forward(p, &h2, din)?;
+        let (h4, n2) = self.norm2.forward(p, &h3, dout)?;
+        let st = self.emb.forward(p, emb, din.n)?;
+        let mut h5 = h4.clone();
+        for (idx, chunk) in h5.chunks_mut(plane).enumerate() {
+            let (n, c) = (idx / self.cout, idx % self.cout);
+            let s = T::one() + st[n * 2 * self.cout + c];
+            let t = st[n * 2 * self.cout + self.cout + c];
+            chunk.iter_mut().for_each(|v| *v = *v * s + t);
+        }
+        let h6 = silu_forward(&h5);
+        let h7 = self.conv2.forward(p, &h6, dout)?;
+        let r = T::from_f64(INV_SQRT2);
+        let out = match &self.skip {
+            Some(sk) => {
+                let s = sk.forward(p, &x, din)?;
+                s.iter().zip(&h7).map(|(a, b)| (*a + *b) * r).collect()
+            }
+            None => x.iter().zip(&h7).map(|(a, b)| (*a + *b) * r).collect(),
+        };
+        let cache = BlockCache {
+            x,
+            din,
+            n1,
+            a1,
+            h2,
+            h3,
+            n2,
+            h4,
+            st,
+            h5,
+            h6,
+        };
+        Ok((out, cache))
+    }
+
+    /// Returns `dx` and adds this block's `∂L/∂e` into `demb`.
+    fn backward<T: Real>(
+        &self,
+        p: &[T],
+        c: &BlockCache<T>,
+        emb: &[T],
+        dout_: &[T],
+        demb: &mut [T],
+        g: &mut Grads<'_, T>,
+    ) -> Result<Vec<T>> {
+        let din = c.din;
+        let dout = Dims4::new(din.n, self.cout, din.h, din.w);
+        let plane = din.plane();
+        let r = T::from_f64(INV_SQRT2);
+        let d: Vec<T> = dout_.iter().map(|v| *v * r).collect();
+        let dh6 = self.conv2.backward(p, &c.h6, dout, &d, g)?;
+        let dh5 = silu_backward(&c.h5, &dh6)?;
+        let mut dst = vec![T::default(); din.n * 2 * self.cout];
+        let mut dh4 = dh5.clone();
+        for (idx, chunk) in dh4.chunks_mut(plane).enumerate() {
+            let (n, ch) = (idx / self.cout, idx % self.cout);
+            let h4p = &c.h4[idx * plane..][..plane];
+            let d5p = &dh5[idx * plane..][..plane];
+            let ds: f64 = d5p
+                .iter()
+                .zip(h4p)
+                .map(|(a, b)| a.to_f64() * b.to_f64())
+                .sum();
+            let dt: f64 = d5p.iter().map(|a| a.to_f64()).sum();
+            dst[n * 2 * self.cout + ch] = T::from_f64(ds);
+            dst[n * 2 * self.cout + self.cout + ch] = T::from_f64(dt);
+            let s = T::one() + c.st[n * 2 * self.cout + ch];
+            chunk.iter_mut().for_each(|v| *v = *v * s);
+        }
+        let de = self.emb.backward(p, emb, din.n, &dst, g)?;
+        demb.iter_mut().zip(&de).for_each(|(a, b)| *a = *a + *b);
+        let dh3 = self.norm2.backward(p, &c.h3, dout, &c.n2, &dh4, g)?;
+        let dh2 = self.conv1.backward(p, &c.h2, din, &dh3, g)?;
+        let da1 = silu_backward(&c.a1, &dh2)?;
+        let mut dx = self.norm1.backward(p, &c.x, din, &c.n1, &da1, g)?;
+        match &self.skip {
+            Some(sk) => {
+                let ds = sk.backward(p, &c.x, din, &d, g)?;
+                dx.iter_mut().zip(&ds).for_each(|(a, b)| *a = *a + *b);
+            }
+            None => dx.iter_mut().zip(&d).for_each(|(a, b)| *a = *a + *b),
+        }
+        Ok(dx)
+    }
+}
+
+/// Channel concatenation `[a, b]` of two NCHW tensors with equal `n, h, w`.
+fn concat<T: Real>(a: &[T], ca: usize, b: &[T], cb: usize, n: usize, plane: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(n * (ca + cb) * plane);
+    for i in 0..n {
+        out.extend_from_slice(&a[i * ca * plane..][..ca * plane]);
+        out.extend_from_slice(&b[i * cb * plane..][..cb * plane]);
+    }
+    out
+}
+
+/// Inverse of [`concat`] for gradients: splits `[n][ca+cb]` planes into the two parts.
+fn split<T: Real>(x: &[T], ca: usize, cb: usize, n: usize, plane: usize) -> (Vec<T>, Vec<T>) {
+    let (mut a, mut b) = (
+        Vec::with_capacity(n * ca * plane),
+        Vec::with_capacity(n * cb * plane),
+    );
+    for i in 0..n {
+        let base = i * (ca + cb) * plane;
+        a.extend_from_slice(&x[base..][..ca * plane]);
+        b.extend_from_slice(&x[base + ca * plane..][..cb * plane]);
+    }
+    (a, b)
+}
+
+/// The U-Net: architecture plus parameter layout (parameters are passed in).
+#[derive(Clone, Debug)]
+pub struct UNet {
+    config: UNetConfig,
+    slots: Vec<ParamSlot>,
+    n_params: usize,
+    embed: FourierEmbedding,
+    mlp1: LinP,
+    mlp2: LinP,
+    conv_in: ConvP,
+    down: Vec<Vec<ResBlock>>,
+    up: Vec<Vec<ResBlock>>,
+    norm_out: NormP,
+    conv_out: ConvP,
+}
+
+/// Activations saved by [`UNet::forward_cached`] for [`UNet::backward`].
+pub struct UNetCache<T> {
+    dims: Dims4,
+    x: Vec<T>,
+    e0: Vec<T>,
+    z1: Vec<T>,
+    a1: Vec<T>,
+    z2: Vec<T>,
+    emb: Vec<T>,
+    down: Vec<Vec<BlockCache<T>>>,
+    down_dims: Vec<Dims4>,
+    up: Vec<Vec<BlockCache<T>>>,
+    hn: Vec<T>,
+    nout: GroupNormCache,
+    an: Vec<T>,
+    ho: Vec<T>,
+}
+
+impl UNet {
+    /// Builds the network for a validated configuration.
+    pub fn new(config: UNetConfig) -> Result<Self> {
+        config.validate()?;
+        let pad = config.padding()?;
+        let ch = &config.channels;
+        let levels = ch.len();
+        let mut b = LayoutBuilder::default();
+        let embed = FourierEmbedding::new(config.embed_frequencies())?;
+        let mlp1 = b.linear("embed.mlp1", embed.dim(), config.embed_dim, false)?;
+        let mlp2 = b.linear("embed.mlp2", config.embed_dim, config.embed_dim, false)?;
+        let conv_in = b.conv("conv_in", 1, ch[0], 3, pad, false)?;
+        let mut down = Vec::with_capacity(levels);
+        let mut cin = ch[0];
+        for (l, &c) in ch.iter().enumerate() {
+            let mut level = Vec::with_capacity(config.blocks);
+            for i in 0..config.blocks {
+                level.push(b.block(&format!("down.{l}.{i}"), cin, c, &config, pad)?);
+                cin = c;
+            }
+            down.push(level);
+        }
+        let mut up = Vec::with_capacity(levels.saturating_sub(1));
+        for l in (0..levels.saturating_sub(1)).rev() {
+            let mut level = Vec::with_capacity(config.blocks);
+            let mut cin = ch[l + 1] + ch[l];
+            for i in 0..config.blocks {
+                level.push(b.block(&format!("up.{l}.{i}"), cin, ch[l], &config, pad)?);
+                cin = ch[l];
+            }
+            up.push(level);
+        }
+        // `up` was built deepest first; store it by level index.
+        up.reverse();
+        let norm_out = b.norm("norm_out", ch[0], config.groups)?;
+        let conv_out = b.conv("conv_out", ch[0], 1, 3, pad, true)?;
+        Ok(UNet {
+            config,
+            slots: b.slots,
+            n_params: b.total,
+            embed,
+            mlp1,
+            mlp2,
+            conv_in,
+            down,
+            up,
+            norm_out,
+            conv_out,
+        })
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> &UNetConfig {
+        &self.config
+    }
+
+    /// Number of parameters.
+    pub fn n_params(&self) -> usize {
+        self.n_params
+    }
+
+    /// Named slots of the flat parameter vector, in storage order.
+    pub fn layout(&self) -> &[ParamSlot] {
+        &self.slots
+    }
+
+    /// Deterministic initial parameters: weights normal with standard deviation
+    /// `1/sqrt(fan_in)` (Philox stream `Training`, key `seed`, one counter
+    /// block per slot), GroupNorm scales one, biases zero, and zero for the
+    /// output convolution and the per-block embedding projections, so that
+    /// `F ≡ 0` at initialisation.
+    pub fn init_params(&self, seed: u64) -> Vec<f32> {
+        let mut p = vec![0.0f32; self.n_params];
+        for (i, s) in self.slots.iter().enumerate() {
+            let dst = &mut p[s.offset..][..s.len];
+            match s.init {
+                Init::Zero => {}
+                Init::One => dst.fill(1.0),
+                Init::Fan(fan) => {
+                    Philox::new(seed, Stream::Training, u64::MAX, i as u64).fill_normal(dst);
+                    let sd = 1.0 / (fan as f32).sqrt();
+                    dst.iter_mut().for_each(|v| *v *= sd);
+                }
+            }
+        }
+        p
+    }
+
+    /// Checks the input shape: one channel, sides divisible by `2^(L-1)`.
+    pub fn check_input(&self, dims: Dims4, x_len: usize, sigma_len: usize) -> Result<()> {
+        super::check_tensor("x", dims, x_len)?;
+        if dims.c != 1 {
+            return Err(Error::shape(
+                "x",
+                "1 channel",
+                format!("{} channels", dims.c),
+            ));
+        }
+        let m = self.config.side_multiple();
+        if dims.h % m != 0 || dims.w % m != 0 {
+            return Err(Error::invalid(
+                "x",
+                format!(
+                    "map sides {}x{} must be multiples of {m} for a {}-level U-Net",
+                    dims.h,
+                    dims.w,
+                    self.config.channels.len()
+                ),
+            ));
+        }
+        check_len("sigma", dims.n, sigma_len)
+    }
+
+    /// `F(x, σ)` for a batch `x` of shape `[n][1][h][w]` and one `σ` per item.
+    pub fn forward<T: Real>(
+        &self,
+        params: &[T],
+        x: &[T],
+        dims: Dims4,
+        sigma: &[f64],
+    ) -> Result<Vec<T>> {
+        Ok(self.forward_cached(params, x, dims, sigma)?.0)
+    }
+
+    /// Forward pass that also returns the activations the backward pass needs.
+    pub fn forward_cached<T: Real>(
+        &self,
+        p: &[T],
+        x: &[T],
+        dims: Dims4,
+        sigma: &[f64],
+    ) -> Result<(Vec<T>, UNetCache<T>)> {
+        check_len("params", self.n_params, p.len())?;
+        self.check_input(dims, x.len(), sigma.len())?;
+        let n = dims.n;
+        let e0: Vec<T> = self
+            .embed
+            .forward(sigma)?
+            .into_iter()
+            .map(T::from_f64)
+            .collect();
+        let z1 = self.mlp1.forward(p, &e0, n)?;
+        let a1 = silu_forward(&z1);
+        let z2 = self.mlp2.forward(p, &a1, n)?;
+        let emb = silu_forward(&z2);
+
+        let ch = &self.config.channels;
+        let mut d = Dims4::new(n, ch[0], dims.h, dims.w);
+        let mut h = self.conv_in.forward(p, x, dims)?;
+        let mut down_c = Vec::with_capacity(ch.len());
+        let mut down_dims = Vec::with_capacity(ch.len());
+        let mut skips = Vec::with_capacity(ch.len());
+        for (l, level) in self.down.iter().enumerate() {
+            let mut caches = Vec::with_capacity(level.len());
+            for blk in level {
+                let din = Dims4::new(n, blk.cin, d.h, d.w);
+                let (out, c) = blk.forward(p, h, din, &emb)?;
+                h = out;
+                caches.push(c);
+            }
+            d = Dims4::new(n, ch[l], d.h, d.w);
+            down_dims.push(d);
+            down_c.push(caches);
+            if l + 1 < ch.len() {
+                let (pooled, pd) = avg_pool2_forward(&h, d)?;
+                skips.push(std::mem::replace(&mut h, pooled));
+                d = pd;
+            }
+        }
+        let mut up_c: Vec<Vec<BlockCache<T>>> = (0..self.up.len()).map(|_| Vec::new()).collect();
+        for l in (0..self.up.len()).rev() {
+            let (u, ud) = upsample2_forward(&h, d)?;
+            let skip = skips
+                .pop()
+                .ok_or_else(|| Error::invalid("unet", "internal: missing skip"))?;
+            h = concat(&u, ud.c, &skip, ch[l], n, ud.plane());
+            for blk in &self.up[l] {
+                let din = Dims4::new(n, blk.cin, ud.h, ud.w);
+                let (out, c) = blk.forward(p, h, din, &emb)?;
+                h = out;
+                up_c[l].push(c);
+            }
+            d = Dims4::new(n, ch[l], ud.h, ud.w);
+        }
+        let (an, nout) = self.norm_out.forward(p, &h, d)?;
+        let ho = silu_forward(&an);
+        let y = self.conv_out.forward(p, &ho, d)?;
+        let cache = UNetCache {
+            dims,
+            x: x.to_vec(),
+            e0,
+            z1,
+            a1,
+            z2,
+            emb,
+            down: down_c,
+            down_dims,
+            up: up_c,
+            hn: h,
+            nout,
+            an,
+            ho,
+        };
+        Ok((y, cache))
+    }
+
+    /// Backward pass for `dy = ∂L/∂F`: returns `∂L/∂x` and, if `grads` is
+    /// given (length [`UNet::n_params`]), adds `∂L/∂θ` into it.
+    pub fn backward<T: Real>(
+        &self,
+        p: &[T],
+        cache: &UNetCache<T>,
+        dy: &[T],
+        mut grads: Option<&mut [T]>,
+    ) -> Result<Vec<T>> {
+        check_len("params", self.n_params, p.len())?;
+        check_len("dy", cache.dims.len(), dy.len())?;
+        if let Some(g) = grads.as_deref() {
+            check_len("grads", self.n_params, g.len())?;
+        }
+        let g = &mut grads;
+        let n = cache.dims.n;
+        let ch = &self.config.channels;
+        let d0 = Dims4::new(n, ch[0], cache.dims.h, cache.dims.w);
+        let dho = self.conv_out.backward(p, &cache.ho, d0, dy, g)?;
+        let dan = silu_backward(&cache.an, &dho)?;
+        let mut dh = self
+            .norm_out
+            .backward(p, &cache.hn, d0, &cache.nout, &dan, g)?;
+        let mut demb = vec![T::default(); cache.emb.len()];
+        let mut dskips: Vec<Vec<T>> = Vec::with_capacity(self.up.len());
+        for l in 0..self.up.len() {
+            for (blk, c) in self.up[l].iter().zip(&cache.up[l]).rev() {
+                dh = blk.backward(p, c, &cache.emb, &dh, &mut demb, g)?;
+            }
+            let d = cache.down_dims[l];
+            let (du, ds) = split(&dh, ch[l + 1], ch[l], n, d.plane());
+            dskips.push(ds);
+            dh = upsample2_backward(Dims4::new(n, ch[l + 1], d.h / 2, d.w / 2), &du)?;
+        }
+        for l in (0..self.down.len()).rev() {
+            if l + 1 < self.down.len() {
+                let d = cache.down_dims[l];
+                dh = avg_pool2_backward(d, &dh)?;
+                dh.iter_mut()
+                    .zip(&dskips[l])
+                    .for_each(|(a, b)| *a = *a + *b);
+            }
+            for (blk, c) in self.down[l].iter().zip(&cache.down[l]).rev() {
+                dh = blk.backward(p, c, &cache.emb, &dh, &mut demb, g)?;
+            }
+        }
+        let dx = self.conv_in.backward(p, &cache.x, cache.dims, &dh, g)?;
+        if g.is_some() {
+            let dz2 = silu_backward(&cache.z2, &demb)?;
+            let da1 = self.mlp2.backward(p, &cache.a1, n, &dz2, g)?;
+            let dz1 = silu_backward(&cache.z1, &da1)?;
+            self.mlp1.backward(p, &cache.e0, n, &dz1, g)?;
+        }
+        Ok(dx)
+    }
+
+    /// The parameters as named tensors (for [`Weights::save`]).
+    pub fn to_weights(&self, params: &[f32], weights: &mut Weights, prefix: &str) -> Result<()> {
+        check_len("params", self.n_params, params.len())?;
+        for s in &self.slots {
+            weights.insert(
+                &format!("{prefix}{}", s.name),
+                &s.shape,
+                params[s.offset..][..s.len].to_vec(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Reads the parameters back from named tensors (every slot must be present
+    /// with its exact shape).
+    pub fn params_from_weights(&self, weights: &Weights, prefix: &str) -> Result<Vec<f32>> {
+        let mut p = vec![0.0f32; self.n_params];
+        for s in &self.slots {
+            let data = weights.get(&format!("{prefix}{}", s.name), &s.shape)?;
+            p[s.offset..][..s.len].copy_from_slice(data);
+        }
+        Ok(p)
+    }
+}

@@ -1,0 +1,183 @@
+//! Whole-network checks of the U-Net (`lensdiff::nn::unet`): the hand-written
+//! backward pass against central finite differences in f64, parameter layout,
+//! shift equivariance and the sizes of the named configurations.
+//!
+//! Gradient bound, as in `tests/nn_layers.rs`: `max_i |fd_i - g_i| / max_i |g_i| < 1e-6`
+//! with `h = 1e-5`. The network is a composition of smooth layers with O(1)
+//! random parameters; truncation (`h² |L'''| / 6 ~ 1e-10`) and rounding
+//! (`ε |L| / h ~ 1e-10`) errors sit four orders below the bound, while a wrong
+//! term in any layer's backward pass shows up at 1e-2 or more.
+
+use lensdiff::nn::{Dims4, UNet, UNetConfig};
+
+const H: f64 = 1e-5;
+const FD_TOL: f64 = 1e-6;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f64> {
+        (0..n).map(|_| self.next()).collect()
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn tiny(padding: &str, levels: usize) -> UNetConfig {
+    UNetConfig {
+        channels: [4, 6, 8][..levels].to_vec(),
+        blocks: 2,
+        groups: 2,
+        embed_freqs: 3,
+        embed_dim: 5,
+        padding: padding.into(),
+    }
+}
+
+fn grad_check(cfg: UNetConfig, seed: u64) {
+    let net = UNet::new(cfg).unwrap();
+    let mut rng = Rng(seed);
+    let dims = Dims4::new(2, 1, 8, 4);
+    // random O(1) parameters (the real initialisation zeroes some layers, which
+    // would hide their gradients), scaled so activations stay O(1)
+    let p: Vec<f64> = rng.vec(net.n_params()).iter().map(|v| 0.5 * v).collect();
+    let x = rng.vec(dims.len());
+    let sigma = [0.3, 2.5];
+    let r = rng.vec(dims.len());
+    let (y, cache) = net.forward_cached(&p, &x, dims, &sigma).unwrap();
+    assert_eq!(y.len(), dims.len());
+    let mut g = vec![0.0; net.n_params()];
+    let dx = net.backward(&p, &cache, &r, Some(&mut g)).unwrap();
+    // input-only backward gives the same dx
+    let dx2 = net.backward(&p, &cache, &r, None).unwrap();
+    assert_eq!(dx, dx2);
+    let loss = |pp: &[f64], xx: &[f64]| dot(&r, &net.forward(pp, xx, dims, &sigma).unwrap());
+    let check = |what: &str, theta: &[f64], analytic: &[f64], f: &dyn Fn(&[f64]) -> f64| {
+        let mut t = theta.to_vec();
+        let mut err = 0.0f64;
+        for i in 0..t.len() {
+            let t0 = t[i];
+            t[i] = t0 + H;
+            let lp = f(&t);
+            t[i] = t0 - H;
+            let lm = f(&t);
+            t[i] = t0;
+            err = err.max(((lp - lm) / (2.0 * H) - analytic[i]).abs());
+        }
+        let scale = analytic.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(scale > 1e-3, "{what}: vacuous (zero) gradient");
+        eprintln!("{what}: relative error {:.2e}", err / scale);
+        assert!(
+            err / scale < FD_TOL,
+            "{what}: relative error {:.3e}",
+            err / scale
+        );
+    };
+    check("dx", &x, &dx, &|t| loss(&p, t));
+    check("dtheta", &p, &g, &|t| loss(t, &x));
+    // every named parameter receives some gradient
+    for s in net.layout() {
+        let m = g[s.offset..][..s.len]
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(m > 0.0, "no gradient reaches {}", s.name);
+    }
+}
+
+#[test]
+fn unet_gradients_periodic_three_levels() {
+    grad_check(tiny("periodic", 3), 1);
+}
+
+#[test]
+fn unet_gradients_zero_padding_two_levels() {
+    grad_check(tiny("zero", 2), 2);
+}
+
+#[test]
+fn periodic_unet_is_equivariant_under_even_shifts() {
+    // Pooling by 2 at L-1 levels makes the network equivariant under cyclic
+    // shifts by multiples of 2^(L-1) (exactly, up to rounding).
+    let net = UNet::new(tiny("periodic", 2)).unwrap();
+    let mut rng = Rng(3);
+    let p: Vec<f64> = rng.vec(net.n_params()).iter().map(|v| 0.5 * v).collect();
+    let dims = Dims4::new(1, 1, 8, 8);
+    let x = rng.vec(64);
+    let roll = |v: &[f64]| -> Vec<f64> {
+        (0..64)
+            .map(|i| v[((i / 8 + 8 - 2) % 8) * 8 + (i % 8 + 8 - 4) % 8])
+            .collect()
+    };
+    let y = net.forward(&p, &x, dims, &[0.7]).unwrap();
+    let ys = net.forward(&p, &roll(&x), dims, &[0.7]).unwrap();
+    let err = roll(&y)
+        .iter()
+        .zip(&ys)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(err < 1e-12, "shift equivariance error {err:.2e}");
+}
+
+#[test]
+fn initial_network_outputs_zero_and_layout_is_contiguous() {
+    let net = UNet::new(UNetConfig::demo()).unwrap();
+    let p = net.init_params(7);
+    assert_eq!(p.len(), net.n_params());
+    assert_eq!(p, net.init_params(7), "initialisation is deterministic");
+    let mut next = 0;
+    for s in net.layout() {
+        assert_eq!(s.offset, next, "{}", s.name);
+        next += s.len;
+    }
+    assert_eq!(next, net.n_params());
+    let dims = Dims4::new(1, 1, 16, 16);
+    let y = net.forward(&p, &vec![0.5f32; 256], dims, &[1.0]).unwrap();
+    assert!(y.iter().all(|&v| v == 0.0), "zero-initialised output layer");
+}
+
+#[test]
+fn named_configurations_have_the_documented_sizes() {
+    let demo = UNet::new(UNetConfig::demo()).unwrap().n_params();
+    let remy = UNet::new(UNetConfig::remy_2023()).unwrap().n_params();
+    eprintln!("demo {demo} parameters, remy_2023 {remy}");
+    assert!((20_000..100_000).contains(&demo), "demo has {demo}");
+    // Remy et al. 2023: 3.14 M parameters
+    assert!(
+        (2_900_000..3_400_000).contains(&remy),
+        "remy_2023 has {remy}"
+    );
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let net = UNet::new(UNetConfig::demo()).unwrap();
+    let p = net.init_params(1);
+    let x = vec![0.0f32; 2 * 15 * 16];
+    assert!(net
+        .forward(&p, &x, Dims4::new(2, 1, 15, 16), &[1.0, 1.0])
+        .is_err());
+    let x = vec![0.0f32; 2 * 16 * 16];
+    assert!(net
+        .forward(&p, &x, Dims4::new(2, 1, 16, 16), &[1.0])
+        .is_err());
+    assert!(net
+        .forward(&p, &x, Dims4::new(2, 1, 16, 16), &[1.0, -1.0])
+        .is_err());
+    assert!(net
+        .forward(&p[1..], &x, Dims4::new(2, 1, 16, 16), &[1.0, 1.0])
+        .is_err());
+    let mut cfg = UNetConfig::demo();
+    cfg.groups = 3;
+    assert!(UNet::new(cfg).is_err());
+    let mut cfg = UNetConfig::demo();
+    cfg.padding = "reflect".into();
+    assert!(UNet::new(cfg).is_err());
+}
