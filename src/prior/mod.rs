@@ -13,8 +13,10 @@
 //! covariance as a pixel power spectrum.
 
 pub mod gaussian;
+pub mod neural;
 
 pub use gaussian::GaussianPrior;
+pub use neural::NeuralPrior;
 
 use crate::error::Result;
 use crate::grid::Grid;
@@ -36,6 +38,14 @@ pub trait Prior: Send + Sync {
     /// Prior pixel power on the half spectrum `[ky][kx]` of a Gaussian model
     /// of the prior (exact for [`GaussianPrior`]); `None` if the prior has none.
     fn gaussian_power(&self) -> Option<&[f64]>;
+
+    /// The largest noise level the denoiser is valid at, if limited (a learned
+    /// denoiser's training range). Samplers start there by default, from the
+    /// diffused Gaussian model of [`Prior::gaussian_power`]: at noise levels
+    /// well above the field's own scale, `p_sigma` is Gaussian to high accuracy.
+    fn sigma_max(&self) -> Option<f64> {
+        None
+    }
 
     /// `out = (D(x; sigma) - x) / sigma²`.
     fn score(&self, x: &[f32], sigma: f64, out: &mut [f32]) -> Result<()> {

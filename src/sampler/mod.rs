@@ -139,7 +139,8 @@ pub struct SamplerConfig {
     pub kind: SamplerKind,
     /// Number of noise levels (including both ends).
     pub levels: usize,
-    /// Largest level; `None` = 20 x the prior's largest pixel std.
+    /// Largest level; `None` = 20 x the prior's largest pixel std, capped at
+    /// the model's [`ScoreModel::sigma_max`] (a learned prior's training range).
     pub sigma_max: Option<f64>,
     /// Smallest level.
     pub sigma_min: f64,
@@ -166,7 +167,10 @@ impl Default for SamplerConfig {
 impl SamplerConfig {
     /// The noise levels of this configuration for a model.
     pub fn noise_levels(&self, model: &dyn ScoreModel) -> Result<Vec<f64>> {
-        let smax = self.sigma_max.unwrap_or_else(|| 20.0 * model.prior_scale());
+        let smax = self.sigma_max.unwrap_or_else(|| {
+            let s = 20.0 * model.prior_scale();
+            model.sigma_max().map_or(s, |m| m.min(s))
+        });
         let schedule = self.schedule.unwrap_or(match self.kind {
             SamplerKind::HeunOde | SamplerKind::EdmStochastic { .. } => Schedule::Edm { rho: 7.0 },
             _ => Schedule::Geometric,

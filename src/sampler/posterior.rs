@@ -83,6 +83,12 @@ pub trait ScoreModel: Sync {
     /// that carry per-chain state between evaluations (warm starts) reset it,
     /// so that a chain's result never depends on the other chains of its batch.
     fn begin_batch(&self, _chains: usize) {}
+
+    /// The largest noise level the prior is valid at (a learned denoiser's
+    /// training range), if limited; the default `sigma_max` does not exceed it.
+    fn sigma_max(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Observed shear and its noise model.
@@ -441,6 +447,10 @@ impl ScoreModel for GuidedPosterior<'_> {
                 .map(|&s| if s > 0.0 { 1.0 / (1.0 / s + wbar) } else { 0.0 } + sigma * sigma)
                 .collect(),
         )
+    }
+
+    fn sigma_max(&self) -> Option<f64> {
+        self.prior.sigma_max()
     }
 
     fn begin_batch(&self, _chains: usize) {

@@ -1,0 +1,105 @@
+//! The learned prior: a neural denoiser ([`crate::nn::Denoiser`]) on one grid.
+//!
+//! `denoise` is the network's `D(x; σ)` (pure or Gaussian + neural hybrid),
+//! `denoise_vjp` its vector–Jacobian product by the hand-written backward
+//! pass, and `gaussian_power` the Gaussian model the guidance schemes use for
+//! the likelihood covariance: the hybrid's own Gaussian part, or for a pure
+//! network a power spectrum given with [`NeuralPrior::with_guidance_power`].
+
+use crate::error::{Error, Result};
+use crate::grid::Grid;
+use crate::nn::{Denoiser, Dims4};
+use crate::prior::{GaussianPrior, Prior};
+
+/// A neural denoiser prior evaluated on a fixed grid.
+pub struct NeuralPrior {
+    grid: Grid,
+    denoiser: Denoiser,
+    gauss: Option<GaussianPrior>,
+    guidance_power: Option<Vec<f64>>,
+}
+
+impl NeuralPrior {
+    /// The prior of `denoiser` on `grid` (sides must suit the U-Net depth).
+    pub fn new(denoiser: Denoiser, grid: Grid) -> Result<Self> {
+        let m = denoiser.unet().config().side_multiple();
+        if grid.nx % m != 0 || grid.ny % m != 0 {
+            return Err(Error::invalid(
+                "grid",
+                format!(
+                    "{}x{} maps do not suit this network: sides must be multiples of {m}",
+                    grid.nx, grid.ny
+                ),
+            ));
+        }
+        let gauss = denoiser.gaussian_prior(grid)?;
+        Ok(NeuralPrior {
+            grid,
+            denoiser,
+            gauss,
+            guidance_power: None,
+        })
+    }
+
+    /// Sets the Gaussian power model used by guidance (pixel power on the half
+    /// spectrum, as [`GaussianPrior::power`]); replaces the hybrid's own.
+    pub fn with_guidance_power(mut self, power: Vec<f64>) -> Result<Self> {
+        crate::spectrum::check_power(&self.grid, &power)?;
+        let mut power = power;
+        power[0] = 0.0;
+        self.guidance_power = Some(power);
+        Ok(self)
+    }
+
+    /// The denoiser.
+    pub fn denoiser(&self) -> &Denoiser {
+        &self.denoiser
+    }
+
+    fn dims(&self, x: &[f32]) -> Result<Dims4> {
+        let b = self.grid.check_batch("x", x)?;
+        Ok(Dims4::new(b, 1, self.grid.ny, self.grid.nx))
+    }
+}
+
+impl Prior for NeuralPrior {
+    fn grid(&self) -> &Grid {
+        &self.grid
+    }
+
+    fn name(&self) -> String {
+        format!("neural-{}", self.denoiser.meta().kind.name())
+    }
+
+    fn denoise(&self, x: &[f32], sigma: f64, out: &mut [f32]) -> Result<()> {
+        let dims = self.dims(x)?;
+        crate::error::check_len("out", out, x.len())?;
+        let d = self
+            .denoiser
+            .denoise(x, dims, &vec![sigma; dims.n], self.gauss.as_ref())?;
+        out.copy_from_slice(&d);
+        Ok(())
+    }
+
+    fn denoise_vjp(&self, x: &[f32], sigma: f64, v: &[f32], out: &mut [f32]) -> Result<()> {
+        let dims = self.dims(x)?;
+        crate::error::check_len("v", v, x.len())?;
+        crate::error::check_len("out", out, x.len())?;
+        let dn = &self.denoiser;
+        let sig = vec![sigma; dims.n];
+        let (_, cache) = dn.forward_cached(&dn.params, x, dims, &sig, self.gauss.as_ref())?;
+        let j = dn.vjp(&dn.params, &cache, v, self.gauss.as_ref(), None)?;
+        out.copy_from_slice(&j);
+        Ok(())
+    }
+
+    fn sigma_max(&self) -> Option<f64> {
+        self.denoiser.meta().sigma_max
+    }
+
+    fn gaussian_power(&self) -> Option<&[f64]> {
+        self.guidance_power
+            .as_deref()
+            .or_else(|| self.gauss.as_ref().map(|g| g.power()))
+    }
+}
