@@ -51,34 +51,26 @@ fn pure_network_matches_wiener_on_gaussian_fields() {
     let crop = 32;
     let grid = Grid::square(crop, PIXEL).unwrap();
     let power = ClTable::default_kappa().pixel_power(&grid);
-    let probe = lensdiff::fields::gaussian_fields(&grid, &power, 9, 0, 64).unwrap();
-    let sd = field_std(&probe);
+    let data = TrainingData::Gaussian {
+        power: power.clone(),
+        seed: 3,
+    };
+    let sd = data.sigma_data(&grid).unwrap();
     let meta = DenoiserMeta::new(DenoiserKind::Pure, sd, PIXEL);
     let den = Denoiser::new(UNetConfig::demo(), meta, None, 1).unwrap();
     let cfg = TrainConfig {
-        steps: 300,
+        steps: 400,
         batch: 16,
         crop,
         heldout: 32,
         seed: 5,
         ..TrainConfig::default()
     };
-    let mut tr = Trainer::new(
-        den,
-        TrainingData::Gaussian {
-            power: power.clone(),
-            seed: 3,
-        },
-        cfg,
-    )
-    .unwrap();
+    let mut tr = Trainer::new(den, data, cfg).unwrap();
     let t0 = std::time::Instant::now();
     tr.run(|s, rate| {
-        if s.step % 50 == 0 {
-            eprintln!(
-                "step {} loss {:.4} |g| {:.3} lr {:.2e} {rate:.0} maps/s",
-                s.step, s.loss, s.grad_norm, s.lr
-            )
+        if s.step % 100 == 0 {
+            eprintln!("step {} loss {:.4} {rate:.0} maps/s", s.step, s.loss)
         }
     })
     .unwrap();
@@ -90,6 +82,152 @@ fn pure_network_matches_wiener_on_gaussian_fields() {
     let net = tr.heldout_loss(true).unwrap();
     let wf = tr.heldout_loss_of(&wiener(&prior)).unwrap();
     report("gaussian", &net, &wf);
+    // The Wiener denoiser is the Bayes-optimal denoiser here, so no network
+    // can beat it beyond the sampling noise of 32 held-out maps: the ratio is
+    // >= 0.97. Within 10% at sigma = 0.1, 0.3, 1 and 3 sigma_data.
+    for (a, b) in net.iter().zip(&wf).skip(1) {
+        let r = a.mse / b.mse;
+        assert!(
+            (0.97..1.10).contains(&r),
+            "at sigma {:.4}: network/Wiener MSE ratio {r:.3} outside [0.97, 1.10)",
+            a.sigma
+        );
+    }
+}
+
+#[test]
+fn checkpoints_resume_exactly_and_models_round_trip() {
+    let grid = Grid::square(16, PIXEL).unwrap();
+    let power = ClTable::default_kappa().pixel_power(&grid);
+    let field = lensdiff::fields::LogNormal::new(&grid, &power, 0.03).unwrap();
+    let data = || TrainingData::LogNormal {
+        field: field.clone(),
+        seed: 2,
+    };
+    let mut cfg_net = UNetConfig::demo();
+    cfg_net.channels = vec![8, 16];
+    let table = ClTable::default_kappa();
+    let meta = DenoiserMeta::new(DenoiserKind::Hybrid, 0.02, PIXEL);
+    let den = Denoiser::new(cfg_net, meta, Some(table), 4).unwrap();
+    let cfg = TrainConfig {
+        steps: 6,
+        batch: 4,
+        crop: 16,
+        heldout: 4,
+        warmup: 2,
+        ..TrainConfig::default()
+    };
+    let mut full = Trainer::new(den.clone(), data(), cfg.clone()).unwrap();
+    full.run(|_, _| {}).unwrap();
+
+    let dir = std::env::temp_dir().join(format!("lensdiff-train-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("half.ckpt.safetensors");
+    let mut half = Trainer::new(den, data(), cfg).unwrap();
+    for _ in 0..3 {
+        half.step().unwrap();
+    }
+    half.save_checkpoint(&ckpt).unwrap();
+    drop(half);
+    let mut resumed = Trainer::resume(&ckpt, data(), None).unwrap();
+    assert_eq!(resumed.step_count(), 3);
+    resumed.run(|_, _| {}).unwrap();
+    assert_eq!(
+        resumed.denoiser().params,
+        full.denoiser().params,
+        "resume is bitwise exact"
+    );
+    assert_eq!(resumed.ema_denoiser().params, full.ema_denoiser().params);
+    assert_ne!(full.denoiser().params, full.ema_denoiser().params);
+
+    // a resume on other data is refused
+    let other = TrainingData::LogNormal {
+        field: field.clone(),
+        seed: 3,
+    };
+    assert!(Trainer::resume(&ckpt, other, None).is_err());
+
+    // the saved model loads back with its EMA weights, sigma_max and C_ell
+    let model = dir.join("model.safetensors");
+    full.save_model(&model).unwrap();
+    let back = Denoiser::load(&model).unwrap();
+    let ema = full.ema_denoiser();
+    assert_eq!(back.params, ema.params);
+    assert_eq!(back.meta(), ema.meta());
+    assert!(back.meta().sigma_max.is_some());
+    assert_eq!(
+        back.gaussian().unwrap().ell().len(),
+        ClTable::default_kappa().ell().len()
+    );
+    // a checkpoint is not mistaken for a model of another format, and vice versa
+    assert!(Trainer::resume(&model, data(), None).is_err());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_training_data_is_a_clear_error() {
+    let msg = |r: lensdiff::Result<TrainingData>| match r {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("accepted bad data"),
+    };
+    let m = msg(TrainingData::stack(vec![], 0, 16, 16));
+    assert!(m.contains("empty"), "{m}");
+    let mut maps = vec![0.1f32; 2 * 16 * 16];
+    maps[16 * 16 + 3 * 16 + 5] = f32::NAN;
+    let m = msg(TrainingData::stack(maps, 2, 16, 16));
+    assert!(m.contains("map 1") && m.contains("(3, 5)"), "{m}");
+    assert!(TrainingData::stack(vec![0.0; 10], 2, 16, 16).is_err());
+    // constant maps have no scale
+    let flat = TrainingData::stack(vec![0.5; 3 * 256], 3, 16, 16).unwrap();
+    assert!(flat.sigma_data(&Grid::square(16, PIXEL).unwrap()).is_err());
+
+    let den = || {
+        Denoiser::new(
+            UNetConfig::demo(),
+            DenoiserMeta::new(DenoiserKind::Pure, 0.02, PIXEL),
+            None,
+            0,
+        )
+        .unwrap()
+    };
+    let stack = || {
+        let maps: Vec<f32> = (0..4 * 16 * 16).map(|i| (i as f32 * 0.37).sin()).collect();
+        TrainingData::stack(maps, 4, 16, 16).unwrap()
+    };
+    let cfg = |crop: usize, heldout: usize| TrainConfig {
+        crop,
+        heldout,
+        batch: 2,
+        ..TrainConfig::default()
+    };
+    // crop larger than the maps, crop not a multiple of the network's 2^(L-1),
+    // every map held out, zero learning rate
+    assert!(Trainer::new(den(), stack(), cfg(32, 1)).is_err());
+    assert!(Trainer::new(den(), stack(), cfg(15, 1)).is_err());
+    assert!(Trainer::new(den(), stack(), cfg(16, 4)).is_err());
+    let mut bad = cfg(16, 1);
+    bad.lr = 0.0;
+    assert!(Trainer::new(den(), stack(), bad).is_err());
+    // a hybrid without its Gaussian part, a pure one with one
+    let table = ClTable::default_kappa();
+    assert!(Denoiser::new(
+        UNetConfig::demo(),
+        DenoiserMeta::new(DenoiserKind::Hybrid, 0.02, PIXEL),
+        None,
+        0
+    )
+    .is_err());
+    assert!(Denoiser::new(
+        UNetConfig::demo(),
+        DenoiserMeta::new(DenoiserKind::Pure, 0.02, PIXEL),
+        Some(table),
+        0
+    )
+    .is_err());
+    // a stack trains
+    let mut t = Trainer::new(den(), stack(), cfg(16, 1)).unwrap();
+    let s = t.step().unwrap();
+    assert!(s.loss.is_finite() && s.grad_norm > 0.0);
 }
 
 /// Trains the demo network on log-normal fields; returns the trainer, the
@@ -157,10 +295,11 @@ fn learned_prior_on_lognormal_fields_beats_wiener_and_is_calibrated() {
     let noise = NoiseModel::uniform(grid, 0.02, None).unwrap();
     // default sampler: starts at the network's trained sigma_max (6 sigma_data)
     let cfg = SamplerConfig::default();
-    let chains = 16;
-    // predictive intervals mean ± t s sqrt(1 + 1/n) from n = 16 samples: exact
-    // coverage for a Gaussian posterior whatever n (t quantiles of 15 dof)
-    let (t68, t95) = (1.0663, 2.2483);
+    let chains = 8;
+    // predictive intervals mean ± t s sqrt(1 + 1/n) from n = 8 samples: exact
+    // coverage for a Gaussian posterior whatever n (t quantiles of 7 dof,
+    // times sqrt(9/8))
+    let (t68, t95) = (1.1420, 2.5761);
     let (mut se_net, mut se_wf, mut c68, mut c95, mut count) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let fields = 10;
     let wf_filter = WienerFilter::new(grid, prior.power().to_vec()).unwrap();

@@ -213,6 +213,14 @@ impl Denoiser {
             _ => {}
         }
         crate::error::check_finite("params", &params)?;
+        // The file stores the table in f32: round it here too, so that a saved
+        // and reloaded denoiser (and a resumed training run) is bitwise the same.
+        let gaussian = gaussian
+            .map(|t| {
+                let r = |v: &[f64]| v.iter().map(|&x| x as f32 as f64).collect::<Vec<_>>();
+                ClTable::new(r(t.ell()), r(t.cl()))
+            })
+            .transpose()?;
         Ok(Denoiser {
             unet,
             params,

@@ -232,6 +232,29 @@ impl TrainingData {
         })
     }
 
+    /// The data scale `σ_d` for the preconditioning: the pixel standard
+    /// deviation of the stack, or of 64 realisations of the simulated field on
+    /// `grid` (realisations `2^47 …`, disjoint from training and held-out maps).
+    pub fn sigma_data(&self, grid: &Grid) -> Result<f64> {
+        let maps = match self {
+            TrainingData::Stack { maps, .. } => maps.clone(),
+            TrainingData::Gaussian { power, seed } => {
+                gaussian_fields(grid, power, *seed, 1 << 47, 64)?
+            }
+            TrainingData::LogNormal { field, seed } => field.sample(grid, *seed, 1 << 47, 64)?,
+        };
+        let n = maps.len() as f64;
+        let mean = maps.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = maps.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        if !(var > 0.0) {
+            return Err(Error::invalid(
+                "maps",
+                "the training maps are constant (zero variance)",
+            ));
+        }
+        Ok(var.sqrt())
+    }
+
     fn name(&self) -> String {
         match self {
             TrainingData::Stack { count, ny, nx, .. } => format!("stack of {count} maps {ny}x{nx}"),

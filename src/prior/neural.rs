@@ -6,8 +6,11 @@
 //! the likelihood covariance: the hybrid's own Gaussian part, or for a pure
 //! network a power spectrum given with [`NeuralPrior::with_guidance_power`].
 
+use std::sync::Mutex;
+
 use crate::error::{Error, Result};
 use crate::grid::Grid;
+use crate::nn::denoiser::DenoiserCache;
 use crate::nn::{Denoiser, Dims4};
 use crate::prior::{GaussianPrior, Prior};
 
@@ -17,6 +20,10 @@ pub struct NeuralPrior {
     denoiser: Denoiser,
     gauss: Option<GaussianPrior>,
     guidance_power: Option<Vec<f64>>,
+    /// The last forward pass (input, σ, activations): guidance calls
+    /// `denoise(x)` and then `denoise_vjp(x, v)` at the same point, and the
+    /// second call reuses the first's activations instead of recomputing them.
+    last: Mutex<Option<(Vec<f32>, f64, DenoiserCache)>>,
 }
 
 impl NeuralPrior {
@@ -38,6 +45,7 @@ impl NeuralPrior {
             denoiser,
             gauss,
             guidance_power: None,
+            last: Mutex::new(None),
         })
     }
 
@@ -74,10 +82,13 @@ impl Prior for NeuralPrior {
     fn denoise(&self, x: &[f32], sigma: f64, out: &mut [f32]) -> Result<()> {
         let dims = self.dims(x)?;
         crate::error::check_len("out", out, x.len())?;
-        let d = self
-            .denoiser
-            .denoise(x, dims, &vec![sigma; dims.n], self.gauss.as_ref())?;
+        let dn = &self.denoiser;
+        let sig = vec![sigma; dims.n];
+        let (d, cache) = dn.forward_cached(&dn.params, x, dims, &sig, self.gauss.as_ref())?;
         out.copy_from_slice(&d);
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((x.to_vec(), sigma, cache));
+        }
         Ok(())
     }
 
@@ -87,7 +98,19 @@ impl Prior for NeuralPrior {
         crate::error::check_len("out", out, x.len())?;
         let dn = &self.denoiser;
         let sig = vec![sigma; dims.n];
-        let (_, cache) = dn.forward_cached(&dn.params, x, dims, &sig, self.gauss.as_ref())?;
+        let cached = self
+            .last
+            .lock()
+            .ok()
+            .and_then(|mut l| l.take())
+            .filter(|(lx, ls, _)| *ls == sigma && lx.as_slice() == x);
+        let cache = match cached {
+            Some((_, _, c)) => c,
+            None => {
+                dn.forward_cached(&dn.params, x, dims, &sig, self.gauss.as_ref())?
+                    .1
+            }
+        };
         let j = dn.vjp(&dn.params, &cache, v, self.gauss.as_ref(), None)?;
         out.copy_from_slice(&j);
         Ok(())

@@ -11,6 +11,7 @@ mod ks_cmd;
 mod sample_cmd;
 mod simulate;
 mod spectrum_cmd;
+mod train_cmd;
 mod wiener_cmd;
 
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ enum Command {
     Simulate(simulate::Args),
     /// Binned angular power spectrum of a map or a stack of maps.
     Spectrum(spectrum_cmd::Args),
+    /// Train a neural denoiser prior (U-Net, denoising score matching) on maps or simulations.
+    Train(Box<train_cmd::Args>),
     /// The main job on built-in defaults: simulate a field, run KS, Wiener and posterior sampling, write the figure.
     Demo(demo::Args),
 }
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Wiener(a) => wiener_cmd::run(a),
         Command::Simulate(a) => simulate::run(a),
         Command::Spectrum(a) => spectrum_cmd::run(a),
+        Command::Train(a) => train_cmd::run(*a),
         Command::Demo(a) => demo::run(a),
     };
     match result {

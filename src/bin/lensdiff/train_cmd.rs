@@ -1,0 +1,294 @@
+//! `lensdiff train`: train a neural denoiser prior by denoising score matching.
+
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use lensdiff::fields::LogNormal;
+use lensdiff::nn::train::{BandLoss, HELDOUT_SIGMAS};
+use lensdiff::nn::{
+    Denoiser, DenoiserKind, DenoiserMeta, TrainConfig, Trainer, TrainingData, UNetConfig,
+};
+use lensdiff::prior::{GaussianPrior, Prior};
+use lensdiff::spectrum::ClTable;
+use lensdiff::{Error, Grid, Result};
+
+use crate::common::progress;
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+pub enum Simulated {
+    /// Gaussian random fields with the C_ell of --cl.
+    Gaussian,
+    /// Log-normal fields with the C_ell of --cl and shift --lambda.
+    Lognormal,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+pub enum Net {
+    /// 2 levels (16, 32 channels), 1 block per level: ~36 k parameters.
+    Demo,
+    /// 4 levels (32, 64, 128, 176 channels), 2 blocks: ~3.0 M parameters (Remy et al. 2023 size).
+    Remy2023,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+pub enum Kind {
+    /// D = c_skip x + c_out F: everything learned.
+    Pure,
+    /// D = Wiener denoiser of --cl + c_out F (Remy et al. 2023).
+    Hybrid,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Training maps: FITS or npy stack [count][ny][nx] (or one map). Omit to simulate with --simulate.
+    #[arg(long, conflicts_with = "simulate")]
+    pub data: Option<PathBuf>,
+    /// Simulate training fields on the fly (a fresh realisation for every item of every step).
+    #[arg(long, value_enum)]
+    pub simulate: Option<Simulated>,
+    /// C_ell table (text `ell C_ell` or npy (2, n)) of simulated fields and of the hybrid's Gaussian part
+    /// (default: built-in kappaTNG-like spectrum).
+    #[arg(long)]
+    pub cl: Option<PathBuf>,
+    /// Log-normal shift of simulated fields.
+    #[arg(long, default_value_t = 0.03)]
+    pub lambda: f64,
+    /// Seed of the simulated fields.
+    #[arg(long, default_value_t = 1)]
+    pub data_seed: u64,
+    /// Pixel size in arcmin of the training maps.
+    #[arg(long, default_value_t = 0.5)]
+    pub pixel_arcmin: f64,
+    /// Network size.
+    #[arg(long, value_enum, default_value_t = Net::Demo)]
+    pub net: Net,
+    /// Channels per level, e.g. 16,32,64 (overrides --net's).
+    #[arg(long, value_delimiter = ',')]
+    pub channels: Option<Vec<usize>>,
+    /// Convolution padding.
+    #[arg(long, default_value = "periodic", value_parser = ["periodic", "zero"])]
+    pub padding: String,
+    /// Pure network or Gaussian + neural hybrid.
+    #[arg(long, value_enum, default_value_t = Kind::Hybrid)]
+    pub kind: Kind,
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 2000)]
+    pub steps: u64,
+    /// Maps per step.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Side of the square training crops.
+    #[arg(long, default_value_t = 32)]
+    pub crop: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    /// Warm-up steps.
+    #[arg(long, default_value_t = 100)]
+    pub warmup: u64,
+    /// EMA decay per step.
+    #[arg(long, default_value_t = 0.995)]
+    pub ema: f64,
+    /// Held-out maps (the last ones of a stack).
+    #[arg(long, default_value_t = 16)]
+    pub heldout: usize,
+    /// Training seed (noise levels, noise, crops, flips).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Evaluate the held-out loss every this many steps (0: only at the end).
+    #[arg(long, default_value_t = 500)]
+    pub eval_every: u64,
+    /// Write a checkpoint every this many steps (0: only at the end).
+    #[arg(long, default_value_t = 500)]
+    pub checkpoint_every: u64,
+    /// Checkpoint file (resumable; default: OUT with .ckpt.safetensors).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Resume from this checkpoint (same data; --steps may be raised).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// The trained model (EMA weights), safetensors.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+fn training_data(a: &Args, grid: &Grid, table: &ClTable) -> Result<TrainingData> {
+    match (&a.data, a.simulate) {
+        (Some(path), _) => {
+            let stack = lensdiff::io::read_stack(path)?;
+            let (count, ny, nx) = stack.dim();
+            let maps: Vec<f32> = stack.iter().copied().collect();
+            TrainingData::stack(maps, count, ny, nx).map_err(|e| match e {
+                Error::InvalidArgument { name, reason } => {
+                    Error::invalid(name, format!("{}: {reason}", path.display()))
+                }
+                other => other,
+            })
+        }
+        (None, Some(kind)) => {
+            let power = table.pixel_power(grid);
+            Ok(match kind {
+                Simulated::Gaussian => TrainingData::Gaussian {
+                    power,
+                    seed: a.data_seed,
+                },
+                Simulated::Lognormal => TrainingData::LogNormal {
+                    field: LogNormal::new(grid, &power, a.lambda)?,
+                    seed: a.data_seed,
+                },
+            })
+        }
+        (None, None) => Err(Error::invalid(
+            "--data",
+            "give training maps with --data or simulate them with --simulate gaussian|lognormal",
+        )),
+    }
+}
+
+fn print_bands(trainer: &Trainer, wiener: Option<&GaussianPrior>) -> Result<Vec<BandLoss>> {
+    let net = trainer.heldout_loss(true)?;
+    let wf = match wiener {
+        Some(p) => Some(trainer.heldout_loss_of(&|x, _d, s| {
+            let mut o = vec![0.0f32; x.len()];
+            p.denoise(x, s, &mut o)?;
+            Ok(o)
+        })?),
+        None => None,
+    };
+    eprintln!("  held-out MSE (EMA weights):");
+    for (i, b) in net.iter().enumerate() {
+        match &wf {
+            Some(w) => eprintln!(
+                "    sigma = {:>5} sigma_d = {:.3e}: {:.4e}   Wiener {:.4e}   ratio {:.3}",
+                HELDOUT_SIGMAS[i],
+                b.sigma,
+                b.mse,
+                w[i].mse,
+                b.mse / w[i].mse
+            ),
+            None => eprintln!(
+                "    sigma = {:>5} sigma_d = {:.3e}: {:.4e}",
+                HELDOUT_SIGMAS[i], b.sigma, b.mse
+            ),
+        }
+    }
+    Ok(net)
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let table = match &a.cl {
+        Some(p) => ClTable::read(p)?,
+        None => ClTable::default_kappa(),
+    };
+    let grid = Grid::square(a.crop, a.pixel_arcmin)?;
+    let data = training_data(&a, &grid, &table)?;
+    let checkpoint = a
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| a.out.with_extension("ckpt.safetensors"));
+    let mut trainer = match &a.resume {
+        Some(path) => {
+            let t = Trainer::resume(path, data, Some(a.steps))?;
+            eprintln!(
+                "lensdiff train: resumed {} at step {}",
+                path.display(),
+                t.step_count()
+            );
+            t
+        }
+        None => {
+            let mut config = match a.net {
+                Net::Demo => UNetConfig::demo(),
+                Net::Remy2023 => UNetConfig::remy_2023(),
+            };
+            if let Some(c) = &a.channels {
+                config.channels = c.clone();
+            }
+            config.padding = a.padding.clone();
+            let sd = data.sigma_data(&grid)?;
+            let kind = match a.kind {
+                Kind::Pure => DenoiserKind::Pure,
+                Kind::Hybrid => DenoiserKind::Hybrid,
+            };
+            let gaussian = (kind == DenoiserKind::Hybrid).then(|| table.clone());
+            let mut den = Denoiser::new(
+                config,
+                DenoiserMeta::new(kind, sd, a.pixel_arcmin),
+                gaussian,
+                a.seed,
+            )?;
+            let what = match (&a.data, a.simulate) {
+                (Some(p), _) => format!("maps from {}", p.display()),
+                (None, Some(Simulated::Gaussian)) => "simulated Gaussian fields".to_string(),
+                (None, _) => format!("simulated log-normal fields (lambda {})", a.lambda),
+            };
+            den.set_description(format!(
+                "{} denoiser trained by `lensdiff train` on {what}, {}x{} crops at {} arcmin",
+                kind.name(),
+                a.crop,
+                a.crop,
+                a.pixel_arcmin
+            ));
+            let cfg = TrainConfig {
+                steps: a.steps,
+                batch: a.batch,
+                crop: a.crop,
+                lr: a.lr,
+                warmup: a.warmup,
+                ema_decay: a.ema,
+                heldout: a.heldout,
+                seed: a.seed,
+                ..TrainConfig::default()
+            };
+            Trainer::new(den, data, cfg)?
+        }
+    };
+    let den = trainer.denoiser();
+    eprintln!(
+        "lensdiff train: {} U-Net, {} parameters, channels {:?}; sigma_data {:.4e}; {} steps of {} crops {}x{}",
+        den.meta().kind.name(),
+        den.unet().n_params(),
+        den.unet().config().channels,
+        den.meta().sigma_data,
+        trainer.config().steps,
+        trainer.config().batch,
+        trainer.config().crop,
+        trainer.config().crop
+    );
+    // The Wiener denoiser of the field's spectrum, the baseline of the held-out table.
+    let wiener = GaussianPrior::from_cl(*trainer.grid(), &table).ok();
+    let total = trainer.config().steps;
+    let pb = progress(Some(total), "train");
+    pb.set_position(trainer.step_count());
+    let mut loss_avg = None::<f64>;
+    while trainer.step_count() < total {
+        let t0 = std::time::Instant::now();
+        let s = trainer.step()?;
+        let rate = trainer.config().batch as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+        let avg = loss_avg.map_or(s.loss, |m| 0.98 * m + 0.02 * s.loss);
+        loss_avg = Some(avg);
+        pb.set_position(trainer.step_count());
+        pb.set_message(format!("loss {avg:.4} lr {:.1e} {rate:.0} maps/s", s.lr));
+        let done = trainer.step_count();
+        if a.eval_every > 0 && done % a.eval_every == 0 && done < total {
+            pb.suspend(|| {
+                eprintln!("  step {done}: loss {avg:.4}");
+                print_bands(&trainer, wiener.as_ref())
+            })?;
+        }
+        if a.checkpoint_every > 0 && done % a.checkpoint_every == 0 {
+            trainer.save_checkpoint(&checkpoint)?;
+        }
+    }
+    pb.finish_and_clear();
+    trainer.save_checkpoint(&checkpoint)?;
+    trainer.save_model(&a.out)?;
+    eprintln!("lensdiff train: {} steps done", trainer.step_count());
+    print_bands(&trainer, wiener.as_ref())?;
+    eprintln!(
+        "lensdiff train: wrote {} (model, EMA weights) and {} (checkpoint)",
+        a.out.display(),
+        checkpoint.display()
+    );
+    Ok(())
+}
