@@ -246,7 +246,7 @@ impl TrainingData {
         let n = maps.len() as f64;
         let mean = maps.iter().map(|&v| v as f64).sum::<f64>() / n;
         let var = maps.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-        if !(var > 0.0) {
+        if var.is_nan() || var <= 0.0 {
             return Err(Error::invalid(
                 "maps",
                 "the training maps are constant (zero variance)",
