@@ -194,6 +194,7 @@ fn demo_writes_its_figures() {
         "Wiener filter",
         "posterior mean",
         "one posterior sample",
+        "neural-prior mean",
     ] {
         assert!(out.contains(row), "{row} missing:\n{out}");
     }
@@ -204,6 +205,118 @@ fn demo_writes_its_figures() {
     }
     let samples = lensdiff::io::read_stack(&d.join("samples.fits")).unwrap();
     assert_eq!(samples.dim(), (4, 64, 64));
+    let neural = lensdiff::io::read_stack(&d.join("neural_samples.fits")).unwrap();
+    assert_eq!(neural.dim(), (4, 64, 64));
+}
+
+#[test]
+fn train_writes_a_model_that_resumes_and_samples() {
+    let d = common::temp_dir("cli-train");
+    let model = d.join("m.safetensors");
+    let ckpt = d.join("m.ckpt.safetensors");
+    let train = |steps: &str, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--simulate",
+            "lognormal",
+            "--steps",
+            steps,
+            "--batch",
+            "2",
+            "--crop",
+            "16",
+            "--heldout",
+            "2",
+            "--channels",
+            "8,16",
+            "--eval-every",
+            "0",
+            "--out",
+            s(&model),
+        ];
+        args.extend_from_slice(extra);
+        lensdiff(&args)
+    };
+    let o = train("4", &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("held-out MSE") && err.contains("Wiener"),
+        "{err}"
+    );
+    let den = lensdiff::nn::Denoiser::load(&model).unwrap();
+    assert_eq!(den.unet().config().channels, vec![8, 16]);
+    assert_eq!(den.meta().kind, lensdiff::nn::DenoiserKind::Hybrid);
+    // resume to 6 steps
+    let o = train("6", &["--resume", s(&ckpt)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("resumed"));
+    // resuming on other data is refused with one line
+    let o = train("8", &["--resume", s(&ckpt), "--data-seed", "9"]);
+    assert!(!o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr)
+            .trim_end()
+            .lines()
+            .count(),
+        1
+    );
+    // sample with the trained model
+    let grid = lensdiff::Grid::square(16, 0.5).unwrap();
+    let kappa = vec![0.0f32; grid.len()];
+    let e = d.join("e.npy");
+    lensdiff::io::write_array(
+        &e,
+        ndarray::ArrayView2::from_shape((16, 16), &kappa)
+            .unwrap()
+            .into_dyn(),
+        None,
+    )
+    .unwrap();
+    let out = d.join("post");
+    let o = lensdiff(&[
+        "sample",
+        "--e1",
+        s(&e),
+        "--e2",
+        s(&e),
+        "--sigma",
+        "0.05",
+        "--pixel-arcmin",
+        "0.5",
+        "--model",
+        s(&model),
+        "--chains",
+        "2",
+        "--levels",
+        "8",
+        "--out",
+        s(&out),
+        "--format",
+        "npy",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(summary.contains("neural-hybrid"), "{summary}");
+    // a stack with a NaN is refused by name
+    let bad = d.join("bad.npy");
+    let mut m = ndarray::Array3::<f32>::zeros((3, 16, 16));
+    m[[1, 2, 3]] = f32::NAN;
+    lensdiff::io::write_array(&bad, m.view().into_dyn(), None).unwrap();
+    let o = lensdiff(&[
+        "train",
+        "--data",
+        s(&bad),
+        "--crop",
+        "16",
+        "--heldout",
+        "1",
+        "--out",
+        s(&model),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("non-finite"), "{err}");
 }
 
 #[test]
@@ -295,7 +408,7 @@ fn bad_input_exits_nonzero_with_one_line() {
 fn help_documents_every_subcommand() {
     let top = ok(&["--help"]);
     for c in [
-        "bin", "ks", "wiener", "simulate", "spectrum", "sample", "demo",
+        "bin", "ks", "wiener", "simulate", "spectrum", "sample", "train", "demo",
     ] {
         assert!(top.contains(c), "{c} missing from --help");
         let h = ok(&[c, "--help"]);

@@ -461,7 +461,19 @@ impl Denoiser {
 
     /// Loads a denoiser written by [`Denoiser::save`]; errors carry the path.
     pub fn load(path: &Path) -> Result<Self> {
-        let w = Weights::load(path)?;
+        Self::from_bytes(
+            &std::fs::read(path).map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?,
+            path,
+        )
+    }
+
+    /// Parses the bytes of a denoiser file (e.g. one embedded in a binary);
+    /// `path` labels errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let w = Weights::from_bytes(bytes, path)?;
         Self::from_weights(&w).map_err(|e| match e {
             Error::Format { reason, .. } => Error::Format {
                 path: path.to_path_buf(),

@@ -195,13 +195,19 @@ impl Weights {
             path: path.to_path_buf(),
             source,
         })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses the bytes of a safetensors file (e.g. one embedded in a binary);
+    /// `path` only labels errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
         let format = |reason: String| Error::Format {
             path: path.to_path_buf(),
             reason,
         };
-        let (_, header) = SafeTensors::read_metadata(&bytes)
+        let (_, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| format(format!("not a valid safetensors file: {e}")))?;
-        let file = SafeTensors::deserialize(&bytes)
+        let file = SafeTensors::deserialize(bytes)
             .map_err(|e| format(format!("not a valid safetensors file: {e}")))?;
 
         let mut weights = Weights::new();

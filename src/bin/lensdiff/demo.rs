@@ -1,24 +1,25 @@
 //! `lensdiff demo`: the main job on built-in defaults, no input files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use lensdiff::baselines::{kaiser_squires, WienerFilter, WienerOptions};
 use lensdiff::fields::{simulate_shear, LogNormal};
 use lensdiff::io::Wcs;
 use lensdiff::metrics::{pearson, rmse_centred};
+use lensdiff::nn::Denoiser;
 use lensdiff::noise::NoiseModel;
 use lensdiff::plot::{
     render_lineplot, series_color, Canvas, ColorMap, LinePlot, LineStyle, Series,
 };
-use lensdiff::prior::GaussianPrior;
+use lensdiff::prior::{GaussianPrior, NeuralPrior};
 use lensdiff::rng::{Philox, Stream};
-use lensdiff::sampler::{GuidedPosterior, ShearData};
+use lensdiff::sampler::{sample, GuidedPosterior, SampleSet, SamplerConfig, ShearData};
 use lensdiff::smoothing::Boundary;
 use lensdiff::spectrum::{bin_edges, estimate_cl, Binning, ClTable};
 use lensdiff::{Error, Grid, Result};
 
-use crate::common::{render_figure, robust_range, save, Panel};
+use crate::common::{progress, render_figure, robust_range, save, Panel};
 use crate::sample_cmd::{run_chains, SamplerArgs};
 
 #[derive(clap::Args)]
@@ -38,8 +39,68 @@ pub struct Args {
     /// Log-normal shift of the simulated field.
     #[arg(long, default_value_t = 0.03)]
     pub lambda: f64,
+    /// Neural denoiser prior (safetensors from `lensdiff train`); default: the
+    /// built-in model of models/README.md (hybrid, log-normal fields at 0.5'/px).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Chains of the neural-prior posterior (each costs a U-Net pass per level on the CPU).
+    #[arg(long, default_value_t = 4)]
+    pub neural_chains: usize,
+    /// Noise levels of the neural-prior posterior (Heun ODE).
+    #[arg(long, default_value_t = 32)]
+    pub neural_levels: usize,
+    /// Skip the neural-prior posterior.
+    #[arg(long)]
+    pub no_neural: bool,
     #[command(flatten)]
     pub sampler: SamplerArgs,
+}
+
+/// The pretrained denoiser shipped with lensdiff (see models/README.md for the
+/// `lensdiff train` command that made it).
+const DEMO_MODEL: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/models/demo-lognormal-hybrid.safetensors"
+));
+
+/// Posterior samples under the neural prior, with a progress bar.
+fn neural_posterior(
+    a: &Args,
+    grid: Grid,
+    data: &ShearData,
+    cfg: &SamplerConfig,
+) -> Result<SampleSet> {
+    let den = match &a.model {
+        Some(p) => Denoiser::load(p)?,
+        None => Denoiser::from_bytes(DEMO_MODEL, Path::new("<built-in demo model>"))?,
+    };
+    let trained = den.meta().pixel_arcmin;
+    if (trained - grid.pixel_arcmin).abs() > 1e-6 * trained {
+        eprintln!(
+            "lensdiff demo: warning: the neural prior was trained at {trained}'/px, the map has {}'/px",
+            grid.pixel_arcmin
+        );
+    }
+    let prior = NeuralPrior::new(den, grid)?;
+    let post = GuidedPosterior::new(&prior, data, a.sampler.guidance())?;
+    let ncfg = SamplerConfig {
+        levels: a.neural_levels,
+        ..cfg.clone()
+    };
+    let batch = a.sampler.batch.clamp(1, a.neural_chains.max(1));
+    let steps = a.neural_chains.div_ceil(batch) * ncfg.levels;
+    let pb = progress(Some(steps as u64), "neural-prior posterior");
+    let set = sample(
+        &post,
+        &ncfg,
+        a.sampler.seed,
+        0,
+        a.neural_chains,
+        batch,
+        &mut |done, _| pb.set_position(done as u64),
+    )?;
+    pb.finish_and_clear();
+    Ok(set)
 }
 
 /// A COSMOS-like footprint: a square tilted by 8° covering ~70% of the field,
@@ -143,6 +204,13 @@ pub fn run(a: Args) -> Result<()> {
     let set = run_chains(&post, &cfg, &a.sampler)?;
     let m = set.moments();
     let (mean, std) = (m.mean_f32(), m.std_f32());
+    let neural = if a.no_neural || a.neural_chains == 0 {
+        None
+    } else {
+        let nset = neural_posterior(&a, grid, &data, &cfg)?;
+        let nm = nset.moments();
+        Some((nm.mean_f32(), nm.std_f32(), nset))
+    };
 
     let wcs = Wcs::centred(&grid, 150.0, 2.2, true);
     let shape = [grid.ny, grid.nx];
@@ -170,6 +238,29 @@ pub fn run(a: Args) -> Result<()> {
         Some(&wcs),
         Some("kappa"),
     )?;
+    if let Some((nmean, nstd, nset)) = &neural {
+        save(
+            &a.out.join("neural_mean.fits"),
+            nmean,
+            &shape,
+            Some(&wcs),
+            None,
+        )?;
+        save(
+            &a.out.join("neural_std.fits"),
+            nstd,
+            &shape,
+            Some(&wcs),
+            None,
+        )?;
+        save(
+            &a.out.join("neural_samples.fits"),
+            &nset.samples,
+            &[nset.chains(), grid.ny, grid.nx],
+            Some(&wcs),
+            Some("kappa"),
+        )?;
+    }
 
     // one figure: maps (North up) above the power spectra
     let range = robust_range(&truth, None);
@@ -184,15 +275,40 @@ pub fn run(a: Args) -> Result<()> {
         magma("truth (log-normal)", &truth, false),
         magma("Kaiser-Squires 2 px", &ks, true),
         magma("Wiener filter", &wf.kappa, true),
-        magma(&format!("posterior mean ({})", set.chains()), &mean, true),
-        Panel::new("posterior std", &std, &grid, "kappa").masked(m, &grid),
-    ];
-    for i in 0..set.chains().min(2) {
-        panels.push(magma(
-            &format!("posterior sample {}", i + 1),
-            set.sample(i),
+        magma(
+            &format!("mean, Gaussian prior ({})", set.chains()),
+            &mean,
             true,
-        ));
+        ),
+    ];
+    let std_range = robust_range(&std, m);
+    let std_panel = |title: &str, data: &[f32]| {
+        Panel::new(title, data, &grid, "kappa")
+            .masked(m, &grid)
+            .range(std_range)
+    };
+    match &neural {
+        Some((nmean, nstd, nset)) => {
+            panels.push(magma(
+                &format!("mean, neural prior ({})", nset.chains()),
+                nmean,
+                true,
+            ));
+            panels.push(magma("sample, Gaussian prior", set.sample(0), true));
+            panels.push(magma("sample, neural prior", nset.sample(0), true));
+            panels.push(std_panel("std, Gaussian prior", &std));
+            panels.push(std_panel("std, neural prior", nstd));
+        }
+        None => {
+            panels.push(std_panel("posterior std", &std));
+            for i in 0..set.chains().min(2) {
+                panels.push(magma(
+                    &format!("posterior sample {}", i + 1),
+                    set.sample(i),
+                    true,
+                ));
+            }
+        }
     }
     let top = render_figure(
         &panels,
@@ -213,6 +329,16 @@ pub fn run(a: Args) -> Result<()> {
         )?,
         spectrum_series(&grid, "Wiener", &wf.kappa, &edges, 2, LineStyle::Points)?,
     ];
+    if let Some((_, _, nset)) = &neural {
+        series.push(spectrum_series(
+            &grid,
+            "neural-prior samples",
+            &nset.samples,
+            &edges,
+            4,
+            LineStyle::Points,
+        )?);
+    }
     let xs: Vec<f64> = (0..100)
         .map(|i| (edges[0].ln() + i as f64 / 99.0 * (edges[18].ln() - edges[0].ln())).exp())
         .collect();
@@ -248,12 +374,17 @@ pub fn run(a: Args) -> Result<()> {
         "  {:<28} {:>8} {:>8}",
         "estimator (inside the mask)", "RMSE", "r"
     );
-    for (name, map) in [
+    let mut rows: Vec<(&str, &[f32])> = vec![
         ("Kaiser-Squires, 2 px", &ks),
         ("Wiener filter", &wf.kappa),
         ("posterior mean", &mean),
-        ("one posterior sample", &set.samples[..grid.len()].to_vec()),
-    ] {
+        ("one posterior sample", set.sample(0)),
+    ];
+    if let Some((nmean, _, nset)) = &neural {
+        rows.push(("neural-prior mean", nmean));
+        rows.push(("one neural-prior sample", nset.sample(0)));
+    }
+    for (name, map) in rows {
         println!(
             "  {:<28} {:>8.5} {:>8.3}",
             name,
@@ -270,6 +401,15 @@ pub fn run(a: Args) -> Result<()> {
         set.seconds,
         set.chi2.iter().sum::<f64>() / set.chi2.len() as f64
     );
+    if let Some((_, _, nset)) = &neural {
+        println!(
+            "  neural prior: {} chains, {} NFE per chain, {:.1} s; mean shear chi2/dof {:.3}",
+            nset.chains(),
+            nset.nfe,
+            nset.seconds,
+            nset.chi2.iter().sum::<f64>() / nset.chi2.len() as f64
+        );
+    }
     println!(
         "  figure -> {}  ({:.1} s in all)",
         fig.display(),

@@ -6,8 +6,9 @@ use clap::ValueEnum;
 use lensdiff::baselines::kaiser_squires;
 use lensdiff::catalogue::{bin_catalogue, BinningOptions, Catalogue, Projection};
 use lensdiff::io::Wcs;
+use lensdiff::nn::Denoiser;
 use lensdiff::noise::NoiseModel;
-use lensdiff::prior::GaussianPrior;
+use lensdiff::prior::{GaussianPrior, NeuralPrior, Prior};
 use lensdiff::sampler::{
     sample, Guidance, GuidedPosterior, RefineMethod, Refinement, SampleSet, SamplerConfig,
     SamplerKind, ShearData,
@@ -192,9 +193,13 @@ pub struct Args {
     /// Prior family.
     #[arg(long, value_enum, default_value_t = PriorArg::Gaussian)]
     pub prior: PriorArg,
-    /// Prior C_ell table (default: built-in kappaTNG-like spectrum).
+    /// Prior C_ell table (default: built-in kappaTNG-like spectrum); with a
+    /// pure --model, the Gaussian model the guidance uses.
     #[arg(long)]
     pub cl: Option<PathBuf>,
+    /// Learned prior: a denoiser from `lensdiff train` (safetensors) instead of the Gaussian prior.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     #[command(flatten)]
     pub sampler: SamplerArgs,
     /// Output folder: samples, mean, std, ks, summary.json, figure.png.
@@ -451,9 +456,20 @@ pub fn run(a: Args) -> Result<()> {
         None => ClTable::default_kappa(),
     };
     let PriorArg::Gaussian = a.prior;
-    let prior = GaussianPrior::from_cl(grid, &table)?;
+    let prior: Box<dyn Prior> = match &a.model {
+        Some(p) => {
+            let np = NeuralPrior::new(Denoiser::load(p)?, grid)?;
+            // a pure network has no Gaussian part: guidance uses the C_ell's
+            if np.gaussian_power().is_none() {
+                Box::new(np.with_guidance_power(table.pixel_power(&grid))?)
+            } else {
+                Box::new(np)
+            }
+        }
+        None => Box::new(GaussianPrior::from_cl(grid, &table)?),
+    };
     let data = ShearData::new(g1, g2, noise)?;
-    let post = GuidedPosterior::new(&prior, &data, a.sampler.guidance())?;
+    let post = GuidedPosterior::new(prior.as_ref(), &data, a.sampler.guidance())?;
     let cfg = a.sampler.config();
     std::fs::create_dir_all(&a.out).map_err(|source| Error::Io {
         path: a.out.clone(),
@@ -500,11 +516,14 @@ pub fn run(a: Args) -> Result<()> {
     let fields = [
         (
             "prior",
-            json_str(&format!(
-                "gaussian ({})",
-                a.cl.as_ref()
-                    .map_or("built-in C_ell".into(), |p| p.display().to_string())
-            )),
+            json_str(&match &a.model {
+                Some(p) => format!("{} ({})", prior.name(), p.display()),
+                None => format!(
+                    "gaussian ({})",
+                    a.cl.as_ref()
+                        .map_or("built-in C_ell".into(), |p| p.display().to_string())
+                ),
+            }),
         ),
         ("guidance", json_str(post.guidance().name())),
         ("sampler", json_str(cfg.kind.name())),

@@ -1,0 +1,110 @@
+//! CPU speed of the learned prior (BENCHMARKS.md): forward pass, input VJP
+//! (what guidance needs) and forward + full backward (what training needs) per
+//! map, for the demo U-Net and the Remy-et-al.-2023-size U-Net at 360², with
+//! the batch that the sampler uses; and training throughput of the demo
+//! network on 32² crops. Each line is the median of `reps` runs; one thread
+//! count per run (set RAYON_NUM_THREADS).
+//!
+//! Run: `cargo bench --bench nn` (add `-- quick` for fewer repetitions).
+
+use std::time::Instant;
+
+use lensdiff::grid::Grid;
+use lensdiff::nn::{
+    Denoiser, DenoiserKind, DenoiserMeta, Dims4, TrainConfig, Trainer, TrainingData, UNetConfig,
+};
+use lensdiff::spectrum::ClTable;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn time(reps: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up
+    median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+fn network(name: &str, cfg: UNetConfig, side: usize, batch: usize, reps: usize) {
+    let meta = DenoiserMeta::new(DenoiserKind::Pure, 0.02, 0.29);
+    let mut den = Denoiser::new(cfg, meta, None, 0).unwrap();
+    // random weights everywhere (the initial output layer is zero)
+    let mut z = vec![0.0f32; den.params.len()];
+    lensdiff::rng::Philox::new(1, lensdiff::rng::Stream::Training, 0, 0).fill_normal(&mut z);
+    den.params
+        .iter_mut()
+        .zip(&z)
+        .for_each(|(p, z)| *p += 0.05 * z);
+    let dims = Dims4::new(batch, 1, side, side);
+    let mut x = vec![0.0f32; dims.len()];
+    lensdiff::rng::Philox::new(2, lensdiff::rng::Stream::Training, 0, 0).fill_normal(&mut x);
+    x.iter_mut().for_each(|v| *v *= 0.02);
+    let sigma = vec![0.05; batch];
+    let p = den.params.clone();
+    let fwd = time(reps, || {
+        den.forward_cached(&p, &x, dims, &sigma, None).unwrap();
+    });
+    let vjp = time(reps, || {
+        let (_, c) = den.forward_cached(&p, &x, dims, &sigma, None).unwrap();
+        den.vjp(&p, &c, &x, None, None).unwrap();
+    });
+    let mut g = vec![0.0f32; p.len()];
+    let full = time(reps, || {
+        let (_, c) = den.forward_cached(&p, &x, dims, &sigma, None).unwrap();
+        den.vjp(&p, &c, &x, None, Some(&mut g)).unwrap();
+    });
+    let per = |t: f64| 1e3 * t / batch as f64;
+    println!(
+        "{name:<10} {:>9} params  {side}x{side} batch {batch:>2}: forward {:8.1} ms/map   forward+VJP {:8.1} ms/map   forward+backward(weights) {:8.1} ms/map",
+        den.unet().n_params(),
+        per(fwd),
+        per(vjp),
+        per(full)
+    );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    let reps = if quick { 1 } else { 3 };
+    println!("threads: {}", rayon::current_num_threads());
+    network("demo", UNetConfig::demo(), 360, 4, reps);
+    network("remy_2023", UNetConfig::remy_2023(), 360, 1, reps);
+    network("demo", UNetConfig::demo(), 32, 16, reps * 5);
+
+    // training throughput: demo network, 32x32 log-normal crops, batch 16
+    let grid = Grid::square(32, 0.5).unwrap();
+    let power = ClTable::default_kappa().pixel_power(&grid);
+    let field = lensdiff::fields::LogNormal::new(&grid, &power, 0.03).unwrap();
+    let den = Denoiser::new(
+        UNetConfig::demo(),
+        DenoiserMeta::new(DenoiserKind::Pure, 0.025, 0.5),
+        None,
+        0,
+    )
+    .unwrap();
+    let steps = if quick { 10 } else { 40 };
+    let cfg = TrainConfig {
+        steps,
+        batch: 16,
+        crop: 32,
+        heldout: 1,
+        ..TrainConfig::default()
+    };
+    let mut tr = Trainer::new(den, TrainingData::LogNormal { field, seed: 1 }, cfg).unwrap();
+    let t = Instant::now();
+    tr.run(|_, _| {}).unwrap();
+    let s = t.elapsed().as_secs_f64();
+    println!(
+        "training   demo, 32x32 log-normal crops, batch 16: {:.0} maps/s ({:.1} ms/step, simulation included)",
+        (steps * 16) as f64 / s,
+        1e3 * s / steps as f64
+    );
+}
