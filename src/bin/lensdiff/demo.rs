@@ -289,14 +289,15 @@ pub fn run(a: Args) -> Result<()> {
     };
     match &neural {
         Some((nmean, nstd, nset)) => {
+            // rows: data and baselines; Gaussian prior; neural prior
+            panels.push(magma("sample, Gaussian prior", set.sample(0), true));
+            panels.push(std_panel("std, Gaussian prior", &std));
             panels.push(magma(
                 &format!("mean, neural prior ({})", nset.chains()),
                 nmean,
                 true,
             ));
-            panels.push(magma("sample, Gaussian prior", set.sample(0), true));
             panels.push(magma("sample, neural prior", nset.sample(0), true));
-            panels.push(std_panel("std, Gaussian prior", &std));
             panels.push(std_panel("std, neural prior", nstd));
         }
         None => {
@@ -313,7 +314,7 @@ pub fn run(a: Args) -> Result<()> {
     let top = render_figure(
         &panels,
         &grid,
-        4,
+        if neural.is_some() { 3 } else { 4 },
         Some("lensdiff demo: log-normal field, COSMOS-like mask and noise"),
     )?;
     let edges = bin_edges(&grid, Binning::Log(18))?;
@@ -380,7 +381,14 @@ pub fn run(a: Args) -> Result<()> {
         ("posterior mean", &mean),
         ("one posterior sample", set.sample(0)),
     ];
+    // the Gaussian-prior mean over as many chains as the neural one, for a fair row
+    let k = neural.as_ref().map_or(0, |n| n.2.chains().min(set.chains()));
+    let few_mean: Vec<f32> = (0..grid.len() * (k > 0) as usize)
+        .map(|i| (0..k).map(|c| set.sample(c)[i]).sum::<f32>() / k as f32)
+        .collect();
+    let few_label = format!("posterior mean, {k} chains");
     if let Some((nmean, _, nset)) = &neural {
+        rows.push((&few_label, &few_mean));
         rows.push(("neural-prior mean", nmean));
         rows.push(("one neural-prior sample", nset.sample(0)));
     }
