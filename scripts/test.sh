@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite (README command (b); CI runs it through .ci/run).
 # Needs a Rust toolchain; installs the C/Fortran tools the C-ABI tests use
-# (gcc, g++, gfortran, make, pkg-config, valgrind) with apt-get when missing.
+# (gcc, g++, gfortran, make, pkg-config, valgrind) with apt-get when missing,
+# and the NVRTC wheel (pip: nvidia-cuda-nvrtc) for the CUDA kernel check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,9 @@ need valgrind || missing+=(valgrind)
 need mpicc || missing+=(libopenmpi-dev)
 need mpirun || missing+=(openmpi-bin)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
+# CUDA kernel check (issue #7): Python 3 with pip
+need python3 || missing+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
     if need apt-get; then
         echo "installing: ${missing[*]}"
@@ -25,6 +29,23 @@ if [ ${#missing[@]} -gt 0 ]; then
         echo "warning: missing ${missing[*]} and no apt-get; the tests that need them print a NOTICE" >&2
     fi
 fi
+# CUDA kernels (issue #7): compile every kernels/*.cu with NVRTC for sm_90a (no
+# GPU needed); exit 3 of the check = no NVRTC library, so install the wheel once
+kernels_rc=0
+python3 scripts/check_kernels.py || kernels_rc=$?
+if [ "$kernels_rc" -eq 3 ]; then
+    echo "installing: nvidia-cuda-nvrtc (pip)"
+    python3 -m pip install --quiet nvidia-cuda-nvrtc \
+        || python3 -m pip install --quiet --break-system-packages nvidia-cuda-nvrtc \
+        || { echo "error: could not pip-install nvidia-cuda-nvrtc for the kernel check" >&2; exit 1; }
+    kernels_rc=0
+    python3 scripts/check_kernels.py || kernels_rc=$?
+fi
+if [ "$kernels_rc" -ne 0 ]; then
+    echo "error: CUDA kernel check failed (scripts/check_kernels.py exited $kernels_rc)" >&2
+    exit 1
+fi
+
 if ! need cargo; then
     echo "error: cargo not found; install Rust (https://rustup.rs)" >&2
     exit 1

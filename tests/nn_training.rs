@@ -20,18 +20,25 @@ use lensdiff::spectrum::ClTable;
 
 const PIXEL: f64 = 0.5;
 
+/// `LENSDIFF_LONG_VALIDATION=1`: train 4x longer, sample 40 fields x 32 chains.
+fn long() -> bool {
+    std::env::var_os("LENSDIFF_LONG_VALIDATION").is_some()
+}
+
+fn steps(short: u64) -> u64 {
+    if long() {
+        4 * short
+    } else {
+        short
+    }
+}
+
 fn wiener(prior: &GaussianPrior) -> impl Fn(&[f32], Dims4, f64) -> lensdiff::Result<Vec<f32>> + '_ {
     move |x: &[f32], _d: Dims4, s: f64| {
         let mut o = vec![0.0f32; x.len()];
         prior.denoise(x, s, &mut o)?;
         Ok(o)
     }
-}
-
-fn field_std(maps: &[f32]) -> f64 {
-    let n = maps.len() as f64;
-    let m = maps.iter().map(|&v| v as f64).sum::<f64>() / n;
-    (maps.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / n).sqrt()
 }
 
 fn report(name: &str, net: &[BandLoss], wf: &[BandLoss]) {
@@ -55,29 +62,7 @@ fn pure_network_matches_wiener_on_gaussian_fields() {
         power: power.clone(),
         seed: 3,
     };
-    let sd = data.sigma_data(&grid).unwrap();
-    let meta = DenoiserMeta::new(DenoiserKind::Pure, sd, PIXEL);
-    let den = Denoiser::new(UNetConfig::demo(), meta, None, 1).unwrap();
-    let cfg = TrainConfig {
-        steps: 400,
-        batch: 16,
-        crop,
-        heldout: 32,
-        seed: 5,
-        ..TrainConfig::default()
-    };
-    let mut tr = Trainer::new(den, data, cfg).unwrap();
-    let t0 = std::time::Instant::now();
-    tr.run(|s, rate| {
-        if s.step % 100 == 0 {
-            eprintln!("step {} loss {:.4} {rate:.0} maps/s", s.step, s.loss)
-        }
-    })
-    .unwrap();
-    eprintln!(
-        "trained in {:.1} s, sigma_data {sd:.4}",
-        t0.elapsed().as_secs_f64()
-    );
+    let tr = train_pure(grid, data, steps(400));
     let prior = GaussianPrior::new(grid, power).unwrap();
     let net = tr.heldout_loss(true).unwrap();
     let wf = tr.heldout_loss_of(&wiener(&prior)).unwrap();
@@ -230,13 +215,9 @@ fn bad_training_data_is_a_clear_error() {
     assert!(s.loss.is_finite() && s.grad_norm > 0.0);
 }
 
-/// Trains the demo network on log-normal fields; returns the trainer, the
-/// field model and the Gaussian power of the field (its exact spectrum).
-fn train_lognormal(grid: Grid, steps: u64) -> (Trainer, lensdiff::fields::LogNormal, Vec<f64>) {
-    let power = ClTable::default_kappa().pixel_power(&grid);
-    let field = lensdiff::fields::LogNormal::new(&grid, &power, 0.03).unwrap();
-    let probe = field.sample(&grid, 9, 0, 64).unwrap();
-    let sd = field_std(&probe);
+/// Trains the pure demo network for `steps` steps of 16 maps (32 held out).
+fn train_pure(grid: Grid, data: TrainingData, steps: u64) -> Trainer {
+    let sd = data.sigma_data(&grid).unwrap();
     let meta = DenoiserMeta::new(DenoiserKind::Pure, sd, PIXEL);
     let den = Denoiser::new(UNetConfig::demo(), meta, None, 1).unwrap();
     let cfg = TrainConfig {
@@ -246,10 +227,6 @@ fn train_lognormal(grid: Grid, steps: u64) -> (Trainer, lensdiff::fields::LogNor
         heldout: 32,
         seed: 5,
         ..TrainConfig::default()
-    };
-    let data = TrainingData::LogNormal {
-        field: field.clone(),
-        seed: 3,
     };
     let mut tr = Trainer::new(den, data, cfg).unwrap();
     let t0 = std::time::Instant::now();
@@ -263,13 +240,19 @@ fn train_lognormal(grid: Grid, steps: u64) -> (Trainer, lensdiff::fields::LogNor
         "trained in {:.1} s, sigma_data {sd:.4}",
         t0.elapsed().as_secs_f64()
     );
-    (tr, field, power)
+    tr
 }
 
 #[test]
 fn learned_prior_on_lognormal_fields_beats_wiener_and_is_calibrated() {
     let grid = Grid::square(32, PIXEL).unwrap();
-    let (tr, field, power) = train_lognormal(grid, 400);
+    let power = ClTable::default_kappa().pixel_power(&grid);
+    let field = lensdiff::fields::LogNormal::new(&grid, &power, 0.03).unwrap();
+    let data = TrainingData::LogNormal {
+        field: field.clone(),
+        seed: 3,
+    };
+    let tr = train_pure(grid, data, steps(400));
     let prior = GaussianPrior::new(grid, power.clone()).unwrap();
     let net = tr.heldout_loss(true).unwrap();
     let wf = tr.heldout_loss_of(&wiener(&prior)).unwrap();
@@ -295,14 +278,18 @@ fn learned_prior_on_lognormal_fields_beats_wiener_and_is_calibrated() {
     let noise = NoiseModel::uniform(grid, 0.02, None).unwrap();
     // default sampler: starts at the network's trained sigma_max (6 sigma_data)
     let cfg = SamplerConfig::default();
-    let chains = 8;
-    // predictive intervals mean ± t s sqrt(1 + 1/n) from n = 8 samples: exact
-    // coverage for a Gaussian posterior whatever n (t quantiles of 7 dof,
-    // times sqrt(9/8))
-    let (t68, t95) = (1.1420, 2.5761);
+    let chains = if long() { 32 } else { 8 };
+    // predictive intervals mean ± t s sqrt(1 + 1/n) from n samples: exact
+    // coverage for a Gaussian posterior whatever n (t quantiles of n - 1 dof,
+    // times sqrt(1 + 1/n); n = 8: 1.1420, 2.5761; n = 32: 1.0322, 2.1162)
+    let (t68, t95) = if long() {
+        (1.0322, 2.1162)
+    } else {
+        (1.1420, 2.5761)
+    };
     let (mut se_net, mut se_wf, mut c68, mut c95, mut count) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let mut mc_var = 0.0;
-    let fields = 10;
+    let fields = if long() { 40 } else { 10 };
     let wf_filter = WienerFilter::new(grid, prior.power().to_vec()).unwrap();
     let t0 = std::time::Instant::now();
     for f in 0..fields {

@@ -290,6 +290,13 @@ impl Denoiser {
         Ok(out)
     }
 
+    fn scalings(&self, sigma: &[f64]) -> Vec<EdmScaling> {
+        sigma
+            .iter()
+            .map(|&s| EdmScaling::new(s, self.meta.sigma_data))
+            .collect()
+    }
+
     fn check_gauss(&self, dims: Dims4, gauss: Option<&GaussianPrior>) -> Result<()> {
         if let Some(g) = gauss {
             let gr = g.grid();
@@ -313,21 +320,11 @@ impl Denoiser {
         self.unet.check_input(dims, x.len(), sigma.len())?;
         self.check_gauss(dims, gauss)?;
         let plane = dims.plane();
-        let sc: Vec<EdmScaling> = sigma
-            .iter()
-            .map(|&s| EdmScaling::new(s, self.meta.sigma_data))
-            .collect();
-        let mut xin = x.to_vec();
-        for (c, chunk) in sc.iter().zip(xin.chunks_mut(plane)) {
-            let ci = c.c_in as f32;
-            chunk.iter_mut().for_each(|v| *v *= ci);
-        }
+        let sc = self.scalings(sigma);
+        let xin = scaled_items(x, plane, sc.iter().map(|c| c.c_in));
         let (f, cache) = self.unet.forward_cached(params, &xin, dims, sigma)?;
         let mut d = self.base(x, dims, sigma, gauss)?;
-        for (i, (di, fi)) in d.chunks_mut(plane).zip(f.chunks(plane)).enumerate() {
-            let co = sc[i].c_out as f32;
-            di.iter_mut().zip(fi).for_each(|(a, b)| *a += co * b);
-        }
+        add_scaled_items(&mut d, &f, plane, sc.iter().map(|c| c.c_out));
         Ok((
             d,
             DenoiserCache {
@@ -362,22 +359,11 @@ impl Denoiser {
         let dims = cache.dims;
         check_len("v", dims.len(), v.len())?;
         let plane = dims.plane();
-        let sc: Vec<EdmScaling> = cache
-            .sigma
-            .iter()
-            .map(|&s| EdmScaling::new(s, self.meta.sigma_data))
-            .collect();
-        let mut dy = v.to_vec();
-        for (c, chunk) in sc.iter().zip(dy.chunks_mut(plane)) {
-            let co = c.c_out as f32;
-            chunk.iter_mut().for_each(|a| *a *= co);
-        }
+        let sc = self.scalings(&cache.sigma);
+        let dy = scaled_items(v, plane, sc.iter().map(|c| c.c_out));
         let dxin = self.unet.backward(params, &cache.unet, &dy, grads)?;
         let mut out = self.base(v, dims, &cache.sigma, gauss)?;
-        for (i, (o, d)) in out.chunks_mut(plane).zip(dxin.chunks(plane)).enumerate() {
-            let ci = sc[i].c_in as f32;
-            o.iter_mut().zip(d).for_each(|(a, b)| *a += ci * b);
-        }
+        add_scaled_items(&mut out, &dxin, plane, sc.iter().map(|c| c.c_in));
         Ok(out)
     }
 
@@ -481,6 +467,24 @@ impl Denoiser {
             },
             other => other,
         })
+    }
+}
+
+/// `x` with batch item `i` (of `plane` pixels) multiplied by `factors[i]`.
+fn scaled_items(x: &[f32], plane: usize, factors: impl Iterator<Item = f64>) -> Vec<f32> {
+    let mut out = x.to_vec();
+    for (f, chunk) in factors.zip(out.chunks_mut(plane)) {
+        let f = f as f32;
+        chunk.iter_mut().for_each(|v| *v *= f);
+    }
+    out
+}
+
+/// `acc[i] += factors[i] · y[i]` per batch item.
+fn add_scaled_items(acc: &mut [f32], y: &[f32], plane: usize, factors: impl Iterator<Item = f64>) {
+    for (f, (a, b)) in factors.zip(acc.chunks_mut(plane).zip(y.chunks(plane))) {
+        let f = f as f32;
+        a.iter_mut().zip(b).for_each(|(a, b)| *a += f * b);
     }
 }
 

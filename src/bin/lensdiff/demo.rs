@@ -382,7 +382,9 @@ pub fn run(a: Args) -> Result<()> {
         ("one posterior sample", set.sample(0)),
     ];
     // the Gaussian-prior mean over as many chains as the neural one, for a fair row
-    let k = neural.as_ref().map_or(0, |n| n.2.chains().min(set.chains()));
+    let k = neural
+        .as_ref()
+        .map_or(0, |n| n.2.chains().min(set.chains()));
     let few_mean: Vec<f32> = (0..grid.len() * (k > 0) as usize)
         .map(|i| (0..k).map(|c| set.sample(c)[i]).sum::<f32>() / k as f32)
         .collect();
