@@ -12,6 +12,8 @@
 //! index, a wrong sign or factor) shows up at the 1e-2 … 1 level.
 //! The f32 instantiation is checked separately against the f64 one.
 
+mod common;
+
 use lensdiff::nn::act::{silu_backward, silu_forward};
 use lensdiff::nn::conv::{Conv2d, Padding};
 use lensdiff::nn::embed::FourierEmbedding;
@@ -26,21 +28,7 @@ use lensdiff::Error;
 const H: f64 = 1e-5;
 const FD_TOL: f64 = 1e-6;
 
-/// SplitMix64 → uniform values in [-1, 1).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f64> {
-        (0..n).map(|_| self.next()).collect()
-    }
-}
+use common::SplitMix as Rng;
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());

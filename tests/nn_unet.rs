@@ -8,25 +8,14 @@
 //! (`ε |L| / h ~ 1e-10`) errors sit four orders below the bound, while a wrong
 //! term in any layer's backward pass shows up at 1e-2 or more.
 
+mod common;
+
 use lensdiff::nn::{Dims4, UNet, UNetConfig};
 
 const H: f64 = 1e-5;
 const FD_TOL: f64 = 1e-6;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f64> {
-        (0..n).map(|_| self.next()).collect()
-    }
-}
+use common::SplitMix as Rng;
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
