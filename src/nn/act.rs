@@ -6,32 +6,17 @@
 //! silu'(x) = s(x) · (1 + x · (1 - s(x))).
 //! ```
 //!
-//! Element-wise, so it works on any layout; buffers are flat slices.
+//! Element-wise, so it works on any layout; buffers are flat slices. Evaluated
+//! in the storage precision (`f32` for the network: `expf`, not `exp`).
 
 use rayon::prelude::*;
 
 use super::{check_len, Real};
 use crate::error::Result;
 
-/// Logistic sigmoid, evaluated without overflow for either sign of `x`.
-#[inline]
-fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// `silu(x)` element-wise.
+/// `silu(x)` element-wise, in the storage precision.
 pub fn silu_forward<T: Real>(x: &[T]) -> Vec<T> {
-    x.par_iter()
-        .map(|v| {
-            let v = v.to_f64();
-            T::from_f64(v * sigmoid(v))
-        })
-        .collect()
+    x.par_iter().map(|&v| v * v.sigmoid()).collect()
 }
 
 /// `dx = silu'(x) · dy` element-wise; `x` and `dy` must have the same length.
@@ -39,10 +24,9 @@ pub fn silu_backward<T: Real>(x: &[T], dy: &[T]) -> Result<Vec<T>> {
     check_len("dy", x.len(), dy.len())?;
     Ok(x.par_iter()
         .zip(dy.par_iter())
-        .map(|(v, d)| {
-            let v = v.to_f64();
-            let s = sigmoid(v);
-            T::from_f64(s * (1.0 + v * (1.0 - s)) * d.to_f64())
+        .map(|(&v, &d)| {
+            let s = v.sigmoid();
+            s * (T::one() + v * (T::one() - s)) * d
         })
         .collect())
 }

@@ -51,6 +51,21 @@ pub trait Real:
     fn to_f64(self) -> f64;
     /// Round from `f64` to the storage type.
     fn from_f64(v: f64) -> Self;
+    /// The logistic sigmoid `1 / (1 + e^{-x})` in the storage precision,
+    /// without overflow for either sign.
+    fn sigmoid(self) -> Self;
+}
+
+macro_rules! sigmoid_impl {
+    ($x:expr) => {{
+        let x = $x;
+        if x >= 0.0 {
+            1.0 / (1.0 + (-x).exp())
+        } else {
+            let e = x.exp();
+            e / (1.0 + e)
+        }
+    }};
 }
 
 impl Real for f32 {
@@ -62,6 +77,10 @@ impl Real for f32 {
     fn from_f64(v: f64) -> Self {
         v as f32
     }
+    #[inline]
+    fn sigmoid(self) -> Self {
+        sigmoid_impl!(self)
+    }
 }
 
 impl Real for f64 {
@@ -72,6 +91,10 @@ impl Real for f64 {
     #[inline]
     fn from_f64(v: f64) -> Self {
         v
+    }
+    #[inline]
+    fn sigmoid(self) -> Self {
+        sigmoid_impl!(self)
     }
 }
 
