@@ -224,14 +224,9 @@ pub(crate) fn handle_mut<'a, T>(p: *mut T, kind: Kind, name: &str) -> CResult<&'
     Ok(unsafe { &mut *live_ptr(p as *const T, kind, name)? })
 }
 
-/// An input buffer of exactly `expected` elements.
-pub(crate) fn input<'a, T>(
-    p: *const T,
-    len: usize,
-    expected: usize,
-    name: &str,
-) -> CResult<&'a [T]> {
-    if p.is_null() {
+/// The checks shared by [`input`] and [`output`]: non-NULL, exact length.
+fn check_buffer(is_null: bool, len: usize, expected: usize, name: &str) -> CResult<()> {
+    if is_null {
         return Err(CError::new(
             LensdiffStatus::NullPointer,
             format!("{name} is NULL"),
@@ -243,6 +238,17 @@ pub(crate) fn input<'a, T>(
             format!("{name}: length {len}, expected {expected}"),
         ));
     }
+    Ok(())
+}
+
+/// An input buffer of exactly `expected` elements.
+pub(crate) fn input<'a, T>(
+    p: *const T,
+    len: usize,
+    expected: usize,
+    name: &str,
+) -> CResult<&'a [T]> {
+    check_buffer(p.is_null(), len, expected, name)?;
     // SAFETY: the caller guarantees `len` readable elements at `p`.
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
 }
@@ -254,18 +260,7 @@ pub(crate) fn output<'a, T>(
     expected: usize,
     name: &str,
 ) -> CResult<&'a mut [T]> {
-    if p.is_null() {
-        return Err(CError::new(
-            LensdiffStatus::NullPointer,
-            format!("{name} is NULL"),
-        ));
-    }
-    if len != expected {
-        return Err(CError::new(
-            LensdiffStatus::Shape,
-            format!("{name}: length {len}, expected {expected}"),
-        ));
-    }
+    check_buffer(p.is_null(), len, expected, name)?;
     // SAFETY: the caller guarantees `len` writable elements at `p`.
     Ok(unsafe { std::slice::from_raw_parts_mut(p, len) })
 }

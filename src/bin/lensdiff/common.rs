@@ -76,6 +76,48 @@ pub fn load_noise(
     }
 }
 
+/// A C_ell table from `--cl` (text or npy), or the built-in default spectrum.
+pub fn load_cl(path: Option<&Path>) -> Result<lensdiff::spectrum::ClTable> {
+    match path {
+        Some(p) => lensdiff::spectrum::ClTable::read(p),
+        None => Ok(lensdiff::spectrum::ClTable::default_kappa()),
+    }
+}
+
+/// Shear maps `e1`, `e2` with their grid (pixel size from `--pixel-arcmin` or
+/// the WCS), mask and noise model (std maps or a uniform `--sigma`).
+pub struct ShearMaps {
+    pub grid: Grid,
+    pub e1: Vec<f32>,
+    pub e2: Vec<f32>,
+    pub noise: lensdiff::noise::NoiseModel,
+    pub wcs: Option<Wcs>,
+}
+
+/// Loads [`ShearMaps`] from the usual input flags.
+pub fn load_shear(
+    e1: &Path,
+    e2: &Path,
+    pixel_arcmin: Option<f64>,
+    mask: Option<&Path>,
+    std1: Option<&Path>,
+    std2: Option<&Path>,
+    sigma: Option<f64>,
+) -> Result<ShearMaps> {
+    let e1 = load_map(e1, None)?;
+    let e2 = load_map(e2, Some(&e1))?;
+    let grid = Grid::new(e1.nx, e1.ny, pixel_size(pixel_arcmin, &e1)?)?;
+    let mask = mask.map(|p| load_mask(p, &e1)).transpose()?;
+    let noise = load_noise(std1, std2, sigma, mask.as_deref(), &e1, grid)?;
+    Ok(ShearMaps {
+        grid,
+        e1: e1.data,
+        e2: e2.data,
+        noise,
+        wcs: e1.wcs,
+    })
+}
+
 /// Reads a mask (non-zero = observed) of the shape of `like`.
 pub fn load_mask(path: &Path, like: &LoadedMap) -> Result<Vec<bool>> {
     Ok(load_map(path, Some(like))?

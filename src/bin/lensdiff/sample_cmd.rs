@@ -14,12 +14,9 @@ use lensdiff::sampler::{
     SamplerKind, ShearData,
 };
 use lensdiff::smoothing::Boundary;
-use lensdiff::spectrum::ClTable;
 use lensdiff::{Error, Grid, Result};
 
-use crate::common::{
-    load_map, load_mask, load_noise, pixel_size, progress, robust_range, save, save_figure, Panel,
-};
+use crate::common::{load_cl, load_shear, progress, robust_range, save, save_figure, Panel};
 use crate::simulate::Format;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -430,19 +427,16 @@ pub fn run(a: Args) -> Result<()> {
             (grid, b.e1, b.e2, noise, Some(wcs))
         }
         (None, Some(e1p), Some(e2p)) => {
-            let e1 = load_map(e1p, None)?;
-            let e2 = load_map(e2p, Some(&e1))?;
-            let grid = Grid::new(e1.nx, e1.ny, pixel_size(a.pixel_arcmin, &e1)?)?;
-            let mask = a.mask.as_ref().map(|p| load_mask(p, &e1)).transpose()?;
-            let noise = load_noise(
+            let m = load_shear(
+                e1p,
+                e2p,
+                a.pixel_arcmin,
+                a.mask.as_deref(),
                 a.std1.as_deref(),
                 a.std2.as_deref(),
                 a.sigma,
-                mask.as_deref(),
-                &e1,
-                grid,
             )?;
-            (grid, e1.data, e2.data, noise, e1.wcs)
+            (m.grid, m.e1, m.e2, m.noise, m.wcs)
         }
         _ => {
             return Err(Error::invalid(
@@ -451,10 +445,7 @@ pub fn run(a: Args) -> Result<()> {
             ))
         }
     };
-    let table = match &a.cl {
-        Some(p) => ClTable::read(p)?,
-        None => ClTable::default_kappa(),
-    };
+    let table = load_cl(a.cl.as_deref())?;
     let PriorArg::Gaussian = a.prior;
     let prior: Box<dyn Prior> = match &a.model {
         Some(p) => {

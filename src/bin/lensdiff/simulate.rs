@@ -6,12 +6,11 @@ use clap::ValueEnum;
 use lensdiff::fields::{gaussian_fields, simulate_shear, LogNormal};
 use lensdiff::io::Wcs;
 use lensdiff::noise::NoiseModel;
-use lensdiff::spectrum::ClTable;
 use lensdiff::{Error, Grid, Result};
 
 use crate::common::{
-    load_mask, load_nonnegative, progress, robust_range, save, save_figure, stats, with_suffix,
-    Panel,
+    load_cl, load_mask, load_nonnegative, progress, robust_range, save, save_figure, stats,
+    with_suffix, Panel,
 };
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -101,10 +100,7 @@ pub fn run(a: Args) -> Result<()> {
     if a.count == 0 {
         return Err(Error::invalid("--count", "need at least one map"));
     }
-    let table = match &a.cl {
-        Some(p) => ClTable::read(p)?,
-        None => ClTable::default_kappa(),
-    };
+    let table = load_cl(a.cl.as_deref())?;
     let like = crate::common::LoadedMap {
         data: vec![],
         nx: grid.nx,

@@ -12,7 +12,7 @@ use lensdiff::prior::{GaussianPrior, Prior};
 use lensdiff::spectrum::ClTable;
 use lensdiff::{Error, Grid, Result};
 
-use crate::common::progress;
+use crate::common::{load_cl, progress};
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
 pub enum Simulated {
@@ -176,10 +176,7 @@ fn print_bands(trainer: &Trainer, wiener: Option<&GaussianPrior>) -> Result<Vec<
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let table = match &a.cl {
-        Some(p) => ClTable::read(p)?,
-        None => ClTable::default_kappa(),
-    };
+    let table = load_cl(a.cl.as_deref())?;
     let grid = Grid::square(a.crop, a.pixel_arcmin)?;
     let data = training_data(&a, &grid, &table)?;
     let checkpoint = a

@@ -3,12 +3,10 @@
 use std::path::PathBuf;
 
 use lensdiff::baselines::{WienerFilter, WienerOptions};
-use lensdiff::spectrum::ClTable;
-use lensdiff::{Grid, Result};
+use lensdiff::Result;
 
 use crate::common::{
-    load_map, load_mask, load_noise, pixel_size, progress, robust_range, save, save_figure, stats,
-    Panel,
+    load_cl, load_shear, progress, robust_range, save, save_figure, stats, Panel, ShearMaps,
 };
 
 #[derive(clap::Args)]
@@ -52,29 +50,29 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let e1 = load_map(&a.e1, None)?;
-    let e2 = load_map(&a.e2, Some(&e1))?;
-    let grid = Grid::new(e1.nx, e1.ny, pixel_size(a.pixel_arcmin, &e1)?)?;
-    let mask = a.mask.as_ref().map(|p| load_mask(p, &e1)).transpose()?;
-    let noise = load_noise(
+    let ShearMaps {
+        grid,
+        e1,
+        e2,
+        noise,
+        wcs,
+    } = load_shear(
+        &a.e1,
+        &a.e2,
+        a.pixel_arcmin,
+        a.mask.as_deref(),
         a.std1.as_deref(),
         a.std2.as_deref(),
         a.sigma,
-        mask.as_deref(),
-        &e1,
-        grid,
     )?;
-    let table = match &a.cl {
-        Some(p) => ClTable::read(p)?,
-        None => ClTable::default_kappa(),
-    };
+    let table = load_cl(a.cl.as_deref())?;
     let wf = WienerFilter::new(grid, table.pixel_power(&grid))?;
     let opts = WienerOptions {
         tol: a.tol,
         max_iter: a.max_iter,
     };
     let pb = progress(None, "Wiener PCG");
-    let sol = wf.solve_with_progress(&e1.data, &e2.data, &noise, &opts, &mut |it, r| {
+    let sol = wf.solve_with_progress(&e1, &e2, &noise, &opts, &mut |it, r| {
         pb.set_message(format!("Wiener PCG: iteration {it}, residual {r:.2e}"));
     });
     pb.finish_and_clear();
@@ -83,7 +81,7 @@ pub fn run(a: Args) -> Result<()> {
         &a.out,
         &sol.kappa,
         &[grid.ny, grid.nx],
-        e1.wcs.as_ref(),
+        wcs.as_ref(),
         Some("kappa"),
     )?;
     let m = noise.mask();
