@@ -76,6 +76,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A compute device is missing, unusable or failed (CUDA libraries not
+    /// found, no such GPU, a kernel that does not compile or launch, ...).
+    #[error("{device}: {reason}")]
+    Device {
+        /// The device, as the user named it (`cuda:0`).
+        device: String,
+        /// What went wrong, and where possible what to do about it.
+        reason: String,
+    },
     /// The file extension does not name a supported format.
     #[error("{path}: unsupported file type (expected .fits, .fit, .fts or .npy)")]
     UnsupportedFormat {
@@ -92,6 +101,14 @@ impl Error {
     pub fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidArgument {
             name,
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Device`].
+    pub fn device(device: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Device {
+            device: device.into(),
             reason: reason.into(),
         }
     }

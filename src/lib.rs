@@ -25,6 +25,7 @@
 //!
 //! Conventions are those of `DESIGN.md` and are tested in `tests/conventions.rs`.
 
+pub mod backend;
 pub mod baselines;
 pub mod capi;
 pub mod catalogue;

@@ -64,6 +64,9 @@ pub enum LensdiffStatus {
     Unsupported = 12,
     /// An internal error (a caught panic); please report it.
     Internal = 13,
+    /// A compute device is missing or failed (no CUDA libraries, no such GPU,
+    /// a kernel that did not compile or launch); the message says which.
+    Device = 14,
 }
 
 /// A failure on its way to the C caller.
@@ -92,6 +95,7 @@ impl From<Error> for CError {
             Error::NotConverged { .. } => LensdiffStatus::NotConverged,
             Error::Io { .. } => LensdiffStatus::Io,
             Error::Format { .. } | Error::UnsupportedFormat { .. } => LensdiffStatus::Format,
+            Error::Device { .. } => LensdiffStatus::Device,
         };
         CError::new(status, e.to_string())
     }
@@ -289,7 +293,7 @@ pub extern "C" fn lensdiff_last_error() -> *const c_char {
 /// string); `"LENSDIFF_STATUS_UNKNOWN"` for a value that is no status.
 #[no_mangle]
 pub extern "C" fn lensdiff_status_name(status: i32) -> *const c_char {
-    const ALL: [LensdiffStatus; 14] = [
+    const ALL: [LensdiffStatus; 15] = [
         LensdiffStatus::Ok,
         LensdiffStatus::NullPointer,
         LensdiffStatus::InvalidArgument,
@@ -304,6 +308,7 @@ pub extern "C" fn lensdiff_status_name(status: i32) -> *const c_char {
         LensdiffStatus::StaleHandle,
         LensdiffStatus::Unsupported,
         LensdiffStatus::Internal,
+        LensdiffStatus::Device,
     ];
     let Some(status) = ALL.iter().find(|s| **s as i32 == status) else {
         return c"LENSDIFF_STATUS_UNKNOWN".as_ptr();
@@ -323,6 +328,7 @@ pub extern "C" fn lensdiff_status_name(status: i32) -> *const c_char {
         LensdiffStatus::StaleHandle => b"LENSDIFF_STATUS_STALE_HANDLE\0",
         LensdiffStatus::Unsupported => b"LENSDIFF_STATUS_UNSUPPORTED\0",
         LensdiffStatus::Internal => b"LENSDIFF_STATUS_INTERNAL\0",
+        LensdiffStatus::Device => b"LENSDIFF_STATUS_DEVICE\0",
     };
     s.as_ptr() as *const c_char
 }

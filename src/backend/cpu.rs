@@ -1,0 +1,726 @@
+//! The CPU backend: host vectors, rustfft plans and rayon. Every operation
+//! is the loop of the CPU sampler that its name's kernel mirrors, written with
+//! the same expression, so results are bitwise those of `crate::sampler`.
+
+use std::sync::{Arc, Mutex};
+
+use num_complex::Complex;
+use rayon::prelude::*;
+
+use super::{maps_of, same_len, Backend, Elem, NoiseKey};
+use crate::error::Result;
+use crate::fft::Fft2;
+use crate::grid::Grid;
+use crate::rng::Philox;
+use crate::sampler::Moments;
+
+/// The host backend (the reference).
+#[derive(Default)]
+pub struct Cpu {
+    plans32: Mutex<Vec<Arc<Fft2<f32>>>>,
+    plans64: Mutex<Vec<Arc<Fft2<f64>>>>,
+}
+
+impl Cpu {
+    /// A backend with an empty plan cache.
+    pub fn new() -> Self {
+        Cpu::default()
+    }
+}
+
+/// One plan per grid shape, made on first use.
+fn plan<T: rustfft::FftNum>(cache: &Mutex<Vec<Arc<Fft2<T>>>>, grid: &Grid) -> Arc<Fft2<T>> {
+    let mut c = match cache.lock() {
+        Ok(c) => c,
+        Err(p) => p.into_inner(),
+    };
+    if let Some(p) = c
+        .iter()
+        .find(|p| p.map_len() == grid.len() && p.spectral_len() == grid.spectral_len())
+    {
+        return p.clone();
+    }
+    let p = Arc::new(Fft2::new(grid.nx, grid.ny));
+    c.push(p.clone());
+    p
+}
+
+/// An interleaved `(re, im)` buffer seen as complex values.
+fn as_complex<T>(v: &[T]) -> &[Complex<T>] {
+    // SAFETY: `Complex<T>` is `#[repr(C)]` { re: T, im: T }: two consecutive
+    // `T` with the alignment of `T`; the length is halved (an odd tail is not viewed).
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const Complex<T>, v.len() / 2) }
+}
+
+/// Mutable [`as_complex`].
+fn as_complex_mut<T>(v: &mut [T]) -> &mut [Complex<T>] {
+    // SAFETY: as in `as_complex`; the borrow is exclusive.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut Complex<T>, v.len() / 2) }
+}
+
+/// Checks a half-spectrum batch against a per-mode multiplier; returns the
+/// number of maps.
+fn spec_maps<T>(name: &'static str, spec: &[T], modes: usize) -> Result<usize> {
+    maps_of(name, spec.len(), 2 * modes)
+}
+
+/// `f(spectrum value, mode index)` over every mode of every map.
+fn per_mode<T: Send + Sync + Copy>(
+    spec: &mut [T],
+    modes: usize,
+    f: impl Fn(&mut Complex<T>, usize) + Sync,
+) {
+    as_complex_mut(spec)
+        .par_chunks_mut(modes)
+        .for_each(|m| m.iter_mut().enumerate().for_each(|(k, v)| f(v, k)));
+}
+
+/// Elementwise `f(i, out_i)` over a flat buffer.
+fn elementwise<T: Send>(out: &mut [T], f: impl Fn(usize, &mut T) + Sync + Send) {
+    out.par_iter_mut().enumerate().for_each(|(i, o)| f(i, o));
+}
+
+impl Backend for Cpu {
+    type Buf<T: Elem> = Vec<T>;
+
+    fn describe(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn alloc<T: Elem>(&self, len: usize) -> Result<Vec<T>> {
+        Ok(vec![T::default(); len])
+    }
+
+    fn upload<T: Elem>(&self, host: &[T]) -> Result<Vec<T>> {
+        Ok(host.to_vec())
+    }
+
+    fn download<T: Elem>(&self, buf: &Vec<T>) -> Result<Vec<T>> {
+        Ok(buf.clone())
+    }
+
+    fn copy<T: Elem>(&self, src: &Vec<T>, dst: &mut Vec<T>) -> Result<()> {
+        same_len("copy", dst.len(), src.len())?;
+        dst.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn len<T: Elem>(buf: &Vec<T>) -> usize {
+        buf.len()
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn fft_forward(&self, grid: &Grid, maps: &Vec<f32>, spec: &mut Vec<f32>) -> Result<()> {
+        plan(&self.plans32, grid).forward_batch(maps, as_complex_mut(spec))
+    }
+
+    fn fft_inverse(&self, grid: &Grid, spec: &mut Vec<f32>, maps: &mut Vec<f32>) -> Result<()> {
+        plan(&self.plans32, grid).inverse_batch(as_complex(spec), maps)
+    }
+
+    fn fft_forward_f64(&self, grid: &Grid, maps: &Vec<f64>, spec: &mut Vec<f64>) -> Result<()> {
+        plan(&self.plans64, grid).forward_batch(maps, as_complex_mut(spec))
+    }
+
+    fn fft_inverse_f64(&self, grid: &Grid, spec: &mut Vec<f64>, maps: &mut Vec<f64>) -> Result<()> {
+        plan(&self.plans64, grid).inverse_batch(as_complex(spec), maps)
+    }
+
+    fn fill_normal(&self, out: &mut Vec<f32>, n: usize, key: NoiseKey, step: u64) -> Result<()> {
+        maps_of("noise", out.len(), n)?;
+        out.par_chunks_mut(n).enumerate().for_each(|(c, m)| {
+            Philox::new(key.seed, key.stream, key.first_chain + c as u64, step).fill_normal(m)
+        });
+        Ok(())
+    }
+
+    fn ks_forward_multiply(
+        &self,
+        kappa_hat: &Vec<f32>,
+        p1: &Vec<f32>,
+        p2: &Vec<f32>,
+        g1_hat: &mut Vec<f32>,
+        g2_hat: &mut Vec<f32>,
+    ) -> Result<()> {
+        ks_forward(kappa_hat, p1, p2, g1_hat, g2_hat)
+    }
+
+    fn ks_forward_multiply_f64(
+        &self,
+        kappa_hat: &Vec<f64>,
+        p1: &Vec<f64>,
+        p2: &Vec<f64>,
+        g1_hat: &mut Vec<f64>,
+        g2_hat: &mut Vec<f64>,
+    ) -> Result<()> {
+        ks_forward(kappa_hat, p1, p2, g1_hat, g2_hat)
+    }
+
+    fn ks_adjoint_multiply(
+        &self,
+        g1_hat: &Vec<f32>,
+        g2_hat: &Vec<f32>,
+        p1: &Vec<f32>,
+        p2: &Vec<f32>,
+        kappa_hat: &mut Vec<f32>,
+    ) -> Result<()> {
+        ks_adjoint(g1_hat, g2_hat, p1, p2, kappa_hat)
+    }
+
+    fn ks_adjoint_multiply_f64(
+        &self,
+        g1_hat: &Vec<f64>,
+        g2_hat: &Vec<f64>,
+        p1: &Vec<f64>,
+        p2: &Vec<f64>,
+        kappa_hat: &mut Vec<f64>,
+    ) -> Result<()> {
+        ks_adjoint(g1_hat, g2_hat, p1, p2, kappa_hat)
+    }
+
+    fn ks_inverse_eb_multiply(
+        &self,
+        g1_hat: &Vec<f32>,
+        g2_hat: &Vec<f32>,
+        p1: &Vec<f32>,
+        p2: &Vec<f32>,
+        e_hat: &mut Vec<f32>,
+        b_hat: &mut Vec<f32>,
+    ) -> Result<()> {
+        let modes = p1.len();
+        spec_maps("e_hat", e_hat, modes)?;
+        same_len("b_hat", e_hat.len(), b_hat.len())?;
+        same_len("g1_hat", e_hat.len(), g1_hat.len())?;
+        same_len("g2_hat", e_hat.len(), g2_hat.len())?;
+        let (s1, s2) = (as_complex(g1_hat), as_complex(g2_hat));
+        as_complex_mut(e_hat)
+            .par_iter_mut()
+            .zip(as_complex_mut(b_hat).par_iter_mut())
+            .enumerate()
+            .for_each(|(i, (e, b))| {
+                let k = i % modes;
+                *e = s1[i] * p1[k] + s2[i] * p2[k];
+                *b = s2[i] * p1[k] - s1[i] * p2[k];
+            });
+        Ok(())
+    }
+
+    fn gaussian_denoise_gain(
+        &self,
+        x_hat: &mut Vec<f32>,
+        power: &Vec<f64>,
+        sigma2: f64,
+    ) -> Result<()> {
+        spec_maps("x_hat", x_hat, power.len())?;
+        let gain: Vec<f32> = power.iter().map(|&s| (s / (s + sigma2)) as f32).collect();
+        per_mode(x_hat, power.len(), |v, k| *v *= gain[k]);
+        Ok(())
+    }
+
+    fn metric_apply_multiply(&self, x_hat: &mut Vec<f32>, f: &Vec<f32>) -> Result<()> {
+        spec_maps("x_hat", x_hat, f.len())?;
+        per_mode(x_hat, f.len(), |v, k| *v *= f[k]);
+        Ok(())
+    }
+
+    fn fourier_scale(&self, x_hat: &mut Vec<f64>, scale: &Vec<f64>) -> Result<()> {
+        spec_maps("x_hat", x_hat, scale.len())?;
+        per_mode(x_hat, scale.len(), |v, k| *v *= scale[k]);
+        Ok(())
+    }
+
+    fn diffused_prior_draw_multiply(
+        &self,
+        z_hat: &mut Vec<f64>,
+        power: &Vec<f64>,
+        sigma2: f64,
+    ) -> Result<()> {
+        spec_maps("z_hat", z_hat, power.len())?;
+        let amp: Vec<f64> = power.iter().map(|&p| (p + sigma2).sqrt()).collect();
+        per_mode(z_hat, power.len(), |v, k| *v *= amp[k]);
+        Ok(())
+    }
+
+    fn map_to_f64(&self, x: &Vec<f32>, y: &mut Vec<f64>) -> Result<()> {
+        same_len("map", y.len(), x.len())?;
+        elementwise(y, |i, y| *y = x[i] as f64);
+        Ok(())
+    }
+
+    fn map_to_f32(&self, x: &Vec<f64>, y: &mut Vec<f32>) -> Result<()> {
+        same_len("map", y.len(), x.len())?;
+        elementwise(y, |i, y| *y = x[i] as f32);
+        Ok(())
+    }
+
+    fn euler_maruyama_step(
+        &self,
+        x: &mut Vec<f32>,
+        s: &Vec<f32>,
+        z: &Vec<f32>,
+        a: f32,
+        b: f32,
+    ) -> Result<()> {
+        same3(x, s, z)?;
+        elementwise(x, |i, x| *x += a * s[i] + b * z[i]);
+        Ok(())
+    }
+
+    fn langevin_corrector_step(
+        &self,
+        x: &mut Vec<f32>,
+        s: &Vec<f32>,
+        z: &Vec<f32>,
+        s_norm: &Vec<f64>,
+        z_norm: &Vec<f64>,
+        snr: f64,
+        n: usize,
+    ) -> Result<()> {
+        same3(x, s, z)?;
+        let chains = maps_of("x", x.len(), n)?;
+        same_len("s_norm", chains, s_norm.len())?;
+        same_len("z_norm", chains, z_norm.len())?;
+        x.par_chunks_mut(n).enumerate().for_each(|(c, x)| {
+            let (sn, zn) = (s_norm[c], z_norm[c]);
+            if sn > 0.0 {
+                let eps = 2.0 * (snr * zn / sn).powi(2);
+                let (a, b) = (eps as f32, (2.0 * eps).sqrt() as f32);
+                let (s, z) = (&s[c * n..(c + 1) * n], &z[c * n..(c + 1) * n]);
+                x.iter_mut()
+                    .zip(s.iter().zip(z))
+                    .for_each(|(x, (s, z))| *x += a * s + b * z);
+            }
+        });
+        Ok(())
+    }
+
+    fn edm_churn_noise(&self, x: &mut Vec<f32>, z: &Vec<f32>, a: f32) -> Result<()> {
+        same_len("z", x.len(), z.len())?;
+        elementwise(x, |i, x| *x += a * z[i]);
+        Ok(())
+    }
+
+    fn heun_predictor(
+        &self,
+        d: &mut Vec<f32>,
+        x: &Vec<f32>,
+        xp: &mut Vec<f32>,
+        f: f32,
+        h: f32,
+    ) -> Result<()> {
+        same_len("x", d.len(), x.len())?;
+        same_len("xp", d.len(), xp.len())?;
+        d.par_iter_mut()
+            .zip(xp.par_iter_mut())
+            .zip(x.par_iter())
+            .for_each(|((d, p), x)| {
+                *d *= f;
+                *p = x + h * *d;
+            });
+        Ok(())
+    }
+
+    fn heun_corrector(
+        &self,
+        x: &mut Vec<f32>,
+        d: &Vec<f32>,
+        d2: &Vec<f32>,
+        h: f32,
+        f2: f32,
+    ) -> Result<()> {
+        same3(x, d, d2)?;
+        elementwise(x, |i, x| *x += 0.5 * h * (d[i] + f2 * d2[i]));
+        Ok(())
+    }
+
+    fn hmc_momentum_half_step(&self, p: &mut Vec<f32>, s: &Vec<f32>, e: f32) -> Result<()> {
+        same_len("s", p.len(), s.len())?;
+        elementwise(p, |i, p| *p += 0.5 * e * s[i]);
+        Ok(())
+    }
+
+    fn hmc_position_step(
+        &self,
+        x: &mut Vec<f32>,
+        xprev: Option<&mut Vec<f32>>,
+        v: &Vec<f32>,
+        e: f32,
+    ) -> Result<()> {
+        same_len("v", x.len(), v.len())?;
+        if let Some(xp) = xprev {
+            self.copy(x, xp)?;
+        }
+        elementwise(x, |i, x| *x += e * v[i]);
+        Ok(())
+    }
+
+    fn hmc_accept(
+        &self,
+        x: &mut Vec<f32>,
+        xk: &Vec<f32>,
+        accept: &Vec<u32>,
+        n: usize,
+    ) -> Result<()> {
+        same_len("xk", x.len(), xk.len())?;
+        let chains = maps_of("x", x.len(), n)?;
+        same_len("accept", chains, accept.len())?;
+        for c in 0..chains {
+            if accept[c] != 0 {
+                x[c * n..(c + 1) * n].copy_from_slice(&xk[c * n..(c + 1) * n]);
+            }
+        }
+        Ok(())
+    }
+
+    fn hmc_start_from_map(&self, x: &mut Vec<f32>, start: &Vec<f32>, s: f32) -> Result<()> {
+        let n = start.len();
+        maps_of("x", x.len(), n)?;
+        x.par_chunks_mut(n)
+            .for_each(|m| m.iter_mut().zip(start).for_each(|(x, k)| *x = k + s * *x));
+        Ok(())
+    }
+
+    fn diffused_prior_draw_scale(&self, z: &mut Vec<f32>, sigma: f32) -> Result<()> {
+        z.iter_mut().for_each(|v| *v *= sigma);
+        Ok(())
+    }
+
+    fn langevin_refine_step(
+        &self,
+        x: &mut Vec<f32>,
+        s: &Vec<f32>,
+        z: &Vec<f32>,
+        a: f32,
+        c: f32,
+    ) -> Result<()> {
+        same3(x, s, z)?;
+        elementwise(x, |i, x| *x += a * s[i] + c * z[i]);
+        Ok(())
+    }
+
+    fn prior_score(&self, out: &mut Vec<f32>, x: &Vec<f32>, inv: f32) -> Result<()> {
+        same_len("x", out.len(), x.len())?;
+        out.iter_mut().zip(x).for_each(|(o, x)| *o = (*o - x) * inv);
+        Ok(())
+    }
+
+    fn annealed_weights(&self, w: &Vec<f32>, k: f64, out: &mut Vec<f32>) -> Result<()> {
+        same_len("weights", out.len(), w.len())?;
+        out.iter_mut()
+            .zip(w)
+            .for_each(|(o, &w)| *o = (w as f64 / (1.0 + k * w as f64)) as f32);
+        Ok(())
+    }
+
+    fn weighted_residual(
+        &self,
+        r1: &mut Vec<f32>,
+        r2: &mut Vec<f32>,
+        g1: &Vec<f32>,
+        g2: &Vec<f32>,
+        w1: &Vec<f32>,
+        w2: &Vec<f32>,
+    ) -> Result<()> {
+        let n = g1.len();
+        maps_of("r1", r1.len(), n)?;
+        same_len("r2", r1.len(), r2.len())?;
+        for (c1, c2) in r1.chunks_mut(n).zip(r2.chunks_mut(n)) {
+            for i in 0..n {
+                c1[i] = w1[i] * (g1[i] - c1[i]);
+                c2[i] = w2[i] * (g2[i] - c2[i]);
+            }
+        }
+        Ok(())
+    }
+
+    fn add_weighted_residual_accumulate(&self, out: &mut Vec<f32>, back: &Vec<f32>) -> Result<()> {
+        same_len("back", out.len(), back.len())?;
+        out.iter_mut().zip(back).for_each(|(o, b)| *o += b);
+        Ok(())
+    }
+
+    fn tweedie_score_combine(
+        &self,
+        out: &mut Vec<f32>,
+        d: &Vec<f32>,
+        x: &Vec<f32>,
+        jv: &Vec<f32>,
+        inv: f32,
+    ) -> Result<()> {
+        same3(out, d, x)?;
+        same_len("jv", out.len(), jv.len())?;
+        for i in 0..x.len() {
+            out[i] = (d[i] - x[i]) * inv + jv[i];
+        }
+        Ok(())
+    }
+
+    fn shear_residual_f64(
+        &self,
+        q1: &mut Vec<f64>,
+        q2: &mut Vec<f64>,
+        g1: &Vec<f32>,
+        g2: &Vec<f32>,
+    ) -> Result<()> {
+        let n = g1.len();
+        maps_of("q1", q1.len(), n)?;
+        same_len("q2", q1.len(), q2.len())?;
+        for (c1, c2) in q1.chunks_mut(n).zip(q2.chunks_mut(n)) {
+            for i in 0..n {
+                c1[i] = g1[i] as f64 - c1[i];
+                c2[i] = g2[i] as f64 - c2[i];
+            }
+        }
+        Ok(())
+    }
+
+    fn weighted_residual_f64(
+        &self,
+        y1: &mut Vec<f64>,
+        y2: &mut Vec<f64>,
+        q1: &Vec<f64>,
+        q2: &Vec<f64>,
+        w1: &Vec<f64>,
+        w2: &Vec<f64>,
+    ) -> Result<()> {
+        let n = w1.len();
+        maps_of("y1", y1.len(), n)?;
+        same_len("y2", y1.len(), y2.len())?;
+        same_len("q1", y1.len(), q1.len())?;
+        same_len("q2", y1.len(), q2.len())?;
+        for i in 0..y1.len() {
+            y1[i] = w1[i % n] * (q1[i] - y1[i]);
+            y2[i] = w2[i % n] * (q2[i] - y2[i]);
+        }
+        Ok(())
+    }
+
+    fn multiply_weights_f64(&self, a: &mut Vec<f64>, w: &Vec<f64>) -> Result<()> {
+        let n = w.len();
+        maps_of("a", a.len(), n)?;
+        a.par_chunks_mut(n)
+            .for_each(|m| m.iter_mut().zip(w).for_each(|(a, w)| *a *= w));
+        Ok(())
+    }
+
+    fn add_assign_f64(&self, a: &mut Vec<f64>, b: &Vec<f64>) -> Result<()> {
+        same_len("b", a.len(), b.len())?;
+        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        Ok(())
+    }
+
+    fn cg_initial_residual(
+        &self,
+        r: &mut Vec<f64>,
+        ap: &Vec<f64>,
+        u: &Vec<f64>,
+        active: &Vec<u32>,
+        n: usize,
+    ) -> Result<()> {
+        chains_of(r, &[ap, u], active, n)?;
+        for (c, r) in r.chunks_mut(n).enumerate() {
+            if active[c] != 0 {
+                for i in 0..n {
+                    r[i] -= ap[c * n + i] + u[c * n + i];
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn cg_update_solution(
+        &self,
+        u: &mut Vec<f64>,
+        r: &mut Vec<f64>,
+        p: &Vec<f64>,
+        ap: &Vec<f64>,
+        alpha: &Vec<f64>,
+        active: &Vec<u32>,
+        n: usize,
+    ) -> Result<()> {
+        let chains = chains_of(u, &[r, p, ap], active, n)?;
+        same_len("alpha", chains, alpha.len())?;
+        u.par_chunks_mut(n)
+            .zip(r.par_chunks_mut(n))
+            .enumerate()
+            .filter(|(c, _)| active[*c] != 0)
+            .for_each(|(c, (u, r))| {
+                let a = alpha[c];
+                let (p, ap) = (&p[c * n..(c + 1) * n], &ap[c * n..(c + 1) * n]);
+                u.iter_mut().zip(p).for_each(|(u, p)| *u += a * p);
+                r.iter_mut().zip(ap).for_each(|(r, ap)| *r -= a * ap);
+            });
+        Ok(())
+    }
+
+    fn cg_update_direction(
+        &self,
+        p: &mut Vec<f64>,
+        z: &Vec<f64>,
+        beta: &Vec<f64>,
+        active: &Vec<u32>,
+        n: usize,
+    ) -> Result<()> {
+        let chains = chains_of(p, &[z], active, n)?;
+        same_len("beta", chains, beta.len())?;
+        p.par_chunks_mut(n)
+            .enumerate()
+            .filter(|(c, _)| active[*c] != 0)
+            .for_each(|(c, p)| {
+                let b = beta[c];
+                p.iter_mut()
+                    .zip(&z[c * n..(c + 1) * n])
+                    .for_each(|(p, z)| *p = z + b * *p);
+            });
+        Ok(())
+    }
+
+    fn chain_norms(&self, x: &Vec<f32>, n: usize, out: &mut Vec<f64>) -> Result<()> {
+        let chains = maps_of("x", x.len(), n)?;
+        same_len("norms", chains, out.len())?;
+        out.par_iter_mut()
+            .zip(x.par_chunks(n))
+            .for_each(|(o, s)| *o = s.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt());
+        Ok(())
+    }
+
+    fn chain_dot_f64(
+        &self,
+        a: &Vec<f64>,
+        b: &Vec<f64>,
+        n: usize,
+        out: &mut Vec<f64>,
+    ) -> Result<()> {
+        let chains = maps_of("a", a.len(), n)?;
+        same_len("b", a.len(), b.len())?;
+        same_len("dots", chains, out.len())?;
+        out.par_iter_mut()
+            .zip(a.par_chunks(n).zip(b.par_chunks(n)))
+            .for_each(|(o, (a, c))| *o = a.iter().zip(c).map(|(x, y)| x * y).sum::<f64>());
+        Ok(())
+    }
+
+    fn hmc_energy_increment(
+        &self,
+        du: &mut Vec<f64>,
+        s: &Vec<f32>,
+        s_new: &Vec<f32>,
+        xk: &Vec<f32>,
+        xprev: &Vec<f32>,
+        n: usize,
+    ) -> Result<()> {
+        let chains = maps_of("s", s.len(), n)?;
+        same_len("du", chains, du.len())?;
+        same3(s, s_new, xk)?;
+        same_len("xprev", s.len(), xprev.len())?;
+        for (c, d) in du.iter_mut().enumerate() {
+            let mut acc = 0.0f64;
+            for i in c * n..(c + 1) * n {
+                acc += 0.5 * (s[i] as f64 + s_new[i] as f64) * (xk[i] as f64 - xprev[i] as f64);
+            }
+            *d -= acc;
+        }
+        Ok(())
+    }
+
+    fn hmc_kinetic_change(
+        &self,
+        p: &Vec<f32>,
+        vp: &Vec<f32>,
+        p0: &Vec<f32>,
+        vp0: &Vec<f32>,
+        n: usize,
+        out: &mut Vec<f64>,
+    ) -> Result<()> {
+        let chains = maps_of("p", p.len(), n)?;
+        same_len("out", chains, out.len())?;
+        same3(p, vp, p0)?;
+        same_len("vp0", p.len(), vp0.len())?;
+        for (c, o) in out.iter_mut().enumerate() {
+            *o = (c * n..(c + 1) * n)
+                .map(|i| 0.5 * (p[i] as f64 * vp[i] as f64 - p0[i] as f64 * vp0[i] as f64))
+                .sum();
+        }
+        Ok(())
+    }
+
+    fn moments_of_maps(
+        &self,
+        maps: &Vec<f32>,
+        n: usize,
+        mean: &mut Vec<f64>,
+        m2: &mut Vec<f64>,
+        var: &mut Vec<f64>,
+    ) -> Result<()> {
+        maps_of("maps", maps.len(), n)?;
+        same_len("mean", n, mean.len())?;
+        same_len("m2", n, m2.len())?;
+        same_len("var", n, var.len())?;
+        let m = Moments::of_maps(maps, n);
+        mean.copy_from_slice(&m.mean);
+        m2.copy_from_slice(&m.m2);
+        var.copy_from_slice(&m.variance());
+        Ok(())
+    }
+}
+
+fn same3<T, U, V>(a: &[T], b: &[U], c: &[V]) -> Result<()> {
+    same_len("operand", a.len(), b.len())?;
+    same_len("operand", a.len(), c.len())
+}
+
+fn chains_of(a: &[f64], others: &[&Vec<f64>], active: &[u32], n: usize) -> Result<usize> {
+    let chains = maps_of("vector", a.len(), n)?;
+    for o in others {
+        same_len("vector", a.len(), o.len())?;
+    }
+    same_len("active", chains, active.len())?;
+    Ok(chains)
+}
+
+/// `ks_forward_multiply` in either precision.
+fn ks_forward<T: rustfft::FftNum>(
+    kappa_hat: &[T],
+    p1: &[T],
+    p2: &[T],
+    g1_hat: &mut [T],
+    g2_hat: &mut [T],
+) -> Result<()> {
+    let modes = p1.len();
+    spec_maps("kappa_hat", kappa_hat, modes)?;
+    same_len("g1_hat", kappa_hat.len(), g1_hat.len())?;
+    same_len("g2_hat", kappa_hat.len(), g2_hat.len())?;
+    let k = as_complex(kappa_hat);
+    as_complex_mut(g1_hat)
+        .par_iter_mut()
+        .zip(as_complex_mut(g2_hat).par_iter_mut())
+        .enumerate()
+        .for_each(|(i, (a, b))| {
+            *a = k[i] * p1[i % modes];
+            *b = k[i] * p2[i % modes];
+        });
+    Ok(())
+}
+
+/// `ks_adjoint_multiply` in either precision.
+fn ks_adjoint<T: rustfft::FftNum>(
+    g1_hat: &[T],
+    g2_hat: &[T],
+    p1: &[T],
+    p2: &[T],
+    kappa_hat: &mut [T],
+) -> Result<()> {
+    let modes = p1.len();
+    spec_maps("kappa_hat", kappa_hat, modes)?;
+    same_len("g1_hat", kappa_hat.len(), g1_hat.len())?;
+    same_len("g2_hat", kappa_hat.len(), g2_hat.len())?;
+    let (s1, s2) = (as_complex(g1_hat), as_complex(g2_hat));
+    as_complex_mut(kappa_hat)
+        .par_iter_mut()
+        .enumerate()
+        .for_each(|(i, e)| *e = s1[i] * p1[i % modes] + s2[i] * p2[i % modes]);
+    Ok(())
+}
