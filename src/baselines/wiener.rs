@@ -373,6 +373,14 @@ impl GaussianSystem<'_> {
         b
     }
 
+    /// The Fourier-diagonal preconditioner `(1 + C w̄)^{-1}`, `w̄` the mean
+    /// weight over pixels and components.
+    pub fn preconditioner(&self) -> Vec<f64> {
+        let n = self.ks.grid().len();
+        let wbar = (self.w1.iter().sum::<f64>() + self.w2.iter().sum::<f64>()) / (2 * n) as f64;
+        self.power.iter().map(|p| 1.0 / (1.0 + p * wbar)).collect()
+    }
+
     /// Solves for `y = (C^{-1} + P^T W P)^{-1} P^T W r`. `warm` holds the
     /// previous `u` of this chain (start and result) when given.
     pub fn solve(
@@ -390,7 +398,6 @@ impl GaussianSystem<'_> {
             ));
         }
         let n = self.ks.grid().len();
-        let wbar = (self.w1.iter().sum::<f64>() + self.w2.iter().sum::<f64>()) / (2 * n) as f64;
         let b = self.rhs(r1, r2);
         let dot = |a: &[f64], c: &[f64]| a.iter().zip(c).map(|(x, y)| x * y).sum::<f64>();
         let bnorm = dot(&b, &b).sqrt();
@@ -401,7 +408,8 @@ impl GaussianSystem<'_> {
         let mut iterations = 0;
         let mut residual = 0.0;
         if bnorm > 0.0 {
-            let precond = |i: usize| 1.0 / (1.0 + self.power[i] * wbar);
+            let pre = self.preconditioner();
+            let precond = |i: usize| pre[i];
             // r = b - A u
             let mut r = b.clone();
             let mut ap = vec![0.0; n];

@@ -18,8 +18,10 @@ use crate::rng::Stream;
 /// A Fourier-diagonal inverse mass matrix `M^{-1}` (half-spectrum power).
 pub(crate) struct Metric {
     fft: Fft2<f32>,
-    inv_mass: Vec<f32>,
-    sqrt_mass: Vec<f32>,
+    /// `M^{-1}` per mode (f32).
+    pub inv_mass: Vec<f32>,
+    /// `M^{1/2}`: turns white noise into momenta `p ~ N(0, M)`.
+    pub sqrt_mass: Vec<f32>,
 }
 
 impl Metric {
@@ -38,6 +40,11 @@ impl Metric {
                 })
                 .collect(),
         }
+    }
+
+    /// `M^{-1/2}`: the noise gain of preconditioned Langevin steps.
+    pub fn sqrt_inv_mass(&self) -> Vec<f32> {
+        self.inv_mass.iter().map(|v| v.sqrt()).collect()
     }
 
     /// `x <- F^{-1}[f F x]` for every map of a batch.
@@ -194,8 +201,7 @@ pub(crate) fn refine(
                 ctx.normal(&mut z, Stream::Sampler, base_step + k as u64, 0);
                 if let Some(m) = &metric {
                     m.apply(&mut s, &m.inv_mass);
-                    let half: Vec<f32> = m.inv_mass.iter().map(|v| v.sqrt()).collect();
-                    m.apply(&mut z, &half);
+                    m.apply(&mut z, &m.sqrt_inv_mass());
                 }
                 x.par_iter_mut()
                     .zip(s.par_iter().zip(z.par_iter()))

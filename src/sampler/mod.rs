@@ -21,6 +21,7 @@
 //! `Philox(seed, Sampler, c, 8 t + sub)`, so the same seed gives bitwise the
 //! same chains whatever the batch size or the order of batches.
 
+pub mod device;
 mod hmc;
 mod integrators;
 pub mod moments;
@@ -248,15 +249,59 @@ impl Ctx<'_> {
 
     /// One uniform per chain at `step` (Metropolis tests).
     pub fn uniforms(&self, chains: usize, step: u64) -> Vec<f64> {
-        (0..chains)
-            .map(|c| {
-                let mut u = [0.0f64; 1];
-                Philox::new(self.seed, Stream::Metropolis, self.first + c as u64, step)
-                    .fill_uniform(&mut u);
-                u[0]
-            })
-            .collect()
+        metropolis_uniforms(self.seed, self.first, chains, step)
     }
+}
+
+/// One uniform per chain `first..first + chains` at `step` (Metropolis tests).
+pub(crate) fn metropolis_uniforms(seed: u64, first: u64, chains: usize, step: u64) -> Vec<f64> {
+    (0..chains)
+        .map(|c| {
+            let mut u = [0.0f64; 1];
+            Philox::new(seed, Stream::Metropolis, first + c as u64, step).fill_uniform(&mut u);
+            u[0]
+        })
+        .collect()
+}
+
+/// The HMC/Langevin refinement step size must be positive and finite.
+fn check_refinement(cfg: &SamplerConfig) -> Result<()> {
+    if let Some(r) = &cfg.refine {
+        if !(r.step.is_finite() && r.step > 0.0) {
+            return Err(Error::invalid(
+                "refine",
+                format!("step must be positive, got {}", r.step),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Fails if a batch of final maps holds NaN or infinity.
+fn check_diverged(kind: &SamplerKind, x: &[f32]) -> Result<()> {
+    if x.iter().any(|v| !v.is_finite()) {
+        return Err(Error::invalid(
+            "sampler",
+            format!(
+                "{} diverged (non-finite values); use more levels or a smaller step",
+                kind.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Mean acceptance of the main run and of the refinement, where both exist.
+fn merge_acceptance(a0: Option<Vec<f64>>, a1: Option<Vec<f64>>) -> Option<Vec<f64>> {
+    match (a0, a1) {
+        (Some(a0), Some(a1)) => Some(a0.iter().zip(&a1).map(|(p, q)| 0.5 * (p + q)).collect()),
+        (a0, a1) => a0.or(a1),
+    }
+}
+
+/// The first Philox step of the refinement (after every level's steps).
+fn refine_base_step(levels: usize) -> u64 {
+    8 * levels as u64 + 64
 }
 
 /// Runs `n_chains` chains with global indices `first_chain..` in batches of at
@@ -278,14 +323,7 @@ pub fn sample(
         return Err(Error::invalid("batch", "batch size must be at least 1"));
     }
     let levels = cfg.noise_levels(model)?;
-    if let Some(r) = &cfg.refine {
-        if !(r.step.is_finite() && r.step > 0.0) {
-            return Err(Error::invalid(
-                "refine",
-                format!("step must be positive, got {}", r.step),
-            ));
-        }
-    }
+    check_refinement(cfg)?;
     let grid = *model.grid();
     let n = grid.len();
     let t0 = Instant::now();
@@ -362,28 +400,15 @@ pub fn sample(
             )?),
         };
         if let Some(r) = &cfg.refine {
-            let base = 8 * levels.len() as u64 + 64;
             let sigma = levels[levels.len() - 1];
+            let base = refine_base_step(levels.len());
             let a = hmc::refine(&mut ctx, sigma, r, &mut x, base, &mut tick)?;
-            acc = match (acc, a) {
-                (Some(a0), Some(a1)) => {
-                    Some(a0.iter().zip(&a1).map(|(p, q)| 0.5 * (p + q)).collect())
-                }
-                (a0, a1) => a0.or(a1),
-            };
+            acc = merge_acceptance(acc, a);
         }
         if let Some(a) = acc {
             acceptance.get_or_insert_with(Vec::new).extend(a);
         }
-        if x.iter().any(|v| !v.is_finite()) {
-            return Err(Error::invalid(
-                "sampler",
-                format!(
-                    "{} diverged (non-finite values); use more levels or a smaller step",
-                    cfg.kind.name()
-                ),
-            ));
-        }
+        check_diverged(&cfg.kind, &x)?;
         nfe = ctx.nfe;
         inner += ctx.inner;
         samples.extend_from_slice(&x);

@@ -244,17 +244,6 @@ impl<'a> GuidedPosterior<'a> {
         posterior_power_of(self.prior.gaussian_power(), sigma)
     }
 
-    /// Mean over full-plane modes of a half-spectrum power (= pixel variance).
-    fn mean_power(&self, p: &[f64]) -> f64 {
-        let g = self.prior.grid();
-        let mut s = 0.0;
-        for iy in 0..g.ny {
-            for ix in 0..g.nkx() {
-                s += g.hermitian_weight(ix) * p[iy * g.nkx() + ix];
-            }
-        }
-        s / g.len() as f64
-    }
 
     /// `out += P^T (w ⊙ (gamma - P m))` per map with the weights `w1, w2`.
     fn add_weighted_residual(
@@ -304,7 +293,7 @@ impl ScoreModel for GuidedPosterior<'_> {
                 let mut d = vec![0.0f32; x.len()];
                 self.prior.denoise(x, sigma, &mut d)?;
                 let (e1, e2) = if inflate {
-                    let v = 0.5 * self.mean_power(&self.posterior_power(sigma));
+                    let v = inflated_tweedie_variance(self.prior.grid(), self.prior.gaussian_power(), sigma);
                     let f = |w: &f64| (w / (1.0 + v * w)) as f32;
                     (
                         self.w1.iter().map(f).collect(),
@@ -347,14 +336,9 @@ impl ScoreModel for GuidedPosterior<'_> {
                 if warm.len() != b {
                     warm = (0..b).map(|_| WarmStart::default()).collect();
                 }
-                // sqrt(C_prev / C_now): carries a warm start from the level it was
-                // computed at; the chains of a batch move together, so once per call
-                let warm_scale = |prev_sigma: f64| -> Vec<f64> {
-                    posterior_power_of(self.prior.gaussian_power(), prev_sigma)
-                        .iter()
-                        .zip(&power)
-                        .map(|(p, c)| if *c > 0.0 { (p / c).sqrt() } else { 0.0 })
-                        .collect()
+                // the chains of a batch move together, so once per call
+                let warm_scale = |prev_sigma: f64| {
+                    warm_start_scale(self.prior.gaussian_power(), prev_sigma, &power)
                 };
                 let shared_scale = warm
                     .first()
@@ -460,8 +444,33 @@ impl ScoreModel for GuidedPosterior<'_> {
     }
 }
 
+/// The shear variance per component that inflates the Tweedie guidance:
+/// `v_sigma = <C_sigma> / 2`, the mean over full-plane modes of the posterior
+/// power `C_sigma` (= its pixel variance), halved.
+pub(crate) fn inflated_tweedie_variance(grid: &Grid, power: Option<&[f64]>, sigma: f64) -> f64 {
+    let p = posterior_power_of(power, sigma);
+    let mut s = 0.0;
+    for iy in 0..grid.ny {
+        for ix in 0..grid.nkx() {
+            s += grid.hermitian_weight(ix) * p[iy * grid.nkx() + ix];
+        }
+    }
+    0.5 * (s / grid.len() as f64)
+}
+
+/// `sqrt(C_prev / C_now)` per mode: carries a spectral-guidance warm start
+/// `u = C^{-1/2} y` from the level it was computed at to the current one
+/// (0 where `C_now` vanishes).
+pub(crate) fn warm_start_scale(power: Option<&[f64]>, prev_sigma: f64, now: &[f64]) -> Vec<f64> {
+    posterior_power_of(power, prev_sigma)
+        .iter()
+        .zip(now)
+        .map(|(p, c)| if *c > 0.0 { (p / c).sqrt() } else { 0.0 })
+        .collect()
+}
+
 /// `C_sigma = S sigma² / (S + sigma²)` for a prior power `S`.
-fn posterior_power_of(power: Option<&[f64]>, sigma: f64) -> Vec<f64> {
+pub(crate) fn posterior_power_of(power: Option<&[f64]>, sigma: f64) -> Vec<f64> {
     let s2 = sigma * sigma;
     power
         .map(|s| s.iter().map(|&s| s * s2 / (s + s2)).collect())

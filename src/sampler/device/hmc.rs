@@ -1,0 +1,209 @@
+//! Annealed HMC and the fixed-level refinement on a backend:
+//! `sampler::hmc` step for step. Per transition the host downloads two f64
+//! per chain (energy and kinetic changes), draws the Metropolis uniforms and
+//! uploads the accept flags.
+
+use super::Ctx;
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::grid::Grid;
+use crate::sampler::hmc::Metric;
+use crate::sampler::{RefineMethod, Refinement};
+
+/// A Fourier-diagonal inverse mass matrix on the device (`hmc::Metric`'s
+/// multipliers, uploaded).
+struct DeviceMetric<B: Backend> {
+    grid: Grid,
+    inv_mass: B::Buf<f32>,
+    sqrt_mass: B::Buf<f32>,
+    sqrt_inv_mass: B::Buf<f32>,
+}
+
+impl<B: Backend> DeviceMetric<B> {
+    fn new(be: &B, grid: Grid, inv_mass: &[f64]) -> Result<Self> {
+        let m = Metric::new(&grid, inv_mass);
+        Ok(DeviceMetric {
+            grid,
+            inv_mass: be.upload(&m.inv_mass)?,
+            sqrt_mass: be.upload(&m.sqrt_mass)?,
+            sqrt_inv_mass: be.upload(&m.sqrt_inv_mass())?,
+        })
+    }
+
+    /// `x <- F^{-1}[f F x]` for every map of a batch (`Metric::apply`).
+    fn apply(&self, be: &B, x: &mut B::Buf<f32>, f: &B::Buf<f32>) -> Result<()> {
+        let maps = B::len(x) / self.grid.len();
+        let mut spec = be.alloc::<f32>(2 * maps * self.grid.spectral_len())?;
+        be.fft_forward(&self.grid, x, &mut spec)?;
+        be.metric_apply_multiply(&mut spec, f)?;
+        be.fft_inverse(&self.grid, &mut spec, x)
+    }
+}
+
+/// One HMC transition of every chain at level `sigma`; returns the per-chain
+/// acceptance (0 or 1) (`hmc::hmc_transition`).
+fn hmc_transition<B: Backend>(
+    ctx: &mut Ctx<B>,
+    x: &mut B::Buf<f32>,
+    sigma: f64,
+    eps: f64,
+    l: usize,
+    step: u64,
+    metric: Option<&DeviceMetric<B>>,
+) -> Result<Vec<f64>> {
+    let be = ctx.be;
+    let n = ctx.n;
+    let len = B::len(x);
+    let b = len / n;
+    let mut p = be.alloc::<f32>(len)?;
+    ctx.normal(&mut p, step, 1)?;
+    if let Some(m) = metric {
+        m.apply(be, &mut p, &m.sqrt_mass)?;
+    }
+    let mut p0 = be.alloc::<f32>(len)?;
+    be.copy(&p, &mut p0)?;
+    let mut xk = be.alloc::<f32>(len)?;
+    be.copy(x, &mut xk)?;
+    let mut s = be.alloc::<f32>(len)?;
+    ctx.score(&xk, sigma, &mut s)?;
+    let mut du = be.alloc::<f64>(b)?;
+    let e = eps as f32;
+    let mut s_new = be.alloc::<f32>(len)?;
+    let mut xprev = be.alloc::<f32>(len)?;
+    let mut v = be.alloc::<f32>(len)?;
+    for _ in 0..l {
+        // p <- p + eps/2 s; x <- x + eps M^{-1} p; p <- p + eps/2 s(x)
+        be.hmc_momentum_half_step(&mut p, &s, e)?;
+        match metric {
+            Some(m) => {
+                be.copy(&p, &mut v)?;
+                m.apply(be, &mut v, &m.inv_mass)?;
+                be.hmc_position_step(&mut xk, Some(&mut xprev), &v, e)?;
+            }
+            None => be.hmc_position_step(&mut xk, Some(&mut xprev), &p, e)?,
+        }
+        ctx.score(&xk, sigma, &mut s_new)?;
+        be.hmc_momentum_half_step(&mut p, &s_new, e)?;
+        be.hmc_energy_increment(&mut du, &s, &s_new, &xk, &xprev, n)?;
+        std::mem::swap(&mut s, &mut s_new);
+    }
+    let u = ctx.uniforms(b, step);
+    let mut dk = be.alloc::<f64>(b)?;
+    match metric {
+        Some(m) => {
+            let mut vp0 = be.alloc::<f32>(len)?;
+            be.copy(&p, &mut v)?;
+            be.copy(&p0, &mut vp0)?;
+            m.apply(be, &mut v, &m.inv_mass)?;
+            m.apply(be, &mut vp0, &m.inv_mass)?;
+            be.hmc_kinetic_change(&p, &v, &p0, &vp0, n, &mut dk)?;
+        }
+        None => be.hmc_kinetic_change(&p, &p, &p0, &p0, n, &mut dk)?,
+    }
+    let (du, dk) = (be.download(&du)?, be.download(&dk)?);
+    let mut accepted = vec![0.0; b];
+    let mut flags = vec![0u32; b];
+    for c in 0..b {
+        let log_ratio = -(du[c] + dk[c]);
+        if log_ratio.is_finite() && u[c].ln() < log_ratio {
+            flags[c] = 1;
+            accepted[c] = 1.0;
+        }
+    }
+    be.hmc_accept(x, &xk, &be.upload(&flags)?, n)?;
+    Ok(accepted)
+}
+
+/// Annealed HMC over the levels from the KS map plus `sigma_max` noise;
+/// returns the mean acceptance of each chain (`hmc::annealed`).
+pub(crate) fn annealed<B: Backend>(
+    ctx: &mut Ctx<B>,
+    levels: &[f64],
+    x: &mut B::Buf<f32>,
+    leapfrog_steps: usize,
+    step_scale: f64,
+    tick: &mut dyn FnMut(usize),
+) -> Result<Vec<f64>> {
+    let be = ctx.be;
+    let b = B::len(x) / ctx.n;
+    ctx.normal(x, 0, 0)?;
+    ctx.model.start_from_ks_map(be, levels[0] as f32, x)?;
+    tick(0);
+    let mut acc = vec![0.0f64; b];
+    for (i, &sigma) in levels.iter().enumerate() {
+        let a = hmc_transition(
+            ctx,
+            x,
+            sigma,
+            step_scale * sigma,
+            leapfrog_steps.max(1),
+            i as u64 + 1,
+            None,
+        )?;
+        acc.iter_mut().zip(&a).for_each(|(t, a)| *t += a);
+        if i > 0 {
+            tick(i);
+        }
+    }
+    Ok(acc.iter().map(|a| a / levels.len() as f64).collect())
+}
+
+/// Refinement steps at level `sigma`, preconditioned by `inv_mass` (the host
+/// model's metric) when given; returns the acceptance for HMC (`hmc::refine`).
+pub(crate) fn refine<B: Backend>(
+    ctx: &mut Ctx<B>,
+    sigma: f64,
+    r: &Refinement,
+    inv_mass: Option<&[f64]>,
+    x: &mut B::Buf<f32>,
+    base_step: u64,
+    tick: &mut dyn FnMut(usize),
+) -> Result<Option<Vec<f64>>> {
+    let be = ctx.be;
+    let len = B::len(x);
+    let b = len / ctx.n;
+    let grid = *ctx.model.grid();
+    let metric = match inv_mass {
+        Some(m) => Some(DeviceMetric::new(be, grid, m)?),
+        None => None,
+    };
+    match r.method {
+        RefineMethod::Langevin => {
+            // x <- x + eps M^{-1} s + sqrt(2 eps) M^{-1/2} z, eps = step²
+            let eps = r.step * r.step;
+            let (a, c) = (eps as f32, (2.0 * eps).sqrt() as f32);
+            let mut s = be.alloc::<f32>(len)?;
+            let mut z = be.alloc::<f32>(len)?;
+            for k in 0..r.steps {
+                ctx.score(x, sigma, &mut s)?;
+                ctx.normal(&mut z, base_step + k as u64, 0)?;
+                if let Some(m) = &metric {
+                    m.apply(be, &mut s, &m.inv_mass)?;
+                    m.apply(be, &mut z, &m.sqrt_inv_mass)?;
+                }
+                be.langevin_refine_step(x, &s, &z, a, c)?;
+                tick(k);
+            }
+            Ok(None)
+        }
+        RefineMethod::Hmc => {
+            let mut acc = vec![0.0f64; b];
+            for k in 0..r.steps {
+                let a = hmc_transition(
+                    ctx,
+                    x,
+                    sigma,
+                    r.step,
+                    4,
+                    base_step + k as u64,
+                    metric.as_ref(),
+                )?;
+                acc.iter_mut().zip(&a).for_each(|(t, a)| *t += a);
+                tick(k);
+            }
+            Ok(Some(
+                acc.iter().map(|a| a / r.steps.max(1) as f64).collect(),
+            ))
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Euler–Maruyama (with the Langevin corrector) and the Heun/EDM samplers on
+//! a backend: `sampler::integrators` step for step (formulas in the module
+//! docs of `sampler`).
+
+use super::Ctx;
+use crate::backend::Backend;
+use crate::error::Result;
+
+/// Euler–Maruyama on the reverse VE SDE, optionally with Langevin corrector
+/// steps `(snr, steps)` after each predictor step.
+pub(crate) fn euler_maruyama<B: Backend>(
+    ctx: &mut Ctx<B>,
+    levels: &[f64],
+    x: &mut B::Buf<f32>,
+    corrector: Option<(f64, usize)>,
+    tick: &mut dyn FnMut(usize),
+) -> Result<()> {
+    let be = ctx.be;
+    let len = B::len(x);
+    let chains = len / ctx.n;
+    ctx.normal(x, 0, 0)?;
+    ctx.model.initial(be, levels[0], x)?;
+    tick(0);
+    let mut s = be.alloc::<f32>(len)?;
+    let mut z = be.alloc::<f32>(len)?;
+    let (mut s_norm, mut z_norm) = (be.alloc::<f64>(chains)?, be.alloc::<f64>(chains)?);
+    for i in 0..levels.len() - 1 {
+        let step = i as u64 + 1;
+        ctx.score(x, levels[i], &mut s)?;
+        let dt = levels[i] * levels[i] - levels[i + 1] * levels[i + 1];
+        ctx.normal(&mut z, step, 0)?;
+        be.euler_maruyama_step(x, &s, &z, dt as f32, dt.sqrt() as f32)?;
+        if let Some((snr, m)) = corrector {
+            for j in 0..m {
+                ctx.score(x, levels[i + 1], &mut s)?;
+                ctx.normal(&mut z, step, 1 + j as u64 % 7)?;
+                be.chain_norms(&s, ctx.n, &mut s_norm)?;
+                be.chain_norms(&z, ctx.n, &mut z_norm)?;
+                be.langevin_corrector_step(x, &s, &z, &s_norm, &z_norm, snr, ctx.n)?;
+            }
+        }
+        tick(i + 1);
+    }
+    Ok(())
+}
+
+/// Karras et al.'s sampler: Heun steps on the probability-flow ODE, with churn
+/// `(s_churn, s_tmin, s_tmax, s_noise)` when given (alg. 2), none otherwise (alg. 1).
+pub(crate) fn edm<B: Backend>(
+    ctx: &mut Ctx<B>,
+    levels: &[f64],
+    x: &mut B::Buf<f32>,
+    churn: Option<(f64, f64, f64, f64)>,
+    tick: &mut dyn FnMut(usize),
+) -> Result<()> {
+    let be = ctx.be;
+    let len = B::len(x);
+    ctx.normal(x, 0, 0)?;
+    ctx.model.initial(be, levels[0], x)?;
+    tick(0);
+    let steps = levels.len() - 1;
+    let mut d = be.alloc::<f32>(len)?;
+    let mut d2 = be.alloc::<f32>(len)?;
+    let mut xp = be.alloc::<f32>(len)?;
+    let mut z = be.alloc::<f32>(len)?;
+    for i in 0..steps {
+        let (si, sn) = (levels[i], levels[i + 1]);
+        let gamma = match churn {
+            Some((c, tmin, tmax, _)) if si >= tmin && si <= tmax => {
+                (c / steps as f64).min(2f64.sqrt() - 1.0)
+            }
+            _ => 0.0,
+        };
+        let sh = si * (1.0 + gamma);
+        if gamma > 0.0 {
+            let s_noise = churn.map_or(1.0, |c| c.3);
+            ctx.normal(&mut z, i as u64 + 1, 0)?;
+            let a = ((sh * sh - si * si).sqrt() * s_noise) as f32;
+            be.edm_churn_noise(x, &z, a)?;
+        }
+        // d = dx/dsigma = -sigma s(x, sigma)
+        ctx.score(x, sh, &mut d)?;
+        be.heun_predictor(&mut d, x, &mut xp, -sh as f32, (sn - sh) as f32)?;
+        ctx.score(&xp, sn, &mut d2)?;
+        be.heun_corrector(x, &d, &d2, (sn - sh) as f32, -sn as f32)?;
+        tick(i + 1);
+    }
+    Ok(())
+}
