@@ -43,6 +43,7 @@ module lensdiff
     integer(c_int), parameter, public :: LENSDIFF_STATUS_STALE_HANDLE = 11
     integer(c_int), parameter, public :: LENSDIFF_STATUS_UNSUPPORTED = 12
     integer(c_int), parameter, public :: LENSDIFF_STATUS_INTERNAL = 13
+    integer(c_int), parameter, public :: LENSDIFF_STATUS_DEVICE = 14
 
     ! --- projections (lensdiff_problem_bin_catalogue) --------------------------
     integer(c_int32_t), parameter, public :: LENSDIFF_PROJECTION_GNOMONIC = 0
@@ -70,7 +71,11 @@ module lensdiff
     integer(c_int32_t), parameter, public :: LENSDIFF_REFINE_LANGEVIN = 1
     integer(c_int32_t), parameter, public :: LENSDIFF_REFINE_HMC = 2
 
-    ! lensdiff_sampler_config, field for field (88 bytes, naturally aligned).
+    ! --- devices ------------------------------------------------------------------
+    integer(c_int32_t), parameter, public :: LENSDIFF_DEVICE_CPU = 0
+    integer(c_int32_t), parameter, public :: LENSDIFF_DEVICE_CUDA = 1
+
+    ! lensdiff_sampler_config, field for field (96 bytes, naturally aligned).
     ! Always initialise with lensdiff_sampler_config_init.
     type, bind(C), public :: lensdiff_sampler_config
         integer(c_int32_t) :: struct_size   ! uint32_t, set by _config_init
@@ -88,6 +93,8 @@ module lensdiff
         integer(c_int32_t) :: chains        ! uint32_t
         integer(c_int32_t) :: batch         ! uint32_t
         integer(c_int64_t) :: first_chain   ! uint64_t
+        integer(c_int32_t) :: device_kind   ! LENSDIFF_DEVICE_*
+        integer(c_int32_t) :: device_ordinal
     end type lensdiff_sampler_config
 
     public :: lensdiff_last_error, lensdiff_status_name, lensdiff_version, &
@@ -100,7 +107,7 @@ module lensdiff
     public :: lensdiff_sampler_config_init, lensdiff_sampler_create, lensdiff_sampler_destroy, &
         lensdiff_sampler_run, lensdiff_sampler_run_mpi, lensdiff_sampler_chains, &
         lensdiff_sampler_mean, lensdiff_sampler_std, lensdiff_sampler_samples, lensdiff_sampler_chi2, &
-        lensdiff_sampler_acceptance, lensdiff_sampler_stats
+        lensdiff_sampler_acceptance, lensdiff_sampler_stats, lensdiff_sampler_set_cuda_stream
     public :: lensdiff_error_message, lensdiff_status_string, lensdiff_version_text, &
         lensdiff_string
 
@@ -275,6 +282,16 @@ module lensdiff
             integer(c_int) :: lensdiff_sampler_run
         end function lensdiff_sampler_run
 
+        ! CUDA samplers only: launch on the caller's stream (a cudaStream_t as
+        ! type(c_ptr); c_null_ptr = the default stream).
+        function lensdiff_sampler_set_cuda_stream(s, stream) &
+                bind(C, name='lensdiff_sampler_set_cuda_stream')
+            import :: c_int, c_ptr
+            type(c_ptr), value :: s
+            type(c_ptr), value :: stream
+            integer(c_int) :: lensdiff_sampler_set_cuda_stream
+        end function lensdiff_sampler_set_cuda_stream
+
         ! Collective over the communicator comm, a Fortran MPI handle: comm with
         ! `use mpi`, comm%MPI_VAL with `use mpi_f08`, MPI_Comm_c2f(comm) in C.
         ! The library duplicates comm and never initialises or finalises MPI.
@@ -386,7 +403,7 @@ contains
     function lensdiff_status_string(status) result(name)
         integer(c_int), intent(in) :: status
         character(len=:), allocatable :: name
-        if (status < LENSDIFF_STATUS_OK .or. status > LENSDIFF_STATUS_INTERNAL) then
+        if (status < LENSDIFF_STATUS_OK .or. status > LENSDIFF_STATUS_DEVICE) then
             ! lensdiff_status_name takes the C enum; keep unknown values away from it
             name = 'unknown lensdiff status'
         else

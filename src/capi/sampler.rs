@@ -5,7 +5,9 @@ use super::{
     guard, handle, handle_mut, out_ptr, output, register, release, CError, CResult, Kind,
     LensdiffStatus,
 };
+use crate::backend::Device;
 use crate::prior::GaussianPrior;
+use crate::sampler::device;
 use crate::sampler::Moments;
 use crate::sampler::{
     sample, Guidance, GuidedPosterior, RefineMethod, Refinement, SampleSet, SamplerConfig,
@@ -31,6 +33,11 @@ pub const LENSDIFF_GUIDANCE_ANNEALED: i32 = 1;
 pub const LENSDIFF_GUIDANCE_TWEEDIE: i32 = 2;
 /// Tweedie guidance with noise inflated by the prior's posterior variance.
 pub const LENSDIFF_GUIDANCE_TWEEDIE_INFLATED: i32 = 3;
+
+/// Run on the CPU (host threads; the default).
+pub const LENSDIFF_DEVICE_CPU: i32 = 0;
+/// Run on a CUDA GPU (`device_ordinal`; Gaussian prior).
+pub const LENSDIFF_DEVICE_CUDA: i32 = 1;
 
 /// No refinement (the default).
 pub const LENSDIFF_REFINE_NONE: i32 = 0;
@@ -79,6 +86,10 @@ pub struct LensdiffSamplerConfig {
     pub batch: u32,
     /// Global index of the first chain (to split chains across processes).
     pub first_chain: u64,
+    /// `LENSDIFF_DEVICE_*` (since 0.2; older callers get the CPU).
+    pub device_kind: i32,
+    /// CUDA device ordinal (as `CUDA_VISIBLE_DEVICES` numbers them).
+    pub device_ordinal: i32,
 }
 
 impl Default for LensdiffSamplerConfig {
@@ -99,11 +110,29 @@ impl Default for LensdiffSamplerConfig {
             chains: 16,
             batch: 16,
             first_chain: 0,
+            device_kind: LENSDIFF_DEVICE_CPU,
+            device_ordinal: 0,
         }
     }
 }
 
 impl LensdiffSamplerConfig {
+    /// The device the caller chose.
+    pub(crate) fn device(&self) -> CResult<Device> {
+        match (self.device_kind, self.device_ordinal) {
+            (LENSDIFF_DEVICE_CPU, _) => Ok(Device::Cpu),
+            (LENSDIFF_DEVICE_CUDA, i) if i >= 0 => Ok(Device::Cuda(i as usize)),
+            (LENSDIFF_DEVICE_CUDA, i) => Err(CError::new(
+                LensdiffStatus::InvalidArgument,
+                format!("device_ordinal must be >= 0, got {i}"),
+            )),
+            (k, _) => Err(CError::new(
+                LensdiffStatus::InvalidArgument,
+                format!("unknown device_kind {k}"),
+            )),
+        }
+    }
+
     /// The Rust configuration, guidance and run size.
     pub(crate) fn to_rust(self) -> CResult<(SamplerConfig, Guidance)> {
         let bad = |what: &str, v: i32| {
@@ -192,6 +221,10 @@ pub struct LensdiffSampler {
     chains: usize,
     batch: usize,
     first_chain: u64,
+    device: Device,
+    /// A CUDA backend bound to the caller's stream
+    /// ([`lensdiff_sampler_set_cuda_stream`]).
+    cuda: Option<std::sync::Arc<crate::backend::cuda::Cuda>>,
     result: Option<SampleSet>,
     /// Moments merged over all ranks by an MPI run.
     merged: Option<Moments>,
@@ -260,6 +293,7 @@ pub unsafe extern "C" fn lensdiff_sampler_create(
         );
         c.struct_size = ours as u32;
         let (rcfg, guidance) = c.to_rust()?;
+        let device = c.device()?;
         let (g1, g2) = pr.shear()?;
         let data = ShearData::new(g1.to_vec(), g2.to_vec(), pr.noise()?)?;
         let prior = GaussianPrior::new(pr.grid, pr.power()?.to_vec())?;
@@ -274,6 +308,8 @@ pub unsafe extern "C" fn lensdiff_sampler_create(
                 chains: c.chains as usize,
                 batch: c.batch as usize,
                 first_chain: c.first_chain,
+                device,
+                cuda: None,
                 result: None,
                 merged: None,
             }),
@@ -301,17 +337,62 @@ pub unsafe extern "C" fn lensdiff_sampler_run(s: *mut LensdiffSampler) -> Lensdi
     guard(|| {
         let sm = handle_mut(s, Kind::Sampler, "sampler")?;
         let post = GuidedPosterior::new(&sm.prior, &sm.data, sm.guidance)?;
-        let set = sample(
-            &post,
-            &sm.cfg,
-            sm.seed,
-            sm.first_chain,
-            sm.chains,
-            sm.batch,
-            &mut |_, _| {},
-        )?;
+        let set = match &sm.cuda {
+            Some(be) => device::sample(
+                be.as_ref(),
+                &sm.prior,
+                &sm.data,
+                sm.guidance,
+                &sm.cfg,
+                sm.seed,
+                sm.first_chain,
+                sm.chains,
+                sm.batch,
+                &mut |_, _| {},
+            )?,
+            None => device::sample_on(
+                sm.device,
+                &post,
+                &sm.cfg,
+                sm.seed,
+                sm.first_chain,
+                sm.chains,
+                sm.batch,
+                &mut |_, _| {},
+            )?,
+        };
         sm.result = Some(set);
         sm.merged = None;
+        Ok(())
+    })
+}
+
+/// Makes a CUDA sampler (`device_kind = LENSDIFF_DEVICE_CUDA`) launch its
+/// work on the caller's stream (a `cudaStream_t` / `CUstream` of the
+/// sampler's device and the current context; NULL = the legacy default
+/// stream) instead of its own, so that it orders with the caller's kernels.
+/// `lensdiff_sampler_run` still returns only when its work is done. The
+/// stream must outlive the sampler or the next call of this function.
+/// Fails with `LENSDIFF_STATUS_INVALID_ARGUMENT` for a CPU sampler and
+/// `LENSDIFF_STATUS_DEVICE` where CUDA is unavailable.
+///
+/// # Safety
+/// `s` a live sampler; `stream` NULL or a live CUDA stream of its device.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_sampler_set_cuda_stream(
+    s: *mut LensdiffSampler,
+    stream: *mut std::ffi::c_void,
+) -> LensdiffStatus {
+    guard(|| {
+        let sm = handle_mut(s, Kind::Sampler, "sampler")?;
+        let Device::Cuda(ordinal) = sm.device else {
+            return Err(CError::new(
+                LensdiffStatus::InvalidArgument,
+                "a CUDA stream needs device_kind = LENSDIFF_DEVICE_CUDA",
+            ));
+        };
+        let be = crate::backend::cuda::Cuda::with_stream(ordinal, stream as _)?;
+        sm.cuda = Some(std::sync::Arc::new(be));
         Ok(())
     })
 }
@@ -423,6 +504,12 @@ fn run_mpi(_s: &mut LensdiffSampler, _comm: i32, _gather: bool) -> CResult<()> {
 fn run_mpi(sm: &mut LensdiffSampler, comm: i32, gather: bool) -> CResult<()> {
     use ::mpi::environment::threading_support;
     use ::mpi::Threading;
+    if sm.device != Device::Cpu {
+        return Err(CError::new(
+            LensdiffStatus::Unsupported,
+            "MPI runs use the CPU backend for now: set device_kind = LENSDIFF_DEVICE_CPU",
+        ));
+    }
     let world = duplicate_comm(comm)?;
     let post = GuidedPosterior::new(&sm.prior, &sm.data, sm.guidance)?;
     let single = threading_support() == Threading::Single;

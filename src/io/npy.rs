@@ -5,7 +5,7 @@
 //! Fortran order; the result is always in C (row-major) order. The header
 //! is checked against the file size before any data is allocated, so a
 //! truncated or garbled file is an [`Error::Format`], never a huge
-//! allocation. Writing produces a little-endian `<f4` array in C order.
+//! allocation. Writing produces a little-endian `<f4` (or `<f8`) array in C order.
 
 use std::io::Write;
 use std::path::Path;
@@ -29,6 +29,15 @@ pub fn read_f64(path: &Path) -> Result<ArrayD<f64>> {
 
 /// Writes `data` as a little-endian f32 `.npy` file in C order, replacing any existing file.
 pub fn write_f32(path: &Path, data: ArrayViewD<f32>) -> Result<()> {
+    write(path, data)
+}
+
+/// Writes `data` as a little-endian f64 (`<f8`) `.npy` file in C order.
+pub fn write_f64(path: &Path, data: ArrayViewD<f64>) -> Result<()> {
+    write(path, data)
+}
+
+fn write<T: ndarray_npy::WritableElement>(path: &Path, data: ArrayViewD<T>) -> Result<()> {
     if data.is_empty() {
         return Err(Error::invalid(
             "data",

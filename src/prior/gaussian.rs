@@ -93,6 +93,10 @@ impl Prior for GaussianPrior {
     fn gaussian_power(&self) -> Option<&[f64]> {
         Some(&self.power)
     }
+
+    fn as_gaussian(&self) -> Option<&GaussianPrior> {
+        Some(self)
+    }
 }
 
 #[cfg(test)]

@@ -47,6 +47,12 @@ pub trait Prior: Send + Sync {
         None
     }
 
+    /// This prior as the exact Gaussian prior, if it is one (the CUDA
+    /// backend runs that prior only).
+    fn as_gaussian(&self) -> Option<&GaussianPrior> {
+        None
+    }
+
     /// `out = (D(x; sigma) - x) / sigma²`.
     fn score(&self, x: &[f32], sigma: f64, out: &mut [f32]) -> Result<()> {
         self.denoise(x, sigma, out)?;

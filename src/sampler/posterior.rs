@@ -239,6 +239,16 @@ impl<'a> GuidedPosterior<'a> {
         self.guidance
     }
 
+    /// The prior.
+    pub fn prior(&self) -> &dyn Prior {
+        self.prior
+    }
+
+    /// The data.
+    pub fn data(&self) -> &ShearData {
+        self.data
+    }
+
     /// `C_sigma = S sigma² / (S + sigma²)` on the half spectrum.
     fn posterior_power(&self, sigma: f64) -> Vec<f64> {
         posterior_power_of(self.prior.gaussian_power(), sigma)

@@ -4,6 +4,7 @@
 //! (`.npy`) files by extension, prints a short summary, shows progress on long
 //! work and exits with status 1 and a one-line message on bad input.
 
+mod bench_cmd;
 mod bin_cmd;
 mod common;
 mod demo;
@@ -43,6 +44,8 @@ enum Command {
     Spectrum(spectrum_cmd::Args),
     /// Train a neural denoiser prior (U-Net, denoising score matching) on maps or simulations.
     Train(Box<train_cmd::Args>),
+    /// Samples per second at the 360² COSMOS geometry on the CPU and CUDA devices, and kernel bandwidths.
+    Bench(bench_cmd::Args),
     /// The main job on built-in defaults: simulate a field, run KS, Wiener and posterior sampling, write the figure.
     Demo(demo::Args),
 }
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::Spectrum(a) => spectrum_cmd::run(a),
         Command::Train(a) => train_cmd::run(*a),
         Command::Demo(a) => demo::run(a),
+        Command::Bench(a) => bench_cmd::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

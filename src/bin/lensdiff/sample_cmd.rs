@@ -8,7 +8,9 @@ use lensdiff::catalogue::{bin_catalogue, BinningOptions, Catalogue, Projection};
 use lensdiff::io::Wcs;
 use lensdiff::nn::Denoiser;
 use lensdiff::noise::NoiseModel;
+use lensdiff::backend::Device;
 use lensdiff::prior::{GaussianPrior, NeuralPrior, Prior};
+use lensdiff::sampler::device::sample_on;
 use lensdiff::sampler::{
     sample, Guidance, GuidedPosterior, RefineMethod, Refinement, SampleSet, SamplerConfig,
     SamplerKind, ShearData,
@@ -102,6 +104,14 @@ pub struct SamplerArgs {
     /// Random seed (chain c of seed s is the same whatever --batch).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Where to run: `cpu`, or a CUDA GPU as `cuda:N` (`cuda` = `cuda:0`;
+    /// Gaussian prior; needs the NVIDIA driver, NVRTC and cuFFT libraries).
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    pub device: Device,
+}
+
+fn parse_device(s: &str) -> std::result::Result<Device, String> {
+    s.parse::<Device>().map_err(|e| e.to_string())
 }
 
 impl SamplerArgs {
@@ -227,7 +237,8 @@ pub fn run_chains(
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let set = sample(
+    let set = sample_on(
+        s.device,
         post,
         cfg,
         s.seed,
@@ -518,6 +529,7 @@ pub fn run(a: Args) -> Result<()> {
         ),
         ("guidance", json_str(post.guidance().name())),
         ("sampler", json_str(cfg.kind.name())),
+        ("device", json_str(&a.sampler.device.to_string())),
         ("levels", cfg.levels.to_string()),
         ("sigma_max", format!("{:.6e}", cfg.noise_levels(&post)?[0])),
         ("sigma_min", format!("{:.6e}", cfg.sigma_min)),

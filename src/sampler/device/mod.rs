@@ -25,7 +25,7 @@ use super::{
     check_diverged, check_refinement, merge_acceptance, refine_base_step, GuidedPosterior,
     SampleSet, SamplerConfig, SamplerKind, ScoreModel, ScoreStats,
 };
-use crate::backend::{Backend, NoiseKey};
+use crate::backend::{Backend, Device, NoiseKey};
 use crate::error::{Error, Result};
 use crate::prior::{GaussianPrior, Prior};
 use crate::rng::Stream;
@@ -192,4 +192,48 @@ pub fn sample<B: Backend>(
         inner_iterations: inner,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// Runs a guided posterior on `device`: [`crate::sampler::sample`] on the CPU,
+/// this engine on a CUDA device (Gaussian prior only, for now; the kernels of
+/// the learned prior's U-Net come next). Same arguments and results as
+/// [`crate::sampler::sample`].
+#[allow(clippy::too_many_arguments)]
+pub fn sample_on(
+    device: Device,
+    post: &GuidedPosterior,
+    cfg: &SamplerConfig,
+    seed: u64,
+    first_chain: u64,
+    n_chains: usize,
+    batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SampleSet> {
+    match device {
+        Device::Cpu => super::sample(post, cfg, seed, first_chain, n_chains, batch, progress),
+        Device::Cuda(ordinal) => {
+            let prior = post.prior().as_gaussian().ok_or_else(|| {
+                Error::device(
+                    device.to_string(),
+                    format!(
+                        "the CUDA backend runs the Gaussian prior only; the {} prior runs on the CPU (--device cpu)",
+                        post.prior().name()
+                    ),
+                )
+            })?;
+            let be = crate::backend::cuda::Cuda::shared(ordinal)?;
+            sample(
+                be.as_ref(),
+                prior,
+                post.data(),
+                post.guidance(),
+                cfg,
+                seed,
+                first_chain,
+                n_chains,
+                batch,
+                progress,
+            )
+        }
+    }
 }
