@@ -161,8 +161,9 @@ pub fn cuda_version(v: i32) -> (i32, i32) {
 /// older drivers), or `None` for a driver newer than this table (assumed to
 /// accept any PTX this NVRTC emits).
 pub fn max_ptx_for_driver(driver: i32) -> Option<(u32, u32)> {
-    // (CUDA major, minor) -> PTX ISA, from the PTX ISA release notes.
-    const TABLE: &[((i32, i32), (u32, u32))] = &[
+    /// `((CUDA major, minor), PTX ISA)`, from the PTX ISA release notes.
+    type Entry = ((i32, i32), (u32, u32));
+    const TABLE: &[Entry] = &[
         ((11, 0), (7, 0)),
         ((11, 1), (7, 1)),
         ((11, 2), (7, 2)),
@@ -198,7 +199,7 @@ pub fn max_ptx_for_driver(driver: i32) -> Option<(u32, u32)> {
 }
 
 /// 64-bit FNV-1a.
-fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+pub(super) fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
     bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
     })
@@ -367,7 +368,7 @@ fn cache_path(dir: &Path, file: &str, key: u64, ext: &str) -> PathBuf {
 
 /// A cached image the driver can load, if any: the PTX when the driver
 /// accepts its version, else the CUBIN.
-fn load_cached(dir: &Path, file: &str, key: u64, tc: &Toolchain) -> Option<Image> {
+pub(super) fn load_cached(dir: &Path, file: &str, key: u64, tc: &Toolchain) -> Option<Image> {
     if let Ok(ptx) = std::fs::read_to_string(cache_path(dir, file, key, "ptx")) {
         if tc.accepts(&ptx) {
             return Some(Image::Ptx(ptx));
@@ -380,7 +381,7 @@ fn load_cached(dir: &Path, file: &str, key: u64, tc: &Toolchain) -> Option<Image
 /// Stores an image in the disk cache (written to a temporary file, then
 /// renamed, so a concurrent reader never sees part of one). The cache is an
 /// optimisation: a failure to write it is not an error.
-fn store_cached(dir: &Path, file: &str, key: u64, image: &Image) {
+pub(super) fn store_cached(dir: &Path, file: &str, key: u64, image: &Image) {
     let (ext, bytes) = match image {
         Image::Ptx(p) => ("ptx", p.as_bytes()),
         Image::Cubin(c) => ("cubin", c.as_slice()),
