@@ -1,11 +1,11 @@
 //! The CUDA backend: cudarc's driver API, NVRTC and cuFFT, all loaded at run
 //! time (nothing CUDA is needed to build the crate or to run it on the CPU).
 //!
-//! - [`runtime`]: library probing, [`Cuda::new`] / [`Cuda::with_stream`].
+//! - `runtime`: library probing, [`Cuda::new`] / [`Cuda::with_stream`].
 //! - [`module`]: the embedded `kernels/` sources, their `// uses:` assembly,
 //!   NVRTC compilation (once per process and architecture; optionally cached
 //!   on disk under `$LENSDIFF_KERNEL_CACHE`) and the PTX/CUBIN choice.
-//! - [`fft`]: cuFFT plans (R2C / C2R, D2Z / Z2D, dims `{ny, nx}`).
+//! - `fft`: cuFFT plans (R2C / C2R, D2Z / Z2D, dims `{ny, nx}`).
 //! - `ops`: every [`Backend`](super::Backend) method as one kernel launch
 //!   with the launch shape of kernels/README.md.
 //!
@@ -13,10 +13,10 @@
 //! that one stream, in order, and [`Backend::download`](super::Backend::download)
 //! waits for it. Buffers of one backend must not be used with another.
 
-pub mod fft;
+mod fft;
 pub mod module;
 mod ops;
-pub mod runtime;
+mod runtime;
 
 use std::sync::Arc;
 

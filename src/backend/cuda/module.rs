@@ -370,7 +370,8 @@ fn cache_path(dir: &Path, file: &str, key: u64, ext: &str) -> PathBuf {
 /// accepts its version, else the CUBIN.
 pub(super) fn load_cached(dir: &Path, file: &str, key: u64, tc: &Toolchain) -> Option<Image> {
     if let Ok(ptx) = std::fs::read_to_string(cache_path(dir, file, key, "ptx")) {
-        if tc.accepts(&ptx) {
+        // (A NUL byte would make it unloadable: treat such a file as absent.)
+        if tc.accepts(&ptx) && !ptx.contains('\0') {
             return Some(Image::Ptx(ptx));
         }
     }
@@ -396,17 +397,38 @@ pub(super) fn store_cached(dir: &Path, file: &str, key: u64, image: &Image) {
     }
 }
 
+/// A kernel file's image and where it came from.
+struct Built {
+    image: Image,
+    /// The PTX NVRTC just produced; `None` for an image from the disk cache.
+    fresh_ptx: Option<String>,
+}
+
+impl Built {
+    /// What to add to the error of a module that does not load.
+    fn advice(&self, tc: &Toolchain) -> String {
+        match &self.fresh_ptx {
+            Some(ptx) => tc
+                .mismatch(ptx)
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default(),
+            None => " (image from $LENSDIFF_KERNEL_CACHE: delete it to recompile)".into(),
+        }
+    }
+}
+
 /// The image of one kernel file for this toolchain: PTX when the driver can
-/// JIT it, else the CUBIN; from the disk cache when it holds one. Also
-/// returns the PTX when it was just compiled (empty from the cache), for the
-/// version advice of a failed load.
-fn build(file: &'static str, tc: &Toolchain) -> Result<(Image, String), String> {
+/// JIT it, else the CUBIN; from the disk cache when that holds one.
+fn build(file: &'static str, tc: &Toolchain) -> Result<Built, String> {
     let source = assemble_source(file, source)?;
     let arch = tc.arch();
     let key = cache_key(&source, &arch, tc.nvrtc);
     let dir = cache_dir();
     if let Some(image) = dir.as_deref().and_then(|d| load_cached(d, file, key, tc)) {
-        return Ok((image, String::new()));
+        return Ok(Built {
+            image,
+            fresh_ptx: None,
+        });
     }
     let (ptx, cubin) = compile(file, &source, &arch)?;
     let image = if tc.accepts(&ptx) || cubin.is_empty() {
@@ -417,11 +439,14 @@ fn build(file: &'static str, tc: &Toolchain) -> Result<(Image, String), String> 
     if let Some(d) = &dir {
         store_cached(d, file, key, &image);
     }
-    Ok((image, ptx))
+    Ok(Built {
+        image,
+        fresh_ptx: Some(ptx),
+    })
 }
 
 /// Compiled images, per process, by (architecture, file).
-type ImageCache = Mutex<HashMap<(String, &'static str), Arc<(Image, String)>>>;
+type ImageCache = Mutex<HashMap<(String, &'static str), Arc<Built>>>;
 
 fn images() -> &'static ImageCache {
     static IMAGES: OnceLock<ImageCache> = OnceLock::new();
@@ -458,18 +483,13 @@ impl Kernels {
                     }
                 }
             };
-            let (image, ptx) = &*built;
-            let ptx_obj = match image {
+            let ptx_obj = match &built.image {
                 Image::Ptx(p) => Ptx::from_src(p.clone()),
                 Image::Cubin(c) => Ptx::from_binary(c.clone()),
             };
-            let module = ctx.load_module(ptx_obj).map_err(|e| {
-                let hint = tc
-                    .mismatch(ptx)
-                    .map(|m| format!(" ({m})"))
-                    .unwrap_or_default();
-                format!("cuModuleLoadData({file}): {e}{hint}")
-            })?;
+            let module = ctx
+                .load_module(ptx_obj)
+                .map_err(|e| format!("cuModuleLoadData({file}): {e}{}", built.advice(tc)))?;
             for name in kernel_names(source(file).unwrap_or_default()) {
                 let f = module
                     .load_function(name)
