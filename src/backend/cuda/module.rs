@@ -30,7 +30,7 @@ pub(crate) const SOURCES: &[(&str, &str)] = &[
 
 /// NVRTC options besides `-arch` (those of `scripts/check_kernels.py`, less
 /// its `--ptxas-options=-v` report).
-pub(crate) const OPTIONS: &[&str] = &["--std=c++17", "-lineinfo"];
+pub const OPTIONS: &[&str] = &["--std=c++17", "-lineinfo"];
 
 /// The embedded text of a kernel file.
 pub(crate) fn source(name: &str) -> Option<&'static str> {
