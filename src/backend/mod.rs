@@ -20,6 +20,7 @@
 //! (the layout of `num_complex::Complex` and of cuFFT's R2C output).
 
 pub mod cpu;
+pub mod cuda;
 
 use std::fmt;
 use std::str::FromStr;
