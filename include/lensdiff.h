@@ -101,6 +101,16 @@
 #define LENSDIFF_GUIDANCE_TWEEDIE_INFLATED 3
 
 /**
+ * Run on the CPU (host threads; the default).
+ */
+#define LENSDIFF_DEVICE_CPU 0
+
+/**
+ * Run on a CUDA GPU (`device_ordinal`; Gaussian prior).
+ */
+#define LENSDIFF_DEVICE_CUDA 1
+
+/**
  * No refinement (the default).
  */
 #define LENSDIFF_REFINE_NONE 0
@@ -175,6 +185,11 @@ typedef enum {
    * An internal error (a caught panic); please report it.
    */
   LENSDIFF_STATUS_INTERNAL = 13,
+  /**
+   * A compute device is missing or failed (no CUDA libraries, no such GPU,
+   * a kernel that did not compile or launch); the message says which.
+   */
+  LENSDIFF_STATUS_DEVICE = 14,
 } lensdiff_status;
 
 /**
@@ -253,6 +268,14 @@ typedef struct {
    * Global index of the first chain (to split chains across processes).
    */
   uint64_t first_chain;
+  /**
+   * `LENSDIFF_DEVICE_*` (a caller whose `struct_size` predates this field gets the CPU).
+   */
+  int32_t device_kind;
+  /**
+   * CUDA device ordinal (as `CUDA_VISIBLE_DEVICES` numbers them).
+   */
+  int32_t device_ordinal;
 } lensdiff_sampler_config;
 
 #ifdef __cplusplus
@@ -465,6 +488,21 @@ lensdiff_status lensdiff_sampler_destroy(lensdiff_sampler *s);
  * `s` a live sampler.
  */
 lensdiff_status lensdiff_sampler_run(lensdiff_sampler *s);
+
+/**
+ * Makes a CUDA sampler (`device_kind = LENSDIFF_DEVICE_CUDA`) launch its
+ * work on the caller's stream (a `cudaStream_t` / `CUstream` of the
+ * sampler's device and the current context; NULL = the legacy default
+ * stream) instead of its own, so that it orders with the caller's kernels.
+ * `lensdiff_sampler_run` still returns only when its work is done. The
+ * stream must outlive the sampler or the next call of this function.
+ * Fails with `LENSDIFF_STATUS_INVALID_ARGUMENT` for a CPU sampler and
+ * `LENSDIFF_STATUS_DEVICE` where CUDA is unavailable.
+ *
+ * # Safety
+ * `s` a live sampler; `stream` NULL or a live CUDA stream of its device.
+ */
+lensdiff_status lensdiff_sampler_set_cuda_stream(lensdiff_sampler *s, void *stream);
 
 /**
  * Runs the chains split across the ranks of an MPI communicator, given as a

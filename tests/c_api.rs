@@ -819,6 +819,27 @@ unsafe fn matrix() -> Vec<Case> {
     );
     case!(
         c,
+        "lensdiff_sampler_set_cuda_stream",
+        "NULL handle",
+        S::NullPointer,
+        lensdiff_sampler_set_cuda_stream(null_mut(), null_mut())
+    );
+    case!(
+        c,
+        "lensdiff_sampler_set_cuda_stream",
+        "use after destroy",
+        S::StaleHandle,
+        lensdiff_sampler_set_cuda_stream(dead, null_mut())
+    );
+    case!(
+        c,
+        "lensdiff_sampler_set_cuda_stream",
+        "a CPU sampler",
+        S::InvalidArgument,
+        lensdiff_sampler_set_cuda_stream(unrun, null_mut())
+    );
+    case!(
+        c,
         "lensdiff_sampler_chains",
         "NULL output",
         S::NullPointer,
@@ -1166,4 +1187,71 @@ fn c_api_equals_the_rust_api() {
     };
     let set = sample(&post, &cfg, 1, 0, 3, 3, &mut |_, _| {}).unwrap();
     assert_eq!(unsafe { full_run(1) }, set.samples);
+}
+
+#[test]
+fn device_selection_fails_cleanly_without_cuda_and_rejects_bad_values() {
+    unsafe {
+        let p = ready_problem();
+        let mut base = std::mem::zeroed::<LensdiffSamplerConfig>();
+        lensdiff_sampler_config_init(&mut base);
+        assert_eq!(base.device_kind, LENSDIFF_DEVICE_CPU);
+        let mut s = null_mut();
+        // unknown kinds and negative ordinals are argument errors
+        let mut c = base;
+        c.device_kind = 7;
+        assert_eq!(
+            lensdiff_sampler_create(p, &c, &mut s),
+            LensdiffStatus::InvalidArgument
+        );
+        assert!(last_error().contains("device_kind"), "{}", last_error());
+        c.device_kind = LENSDIFF_DEVICE_CUDA;
+        c.device_ordinal = -1;
+        assert_eq!(
+            lensdiff_sampler_create(p, &c, &mut s),
+            LensdiffStatus::InvalidArgument
+        );
+        // a caller stream only for CUDA samplers
+        let mut cpu = null_mut();
+        assert_eq!(
+            lensdiff_sampler_create(p, &base, &mut cpu),
+            LensdiffStatus::Ok
+        );
+        assert_eq!(
+            lensdiff_sampler_set_cuda_stream(cpu, null_mut()),
+            LensdiffStatus::InvalidArgument
+        );
+        lensdiff_sampler_destroy(cpu);
+        // a CUDA sampler is created; running it needs the libraries
+        c.device_ordinal = 0;
+        c.chains = 1;
+        c.batch = 1;
+        c.levels = 4;
+        assert_eq!(lensdiff_sampler_create(p, &c, &mut s), LensdiffStatus::Ok);
+        let cuda_here = lensdiff::backend::cuda::Cuda::new(0).is_ok();
+        if !cuda_here {
+            assert_eq!(lensdiff_sampler_run(s), LensdiffStatus::Device);
+            let m = last_error();
+            assert!(m.contains("cuda:0") && m.contains("LD_LIBRARY_PATH"), "{m}");
+            assert_eq!(
+                lensdiff_sampler_set_cuda_stream(s, null_mut()),
+                LensdiffStatus::Device
+            );
+            assert_eq!(status_name(S::Device), "LENSDIFF_STATUS_DEVICE");
+        } else {
+            assert_eq!(lensdiff_sampler_run(s), LensdiffStatus::Ok);
+        }
+        lensdiff_sampler_destroy(s);
+        // a caller whose struct predates the device fields gets the CPU
+        let mut old = base;
+        old.struct_size = 88;
+        old.device_kind = LENSDIFF_DEVICE_CUDA; // beyond struct_size: not read
+        old.chains = 1;
+        old.batch = 1;
+        old.levels = 4;
+        assert_eq!(lensdiff_sampler_create(p, &old, &mut s), LensdiffStatus::Ok);
+        assert_eq!(lensdiff_sampler_run(s), LensdiffStatus::Ok);
+        lensdiff_sampler_destroy(s);
+        lensdiff_problem_destroy(p);
+    }
 }

@@ -408,7 +408,7 @@ fn bad_input_exits_nonzero_with_one_line() {
 fn help_documents_every_subcommand() {
     let top = ok(&["--help"]);
     for c in [
-        "bin", "ks", "wiener", "simulate", "spectrum", "sample", "train", "demo",
+        "bin", "ks", "wiener", "simulate", "spectrum", "sample", "train", "demo", "bench",
     ] {
         assert!(top.contains(c), "{c} missing from --help");
         let h = ok(&[c, "--help"]);
@@ -560,4 +560,110 @@ fn sample_writes_samples_summary_and_figure() {
     ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("lensdiff: error:"));
+}
+
+#[test]
+fn sample_on_a_missing_gpu_fails_with_one_clear_line_and_unknown_devices_are_rejected() {
+    let d = common::temp_dir("cli-device");
+    let prefix = d.join("sim");
+    ok(&[
+        "simulate",
+        "--size",
+        "16",
+        "--pixel-arcmin",
+        "1",
+        "--seed",
+        "2",
+        "--out-prefix",
+        s(&prefix),
+    ]);
+    let args = |dev: &'static str| {
+        vec![
+            "sample".to_string(),
+            "--e1".into(),
+            s(&d.join("sim_e1.fits")).into(),
+            "--e2".into(),
+            s(&d.join("sim_e2.fits")).into(),
+            "--sigma".into(),
+            "0.05".into(),
+            "--chains".into(),
+            "1".into(),
+            "--levels".into(),
+            "4".into(),
+            "--out".into(),
+            s(&d.join("run")).into(),
+            "--device".into(),
+            dev.into(),
+        ]
+    };
+    let run = |dev| {
+        let a = args(dev);
+        let v: Vec<&str> = a.iter().map(|x| x.as_str()).collect();
+        lensdiff(&v)
+    };
+    let o = run("tpu:0");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown device"));
+    if lensdiff::backend::cuda::Cuda::new(0).is_err() {
+        let o = run("cuda:0");
+        assert!(!o.status.success());
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("cuda:0") && e.contains("LD_LIBRARY_PATH"), "{e}");
+        assert_eq!(e.trim().lines().count(), 1, "{e}");
+    }
+    // the CPU still works with the flag
+    let o = run("cpu");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn bench_times_the_cpu_exports_the_problem_and_writes_json() {
+    let d = common::temp_dir("cli-bench");
+    let json = d.join("bench.json");
+    let out = ok(&[
+        "bench",
+        "--devices",
+        "cpu",
+        "--batch",
+        "1",
+        "--levels",
+        "3",
+        "--kernels",
+        "--kernel-maps",
+        "1",
+        "--export",
+        s(&d.join("problem")),
+        "--json",
+        s(&json),
+    ]);
+    assert!(
+        out.contains("samples/s") && out.contains("euler_maruyama_step"),
+        "{out}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r = &doc["results"][0];
+    assert_eq!(r["batch"], 1);
+    assert_eq!(r["nfe"], 4);
+    assert!(r["samples_per_s"].as_f64().unwrap() > 0.0);
+    assert!(doc["kernels"].as_array().unwrap().len() >= 25);
+    for f in [
+        "g1.npy",
+        "g2.npy",
+        "w1.npy",
+        "w2.npy",
+        "power.npy",
+        "p1.npy",
+        "p2.npy",
+        "levels.npy",
+        "mean.npy",
+        "std.npy",
+        "config.json",
+    ] {
+        assert!(d.join("problem").join(f).is_file(), "{f}");
+    }
+    let levels = lensdiff::io::npy::read_f64(&d.join("problem/levels.npy")).unwrap();
+    assert_eq!(levels.len(), 3);
+    let power = lensdiff::io::npy::read_f64(&d.join("problem/power.npy")).unwrap();
+    assert_eq!(power.shape(), &[360, 181]);
 }

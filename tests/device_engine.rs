@@ -10,8 +10,8 @@ use lensdiff::grid::Grid;
 use lensdiff::noise::NoiseModel;
 use lensdiff::prior::GaussianPrior;
 use lensdiff::sampler::{
-    device, sample, Guidance, GuidedPosterior, RefineMethod, Refinement, SampleSet,
-    SamplerConfig, SamplerKind, ShearData,
+    device, sample, Guidance, GuidedPosterior, RefineMethod, Refinement, SampleSet, SamplerConfig,
+    SamplerKind, ShearData,
 };
 use lensdiff::spectrum::ClTable;
 
@@ -20,7 +20,9 @@ fn problem(side: usize) -> (GaussianPrior, ShearData) {
     let prior = GaussianPrior::from_cl(grid, &ClTable::default_kappa()).unwrap();
     // a mask and non-uniform noise, so the inner solve iterates
     let mask: Vec<bool> = (0..grid.len()).map(|i| i % 7 != 3).collect();
-    let std: Vec<f32> = (0..grid.len()).map(|i| 0.02 + 0.01 * ((i % 5) as f32)).collect();
+    let std: Vec<f32> = (0..grid.len())
+        .map(|i| 0.02 + 0.01 * ((i % 5) as f32))
+        .collect();
     let noise = NoiseModel::from_std(grid, &std, &std, Some(&mask)).unwrap();
     let truth = lensdiff::fields::gaussian_fields(&grid, prior.power(), 5, 0, 1).unwrap();
     let (g1, g2) = lensdiff::fields::simulate_shear(&truth, &noise, 6, 0).unwrap();
@@ -31,7 +33,10 @@ fn assert_same(a: &SampleSet, b: &SampleSet, what: &str) {
     assert!(a.samples.iter().all(|v| v.is_finite()), "{what}");
     assert_eq!(a.samples, b.samples, "{what}: samples");
     assert_eq!(a.nfe, b.nfe, "{what}: nfe");
-    assert_eq!(a.inner_iterations, b.inner_iterations, "{what}: inner iterations");
+    assert_eq!(
+        a.inner_iterations, b.inner_iterations,
+        "{what}: inner iterations"
+    );
     assert_eq!(a.acceptance, b.acceptance, "{what}: acceptance");
     assert_eq!(a.chi2, b.chi2, "{what}: chi2");
 }
@@ -57,8 +62,19 @@ fn device_engine_on_the_cpu_backend_is_the_cpu_sampler_bitwise() {
             let post = GuidedPosterior::new(&prior, &data, guidance).unwrap();
             // 5 chains in batches of 2: the last batch is smaller
             let a = sample(&post, &cfg, 11, 3, 5, 2, &mut |_, _| {}).unwrap();
-            let b = device::sample(&be, &prior, &data, guidance, &cfg, 11, 3, 5, 2, &mut |_, _| {})
-                .unwrap();
+            let b = device::sample(
+                &be,
+                &prior,
+                &data,
+                guidance,
+                &cfg,
+                11,
+                3,
+                5,
+                2,
+                &mut |_, _| {},
+            )
+            .unwrap();
             assert_same(&a, &b, &format!("{kind} + {}", guidance.name()));
             inner += b.inner_iterations;
         }
@@ -72,16 +88,34 @@ fn device_engine_refinement_matches_with_and_without_a_metric() {
     let (prior, data) = problem(12);
     let be = Cpu::new();
     for method in [RefineMethod::Langevin, RefineMethod::Hmc] {
-        for guidance in [Guidance::Spectral { tol: 1e-5 }, Guidance::Annealed { c: 0.5 }] {
+        for guidance in [
+            Guidance::Spectral { tol: 1e-5 },
+            Guidance::Annealed { c: 0.5 },
+        ] {
             let cfg = SamplerConfig {
                 levels: 5,
-                refine: Some(Refinement { method, steps: 3, step: 0.3 }),
+                refine: Some(Refinement {
+                    method,
+                    steps: 3,
+                    step: 0.3,
+                }),
                 ..SamplerConfig::default()
             };
             let post = GuidedPosterior::new(&prior, &data, guidance).unwrap();
             let a = sample(&post, &cfg, 5, 0, 3, 3, &mut |_, _| {}).unwrap();
-            let b = device::sample(&be, &prior, &data, guidance, &cfg, 5, 0, 3, 3, &mut |_, _| {})
-                .unwrap();
+            let b = device::sample(
+                &be,
+                &prior,
+                &data,
+                guidance,
+                &cfg,
+                5,
+                0,
+                3,
+                3,
+                &mut |_, _| {},
+            )
+            .unwrap();
             assert_same(&a, &b, &format!("{method:?} + {}", guidance.name()));
             if method == RefineMethod::Hmc {
                 assert!(b.acceptance.is_some());
@@ -94,14 +128,21 @@ fn device_engine_refinement_matches_with_and_without_a_metric() {
 fn device_engine_rejects_what_the_cpu_sampler_rejects() {
     let (prior, data) = problem(8);
     let be = Cpu::new();
-    let cfg = SamplerConfig { levels: 4, ..SamplerConfig::default() };
+    let cfg = SamplerConfig {
+        levels: 4,
+        ..SamplerConfig::default()
+    };
     let g = Guidance::Spectral { tol: 1e-5 };
     assert!(device::sample(&be, &prior, &data, g, &cfg, 1, 0, 0, 1, &mut |_, _| {}).is_err());
     assert!(device::sample(&be, &prior, &data, g, &cfg, 1, 0, 1, 0, &mut |_, _| {}).is_err());
     let bad = Guidance::Spectral { tol: 2.0 };
     assert!(device::sample(&be, &prior, &data, bad, &cfg, 1, 0, 1, 1, &mut |_, _| {}).is_err());
     let cfg = SamplerConfig {
-        refine: Some(Refinement { method: RefineMethod::Langevin, steps: 1, step: -1.0 }),
+        refine: Some(Refinement {
+            method: RefineMethod::Langevin,
+            steps: 1,
+            step: -1.0,
+        }),
         ..cfg
     };
     assert!(device::sample(&be, &prior, &data, g, &cfg, 1, 0, 1, 1, &mut |_, _| {}).is_err());

@@ -26,6 +26,7 @@ use common::SplitMix;
 use lensdiff::backend::cpu::Cpu;
 use lensdiff::backend::{Backend, Elem, NoiseKey};
 use lensdiff::grid::Grid;
+use lensdiff::prior::Prior;
 use lensdiff::rng::Stream;
 use lensdiff::Result;
 
@@ -122,7 +123,12 @@ impl Row {
     }
 }
 
-fn compare(name: &'static str, bound: f64, cpu: Result<Vec<Vec<f64>>>, dev: Result<Vec<Vec<f64>>>) -> Row {
+fn compare(
+    name: &'static str,
+    bound: f64,
+    cpu: Result<Vec<Vec<f64>>>,
+    dev: Result<Vec<Vec<f64>>>,
+) -> Row {
     let (cpu, dev) = match (cpu, dev) {
         (Ok(c), Ok(d)) => (c, d),
         (c, d) => panic!("{name}: cpu {:?} / device {:?}", c.err(), d.err()),
@@ -140,7 +146,13 @@ fn compare(name: &'static str, bound: f64, cpu: Result<Vec<Vec<f64>>>, dev: Resu
         }
         elements += c.len();
     }
-    Row { name, elements, error, unwritten, bound }
+    Row {
+        name,
+        elements,
+        error,
+        unwritten,
+        bound,
+    }
 }
 
 /// `case!(rows, dev, "name", bound, |be| { ... Ok(vec![outputs as f64]) })`:
@@ -186,7 +198,11 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
         // a map length that is not a multiple of 4 (a partial Philox block)
         let m = n() + 3;
         let mut z = poison::<B, f32>(be, MAPS * m)?;
-        let key = NoiseKey { seed: 0x1234_5678_9abc, stream: Stream::Sampler, first_chain: 5 };
+        let key = NoiseKey {
+            seed: 0x1234_5678_9abc,
+            stream: Stream::Sampler,
+            first_chain: 5,
+        };
         be.fill_normal(&mut z, m, key, 17)?;
         Ok(vec![host(be, &z)?])
     });
@@ -201,7 +217,10 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
     });
     case!(r, dev, "ks_forward_multiply_f64", 0.0, |be| {
         let k = be.upload(&rnd64(2 * MAPS * modes(), 8))?;
-        let (p1, p2) = (be.upload(&rnd64(modes(), 9))?, be.upload(&rnd64(modes(), 10))?);
+        let (p1, p2) = (
+            be.upload(&rnd64(modes(), 9))?,
+            be.upload(&rnd64(modes(), 10))?,
+        );
         let mut a = poison::<B, f64>(be, 2 * MAPS * modes())?;
         let mut b = poison::<B, f64>(be, 2 * MAPS * modes())?;
         be.ks_forward_multiply_f64(&k, &p1, &p2, &mut a, &mut b)?;
@@ -218,7 +237,10 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
     case!(r, dev, "ks_adjoint_multiply_f64", 0.0, |be| {
         let g1 = be.upload(&rnd64(2 * MAPS * modes(), 15))?;
         let g2 = be.upload(&rnd64(2 * MAPS * modes(), 16))?;
-        let (p1, p2) = (be.upload(&rnd64(modes(), 17))?, be.upload(&rnd64(modes(), 18))?);
+        let (p1, p2) = (
+            be.upload(&rnd64(modes(), 17))?,
+            be.upload(&rnd64(modes(), 18))?,
+        );
         let mut k = poison::<B, f64>(be, 2 * MAPS * modes())?;
         be.ks_adjoint_multiply_f64(&g1, &g2, &p1, &p2, &mut k)?;
         Ok(vec![host(be, &k)?])
@@ -271,13 +293,19 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
     // --- update steps: bitwise
     case!(r, dev, "euler_maruyama_step", 0.0, |be| {
         let mut x = be.upload(&rnd(MAPS * n(), 33))?;
-        let (s, z) = (be.upload(&rnd(MAPS * n(), 34))?, be.upload(&rnd(MAPS * n(), 35))?);
+        let (s, z) = (
+            be.upload(&rnd(MAPS * n(), 34))?,
+            be.upload(&rnd(MAPS * n(), 35))?,
+        );
         be.euler_maruyama_step(&mut x, &s, &z, 0.013, 0.11)?;
         Ok(vec![host(be, &x)?])
     });
     case!(r, dev, "langevin_corrector_step", 0.0, |be| {
         let mut x = be.upload(&rnd(MAPS * n(), 36))?;
-        let (s, z) = (be.upload(&rnd(MAPS * n(), 37))?, be.upload(&rnd(MAPS * n(), 38))?);
+        let (s, z) = (
+            be.upload(&rnd(MAPS * n(), 37))?,
+            be.upload(&rnd(MAPS * n(), 38))?,
+        );
         // the middle chain has a zero score norm: it must stay unchanged
         let sn = be.upload(&[2.5, 0.0, 0.7])?;
         let zn = be.upload(&[30.0, 31.0, 29.0])?;
@@ -299,7 +327,10 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
     });
     case!(r, dev, "heun_corrector", 0.0, |be| {
         let mut x = be.upload(&rnd(MAPS * n(), 43))?;
-        let (d, d2) = (be.upload(&rnd(MAPS * n(), 44))?, be.upload(&rnd(MAPS * n(), 45))?);
+        let (d, d2) = (
+            be.upload(&rnd(MAPS * n(), 44))?,
+            be.upload(&rnd(MAPS * n(), 45))?,
+        );
         be.heun_corrector(&mut x, &d, &d2, -0.02, -0.28)?;
         Ok(vec![host(be, &x)?])
     });
@@ -337,7 +368,10 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
     });
     case!(r, dev, "langevin_refine_step", 0.0, |be| {
         let mut x = be.upload(&rnd(MAPS * n(), 56))?;
-        let (s, z) = (be.upload(&rnd(MAPS * n(), 57))?, be.upload(&rnd(MAPS * n(), 58))?);
+        let (s, z) = (
+            be.upload(&rnd(MAPS * n(), 57))?,
+            be.upload(&rnd(MAPS * n(), 58))?,
+        );
         be.langevin_refine_step(&mut x, &s, &z, 0.01, 0.14)?;
         Ok(vec![host(be, &x)?])
     });
@@ -358,7 +392,10 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
         let mut r1 = be.upload(&rnd(MAPS * n(), 62))?;
         let mut r2 = be.upload(&rnd(MAPS * n(), 63))?;
         let (g1, g2) = (be.upload(&rnd(n(), 64))?, be.upload(&rnd(n(), 65))?);
-        let (w1, w2) = (be.upload(&positive(n(), 66))?, be.upload(&positive(n(), 67))?);
+        let (w1, w2) = (
+            be.upload(&positive(n(), 66))?,
+            be.upload(&positive(n(), 67))?,
+        );
         be.weighted_residual(&mut r1, &mut r2, &g1, &g2, &w1, &w2)?;
         Ok(vec![host(be, &r1)?, host(be, &r2)?])
     });
@@ -369,7 +406,10 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
     });
     case!(r, dev, "tweedie_score_combine", 0.0, |be| {
         let mut o = poison::<B, f32>(be, MAPS * n())?;
-        let (d, x) = (be.upload(&rnd(MAPS * n(), 70))?, be.upload(&rnd(MAPS * n(), 71))?);
+        let (d, x) = (
+            be.upload(&rnd(MAPS * n(), 70))?,
+            be.upload(&rnd(MAPS * n(), 71))?,
+        );
         let jv = be.upload(&rnd(MAPS * n(), 72))?;
         be.tweedie_score_combine(&mut o, &d, &x, &jv, 3.5)?;
         Ok(vec![host(be, &o)?])
@@ -384,8 +424,14 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
     case!(r, dev, "weighted_residual_f64", 0.0, |be| {
         let mut y1 = be.upload(&rnd64(MAPS * n(), 77))?;
         let mut y2 = be.upload(&rnd64(MAPS * n(), 78))?;
-        let (q1, q2) = (be.upload(&rnd64(MAPS * n(), 79))?, be.upload(&rnd64(MAPS * n(), 80))?);
-        let (w1, w2) = (be.upload(&positive64(n(), 81))?, be.upload(&positive64(n(), 82))?);
+        let (q1, q2) = (
+            be.upload(&rnd64(MAPS * n(), 79))?,
+            be.upload(&rnd64(MAPS * n(), 80))?,
+        );
+        let (w1, w2) = (
+            be.upload(&positive64(n(), 81))?,
+            be.upload(&positive64(n(), 82))?,
+        );
         be.weighted_residual_f64(&mut y1, &mut y2, &q1, &q2, &w1, &w2)?;
         Ok(vec![host(be, &y1)?, host(be, &y2)?])
     });
@@ -402,16 +448,30 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
     });
     case!(r, dev, "cg_initial_residual", 0.0, |be| {
         let mut rr = be.upload(&rnd64(MAPS * n(), 87))?;
-        let (ap, u) = (be.upload(&rnd64(MAPS * n(), 88))?, be.upload(&rnd64(MAPS * n(), 89))?);
+        let (ap, u) = (
+            be.upload(&rnd64(MAPS * n(), 88))?,
+            be.upload(&rnd64(MAPS * n(), 89))?,
+        );
         be.cg_initial_residual(&mut rr, &ap, &u, &be.upload(&[1u32, 0, 1])?, n())?;
         Ok(vec![host(be, &rr)?])
     });
     case!(r, dev, "cg_update_solution", 0.0, |be| {
         let mut u = be.upload(&rnd64(MAPS * n(), 90))?;
         let mut rr = be.upload(&rnd64(MAPS * n(), 91))?;
-        let (p, ap) = (be.upload(&rnd64(MAPS * n(), 92))?, be.upload(&rnd64(MAPS * n(), 93))?);
+        let (p, ap) = (
+            be.upload(&rnd64(MAPS * n(), 92))?,
+            be.upload(&rnd64(MAPS * n(), 93))?,
+        );
         let alpha = be.upload(&[0.3, 7.0, -0.2])?;
-        be.cg_update_solution(&mut u, &mut rr, &p, &ap, &alpha, &be.upload(&[0u32, 1, 1])?, n())?;
+        be.cg_update_solution(
+            &mut u,
+            &mut rr,
+            &p,
+            &ap,
+            &alpha,
+            &be.upload(&[0u32, 1, 1])?,
+            n(),
+        )?;
         Ok(vec![host(be, &u)?, host(be, &rr)?])
     });
     case!(r, dev, "cg_update_direction", 0.0, |be| {
@@ -429,21 +489,36 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
         Ok(vec![host(be, &o)?])
     });
     case!(r, dev, "chain_dot_f64", 1e-11, |be| {
-        let (a, b) = (be.upload(&rnd64(MAPS * n(), 97))?, be.upload(&rnd64(MAPS * n(), 98))?);
+        let (a, b) = (
+            be.upload(&rnd64(MAPS * n(), 97))?,
+            be.upload(&rnd64(MAPS * n(), 98))?,
+        );
         let mut o = poison::<B, f64>(be, MAPS)?;
         be.chain_dot_f64(&a, &b, n(), &mut o)?;
         Ok(vec![host(be, &o)?])
     });
     case!(r, dev, "hmc_energy_increment", 1e-11, |be| {
         let mut du = be.upload(&rnd64(MAPS, 99))?;
-        let (s, s2) = (be.upload(&rnd(MAPS * n(), 100))?, be.upload(&rnd(MAPS * n(), 101))?);
-        let (xk, xp) = (be.upload(&rnd(MAPS * n(), 102))?, be.upload(&rnd(MAPS * n(), 103))?);
+        let (s, s2) = (
+            be.upload(&rnd(MAPS * n(), 100))?,
+            be.upload(&rnd(MAPS * n(), 101))?,
+        );
+        let (xk, xp) = (
+            be.upload(&rnd(MAPS * n(), 102))?,
+            be.upload(&rnd(MAPS * n(), 103))?,
+        );
         be.hmc_energy_increment(&mut du, &s, &s2, &xk, &xp, n())?;
         Ok(vec![host(be, &du)?])
     });
     case!(r, dev, "hmc_kinetic_change", 1e-11, |be| {
-        let (p, vp) = (be.upload(&rnd(MAPS * n(), 104))?, be.upload(&rnd(MAPS * n(), 105))?);
-        let (p0, vp0) = (be.upload(&rnd(MAPS * n(), 106))?, be.upload(&rnd(MAPS * n(), 107))?);
+        let (p, vp) = (
+            be.upload(&rnd(MAPS * n(), 104))?,
+            be.upload(&rnd(MAPS * n(), 105))?,
+        );
+        let (p0, vp0) = (
+            be.upload(&rnd(MAPS * n(), 106))?,
+            be.upload(&rnd(MAPS * n(), 107))?,
+        );
         let mut o = poison::<B, f64>(be, MAPS)?;
         be.hmc_kinetic_change(&p, &vp, &p0, &vp0, n(), &mut o)?;
         Ok(vec![host(be, &o)?])
@@ -496,9 +571,19 @@ fn parity_harness_with_the_cpu_backend_as_the_device() {
         assert_eq!(r.error, 0.0, "{r:?}");
     }
     // and it would notice an unwritten element or a wrong value
-    let bad = compare("x", 0.0, Ok(vec![vec![1.0, 2.0]]), Ok(vec![vec![1.0, f64::NAN]]));
+    let bad = compare(
+        "x",
+        0.0,
+        Ok(vec![vec![1.0, 2.0]]),
+        Ok(vec![vec![1.0, f64::NAN]]),
+    );
     assert!(!bad.ok() && bad.unwritten == 1);
-    let bad = compare("x", 1e-6, Ok(vec![vec![1.0, 2.0]]), Ok(vec![vec![1.0, 2.001]]));
+    let bad = compare(
+        "x",
+        1e-6,
+        Ok(vec![vec![1.0, 2.0]]),
+        Ok(vec![vec![1.0, 2.001]]),
+    );
     assert!(!bad.ok());
 }
 
@@ -509,7 +594,13 @@ fn gpu_kernel_parity() {
     }
     let dev = lensdiff::backend::cuda::Cuda::new(0).expect("CUDA device 0");
     let rows = parity(&dev);
-    let t = table(&format!("Kernel parity on {} against the CPU backend", dev.describe()), &rows);
+    let t = table(
+        &format!(
+            "Kernel parity on {} against the CPU backend",
+            dev.describe()
+        ),
+        &rows,
+    );
     println!("{t}");
     if let Ok(p) = std::env::var("LENSDIFF_PARITY_OUT") {
         std::fs::write(p, &t).expect("write parity table");
@@ -525,12 +616,19 @@ fn masked_problem() -> (lensdiff::prior::GaussianPrior, lensdiff::sampler::Shear
     let prior =
         lensdiff::prior::GaussianPrior::from_cl(g, &lensdiff::spectrum::ClTable::default_kappa())
             .unwrap();
-    let mask: Vec<bool> = (0..g.len()).map(|i| (i % 64) > 8 || (i / 64) > 20).collect();
-    let std: Vec<f32> = (0..g.len()).map(|i| 0.02 + 0.01 * ((i % 5) as f32)).collect();
+    let mask: Vec<bool> = (0..g.len())
+        .map(|i| (i % 64) > 8 || (i / 64) > 20)
+        .collect();
+    let std: Vec<f32> = (0..g.len())
+        .map(|i| 0.02 + 0.01 * ((i % 5) as f32))
+        .collect();
     let noise = NoiseModel::from_std(g, &std, &std, Some(&mask)).unwrap();
     let truth = lensdiff::fields::gaussian_fields(&g, prior.power(), 5, 0, 1).unwrap();
     let (g1, g2) = lensdiff::fields::simulate_shear(&truth, &noise, 6, 0).unwrap();
-    (prior, lensdiff::sampler::ShearData::new(g1, g2, noise).unwrap())
+    (
+        prior,
+        lensdiff::sampler::ShearData::new(g1, g2, noise).unwrap(),
+    )
 }
 
 #[test]
@@ -547,7 +645,13 @@ fn gpu_samplers_match_the_cpu_with_the_same_seed() {
         "| sampler | guidance | levels | max rel. RMS diff | chains within 1e-3 | inner its cpu / gpu |\n|---|---|---|---|---|---|\n",
     );
     let mut failures = Vec::new();
-    for (kind, levels) in [("em", 60), ("pc", 30), ("heun", 16), ("edm", 24), ("hmc", 30)] {
+    for (kind, levels) in [
+        ("em", 60),
+        ("pc", 30),
+        ("heun", 16),
+        ("edm", 24),
+        ("hmc", 30),
+    ] {
         for guidance in [
             Guidance::Spectral { tol: 1e-4 },
             Guidance::Annealed { c: 0.5 },
@@ -559,14 +663,48 @@ fn gpu_samplers_match_the_cpu_with_the_same_seed() {
                 levels,
                 ..SamplerConfig::default()
             };
-            let run = |be: &dyn Fn() -> lensdiff::Result<lensdiff::sampler::SampleSet>| be().unwrap();
-            let cpu = run(&|| device::sample(&Cpu::new(), &prior, &data, guidance, &cfg, 3, 0, chains, chains, &mut |_, _| {}));
-            let gpu = run(&|| device::sample(&dev, &prior, &data, guidance, &cfg, 3, 0, chains, chains, &mut |_, _| {}));
+            let run =
+                |be: &dyn Fn() -> lensdiff::Result<lensdiff::sampler::SampleSet>| be().unwrap();
+            let cpu = run(&|| {
+                device::sample(
+                    &Cpu::new(),
+                    &prior,
+                    &data,
+                    guidance,
+                    &cfg,
+                    3,
+                    0,
+                    chains,
+                    chains,
+                    &mut |_, _| {},
+                )
+            });
+            let gpu = run(&|| {
+                device::sample(
+                    &dev,
+                    &prior,
+                    &data,
+                    guidance,
+                    &cfg,
+                    3,
+                    0,
+                    chains,
+                    chains,
+                    &mut |_, _| {},
+                )
+            });
             assert_eq!(cpu.nfe, gpu.nfe);
             let rel: Vec<f64> = (0..chains)
                 .map(|c| {
-                    let (a, b) = (&cpu.samples[c * n..(c + 1) * n], &gpu.samples[c * n..(c + 1) * n]);
-                    let d: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+                    let (a, b) = (
+                        &cpu.samples[c * n..(c + 1) * n],
+                        &gpu.samples[c * n..(c + 1) * n],
+                    );
+                    let d: f64 = a
+                        .iter()
+                        .zip(b)
+                        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+                        .sum();
                     let s: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum();
                     (d / s).sqrt()
                 })
@@ -588,10 +726,19 @@ fn gpu_samplers_match_the_cpu_with_the_same_seed() {
             }
         }
     }
-    println!("Samplers on {} against the CPU (64², masked, seed 3, {chains} chains)\n\n{out}", dev.describe());
+    println!(
+        "Samplers on {} against the CPU (64², masked, seed 3, {chains} chains)\n\n{out}",
+        dev.describe()
+    );
     if let Ok(p) = std::env::var("LENSDIFF_PARITY_OUT") {
         let t = std::fs::read_to_string(&p).unwrap_or_default();
-        std::fs::write(&p, format!("{t}\nSamplers against the CPU (64², masked, seed 3, {chains} chains)\n\n{out}")).unwrap();
+        std::fs::write(
+            &p,
+            format!(
+                "{t}\nSamplers against the CPU (64², masked, seed 3, {chains} chains)\n\n{out}"
+            ),
+        )
+        .unwrap();
     }
     assert!(failures.is_empty(), "{failures:?}");
 }
@@ -606,9 +753,15 @@ fn gpu_heun_with_spectral_guidance_reproduces_the_exact_posterior() {
     let dev = lensdiff::backend::cuda::Cuda::new(0).expect("CUDA device 0");
     // tests/sampler_exact.rs's problem: 32², uniform noise, no mask
     let g = Grid::square(32, 2.0).unwrap();
-    let ell: Vec<f64> = (0..30).map(|i| 10f64.powf(1.5 + 3.0 * i as f64 / 29.0)).collect();
+    let ell: Vec<f64> = (0..30)
+        .map(|i| 10f64.powf(1.5 + 3.0 * i as f64 / 29.0))
+        .collect();
     let cl: Vec<f64> = ell.iter().map(|l| 1e-8 * (l / 1000.0).powf(-1.2)).collect();
-    let prior = lensdiff::prior::GaussianPrior::from_cl(g, &lensdiff::spectrum::ClTable::new(ell, cl).unwrap()).unwrap();
+    let prior = lensdiff::prior::GaussianPrior::from_cl(
+        g,
+        &lensdiff::spectrum::ClTable::new(ell, cl).unwrap(),
+    )
+    .unwrap();
     let truth = lensdiff::fields::gaussian_fields(&g, prior.power(), 5, 0, 1).unwrap();
     let noise = NoiseModel::uniform(g, 0.02, None).unwrap();
     let (g1, g2) = lensdiff::fields::simulate_shear(&truth, &noise, 5, 0).unwrap();
@@ -616,7 +769,19 @@ fn gpu_heun_with_spectral_guidance_reproduces_the_exact_posterior() {
     let oracle = FourierGaussianPosterior::new(prior.power(), &data).unwrap();
     let chains = 128;
     let cfg = SamplerConfig::default(); // Heun, 64 EDM levels
-    let run = device::sample(&dev, &prior, &data, Guidance::Spectral { tol: 1e-6 }, &cfg, 42, 0, chains, 64, &mut |_, _| {}).unwrap();
+    let run = device::sample(
+        &dev,
+        &prior,
+        &data,
+        Guidance::Spectral { tol: 1e-6 },
+        &cfg,
+        42,
+        0,
+        chains,
+        64,
+        &mut |_, _| {},
+    )
+    .unwrap();
     let st = common::modes::mode_stats(&g, &oracle, &run.samples);
     // 4 standard errors plus sampling_exact's 2% discretisation allowance
     let se_z = 1.0 / (2.0 * st.k as f64).sqrt();

@@ -10,8 +10,8 @@ use crate::prior::GaussianPrior;
 use crate::sampler::device;
 use crate::sampler::Moments;
 use crate::sampler::{
-    sample, Guidance, GuidedPosterior, RefineMethod, Refinement, SampleSet, SamplerConfig,
-    SamplerKind, ShearData,
+    Guidance, GuidedPosterior, RefineMethod, Refinement, SampleSet, SamplerConfig, SamplerKind,
+    ShearData,
 };
 
 /// Probability-flow ODE, Heun's method (the default).
@@ -86,7 +86,7 @@ pub struct LensdiffSamplerConfig {
     pub batch: u32,
     /// Global index of the first chain (to split chains across processes).
     pub first_chain: u64,
-    /// `LENSDIFF_DEVICE_*` (since 0.2; older callers get the CPU).
+    /// `LENSDIFF_DEVICE_*` (a caller whose `struct_size` predates this field gets the CPU).
     pub device_kind: i32,
     /// CUDA device ordinal (as `CUDA_VISIBLE_DEVICES` numbers them).
     pub device_ordinal: i32,

@@ -37,7 +37,7 @@ pub fn write_f64(path: &Path, data: ArrayViewD<f64>) -> Result<()> {
     write(path, data)
 }
 
-fn write<T: ndarray_npy::WritableElement>(path: &Path, data: ArrayViewD<T>) -> Result<()> {
+fn write<T: ndarray_npy::WritableElement + Clone>(path: &Path, data: ArrayViewD<T>) -> Result<()> {
     if data.is_empty() {
         return Err(Error::invalid(
             "data",

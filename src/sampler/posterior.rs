@@ -254,7 +254,6 @@ impl<'a> GuidedPosterior<'a> {
         posterior_power_of(self.prior.gaussian_power(), sigma)
     }
 
-
     /// `out += P^T (w ⊙ (gamma - P m))` per map with the weights `w1, w2`.
     fn add_weighted_residual(
         &self,
@@ -303,7 +302,11 @@ impl ScoreModel for GuidedPosterior<'_> {
                 let mut d = vec![0.0f32; x.len()];
                 self.prior.denoise(x, sigma, &mut d)?;
                 let (e1, e2) = if inflate {
-                    let v = inflated_tweedie_variance(self.prior.grid(), self.prior.gaussian_power(), sigma);
+                    let v = inflated_tweedie_variance(
+                        self.prior.grid(),
+                        self.prior.gaussian_power(),
+                        sigma,
+                    );
                     let f = |w: &f64| (w / (1.0 + v * w)) as f32;
                     (
                         self.w1.iter().map(f).collect(),

@@ -68,4 +68,3 @@ pub fn mode_stats(g: &Grid, oracle: &FourierGaussianPosterior, samples: &[f32]) 
         k,
     }
 }
-

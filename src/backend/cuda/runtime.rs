@@ -3,7 +3,7 @@
 
 use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::driver::{sys as driver_sys, CudaContext};
 
@@ -45,11 +45,33 @@ pub(crate) fn missing_library() -> Option<&'static str> {
     }
 }
 
+/// A process-wide backend and its ordinal.
+type SharedDevice = (usize, Arc<Cuda>);
+
 impl Cuda {
     /// Opens CUDA device `ordinal` with a stream of its own; compiles the
     /// kernels for its architecture (once per process, see [`Cuda`]).
     pub fn new(ordinal: usize) -> Result<Cuda> {
         open(ordinal, None)
+    }
+
+    /// The process's backend for device `ordinal`, opened on first use and
+    /// shared afterwards (its modules, stream and FFT plans are reused by
+    /// every run that asks for `cuda:N` without a stream of its own). A
+    /// failed open is not remembered: the next call tries again.
+    pub fn shared(ordinal: usize) -> Result<Arc<Cuda>> {
+        static DEVICES: OnceLock<Mutex<Vec<SharedDevice>>> = OnceLock::new();
+        let devices = DEVICES.get_or_init(|| Mutex::new(Vec::new()));
+        let mut d = match devices.lock() {
+            Ok(d) => d,
+            Err(p) => p.into_inner(),
+        };
+        if let Some((_, be)) = d.iter().find(|(i, _)| *i == ordinal) {
+            return Ok(be.clone());
+        }
+        let be = Arc::new(Cuda::new(ordinal)?);
+        d.push((ordinal, be.clone()));
+        Ok(be)
     }
 
     /// Opens CUDA device `ordinal` and queues all work on the caller's

@@ -14,9 +14,11 @@ use lensdiff::error::{Error, Result};
 use lensdiff::grid::Grid;
 use lensdiff::lensing::KaiserSquires;
 use lensdiff::noise::NoiseModel;
-use lensdiff::prior::GaussianPrior;
+use lensdiff::prior::{GaussianPrior, Prior};
 use lensdiff::rng::Stream;
-use lensdiff::sampler::{device, sample, Guidance, GuidedPosterior, SampleSet, SamplerConfig, ShearData};
+use lensdiff::sampler::{
+    device, sample, Guidance, GuidedPosterior, SampleSet, SamplerConfig, ShearData,
+};
 use lensdiff::spectrum::ClTable;
 
 #[derive(ClapArgs)]
@@ -80,7 +82,10 @@ fn data_dir(a: &Args) -> Option<PathBuf> {
 }
 
 fn read_map(p: &Path) -> Result<Vec<f32>> {
-    Ok(lensdiff::io::read_map(p, Some([360, 360]))?.iter().copied().collect())
+    Ok(lensdiff::io::read_map(p, Some([360, 360]))?
+        .iter()
+        .copied()
+        .collect())
 }
 
 fn problem(a: &Args) -> Result<Problem> {
@@ -97,15 +102,25 @@ fn problem(a: &Args) -> Result<Problem> {
                 ClTable::read(&d.join("ktng/ktng_PS_theory.npy"))?,
                 read_map(&d.join("ktng/ktng_kappa360v2.fits"))?,
                 noise,
-                format!("COSMOS noise and mask, kappaTNG truth and spectrum ({})", d.display()),
+                format!(
+                    "COSMOS noise and mask, kappaTNG truth and spectrum ({})",
+                    d.display()
+                ),
             )
         }
         None => {
             let table = ClTable::default_kappa();
             let truth = lensdiff::fields::gaussian_fields(&g, &table.pixel_power(&g), 1, 0, 1)?;
-            let mask: Vec<bool> = (0..g.len()).map(|i| (i % 360) > 60 && (i / 360) > 40).collect();
+            let mask: Vec<bool> = (0..g.len())
+                .map(|i| (i % 360) > 60 && (i / 360) > 40)
+                .collect();
             let noise = NoiseModel::uniform(g, 0.12, Some(&mask))?;
-            (table, truth, noise, "synthetic stand-in (no COSMOS data found)".into())
+            (
+                table,
+                truth,
+                noise,
+                "synthetic stand-in (no COSMOS data found)".into(),
+            )
         }
     };
     let (g1, g2) = lensdiff::fields::simulate_shear(&truth, &noise, 2023, 0)?;
@@ -123,9 +138,27 @@ struct Timing {
     set: SampleSet,
 }
 
-fn run_once(be: Option<&lensdiff::backend::cuda::Cuda>, p: &Problem, cfg: &SamplerConfig, g: Guidance, seed: u64, chains: usize) -> Result<SampleSet> {
+fn run_once(
+    be: Option<&lensdiff::backend::cuda::Cuda>,
+    p: &Problem,
+    cfg: &SamplerConfig,
+    g: Guidance,
+    seed: u64,
+    chains: usize,
+) -> Result<SampleSet> {
     match be {
-        Some(be) => device::sample(be, &p.prior, &p.data, g, cfg, seed, 0, chains, chains, &mut |_, _| {}),
+        Some(be) => device::sample(
+            be,
+            &p.prior,
+            &p.data,
+            g,
+            cfg,
+            seed,
+            0,
+            chains,
+            chains,
+            &mut |_, _| {},
+        ),
         None => {
             let post = GuidedPosterior::new(&p.prior, &p.data, g)?;
             sample(&post, cfg, seed, 0, chains, chains, &mut |_, _| {})
@@ -168,7 +201,10 @@ pub fn run(a: Args) -> Result<()> {
         };
         if let Some(be) = &cuda {
             // compiles the kernels and plans the transforms outside the timing
-            let warm = SamplerConfig { levels: 3, ..cfg.clone() };
+            let warm = SamplerConfig {
+                levels: 3,
+                ..cfg.clone()
+            };
             for &b in &a.batch {
                 run_once(Some(be.as_ref()), &p, &warm, guidance, a.seed, b)?;
             }
@@ -187,10 +223,16 @@ pub fn run(a: Args) -> Result<()> {
                 chains as f64 / set.seconds,
                 set.inner_iterations as f64 / (set.nfe as f64 * chains as f64),
             );
-            timings.push(Timing { device: name.clone(), batch: chains, set });
+            timings.push(Timing {
+                device: name.clone(),
+                batch: chains,
+                set,
+            });
         }
         if a.kernels {
-            let maps = a.kernel_maps.unwrap_or(if cuda.is_some() { 128 } else { 8 });
+            let maps = a
+                .kernel_maps
+                .unwrap_or(if cuda.is_some() { 128 } else { 8 });
             let rows = match &cuda {
                 Some(be) => kernel_bandwidth(be.as_ref(), &grid, maps)?,
                 None => kernel_bandwidth(&Cpu::new(), &grid, maps)?,
@@ -202,7 +244,10 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(dir) = &a.export {
         let last = timings.iter().max_by_key(|t| t.batch);
         export(dir, &p, &cfg, a.inner_tol, last.map(|t| &t.set))?;
-        println!("\nproblem written to {} (for bench/torch_gaussian_sampler.py)", dir.display());
+        println!(
+            "\nproblem written to {} (for bench/torch_gaussian_sampler.py)",
+            dir.display()
+        );
     }
     if let Some(path) = &a.json {
         let results: Vec<serde_json::Value> = timings
@@ -236,24 +281,39 @@ pub fn run(a: Args) -> Result<()> {
             "results": results,
             "kernels": kern,
         });
-        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
-            .map_err(|source| Error::Io { path: path.clone(), source })?;
+        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default()).map_err(
+            |source| Error::Io {
+                path: path.clone(),
+                source,
+            },
+        )?;
     }
     Ok(())
 }
 
 /// The problem as .npy files (module docs of bench/torch_gaussian_sampler.py).
-fn export(dir: &Path, p: &Problem, cfg: &SamplerConfig, tol: f64, set: Option<&SampleSet>) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.into(), source })?;
+fn export(
+    dir: &Path,
+    p: &Problem,
+    cfg: &SamplerConfig,
+    tol: f64,
+    set: Option<&SampleSet>,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.into(),
+        source,
+    })?;
     let g = *p.prior.grid();
     let map = [g.ny, g.nx];
     let spec = [g.ny, g.nkx()];
     let f32s = |name: &str, v: &[f32], shape: &[usize]| {
-        let a = ArrayD::from_shape_vec(IxDyn(shape), v.to_vec()).map_err(|e| Error::invalid("export", e.to_string()))?;
+        let a = ArrayD::from_shape_vec(IxDyn(shape), v.to_vec())
+            .map_err(|e| Error::invalid("export", e.to_string()))?;
         lensdiff::io::npy::write_f32(&dir.join(name), a.view())
     };
     let f64s = |name: &str, v: &[f64], shape: &[usize]| {
-        let a = ArrayD::from_shape_vec(IxDyn(shape), v.to_vec()).map_err(|e| Error::invalid("export", e.to_string()))?;
+        let a = ArrayD::from_shape_vec(IxDyn(shape), v.to_vec())
+            .map_err(|e| Error::invalid("export", e.to_string()))?;
         lensdiff::io::npy::write_f64(&dir.join(name), a.view())
     };
     f32s("g1.npy", &p.data.g1, &map)?;
@@ -319,7 +379,16 @@ fn kernel_bandwidth<B: Backend>(be: &B, grid: &Grid, maps: usize) -> Result<Vec<
     let (f4, f8) = (4.0 * len as f64, 8.0 * len as f64);
     let (s4, s8) = (4.0 * slen as f64, 8.0 * slen as f64);
     let mut x = be.alloc::<f32>(len)?;
-    be.fill_normal(&mut x, n, NoiseKey { seed: 1, stream: Stream::Sampler, first_chain: 0 }, 0)?;
+    be.fill_normal(
+        &mut x,
+        n,
+        NoiseKey {
+            seed: 1,
+            stream: Stream::Sampler,
+            first_chain: 0,
+        },
+        0,
+    )?;
     let mut y = be.alloc::<f32>(len)?;
     let mut z = be.alloc::<f32>(len)?;
     let mut w = be.alloc::<f32>(len)?;
@@ -342,44 +411,210 @@ fn kernel_bandwidth<B: Backend>(be: &B, grid: &Grid, maps: usize) -> Result<Vec<
     let per_chain = be.upload(&vec![0.1f64; maps])?;
     let mut dots = be.alloc::<f64>(maps)?;
     let mut rows = Vec::new();
-    let mut push = |name, bytes, seconds| rows.push(KernelRow { name, bytes, seconds });
-    push("copy (device to device)", 2.0 * f4, time(be, reps, || be.copy(&x, &mut w))?);
-    push("euler_maruyama_step", 4.0 * f4, time(be, reps, || be.euler_maruyama_step(&mut w, &y, &z, 1e-3, 1e-3))?);
-    push("heun_predictor", 4.0 * f4, time(be, reps, || be.heun_predictor(&mut w, &y, &mut z, 1.0, 1e-3))?);
-    push("heun_corrector", 4.0 * f4, time(be, reps, || be.heun_corrector(&mut w, &y, &z, 1e-3, -1.0))?);
-    push("edm_churn_noise", 3.0 * f4, time(be, reps, || be.edm_churn_noise(&mut w, &y, 1e-3))?);
-    push("hmc_momentum_half_step", 3.0 * f4, time(be, reps, || be.hmc_momentum_half_step(&mut w, &y, 1e-3))?);
-    push("hmc_position_step", 4.0 * f4, time(be, reps, || be.hmc_position_step(&mut w, Some(&mut z), &y, 1e-3))?);
-    push("langevin_refine_step", 4.0 * f4, time(be, reps, || be.langevin_refine_step(&mut w, &y, &z, 1e-3, 1e-3))?);
-    push("prior_score", 3.0 * f4, time(be, reps, || be.prior_score(&mut w, &y, 1.0))?);
-    push("tweedie_score_combine", 4.0 * f4, time(be, reps, || be.tweedie_score_combine(&mut w, &y, &z, &x, 1.0))?);
-    push("add_weighted_residual_accumulate", 3.0 * f4, time(be, reps, || be.add_weighted_residual_accumulate(&mut w, &y))?);
-    push("weighted_residual", 4.0 * f4, time(be, reps, || be.weighted_residual(&mut w, &mut z, &pix32, &pix32, &pix32, &pix32))?);
-    push("map_to_f64", f4 + f8, time(be, reps, || be.map_to_f64(&y, &mut a64))?);
-    push("map_to_f32", f8 + f4, time(be, reps, || be.map_to_f32(&b64, &mut w))?);
-    push("fill_normal", f4, time(be, reps, || be.fill_normal(&mut w, n, NoiseKey { seed: 2, stream: Stream::Sampler, first_chain: 0 }, 1))?);
-    push("gaussian_denoise_gain", 2.0 * s4, time(be, reps, || be.gaussian_denoise_gain(&mut spec, &mode64, 0.1))?);
-    push("metric_apply_multiply", 2.0 * s4, time(be, reps, || be.metric_apply_multiply(&mut spec, &mode32))?);
-    push("ks_forward_multiply", 3.0 * s4, time(be, reps, || be.ks_forward_multiply(&spec, &mode32, &mode32, &mut spec2, &mut spec3))?);
-    push("ks_adjoint_multiply", 3.0 * s4, time(be, reps, || be.ks_adjoint_multiply(&spec2, &spec3, &mode32, &mode32, &mut spec))?);
-    push("fourier_scale", 2.0 * s8, time(be, reps, || be.fourier_scale(&mut spec64, &mode64))?);
-    push("ks_forward_multiply_f64", 3.0 * s8, time(be, reps, || be.ks_forward_multiply_f64(&spec64, &mode64, &mode64, &mut spec64b, &mut spec64c))?);
-    push("ks_adjoint_multiply_f64", 3.0 * s8, time(be, reps, || be.ks_adjoint_multiply_f64(&spec64b, &spec64c, &mode64, &mode64, &mut spec64))?);
-    push("multiply_weights_f64", 2.0 * f8, time(be, reps, || be.multiply_weights_f64(&mut a64, &pix64))?);
-    push("add_assign_f64", 3.0 * f8, time(be, reps, || be.add_assign_f64(&mut a64, &b64))?);
-    push("cg_update_solution", 6.0 * f8, time(be, reps, || be.cg_update_solution(&mut a64, &mut c64, &b64, &b64, &per_chain, &active, n))?);
-    push("cg_update_direction", 3.0 * f8, time(be, reps, || be.cg_update_direction(&mut a64, &b64, &per_chain, &active, n))?);
-    push("chain_dot_f64", 2.0 * f8, time(be, reps, || be.chain_dot_f64(&a64, &b64, n, &mut dots))?);
-    push("chain_norms", f4, time(be, reps, || be.chain_norms(&y, n, &mut dots))?);
-    push("fft_forward (R2C, not bandwidth-bound)", f4 + s4, time(be, reps, || be.fft_forward(grid, &x, &mut spec))?);
-    push("fft_forward_f64 (D2Z)", f8 + s8, time(be, reps, || be.fft_forward_f64(grid, &b64, &mut spec64))?);
+    let mut push = |name, bytes, seconds| {
+        rows.push(KernelRow {
+            name,
+            bytes,
+            seconds,
+        })
+    };
+    push(
+        "copy (device to device)",
+        2.0 * f4,
+        time(be, reps, || be.copy(&x, &mut w))?,
+    );
+    push(
+        "euler_maruyama_step",
+        4.0 * f4,
+        time(be, reps, || {
+            be.euler_maruyama_step(&mut w, &y, &z, 1e-3, 1e-3)
+        })?,
+    );
+    push(
+        "heun_predictor",
+        4.0 * f4,
+        time(be, reps, || {
+            be.heun_predictor(&mut w, &y, &mut z, 1.0, 1e-3)
+        })?,
+    );
+    push(
+        "heun_corrector",
+        4.0 * f4,
+        time(be, reps, || be.heun_corrector(&mut w, &y, &z, 1e-3, -1.0))?,
+    );
+    push(
+        "edm_churn_noise",
+        3.0 * f4,
+        time(be, reps, || be.edm_churn_noise(&mut w, &y, 1e-3))?,
+    );
+    push(
+        "hmc_momentum_half_step",
+        3.0 * f4,
+        time(be, reps, || be.hmc_momentum_half_step(&mut w, &y, 1e-3))?,
+    );
+    push(
+        "hmc_position_step",
+        4.0 * f4,
+        time(be, reps, || {
+            be.hmc_position_step(&mut w, Some(&mut z), &y, 1e-3)
+        })?,
+    );
+    push(
+        "langevin_refine_step",
+        4.0 * f4,
+        time(be, reps, || {
+            be.langevin_refine_step(&mut w, &y, &z, 1e-3, 1e-3)
+        })?,
+    );
+    push(
+        "prior_score",
+        3.0 * f4,
+        time(be, reps, || be.prior_score(&mut w, &y, 1.0))?,
+    );
+    push(
+        "tweedie_score_combine",
+        4.0 * f4,
+        time(be, reps, || {
+            be.tweedie_score_combine(&mut w, &y, &z, &x, 1.0)
+        })?,
+    );
+    push(
+        "add_weighted_residual_accumulate",
+        3.0 * f4,
+        time(be, reps, || be.add_weighted_residual_accumulate(&mut w, &y))?,
+    );
+    push(
+        "weighted_residual",
+        4.0 * f4,
+        time(be, reps, || {
+            be.weighted_residual(&mut w, &mut z, &pix32, &pix32, &pix32, &pix32)
+        })?,
+    );
+    push(
+        "map_to_f64",
+        f4 + f8,
+        time(be, reps, || be.map_to_f64(&y, &mut a64))?,
+    );
+    push(
+        "map_to_f32",
+        f8 + f4,
+        time(be, reps, || be.map_to_f32(&b64, &mut w))?,
+    );
+    push(
+        "fill_normal",
+        f4,
+        time(be, reps, || {
+            be.fill_normal(
+                &mut w,
+                n,
+                NoiseKey {
+                    seed: 2,
+                    stream: Stream::Sampler,
+                    first_chain: 0,
+                },
+                1,
+            )
+        })?,
+    );
+    push(
+        "gaussian_denoise_gain",
+        2.0 * s4,
+        time(be, reps, || {
+            be.gaussian_denoise_gain(&mut spec, &mode64, 0.1)
+        })?,
+    );
+    push(
+        "metric_apply_multiply",
+        2.0 * s4,
+        time(be, reps, || be.metric_apply_multiply(&mut spec, &mode32))?,
+    );
+    push(
+        "ks_forward_multiply",
+        3.0 * s4,
+        time(be, reps, || {
+            be.ks_forward_multiply(&spec, &mode32, &mode32, &mut spec2, &mut spec3)
+        })?,
+    );
+    push(
+        "ks_adjoint_multiply",
+        3.0 * s4,
+        time(be, reps, || {
+            be.ks_adjoint_multiply(&spec2, &spec3, &mode32, &mode32, &mut spec)
+        })?,
+    );
+    push(
+        "fourier_scale",
+        2.0 * s8,
+        time(be, reps, || be.fourier_scale(&mut spec64, &mode64))?,
+    );
+    push(
+        "ks_forward_multiply_f64",
+        3.0 * s8,
+        time(be, reps, || {
+            be.ks_forward_multiply_f64(&spec64, &mode64, &mode64, &mut spec64b, &mut spec64c)
+        })?,
+    );
+    push(
+        "ks_adjoint_multiply_f64",
+        3.0 * s8,
+        time(be, reps, || {
+            be.ks_adjoint_multiply_f64(&spec64b, &spec64c, &mode64, &mode64, &mut spec64)
+        })?,
+    );
+    push(
+        "multiply_weights_f64",
+        2.0 * f8,
+        time(be, reps, || be.multiply_weights_f64(&mut a64, &pix64))?,
+    );
+    push(
+        "add_assign_f64",
+        3.0 * f8,
+        time(be, reps, || be.add_assign_f64(&mut a64, &b64))?,
+    );
+    push(
+        "cg_update_solution",
+        6.0 * f8,
+        time(be, reps, || {
+            be.cg_update_solution(&mut a64, &mut c64, &b64, &b64, &per_chain, &active, n)
+        })?,
+    );
+    push(
+        "cg_update_direction",
+        3.0 * f8,
+        time(be, reps, || {
+            be.cg_update_direction(&mut a64, &b64, &per_chain, &active, n)
+        })?,
+    );
+    push(
+        "chain_dot_f64",
+        2.0 * f8,
+        time(be, reps, || be.chain_dot_f64(&a64, &b64, n, &mut dots))?,
+    );
+    push(
+        "chain_norms",
+        f4,
+        time(be, reps, || be.chain_norms(&y, n, &mut dots))?,
+    );
+    push(
+        "fft_forward (R2C, not bandwidth-bound)",
+        f4 + s4,
+        time(be, reps, || be.fft_forward(grid, &x, &mut spec))?,
+    );
+    push(
+        "fft_forward_f64 (D2Z)",
+        f8 + s8,
+        time(be, reps, || be.fft_forward_f64(grid, &b64, &mut spec64))?,
+    );
     Ok(rows)
 }
 
 fn print_kernels(device: &str, maps: usize, rows: &[KernelRow]) {
     let copy = rows.first().map_or(1.0, |r| r.gbps());
     println!("\nkernels on {device}, {maps} maps of 360² per launch (copy = {copy:.0} GB/s):");
-    println!("{:<40} {:>10} {:>11} {:>10} {:>8}", "kernel", "MB", "µs/launch", "GB/s", "% copy");
+    println!(
+        "{:<40} {:>10} {:>11} {:>10} {:>8}",
+        "kernel", "MB", "µs/launch", "GB/s", "% copy"
+    );
     for r in rows {
         println!(
             "{:<40} {:>10.1} {:>11.1} {:>10.0} {:>7.0}%",

@@ -3,17 +3,17 @@
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
+use lensdiff::backend::Device;
 use lensdiff::baselines::kaiser_squires;
 use lensdiff::catalogue::{bin_catalogue, BinningOptions, Catalogue, Projection};
 use lensdiff::io::Wcs;
 use lensdiff::nn::Denoiser;
 use lensdiff::noise::NoiseModel;
-use lensdiff::backend::Device;
 use lensdiff::prior::{GaussianPrior, NeuralPrior, Prior};
 use lensdiff::sampler::device::sample_on;
 use lensdiff::sampler::{
-    sample, Guidance, GuidedPosterior, RefineMethod, Refinement, SampleSet, SamplerConfig,
-    SamplerKind, ShearData,
+    Guidance, GuidedPosterior, RefineMethod, Refinement, SampleSet, SamplerConfig, SamplerKind,
+    ShearData,
 };
 use lensdiff::smoothing::Boundary;
 use lensdiff::{Error, Grid, Result};

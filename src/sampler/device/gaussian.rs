@@ -5,9 +5,7 @@
 //! with its own step sizes, and a chain stops updating once it has converged,
 //! so every chain does exactly the iterations it does on its own.
 
-use super::super::posterior::{
-    inflated_tweedie_variance, posterior_power_of, warm_start_scale,
-};
+use super::super::posterior::{inflated_tweedie_variance, posterior_power_of, warm_start_scale};
 use super::super::{Guidance, ScoreStats, ShearData};
 use crate::backend::Backend;
 use crate::baselines::wiener::GaussianSystem;
@@ -46,10 +44,18 @@ pub struct DeviceGaussianPosterior<B: Backend> {
 impl<B: Backend> DeviceGaussianPosterior<B> {
     /// Uploads the prior power, the Kaiser–Squires multipliers, the data and
     /// the weights.
-    pub fn new(be: &B, prior: &GaussianPrior, data: &ShearData, guidance: Guidance) -> Result<Self> {
+    pub fn new(
+        be: &B,
+        prior: &GaussianPrior,
+        data: &ShearData,
+        guidance: Guidance,
+    ) -> Result<Self> {
         let grid = *prior.grid();
         if data.grid() != &grid {
-            return Err(Error::invalid("prior", "prior and data have different grids"));
+            return Err(Error::invalid(
+                "prior",
+                "prior and data have different grids",
+            ));
         }
         let ks32 = KaiserSquires::<f32>::new(grid);
         let ks64 = KaiserSquires::<f64>::new(grid);
@@ -109,9 +115,19 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
     }
 
     /// `(r1, r2) = P m` in f32.
-    fn ks_forward(&self, be: &B, m: &B::Buf<f32>, r1: &mut B::Buf<f32>, r2: &mut B::Buf<f32>) -> Result<()> {
+    fn ks_forward(
+        &self,
+        be: &B,
+        m: &B::Buf<f32>,
+        r1: &mut B::Buf<f32>,
+        r2: &mut B::Buf<f32>,
+    ) -> Result<()> {
         let maps = self.maps(B::len(m));
-        let (mut kh, mut s1, mut s2) = (self.spec32(be, maps)?, self.spec32(be, maps)?, self.spec32(be, maps)?);
+        let (mut kh, mut s1, mut s2) = (
+            self.spec32(be, maps)?,
+            self.spec32(be, maps)?,
+            self.spec32(be, maps)?,
+        );
         be.fft_forward(&self.grid, m, &mut kh)?;
         be.ks_forward_multiply(&kh, &self.p1, &self.p2, &mut s1, &mut s2)?;
         be.fft_inverse(&self.grid, &mut s1, r1)?;
@@ -119,13 +135,24 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
     }
 
     /// `out += P^T (a ⊙ (gamma - P m))` (`GuidedPosterior::add_weighted_residual`).
-    fn add_weighted_residual(&self, be: &B, m: &B::Buf<f32>, a1: &B::Buf<f32>, a2: &B::Buf<f32>, out: &mut B::Buf<f32>) -> Result<()> {
+    fn add_weighted_residual(
+        &self,
+        be: &B,
+        m: &B::Buf<f32>,
+        a1: &B::Buf<f32>,
+        a2: &B::Buf<f32>,
+        out: &mut B::Buf<f32>,
+    ) -> Result<()> {
         let len = B::len(m);
         let maps = self.maps(len);
         let (mut r1, mut r2) = (be.alloc::<f32>(len)?, be.alloc::<f32>(len)?);
         self.ks_forward(be, m, &mut r1, &mut r2)?;
         be.weighted_residual(&mut r1, &mut r2, &self.g1, &self.g2, a1, a2)?;
-        let (mut s1, mut s2, mut kh) = (self.spec32(be, maps)?, self.spec32(be, maps)?, self.spec32(be, maps)?);
+        let (mut s1, mut s2, mut kh) = (
+            self.spec32(be, maps)?,
+            self.spec32(be, maps)?,
+            self.spec32(be, maps)?,
+        );
         be.fft_forward(&self.grid, &r1, &mut s1)?;
         be.fft_forward(&self.grid, &r2, &mut s2)?;
         be.ks_adjoint_multiply(&s1, &s2, &self.p1, &self.p2, &mut kh)?;
@@ -135,7 +162,13 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
     }
 
     /// `out = grad log p_sigma(x | data)` for a batch (`GuidedPosterior::score`).
-    pub fn score(&mut self, be: &B, x: &B::Buf<f32>, sigma: f64, out: &mut B::Buf<f32>) -> Result<ScoreStats> {
+    pub fn score(
+        &mut self,
+        be: &B,
+        x: &B::Buf<f32>,
+        sigma: f64,
+        out: &mut B::Buf<f32>,
+    ) -> Result<ScoreStats> {
         let len = B::len(x);
         let maps = crate::backend::maps_of("x", len, self.grid.len())?;
         crate::backend::same_len("score", len, B::len(out))?;
@@ -173,20 +206,36 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
                 let mut v = be.alloc::<f32>(len)?;
                 let it = self.spectral_likelihood(be, &d, sigma, tol, maps, &mut v)?;
                 self.finish_tweedie(be, x, &d, &v, sigma, out)?;
-                Ok(ScoreStats { inner_iterations: it })
+                Ok(ScoreStats {
+                    inner_iterations: it,
+                })
             }
         }
     }
 
     /// `out = (d - x)/sigma² + J_D^T v` (the denoiser is symmetric: `J_D^T = D`).
-    fn finish_tweedie(&self, be: &B, x: &B::Buf<f32>, d: &B::Buf<f32>, v: &B::Buf<f32>, sigma: f64, out: &mut B::Buf<f32>) -> Result<()> {
+    fn finish_tweedie(
+        &self,
+        be: &B,
+        x: &B::Buf<f32>,
+        d: &B::Buf<f32>,
+        v: &B::Buf<f32>,
+        sigma: f64,
+        out: &mut B::Buf<f32>,
+    ) -> Result<()> {
         let mut jv = be.alloc::<f32>(B::len(x))?;
         self.denoise(be, v, sigma, &mut jv)?;
         be.tweedie_score_combine(out, d, x, &jv, (1.0 / (sigma * sigma)) as f32)
     }
 
     /// `out = F^{-1}[f F x]` in f64.
-    fn fourier_multiply(&self, be: &B, x: &B::Buf<f64>, f: &B::Buf<f64>, out: &mut B::Buf<f64>) -> Result<()> {
+    fn fourier_multiply(
+        &self,
+        be: &B,
+        x: &B::Buf<f64>,
+        f: &B::Buf<f64>,
+        out: &mut B::Buf<f64>,
+    ) -> Result<()> {
         let mut spec = self.spec64(be, self.maps(B::len(x)))?;
         be.fft_forward_f64(&self.grid, x, &mut spec)?;
         be.fourier_scale(&mut spec, f)?;
@@ -194,9 +243,19 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
     }
 
     /// `(y1, y2) = P y` in f64.
-    fn ks_forward_f64(&self, be: &B, y: &B::Buf<f64>, y1: &mut B::Buf<f64>, y2: &mut B::Buf<f64>) -> Result<()> {
+    fn ks_forward_f64(
+        &self,
+        be: &B,
+        y: &B::Buf<f64>,
+        y1: &mut B::Buf<f64>,
+        y2: &mut B::Buf<f64>,
+    ) -> Result<()> {
         let maps = self.maps(B::len(y));
-        let (mut kh, mut s1, mut s2) = (self.spec64(be, maps)?, self.spec64(be, maps)?, self.spec64(be, maps)?);
+        let (mut kh, mut s1, mut s2) = (
+            self.spec64(be, maps)?,
+            self.spec64(be, maps)?,
+            self.spec64(be, maps)?,
+        );
         be.fft_forward_f64(&self.grid, y, &mut kh)?;
         be.ks_forward_multiply_f64(&kh, &self.p1_64, &self.p2_64, &mut s1, &mut s2)?;
         be.fft_inverse_f64(&self.grid, &mut s1, y1)?;
@@ -205,9 +264,20 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
 
     /// `out = F^{-1}[(p1 F a1 + p2 F a2) f]`: `P^T` followed by a Fourier
     /// multiplier (`f = 1` gives `P^T`; `sqrt C` gives the system's rhs).
-    fn ks_adjoint_scaled_f64(&self, be: &B, a1: &B::Buf<f64>, a2: &B::Buf<f64>, f: Option<&B::Buf<f64>>, out: &mut B::Buf<f64>) -> Result<()> {
+    fn ks_adjoint_scaled_f64(
+        &self,
+        be: &B,
+        a1: &B::Buf<f64>,
+        a2: &B::Buf<f64>,
+        f: Option<&B::Buf<f64>>,
+        out: &mut B::Buf<f64>,
+    ) -> Result<()> {
         let maps = self.maps(B::len(a1));
-        let (mut s1, mut s2, mut t) = (self.spec64(be, maps)?, self.spec64(be, maps)?, self.spec64(be, maps)?);
+        let (mut s1, mut s2, mut t) = (
+            self.spec64(be, maps)?,
+            self.spec64(be, maps)?,
+            self.spec64(be, maps)?,
+        );
         be.fft_forward_f64(&self.grid, a1, &mut s1)?;
         be.fft_forward_f64(&self.grid, a2, &mut s2)?;
         be.ks_adjoint_multiply_f64(&s1, &s2, &self.p1_64, &self.p2_64, &mut t)?;
@@ -221,7 +291,15 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
     /// `v = P^T [W q - W P y]`, `q = gamma - P d`,
     /// `y = (C^{-1} + P^T W P)^{-1} P^T W q` (module docs of `posterior`).
     /// Returns the inner iterations summed over chains.
-    fn spectral_likelihood(&mut self, be: &B, d: &B::Buf<f32>, sigma: f64, tol: f64, maps: usize, v: &mut B::Buf<f32>) -> Result<u64> {
+    fn spectral_likelihood(
+        &mut self,
+        be: &B,
+        d: &B::Buf<f32>,
+        sigma: f64,
+        tol: f64,
+        maps: usize,
+        v: &mut B::Buf<f32>,
+    ) -> Result<u64> {
         let len = B::len(d);
         let power = posterior_power_of(Some(&self.host_power), sigma);
         let sqrt_power: Vec<f64> = power.iter().map(|p| p.sqrt()).collect();
@@ -235,7 +313,8 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
         let mut u = match self.warm.take() {
             Some((u, prev)) if B::len(&u) == len => {
                 if prev != sigma {
-                    let scale = be.upload(&warm_start_scale(Some(&self.host_power), prev, &power))?;
+                    let scale =
+                        be.upload(&warm_start_scale(Some(&self.host_power), prev, &power))?;
                     let mut spec = self.spec64(be, maps)?;
                     be.fft_forward_f64(&self.grid, &u, &mut spec)?;
                     be.fourier_scale(&mut spec, &scale)?;
@@ -302,7 +381,12 @@ struct SpectralSystem<B: Backend> {
 }
 
 impl<B: Backend> SpectralSystem<B> {
-    fn new(be: &B, m: &DeviceGaussianPosterior<B>, power: &[f64], sqrt_power: &[f64]) -> Result<Self> {
+    fn new(
+        be: &B,
+        m: &DeviceGaussianPosterior<B>,
+        power: &[f64],
+        sqrt_power: &[f64],
+    ) -> Result<Self> {
         let host = GaussianSystem {
             ks: &m.ks64,
             power,
@@ -322,7 +406,13 @@ impl<B: Backend> SpectralSystem<B> {
     }
 
     /// `out = C^{1/2} P^T W P C^{1/2} u` (`GaussianSystem::data_term`).
-    fn data_term(&self, be: &B, m: &DeviceGaussianPosterior<B>, u: &B::Buf<f64>, out: &mut B::Buf<f64>) -> Result<()> {
+    fn data_term(
+        &self,
+        be: &B,
+        m: &DeviceGaussianPosterior<B>,
+        u: &B::Buf<f64>,
+        out: &mut B::Buf<f64>,
+    ) -> Result<()> {
         let len = B::len(u);
         let maps = m.maps(len);
         let mut uh = m.spec64(be, maps)?;
@@ -340,7 +430,13 @@ impl<B: Backend> SpectralSystem<B> {
     }
 
     /// `out = F^{-1}[(1 + C w̄)^{-1} F r]`.
-    fn precondition(&self, be: &B, m: &DeviceGaussianPosterior<B>, r: &B::Buf<f64>, out: &mut B::Buf<f64>) -> Result<()> {
+    fn precondition(
+        &self,
+        be: &B,
+        m: &DeviceGaussianPosterior<B>,
+        r: &B::Buf<f64>,
+        out: &mut B::Buf<f64>,
+    ) -> Result<()> {
         m.fourier_multiply(be, r, &self.precond, out)
     }
 
@@ -348,7 +444,16 @@ impl<B: Backend> SpectralSystem<B> {
     /// start (warm or zero) and receives the solution. Returns the iterations
     /// summed over chains; fails like the CPU if a chain does not converge.
     #[allow(clippy::too_many_arguments)]
-    fn solve(&self, be: &B, m: &DeviceGaussianPosterior<B>, q1: &B::Buf<f64>, q2: &B::Buf<f64>, u: &mut B::Buf<f64>, tol: f64, chains: usize) -> Result<u64> {
+    fn solve(
+        &self,
+        be: &B,
+        m: &DeviceGaussianPosterior<B>,
+        q1: &B::Buf<f64>,
+        q2: &B::Buf<f64>,
+        u: &mut B::Buf<f64>,
+        tol: f64,
+        chains: usize,
+    ) -> Result<u64> {
         let n = m.grid.len();
         let len = B::len(u);
         // b = C^{1/2} P^T W q
@@ -362,11 +467,11 @@ impl<B: Backend> SpectralSystem<B> {
         let mut dots = be.alloc::<f64>(chains)?;
         be.chain_dot_f64(&b, &b, n, &mut dots)?;
         let bnorm: Vec<f64> = be.download(&dots)?.iter().map(|v| v.sqrt()).collect();
-        if bnorm.iter().any(|&b| !(b > 0.0)) {
+        if bnorm.iter().any(|&b| b.is_nan() || b <= 0.0) {
             // a chain without data residual: its solution is 0 (rare; on the host)
             let mut h = be.download(u)?;
             for (c, b) in bnorm.iter().enumerate() {
-                if !(*b > 0.0) {
+                if b.is_nan() || *b <= 0.0 {
                     h[c * n..(c + 1) * n].iter_mut().for_each(|v| *v = 0.0);
                 }
             }
@@ -434,7 +539,13 @@ impl<B: Backend> SpectralSystem<B> {
             be.chain_dot_f64(&r, &z, n, &mut dots)?;
             let rz_new = be.download(&dots)?;
             let beta: Vec<f64> = (0..chains)
-                .map(|c| if active[c] != 0 { rz_new[c] / rz[c] } else { 0.0 })
+                .map(|c| {
+                    if active[c] != 0 {
+                        rz_new[c] / rz[c]
+                    } else {
+                        0.0
+                    }
+                })
                 .collect();
             for c in 0..chains {
                 if active[c] != 0 {

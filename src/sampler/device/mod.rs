@@ -112,7 +112,9 @@ pub fn sample<B: Backend>(
     for bi in 0..n_batches {
         let b = batch.min(n_chains - bi * batch);
         model.begin_batch(backend, b)?;
-        let metric = cfg.refine.and_then(|_| host.metric(levels[levels.len() - 1]));
+        let metric = cfg
+            .refine
+            .and_then(|_| host.metric(levels[levels.len() - 1]));
         let mut ctx = Ctx {
             be: backend,
             model: &mut model,
@@ -169,7 +171,15 @@ pub fn sample<B: Backend>(
         if let Some(r) = &cfg.refine {
             let sigma = levels[levels.len() - 1];
             let base = refine_base_step(levels.len());
-            let a = hmc::refine(&mut ctx, sigma, r, metric.as_deref(), &mut x, base, &mut tick)?;
+            let a = hmc::refine(
+                &mut ctx,
+                sigma,
+                r,
+                metric.as_deref(),
+                &mut x,
+                base,
+                &mut tick,
+            )?;
             acc = merge_acceptance(acc, a);
         }
         if let Some(a) = acc {
