@@ -1,52 +1,42 @@
-//! Reverse-diffusion integrators (formulas in the module docs of `sampler`).
+//! Reverse-diffusion integrators on a backend: Euler–Maruyama (with the
+//! Langevin corrector) and the Heun/EDM samplers (formulas in the module docs
+//! of `sampler`).
 
-use rayon::prelude::*;
-
-use super::Ctx;
+use super::engine::Ctx;
+use crate::backend::Backend;
 use crate::error::Result;
-use crate::rng::Stream;
 
 /// Euler–Maruyama on the reverse VE SDE, optionally with Langevin corrector
 /// steps `(snr, steps)` after each predictor step.
-pub(crate) fn euler_maruyama(
-    ctx: &mut Ctx,
+pub(crate) fn euler_maruyama<B: Backend>(
+    ctx: &mut Ctx<B>,
     levels: &[f64],
-    x: &mut [f32],
+    x: &mut B::Buf<f32>,
     corrector: Option<(f64, usize)>,
     tick: &mut dyn FnMut(usize),
 ) -> Result<()> {
-    let n = ctx.n;
-    ctx.normal(x, Stream::Sampler, 0, 0);
-    ctx.model.initial(levels[0], x)?;
+    let be = ctx.be;
+    let len = B::len(x);
+    let chains = len / ctx.n;
+    ctx.normal(x, 0, 0)?;
+    ctx.model.initial(be, levels[0], x)?;
     tick(0);
-    let mut s = vec![0.0f32; x.len()];
-    let mut z = vec![0.0f32; x.len()];
+    let mut s = be.alloc::<f32>(len)?;
+    let mut z = be.alloc::<f32>(len)?;
+    let (mut s_norm, mut z_norm) = (be.alloc::<f64>(chains)?, be.alloc::<f64>(chains)?);
     for i in 0..levels.len() - 1 {
         let step = i as u64 + 1;
         ctx.score(x, levels[i], &mut s)?;
         let dt = levels[i] * levels[i] - levels[i + 1] * levels[i + 1];
-        ctx.normal(&mut z, Stream::Sampler, step, 0);
-        let (a, b) = (dt as f32, dt.sqrt() as f32);
-        x.par_iter_mut()
-            .zip(s.par_iter().zip(z.par_iter()))
-            .for_each(|(x, (s, z))| *x += a * s + b * z);
+        ctx.normal(&mut z, step, 0)?;
+        be.euler_maruyama_step(x, &s, &z, dt as f32, dt.sqrt() as f32)?;
         if let Some((snr, m)) = corrector {
             for j in 0..m {
                 ctx.score(x, levels[i + 1], &mut s)?;
-                ctx.normal(&mut z, Stream::Sampler, step, 1 + j as u64 % 7);
-                x.par_chunks_mut(n)
-                    .zip(s.par_chunks(n).zip(z.par_chunks(n)))
-                    .for_each(|(x, (s, z))| {
-                        let sn = s.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
-                        let zn = z.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
-                        if sn > 0.0 {
-                            let eps = 2.0 * (snr * zn / sn).powi(2);
-                            let (a, b) = (eps as f32, (2.0 * eps).sqrt() as f32);
-                            x.iter_mut()
-                                .zip(s.iter().zip(z))
-                                .for_each(|(x, (s, z))| *x += a * s + b * z);
-                        }
-                    });
+                ctx.normal(&mut z, step, 1 + j as u64 % 7)?;
+                be.chain_norms(&s, ctx.n, &mut s_norm)?;
+                be.chain_norms(&z, ctx.n, &mut z_norm)?;
+                be.langevin_corrector_step(x, &s, &z, &s_norm, &z_norm, snr, ctx.n)?;
             }
         }
         tick(i + 1);
@@ -56,21 +46,23 @@ pub(crate) fn euler_maruyama(
 
 /// Karras et al.'s sampler: Heun steps on the probability-flow ODE, with churn
 /// `(s_churn, s_tmin, s_tmax, s_noise)` when given (alg. 2), none otherwise (alg. 1).
-pub(crate) fn edm(
-    ctx: &mut Ctx,
+pub(crate) fn edm<B: Backend>(
+    ctx: &mut Ctx<B>,
     levels: &[f64],
-    x: &mut [f32],
+    x: &mut B::Buf<f32>,
     churn: Option<(f64, f64, f64, f64)>,
     tick: &mut dyn FnMut(usize),
 ) -> Result<()> {
-    ctx.normal(x, Stream::Sampler, 0, 0);
-    ctx.model.initial(levels[0], x)?;
+    let be = ctx.be;
+    let len = B::len(x);
+    ctx.normal(x, 0, 0)?;
+    ctx.model.initial(be, levels[0], x)?;
     tick(0);
     let steps = levels.len() - 1;
-    let mut d = vec![0.0f32; x.len()];
-    let mut d2 = vec![0.0f32; x.len()];
-    let mut xp = vec![0.0f32; x.len()];
-    let mut z = vec![0.0f32; x.len()];
+    let mut d = be.alloc::<f32>(len)?;
+    let mut d2 = be.alloc::<f32>(len)?;
+    let mut xp = be.alloc::<f32>(len)?;
+    let mut z = be.alloc::<f32>(len)?;
     for i in 0..steps {
         let (si, sn) = (levels[i], levels[i + 1]);
         let gamma = match churn {
@@ -82,25 +74,15 @@ pub(crate) fn edm(
         let sh = si * (1.0 + gamma);
         if gamma > 0.0 {
             let s_noise = churn.map_or(1.0, |c| c.3);
-            ctx.normal(&mut z, Stream::Sampler, i as u64 + 1, 0);
+            ctx.normal(&mut z, i as u64 + 1, 0)?;
             let a = ((sh * sh - si * si).sqrt() * s_noise) as f32;
-            x.par_iter_mut()
-                .zip(z.par_iter())
-                .for_each(|(x, z)| *x += a * z);
+            be.edm_churn_noise(x, &z, a)?;
         }
         // d = dx/dsigma = -sigma s(x, sigma)
         ctx.score(x, sh, &mut d)?;
-        let h = (sn - sh) as f32;
-        let f = -sh as f32;
-        d.par_iter_mut().for_each(|v| *v *= f);
-        xp.par_iter_mut()
-            .zip(x.par_iter().zip(d.par_iter()))
-            .for_each(|(p, (x, d))| *p = x + h * d);
+        be.heun_predictor(&mut d, x, &mut xp, -sh as f32, (sn - sh) as f32)?;
         ctx.score(&xp, sn, &mut d2)?;
-        let f2 = -sn as f32;
-        x.par_iter_mut()
-            .zip(d.par_iter().zip(d2.par_iter()))
-            .for_each(|(x, (d, d2))| *x += 0.5 * h * (d + f2 * d2));
+        be.heun_corrector(x, &d, &d2, (sn - sh) as f32, -sn as f32)?;
         tick(i + 1);
     }
     Ok(())

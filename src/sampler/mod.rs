@@ -22,6 +22,7 @@
 //! same chains whatever the batch size or the order of batches.
 
 pub mod device;
+pub mod engine;
 mod hmc;
 mod integrators;
 pub mod moments;
@@ -34,10 +35,7 @@ pub use oracle::FourierGaussianPosterior;
 pub use posterior::{Guidance, GuidedPosterior, ScoreModel, ScoreStats, ShearData};
 pub use schedule::Schedule;
 
-use std::time::Instant;
-
-use rayon::prelude::*;
-
+use crate::backend::cpu::Cpu;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::rng::{Philox, Stream};
@@ -219,40 +217,6 @@ impl SampleSet {
     }
 }
 
-/// Per-batch state shared by the integrators: the model, the noise keys and
-/// the work counters.
-pub(crate) struct Ctx<'a> {
-    pub model: &'a dyn ScoreModel,
-    pub n: usize,
-    pub seed: u64,
-    pub first: u64,
-    pub nfe: u64,
-    pub inner: u64,
-}
-
-impl Ctx<'_> {
-    /// `out = score(x, sigma)`, counting one evaluation per chain.
-    pub fn score(&mut self, x: &[f32], sigma: f64, out: &mut [f32]) -> Result<()> {
-        let st = self.model.score(x, sigma, out)?;
-        self.nfe += 1;
-        self.inner += st.inner_iterations;
-        Ok(())
-    }
-
-    /// Standard normals for every chain of the batch at `(step, sub)`.
-    pub fn normal(&self, z: &mut [f32], stream: Stream, step: u64, sub: u64) {
-        let (n, seed, first) = (self.n, self.seed, self.first);
-        z.par_chunks_mut(n).enumerate().for_each(|(c, m)| {
-            Philox::new(seed, stream, first + c as u64, 8 * step + sub).fill_normal(m)
-        });
-    }
-
-    /// One uniform per chain at `step` (Metropolis tests).
-    pub fn uniforms(&self, chains: usize, step: u64) -> Vec<f64> {
-        metropolis_uniforms(self.seed, self.first, chains, step)
-    }
-}
-
 /// One uniform per chain `first..first + chains` at `step` (Metropolis tests).
 pub(crate) fn metropolis_uniforms(seed: u64, first: u64, chains: usize, step: u64) -> Vec<f64> {
     (0..chains)
@@ -305,8 +269,8 @@ fn refine_base_step(levels: usize) -> u64 {
 }
 
 /// Runs `n_chains` chains with global indices `first_chain..` in batches of at
-/// most `batch` chains. `progress(done, total)` is called after every level of
-/// every batch.
+/// most `batch` chains on the CPU. `progress(done, total)` is called after
+/// every level of every batch.
 pub fn sample(
     model: &dyn ScoreModel,
     cfg: &SamplerConfig,
@@ -316,112 +280,16 @@ pub fn sample(
     batch: usize,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SampleSet> {
-    if n_chains == 0 {
-        return Err(Error::invalid("chains", "need at least one chain"));
-    }
-    if batch == 0 {
-        return Err(Error::invalid("batch", "batch size must be at least 1"));
-    }
-    let levels = cfg.noise_levels(model)?;
-    check_refinement(cfg)?;
-    let grid = *model.grid();
-    let n = grid.len();
-    let t0 = Instant::now();
-    let mut samples = Vec::with_capacity(n_chains * n);
-    let mut acceptance: Option<Vec<f64>> = None;
-    let (mut nfe, mut inner) = (0u64, 0u64);
-    let n_batches = n_chains.div_ceil(batch);
-    let steps_per_batch = levels.len() + cfg.refine.map_or(0, |r| r.steps);
-    let total = n_batches * steps_per_batch;
-    let mut done = 0usize;
-    for bi in 0..n_batches {
-        let b = batch.min(n_chains - bi * batch);
-        let mut ctx = Ctx {
-            model,
-            n,
-            seed,
-            first: first_chain + (bi * batch) as u64,
-            nfe: 0,
-            inner: 0,
-        };
-        let mut tick = |_: usize| {
-            done += 1;
-            progress(done, total);
-        };
-        model.begin_batch(b);
-        let mut x = vec![0.0f32; b * n];
-        let mut acc = match cfg.kind {
-            SamplerKind::EulerMaruyama => {
-                integrators::euler_maruyama(&mut ctx, &levels, &mut x, None, &mut tick)?;
-                None
-            }
-            SamplerKind::PredictorCorrector {
-                snr,
-                corrector_steps,
-            } => {
-                integrators::euler_maruyama(
-                    &mut ctx,
-                    &levels,
-                    &mut x,
-                    Some((snr, corrector_steps)),
-                    &mut tick,
-                )?;
-                None
-            }
-            SamplerKind::HeunOde => {
-                integrators::edm(&mut ctx, &levels, &mut x, None, &mut tick)?;
-                None
-            }
-            SamplerKind::EdmStochastic {
-                s_churn,
-                s_tmin,
-                s_tmax,
-                s_noise,
-            } => {
-                integrators::edm(
-                    &mut ctx,
-                    &levels,
-                    &mut x,
-                    Some((s_churn, s_tmin, s_tmax, s_noise)),
-                    &mut tick,
-                )?;
-                None
-            }
-            SamplerKind::AnnealedHmc {
-                leapfrog_steps,
-                step_scale,
-            } => Some(hmc::annealed(
-                &mut ctx,
-                &levels,
-                &mut x,
-                leapfrog_steps,
-                step_scale,
-                &mut tick,
-            )?),
-        };
-        if let Some(r) = &cfg.refine {
-            let sigma = levels[levels.len() - 1];
-            let base = refine_base_step(levels.len());
-            let a = hmc::refine(&mut ctx, sigma, r, &mut x, base, &mut tick)?;
-            acc = merge_acceptance(acc, a);
-        }
-        if let Some(a) = acc {
-            acceptance.get_or_insert_with(Vec::new).extend(a);
-        }
-        check_diverged(&cfg.kind, &x)?;
-        nfe = ctx.nfe;
-        inner += ctx.inner;
-        samples.extend_from_slice(&x);
-    }
-    let chi2 = model.chi2(&samples)?;
-    Ok(SampleSet {
-        grid,
+    let mut host = engine::HostModel(model);
+    engine::run(
+        &Cpu::new(),
+        model,
+        &mut host,
+        cfg,
+        seed,
         first_chain,
-        samples,
-        chi2,
-        acceptance,
-        nfe,
-        inner_iterations: inner,
-        seconds: t0.elapsed().as_secs_f64(),
-    })
+        n_chains,
+        batch,
+        progress,
+    )
 }

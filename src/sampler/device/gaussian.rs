@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::lensing::KaiserSquires;
 use crate::prior::{GaussianPrior, Prior};
+use crate::sampler::engine::DeviceModel;
 
 /// Iteration limit of the inner solve (as `GuidedPosterior`).
 const MAX_INNER_ITERATIONS: usize = 500;
@@ -83,17 +84,6 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
         })
     }
 
-    /// The grid.
-    pub fn grid(&self) -> &Grid {
-        &self.grid
-    }
-
-    /// Forgets per-chain state (the warm starts) before a batch.
-    pub fn begin_batch(&mut self, _be: &B, _chains: usize) -> Result<()> {
-        self.warm = None;
-        Ok(())
-    }
-
     fn maps(&self, len: usize) -> usize {
         len / self.grid.len()
     }
@@ -159,58 +149,6 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
         let mut back = be.alloc::<f32>(len)?;
         be.fft_inverse(&self.grid, &mut kh, &mut back)?;
         be.add_weighted_residual_accumulate(out, &back)
-    }
-
-    /// `out = grad log p_sigma(x | data)` for a batch (`GuidedPosterior::score`).
-    pub fn score(
-        &mut self,
-        be: &B,
-        x: &B::Buf<f32>,
-        sigma: f64,
-        out: &mut B::Buf<f32>,
-    ) -> Result<ScoreStats> {
-        let len = B::len(x);
-        let maps = crate::backend::maps_of("x", len, self.grid.len())?;
-        crate::backend::same_len("score", len, B::len(out))?;
-        let s2 = sigma * sigma;
-        let n = self.grid.len();
-        match self.guidance {
-            Guidance::Annealed { c } => {
-                self.denoise(be, x, sigma, out)?;
-                be.prior_score(out, x, (1.0 / s2) as f32)?;
-                let (mut a1, mut a2) = (be.alloc::<f32>(n)?, be.alloc::<f32>(n)?);
-                be.annealed_weights(&self.w1, c * s2, &mut a1)?;
-                be.annealed_weights(&self.w2, c * s2, &mut a2)?;
-                self.add_weighted_residual(be, x, &a1, &a2, out)?;
-                Ok(ScoreStats::default())
-            }
-            Guidance::Tweedie { inflate } => {
-                let mut d = be.alloc::<f32>(len)?;
-                self.denoise(be, x, sigma, &mut d)?;
-                let mut v = be.alloc::<f32>(len)?;
-                if inflate {
-                    let k = inflated_tweedie_variance(&self.grid, Some(&self.host_power), sigma);
-                    let (mut e1, mut e2) = (be.alloc::<f32>(n)?, be.alloc::<f32>(n)?);
-                    be.annealed_weights(&self.w1, k, &mut e1)?;
-                    be.annealed_weights(&self.w2, k, &mut e2)?;
-                    self.add_weighted_residual(be, &d, &e1, &e2, &mut v)?;
-                } else {
-                    self.add_weighted_residual(be, &d, &self.w1, &self.w2, &mut v)?;
-                }
-                self.finish_tweedie(be, x, &d, &v, sigma, out)?;
-                Ok(ScoreStats::default())
-            }
-            Guidance::Spectral { tol } => {
-                let mut d = be.alloc::<f32>(len)?;
-                self.denoise(be, x, sigma, &mut d)?;
-                let mut v = be.alloc::<f32>(len)?;
-                let it = self.spectral_likelihood(be, &d, sigma, tol, maps, &mut v)?;
-                self.finish_tweedie(be, x, &d, &v, sigma, out)?;
-                Ok(ScoreStats {
-                    inner_iterations: it,
-                })
-            }
-        }
     }
 
     /// `out = (d - x)/sigma² + J_D^T v` (the denoiser is symmetric: `J_D^T = D`).
@@ -341,10 +279,75 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
         be.map_to_f32(&back, v)?;
         Ok(iterations)
     }
+}
+
+impl<B: Backend> DeviceModel<B> for DeviceGaussianPosterior<B> {
+    /// The grid.
+    fn grid(&self) -> &Grid {
+        &self.grid
+    }
+
+    /// Forgets per-chain state (the warm starts) before a batch.
+    fn begin_batch(&mut self, _be: &B, _chains: usize) -> Result<()> {
+        self.warm = None;
+        Ok(())
+    }
+
+    /// `out = grad log p_sigma(x | data)` for a batch (`GuidedPosterior::score`).
+    fn score(
+        &mut self,
+        be: &B,
+        x: &B::Buf<f32>,
+        sigma: f64,
+        out: &mut B::Buf<f32>,
+    ) -> Result<ScoreStats> {
+        let len = B::len(x);
+        let maps = crate::backend::maps_of("x", len, self.grid.len())?;
+        crate::backend::same_len("score", len, B::len(out))?;
+        let s2 = sigma * sigma;
+        let n = self.grid.len();
+        match self.guidance {
+            Guidance::Annealed { c } => {
+                self.denoise(be, x, sigma, out)?;
+                be.prior_score(out, x, (1.0 / s2) as f32)?;
+                let (mut a1, mut a2) = (be.alloc::<f32>(n)?, be.alloc::<f32>(n)?);
+                be.annealed_weights(&self.w1, c * s2, &mut a1)?;
+                be.annealed_weights(&self.w2, c * s2, &mut a2)?;
+                self.add_weighted_residual(be, x, &a1, &a2, out)?;
+                Ok(ScoreStats::default())
+            }
+            Guidance::Tweedie { inflate } => {
+                let mut d = be.alloc::<f32>(len)?;
+                self.denoise(be, x, sigma, &mut d)?;
+                let mut v = be.alloc::<f32>(len)?;
+                if inflate {
+                    let k = inflated_tweedie_variance(&self.grid, Some(&self.host_power), sigma);
+                    let (mut e1, mut e2) = (be.alloc::<f32>(n)?, be.alloc::<f32>(n)?);
+                    be.annealed_weights(&self.w1, k, &mut e1)?;
+                    be.annealed_weights(&self.w2, k, &mut e2)?;
+                    self.add_weighted_residual(be, &d, &e1, &e2, &mut v)?;
+                } else {
+                    self.add_weighted_residual(be, &d, &self.w1, &self.w2, &mut v)?;
+                }
+                self.finish_tweedie(be, x, &d, &v, sigma, out)?;
+                Ok(ScoreStats::default())
+            }
+            Guidance::Spectral { tol } => {
+                let mut d = be.alloc::<f32>(len)?;
+                self.denoise(be, x, sigma, &mut d)?;
+                let mut v = be.alloc::<f32>(len)?;
+                let it = self.spectral_likelihood(be, &d, sigma, tol, maps, &mut v)?;
+                self.finish_tweedie(be, x, &d, &v, sigma, out)?;
+                Ok(ScoreStats {
+                    inner_iterations: it,
+                })
+            }
+        }
+    }
 
     /// Turns white noise into a draw from the diffused prior at `sigma_max`:
     /// `F^{-1}[sqrt(S + sigma_max²) F z]` (`diffused_prior_draw`).
-    pub fn initial(&self, be: &B, sigma_max: f64, z: &mut B::Buf<f32>) -> Result<()> {
+    fn initial(&self, be: &B, sigma_max: f64, z: &mut B::Buf<f32>) -> Result<()> {
         let len = B::len(z);
         let mut z64 = be.alloc::<f64>(len)?;
         be.map_to_f64(z, &mut z64)?;
@@ -357,7 +360,7 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
 
     /// `x_c = E + s x_c` with `E` the Kaiser–Squires E map of the data (the
     /// annealed-HMC start, `ks_map`).
-    pub fn start_from_ks_map(&self, be: &B, s: f32, x: &mut B::Buf<f32>) -> Result<()> {
+    fn start_hmc(&self, be: &B, sigma0: f64, x: &mut B::Buf<f32>) -> Result<()> {
         let (mut s1, mut s2) = (self.spec32(be, 1)?, self.spec32(be, 1)?);
         be.fft_forward(&self.grid, &self.g1, &mut s1)?;
         be.fft_forward(&self.grid, &self.g2, &mut s2)?;
@@ -365,7 +368,7 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
         be.ks_inverse_eb_multiply(&s1, &s2, &self.p1, &self.p2, &mut eh, &mut bh)?;
         let mut e = be.alloc::<f32>(self.grid.len())?;
         be.fft_inverse(&self.grid, &mut eh, &mut e)?;
-        be.hmc_start_from_map(x, &e, s)
+        be.hmc_start_from_map(x, &e, sigma0 as f32)
     }
 }
 

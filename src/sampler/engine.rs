@@ -1,0 +1,255 @@
+//! The sampling engine: the batch loop over chains and the integrators of
+//! [`crate::sampler`], written once against a compute [`Backend`] and a
+//! [`DeviceModel`] (the posterior score on that backend).
+//!
+//! [`crate::sampler::sample`] runs it on the CPU backend with any
+//! [`ScoreModel`] (through [`HostModel`]); [`crate::sampler::device::sample`]
+//! runs it on any backend with the Gaussian prior's score
+//! ([`crate::sampler::device::DeviceGaussianPosterior`]). On the CPU the two
+//! give bitwise the same chains (`tests/device_engine.rs`), so a CUDA run
+//! differs from the CPU only inside the kernels.
+//!
+//! Host work per step is limited to scalars: the level schedule, per-chain
+//! Metropolis decisions (one f64 per chain down, accept flags up) and, in the
+//! spectral guidance, the conjugate-gradient coefficients.
+
+use std::time::Instant;
+
+use super::{
+    check_diverged, check_refinement, hmc, integrators, merge_acceptance, refine_base_step,
+    SampleSet, SamplerConfig, SamplerKind, ScoreModel, ScoreStats,
+};
+use crate::backend::cpu::Cpu;
+use crate::backend::{Backend, NoiseKey};
+use crate::error::{Error, Result};
+use crate::grid::Grid;
+use crate::rng::Stream;
+
+/// A batched posterior score whose buffers live on backend `B`.
+pub trait DeviceModel<B: Backend> {
+    /// The grid of the maps.
+    fn grid(&self) -> &Grid;
+
+    /// Resets per-chain state (warm starts) before a batch of `chains` chains.
+    fn begin_batch(&mut self, be: &B, chains: usize) -> Result<()>;
+
+    /// `out = grad log p_sigma(x | data)` for a batch `[b][y][x]`.
+    fn score(
+        &mut self,
+        be: &B,
+        x: &B::Buf<f32>,
+        sigma: f64,
+        out: &mut B::Buf<f32>,
+    ) -> Result<ScoreStats>;
+
+    /// Turns white noise into a draw from the diffused prior at `sigma_max`
+    /// ([`ScoreModel::initial`]).
+    fn initial(&self, be: &B, sigma_max: f64, z: &mut B::Buf<f32>) -> Result<()>;
+
+    /// The annealed-HMC start from white noise `x`: `start + sigma0 x` with
+    /// the model's start map (the Kaiser–Squires map of the data), or
+    /// [`DeviceModel::initial`] without one.
+    fn start_hmc(&self, be: &B, sigma0: f64, x: &mut B::Buf<f32>) -> Result<()>;
+}
+
+/// Any [`ScoreModel`] as a model of the CPU backend (whose buffers are `Vec`s).
+pub struct HostModel<'a>(pub &'a dyn ScoreModel);
+
+impl DeviceModel<Cpu> for HostModel<'_> {
+    fn grid(&self) -> &Grid {
+        self.0.grid()
+    }
+
+    fn begin_batch(&mut self, _be: &Cpu, chains: usize) -> Result<()> {
+        self.0.begin_batch(chains);
+        Ok(())
+    }
+
+    fn score(
+        &mut self,
+        _be: &Cpu,
+        x: &Vec<f32>,
+        sigma: f64,
+        out: &mut Vec<f32>,
+    ) -> Result<ScoreStats> {
+        self.0.score(x, sigma, out)
+    }
+
+    fn initial(&self, _be: &Cpu, sigma_max: f64, z: &mut Vec<f32>) -> Result<()> {
+        self.0.initial(sigma_max, z)
+    }
+
+    fn start_hmc(&self, be: &Cpu, sigma0: f64, x: &mut Vec<f32>) -> Result<()> {
+        match self.0.start_map() {
+            Some(start) => be.hmc_start_from_map(x, &start, sigma0 as f32),
+            None => self.0.initial(sigma0, x),
+        }
+    }
+}
+
+/// Per-batch state of the integrators: the backend, the model, the noise
+/// keys and the work counters.
+pub(crate) struct Ctx<'a, B: Backend> {
+    pub be: &'a B,
+    pub model: &'a mut dyn DeviceModel<B>,
+    pub n: usize,
+    pub seed: u64,
+    pub first: u64,
+    pub nfe: u64,
+    pub inner: u64,
+}
+
+impl<B: Backend> Ctx<'_, B> {
+    /// `out = score(x, sigma)`, counting one evaluation per chain.
+    pub fn score(&mut self, x: &B::Buf<f32>, sigma: f64, out: &mut B::Buf<f32>) -> Result<()> {
+        let st: ScoreStats = self.model.score(self.be, x, sigma, out)?;
+        self.nfe += 1;
+        self.inner += st.inner_iterations;
+        Ok(())
+    }
+
+    /// Standard normals for every chain of the batch at `(step, sub)`.
+    pub fn normal(&self, z: &mut B::Buf<f32>, step: u64, sub: u64) -> Result<()> {
+        let key = NoiseKey {
+            seed: self.seed,
+            stream: Stream::Sampler,
+            first_chain: self.first,
+        };
+        self.be.fill_normal(z, self.n, key, 8 * step + sub)
+    }
+
+    /// One uniform per chain at `step` (Metropolis tests, drawn on the host).
+    pub fn uniforms(&self, chains: usize, step: u64) -> Vec<f64> {
+        super::metropolis_uniforms(self.seed, self.first, chains, step)
+    }
+}
+
+/// Runs `n_chains` chains (global indices `first_chain..`) in batches of at
+/// most `batch` on backend `be`: `host` gives the noise levels, the
+/// refinement metric and the final chi² (host-side, exactly as on the CPU),
+/// `model` the scores. `progress(done, total)` is called after every level
+/// of every batch.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run<B: Backend>(
+    be: &B,
+    host: &dyn ScoreModel,
+    model: &mut dyn DeviceModel<B>,
+    cfg: &SamplerConfig,
+    seed: u64,
+    first_chain: u64,
+    n_chains: usize,
+    batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SampleSet> {
+    if n_chains == 0 {
+        return Err(Error::invalid("chains", "need at least one chain"));
+    }
+    if batch == 0 {
+        return Err(Error::invalid("batch", "batch size must be at least 1"));
+    }
+    let levels = cfg.noise_levels(host)?;
+    check_refinement(cfg)?;
+    let grid = *model.grid();
+    let n = grid.len();
+    let t0 = Instant::now();
+    let mut samples = Vec::with_capacity(n_chains * n);
+    let mut acceptance: Option<Vec<f64>> = None;
+    let (mut nfe, mut inner) = (0u64, 0u64);
+    let n_batches = n_chains.div_ceil(batch);
+    let steps_per_batch = levels.len() + cfg.refine.map_or(0, |r| r.steps);
+    let total = n_batches * steps_per_batch;
+    let mut done = 0usize;
+    for bi in 0..n_batches {
+        let b = batch.min(n_chains - bi * batch);
+        model.begin_batch(be, b)?;
+        let metric = cfg
+            .refine
+            .and_then(|_| host.metric(levels[levels.len() - 1]));
+        let mut ctx = Ctx {
+            be,
+            model: &mut *model,
+            n,
+            seed,
+            first: first_chain + (bi * batch) as u64,
+            nfe: 0,
+            inner: 0,
+        };
+        let mut tick = |_: usize| {
+            done += 1;
+            progress(done, total);
+        };
+        let mut x = be.alloc::<f32>(b * n)?;
+        let mut acc = match cfg.kind {
+            SamplerKind::EulerMaruyama => {
+                integrators::euler_maruyama(&mut ctx, &levels, &mut x, None, &mut tick)?;
+                None
+            }
+            SamplerKind::PredictorCorrector {
+                snr,
+                corrector_steps,
+            } => {
+                let corrector = Some((snr, corrector_steps));
+                integrators::euler_maruyama(&mut ctx, &levels, &mut x, corrector, &mut tick)?;
+                None
+            }
+            SamplerKind::HeunOde => {
+                integrators::edm(&mut ctx, &levels, &mut x, None, &mut tick)?;
+                None
+            }
+            SamplerKind::EdmStochastic {
+                s_churn,
+                s_tmin,
+                s_tmax,
+                s_noise,
+            } => {
+                let churn = Some((s_churn, s_tmin, s_tmax, s_noise));
+                integrators::edm(&mut ctx, &levels, &mut x, churn, &mut tick)?;
+                None
+            }
+            SamplerKind::AnnealedHmc {
+                leapfrog_steps,
+                step_scale,
+            } => Some(hmc::annealed(
+                &mut ctx,
+                &levels,
+                &mut x,
+                leapfrog_steps,
+                step_scale,
+                &mut tick,
+            )?),
+        };
+        if let Some(r) = &cfg.refine {
+            let sigma = levels[levels.len() - 1];
+            let base = refine_base_step(levels.len());
+            let a = hmc::refine(
+                &mut ctx,
+                sigma,
+                r,
+                metric.as_deref(),
+                &mut x,
+                base,
+                &mut tick,
+            )?;
+            acc = merge_acceptance(acc, a);
+        }
+        if let Some(a) = acc {
+            acceptance.get_or_insert_with(Vec::new).extend(a);
+        }
+        let host_x = be.download(&x)?;
+        check_diverged(&cfg.kind, &host_x)?;
+        nfe = ctx.nfe;
+        inner += ctx.inner;
+        samples.extend_from_slice(&host_x);
+    }
+    let chi2 = host.chi2(&samples)?;
+    Ok(SampleSet {
+        grid,
+        first_chain,
+        samples,
+        chi2,
+        acceptance,
+        nfe,
+        inner_iterations: inner,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
