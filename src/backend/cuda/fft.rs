@@ -134,6 +134,14 @@ impl Cuda {
             batch,
             kind,
         };
+        // cuFFT makes and runs plans in the calling thread's current context
+        // (cudarc binds it for its own launches and copies, not for cuFFT):
+        // a thread that did not open the backend, or a device other than 0,
+        // needs it bound here.
+        self.stream
+            .context()
+            .bind_to_thread()
+            .map_err(|e| self.err("cuCtxSetCurrent", e))?;
         let mut plans = self.plans.0.lock().unwrap_or_else(|p| p.into_inner());
         let at = match plans.iter().position(|p| p.key == key) {
             Some(at) => at,
@@ -159,14 +167,11 @@ impl Cuda {
     }
 
     /// A plan for `key` on the backend's stream: `cufftPlanMany` with rank
-    /// 2, dims `{ny, nx}`, packed layouts, `batch` transforms.
+    /// 2, dims `{ny, nx}`, packed layouts, `batch` transforms (the context
+    /// bound by `exec`).
     fn make_plan(&self, key: Key) -> Result<Plan> {
         let mut dims = [c_int_of("ny", key.ny)?, c_int_of("nx", key.nx)?];
         let batch = c_int_of("maps", key.batch)?;
-        self.stream
-            .context()
-            .bind_to_thread()
-            .map_err(|e| self.err("cuCtxSetCurrent", e))?;
         let null = std::ptr::null_mut();
         // SAFETY: `dims` holds the two sizes; null embeddings select the
         // packed layouts (strides and distances are then ignored).

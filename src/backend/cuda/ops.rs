@@ -486,7 +486,7 @@ impl Backend for Cuda {
         launch!(
             self,
             "heun_predictor",
-            flat(x.len()),
+            flat(d.len()),
             d,
             x,
             xp,
