@@ -346,6 +346,12 @@ fn sample_maybe_mpi(
         let m = set.moments();
         return Ok(Some((set, m, None)));
     }
+    if a.sampler.device != Device::Cpu {
+        return Err(Error::invalid(
+            "--device",
+            "MPI runs use the CPU backend for now: drop --device or run without mpirun",
+        ));
+    }
     let (universe, threading) = ::mpi::initialize_with_threading(::mpi::Threading::Funneled)
         .ok_or_else(|| Error::invalid("mpi", "MPI was already initialised"))?;
     let world = universe.world();
