@@ -1,6 +1,7 @@
-// kernels/philox.cu: batched random fills, twins of `Philox::fill_normal` /
-// `Philox::fill_normal_f64` / `Philox::fill_uniform` (src/rng.rs) as used by
-// `Ctx::normal` / `Ctx::uniforms` (src/sampler/mod.rs).
+// kernels/philox.cu: batched standard normals, the twin of
+// `Philox::fill_normal` (src/rng.rs) as used by `Ctx::normal`
+// (src/sampler/engine.rs). The Metropolis uniforms, one per chain, are drawn
+// on the host.
 //
 // uses: common.cuh philox.cuh
 //
@@ -49,52 +50,6 @@ extern "C" __global__ void fill_normal(float* __restrict__ out, u32 n, u32 chain
                 if (i + 2 < n) p[2] = to_f32(z2);
                 if (i + 3 < n) p[3] = to_f32(z3);
             }
-        }
-    }
-}
-
-// Mirrors `Philox::fill_normal_f64(out)` (the f64 normals of src/fields.rs,
-// src/baselines/wiener.rs): as `fill_normal`, stored without rounding.
-extern "C" __global__ void fill_normal_f64(double* __restrict__ out, u32 n, u32 chains,
-                                           u32 seed_lo, u32 seed_hi, u32 stream, u64 first_chain,
-                                           u64 step) {
-    const u64 blocks = ((u64)n + 3) / 4;
-    LD_FOR_MAPS(c, chains) {
-        double* o = out + c * (u64)n;
-        const u32 chain = (u32)(first_chain + c);
-        LD_FOR_ELEMS(b, blocks) {
-            const philox_u32x4 w = philox_block((u32)b, chain, (u32)step, stream, seed_lo, seed_hi);
-            double z0, z1, z2, z3;
-            box_muller(w.w0, w.w1, &z0, &z1);
-            box_muller(w.w2, w.w3, &z2, &z3);
-            const u64 i = 4 * b;
-            double* p = o + i;
-            p[0] = z0;
-            if (i + 1 < n) p[1] = z1;
-            if (i + 2 < n) p[2] = z2;
-            if (i + 3 < n) p[3] = z3;
-        }
-    }
-}
-
-// Mirrors `Philox::fill_uniform(out)` for each chain of the batch: element
-// 4b + j is uniform_from_u32(word j of block b) = (w_j + 0.5) 2^-32, bitwise
-// the CPU value. `Ctx::uniforms` (Metropolis tests) is this kernel with n = 1,
-// stream = Metropolis (4) and the un-multiplied step.
-extern "C" __global__ void fill_uniform(double* __restrict__ out, u32 n, u32 chains, u32 seed_lo,
-                                        u32 seed_hi, u32 stream, u64 first_chain, u64 step) {
-    const u64 blocks = ((u64)n + 3) / 4;
-    LD_FOR_MAPS(c, chains) {
-        double* o = out + c * (u64)n;
-        const u32 chain = (u32)(first_chain + c);
-        LD_FOR_ELEMS(b, blocks) {
-            const philox_u32x4 w = philox_block((u32)b, chain, (u32)step, stream, seed_lo, seed_hi);
-            const u64 i = 4 * b;
-            double* p = o + i;
-            p[0] = uniform_from_u32(w.w0);
-            if (i + 1 < n) p[1] = uniform_from_u32(w.w1);
-            if (i + 2 < n) p[2] = uniform_from_u32(w.w2);
-            if (i + 3 < n) p[3] = uniform_from_u32(w.w3);
         }
     }
 }

@@ -1,7 +1,7 @@
 // kernels/spectral.cu: Fourier-space elementwise kernels on R2C half spectra,
 // batched over maps: twins of the multiplier loops between the forward and the
 // inverse transforms in src/lensing.rs, src/prior/gaussian.rs,
-// src/sampler/hmc.rs, src/sampler/posterior.rs and src/sampler/oracle.rs.
+// src/sampler/hmc.rs and src/sampler/posterior.rs.
 //
 // uses: common.cuh
 //
@@ -242,47 +242,6 @@ extern "C" __global__ void diffused_prior_draw_multiply(cf64* __restrict__ z_hat
     }
 }
 
-// Mirrors the spectral loop of `FourierGaussianPosterior::score`
-// (src/sampler/oracle.rs): x_hat = -(x_hat - M) / (V + sigma²), f64, with the
-// posterior mean spectrum M and pixel power V of the oracle.
-extern "C" __global__ void oracle_score_multiply(cf64* __restrict__ x_hat,
-                                                 const cf64* __restrict__ mean_spec,
-                                                 const double* __restrict__ var, double sigma2,
-                                                 u32 spec_len, u32 maps) {
-    LD_FOR_MAPS(m, maps) {
-        LD_FOR_ELEMS(k, spec_len) {
-            const u64 i = m * spec_len + k;
-            const cf64 v = x_hat[i];
-            const cf64 mu = mean_spec[k];
-            const double d = add_rn(var[k], sigma2);
-            cf64 o;
-            o.re = div_rn(-sub_rn(v.re, mu.re), d);
-            o.im = div_rn(-sub_rn(v.im, mu.im), d);
-            x_hat[i] = o;
-        }
-    }
-}
-
-// Mirrors the spectral loop of `FourierGaussianPosterior::initial`
-// (src/sampler/oracle.rs): z_hat = z_hat sqrt(V + sigma²) + M, f64.
-extern "C" __global__ void oracle_initial_multiply(cf64* __restrict__ z_hat,
-                                                   const cf64* __restrict__ mean_spec,
-                                                   const double* __restrict__ var, double sigma2,
-                                                   u32 spec_len, u32 maps) {
-    LD_FOR_MAPS(m, maps) {
-        LD_FOR_ELEMS(k, spec_len) {
-            const u64 i = m * spec_len + k;
-            const double a = sqrt(add_rn(var[k], sigma2));
-            const cf64 v = cscale(z_hat[i], a);
-            const cf64 mu = mean_spec[k];
-            cf64 o;
-            o.re = add_rn(v.re, mu.re);
-            o.im = add_rn(v.im, mu.im);
-            z_hat[i] = o;
-        }
-    }
-}
-
 // ---------------------------------------------------------------- FFT glue (real maps)
 // These run on real maps `[maps][n]` (n = nx ny), flat: blockDim = 256,
 // gridDim = ceil(len / 256) (1-D grid-stride, len = maps * n).
@@ -300,7 +259,7 @@ extern "C" __global__ void fft_inverse_scale_f64(double* __restrict__ x, double 
 }
 
 // Mirrors `m.iter().map(|&v| v as f64)`: the widening before every f64
-// transform of an f32 map (`diffused_prior_draw`, the oracle, the spectral
+// transform of an f32 map (`diffused_prior_draw` and the spectral
 // guidance's `dm64`). Exact.
 extern "C" __global__ void map_to_f64(const float* __restrict__ x, double* __restrict__ y,
                                       u64 len) {
