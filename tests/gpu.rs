@@ -663,36 +663,23 @@ fn gpu_samplers_match_the_cpu_with_the_same_seed() {
                 levels,
                 ..SamplerConfig::default()
             };
-            let run =
-                |be: &dyn Fn() -> lensdiff::Result<lensdiff::sampler::SampleSet>| be().unwrap();
-            let cpu = run(&|| {
-                device::sample(
-                    &Cpu::new(),
-                    &prior,
-                    &data,
-                    guidance,
-                    &cfg,
-                    3,
-                    0,
-                    chains,
-                    chains,
-                    &mut |_, _| {},
-                )
-            });
-            let gpu = run(&|| {
-                device::sample(
-                    &dev,
-                    &prior,
-                    &data,
-                    guidance,
-                    &cfg,
-                    3,
-                    0,
-                    chains,
-                    chains,
-                    &mut |_, _| {},
-                )
-            });
+            // the reference: the CPU sampler with the same seed
+            let post = lensdiff::sampler::GuidedPosterior::new(&prior, &data, guidance).unwrap();
+            let cpu = lensdiff::sampler::sample(&post, &cfg, 3, 0, chains, chains, &mut |_, _| {})
+                .unwrap();
+            let gpu = device::sample(
+                &dev,
+                &prior,
+                &data,
+                guidance,
+                &cfg,
+                3,
+                0,
+                chains,
+                chains,
+                &mut |_, _| {},
+            )
+            .unwrap();
             assert_eq!(cpu.nfe, gpu.nfe);
             let rel: Vec<f64> = (0..chains)
                 .map(|c| {

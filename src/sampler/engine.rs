@@ -15,10 +15,7 @@
 
 use std::time::Instant;
 
-use super::{
-    check_diverged, check_refinement, hmc, integrators, merge_acceptance, refine_base_step,
-    SampleSet, SamplerConfig, SamplerKind, ScoreModel, ScoreStats,
-};
+use super::{hmc, integrators, SampleSet, SamplerConfig, SamplerKind, ScoreModel, ScoreStats};
 use crate::backend::cpu::Cpu;
 use crate::backend::{Backend, NoiseKey};
 use crate::error::{Error, Result};
@@ -159,12 +156,13 @@ pub(crate) fn run<B: Backend>(
     let steps_per_batch = levels.len() + cfg.refine.map_or(0, |r| r.steps);
     let total = n_batches * steps_per_batch;
     let mut done = 0usize;
+    // the refinement's preconditioner at sigma_min, the same for every batch
+    let metric = cfg
+        .refine
+        .and_then(|_| host.metric(levels[levels.len() - 1]));
     for bi in 0..n_batches {
         let b = batch.min(n_chains - bi * batch);
         model.begin_batch(be, b)?;
-        let metric = cfg
-            .refine
-            .and_then(|_| host.metric(levels[levels.len() - 1]));
         let mut ctx = Ctx {
             be,
             model: &mut *model,
@@ -252,4 +250,44 @@ pub(crate) fn run<B: Backend>(
         inner_iterations: inner,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// The HMC/Langevin refinement step size must be positive and finite.
+fn check_refinement(cfg: &SamplerConfig) -> Result<()> {
+    if let Some(r) = &cfg.refine {
+        if !(r.step.is_finite() && r.step > 0.0) {
+            return Err(Error::invalid(
+                "refine",
+                format!("step must be positive, got {}", r.step),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Fails if a batch of final maps holds NaN or infinity.
+fn check_diverged(kind: &SamplerKind, x: &[f32]) -> Result<()> {
+    if x.iter().any(|v| !v.is_finite()) {
+        return Err(Error::invalid(
+            "sampler",
+            format!(
+                "{} diverged (non-finite values); use more levels or a smaller step",
+                kind.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Mean acceptance of the main run and of the refinement, where both exist.
+fn merge_acceptance(a0: Option<Vec<f64>>, a1: Option<Vec<f64>>) -> Option<Vec<f64>> {
+    match (a0, a1) {
+        (Some(a0), Some(a1)) => Some(a0.iter().zip(&a1).map(|(p, q)| 0.5 * (p + q)).collect()),
+        (a0, a1) => a0.or(a1),
+    }
+}
+
+/// The first Philox step of the refinement (after every level's steps).
+fn refine_base_step(levels: usize) -> u64 {
+    8 * levels as u64 + 64
 }

@@ -228,46 +228,6 @@ pub(crate) fn metropolis_uniforms(seed: u64, first: u64, chains: usize, step: u6
         .collect()
 }
 
-/// The HMC/Langevin refinement step size must be positive and finite.
-fn check_refinement(cfg: &SamplerConfig) -> Result<()> {
-    if let Some(r) = &cfg.refine {
-        if !(r.step.is_finite() && r.step > 0.0) {
-            return Err(Error::invalid(
-                "refine",
-                format!("step must be positive, got {}", r.step),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Fails if a batch of final maps holds NaN or infinity.
-fn check_diverged(kind: &SamplerKind, x: &[f32]) -> Result<()> {
-    if x.iter().any(|v| !v.is_finite()) {
-        return Err(Error::invalid(
-            "sampler",
-            format!(
-                "{} diverged (non-finite values); use more levels or a smaller step",
-                kind.name()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Mean acceptance of the main run and of the refinement, where both exist.
-fn merge_acceptance(a0: Option<Vec<f64>>, a1: Option<Vec<f64>>) -> Option<Vec<f64>> {
-    match (a0, a1) {
-        (Some(a0), Some(a1)) => Some(a0.iter().zip(&a1).map(|(p, q)| 0.5 * (p + q)).collect()),
-        (a0, a1) => a0.or(a1),
-    }
-}
-
-/// The first Philox step of the refinement (after every level's steps).
-fn refine_base_step(levels: usize) -> u64 {
-    8 * levels as u64 + 64
-}
-
 /// Runs `n_chains` chains with global indices `first_chain..` in batches of at
 /// most `batch` chains on the CPU. `progress(done, total)` is called after
 /// every level of every batch.

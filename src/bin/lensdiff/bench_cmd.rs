@@ -24,7 +24,7 @@ use lensdiff::spectrum::ClTable;
 #[derive(ClapArgs)]
 pub struct Args {
     /// Devices to time, comma separated (`cpu`, `cuda:N`).
-    #[arg(long, value_delimiter = ',', default_value = "cpu", value_parser = parse_device)]
+    #[arg(long, value_delimiter = ',', default_value = "cpu", value_parser = crate::common::parse_device)]
     pub devices: Vec<Device>,
     /// Batch sizes: each measurement integrates one batch of this many chains.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
@@ -59,10 +59,6 @@ pub struct Args {
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-}
-
-fn parse_device(s: &str) -> std::result::Result<Device, String> {
-    s.parse::<Device>().map_err(|e| e.to_string())
 }
 
 /// The benchmark problem: 360² at 0.29'/px.

@@ -297,3 +297,8 @@ pub fn stats(data: &[f32], mask: Option<&[bool]>) -> (f64, f64, f64, f64) {
     let m = s / n.max(1.0);
     (m, (s2 / n.max(1.0) - m * m).max(0.0).sqrt(), lo, hi)
 }
+
+/// `cpu`, `cuda` or `cuda:N` as a clap value parser.
+pub fn parse_device(s: &str) -> std::result::Result<lensdiff::backend::Device, String> {
+    s.parse().map_err(|e: lensdiff::Error| e.to_string())
+}

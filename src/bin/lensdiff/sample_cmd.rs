@@ -106,12 +106,8 @@ pub struct SamplerArgs {
     pub seed: u64,
     /// Where to run: `cpu`, or a CUDA GPU as `cuda:N` (`cuda` = `cuda:0`;
     /// Gaussian prior; needs the NVIDIA driver, NVRTC and cuFFT libraries).
-    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    #[arg(long, default_value = "cpu", value_parser = crate::common::parse_device)]
     pub device: Device,
-}
-
-fn parse_device(s: &str) -> std::result::Result<Device, String> {
-    s.parse::<Device>().map_err(|e| e.to_string())
 }
 
 impl SamplerArgs {
