@@ -35,7 +35,7 @@ only host syncs are one ``active.any()`` every --cg-check-every CG iterations
 counts and convergence failures stay on the device until a run ends.
 
 Input: a directory written by ``lensdiff bench --export DIR`` (g1, g2, w1, w2,
-power, p1, p2, levels .npy, config.json, optionally mean.npy/std.npy).
+power, p1, p2, levels .npy, config.json, optionally mean.npy and std.npy).
 """
 import argparse
 import json

@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn delta_response_8x8() {
-        // DESIGN.md: unit kappa at [0][0] on 8x8.
+        // docs/conventions.md, "Kaiser–Squires": unit kappa at [0][0] on 8x8.
         let g = Grid::square(8, 1.0).unwrap();
         let ks = KaiserSquires::<f64>::new(g);
         let mut kappa = vec![0.0; 64];

@@ -23,7 +23,7 @@
 //! - [`nn`]: neural-network layers with hand-written backward passes (the
 //!   building blocks of the learned prior, issue #6).
 //!
-//! Conventions are those of `DESIGN.md` and are tested in `tests/conventions.rs`.
+//! Conventions are those of `docs/conventions.md` and are tested in `tests/conventions.rs`.
 
 pub mod backend;
 pub mod baselines;

@@ -1,9 +1,10 @@
 //! Angular power spectra: C_ell tables, pixel power maps and a binned estimator.
 //!
-//! Convention (DESIGN.md): the pixel power of a map `x` on `N = nx ny` pixels is
-//! `P_pix(k) = E|fft2(x)_k|² / N`, so white noise of per-pixel variance `s²`
-//! has `P_pix = s²`, and `P_pix(k) = C_ell / Δ²` with `Δ` the pixel side in
-//! radians and `ell = 2 pi |k| / Δ`.
+//! Convention (`docs/conventions.md`, "Power spectra"): the pixel power of a
+//! map `x` on `N = nx ny` pixels is `P_pix(k) = E|fft2(x)_k|² / N`, so white
+//! noise of per-pixel variance `s²` has `P_pix = s²`, and
+//! `P_pix(k) = C_ell / Δ²` with `Δ` the pixel side in radians and
+//! `ell = 2 pi |k| / Δ`.
 //!
 //! Estimator: `C_ell ≈ Δ² |fft2(x)_k|² / N`, averaged over the modes of each
 //! ell bin (full-plane modes, from the half spectrum with Hermitian weights)

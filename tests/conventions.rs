@@ -1,4 +1,4 @@
-//! The conventions of DESIGN.md: Kaiser–Squires signs, adjoint, round trips,
+//! The conventions of `docs/conventions.md`: Kaiser–Squires signs, adjoint, round trips,
 //! E/B separation, power normalisation.
 
 mod common;

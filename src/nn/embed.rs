@@ -1,5 +1,5 @@
 //! Fourier-feature embedding of the noise level, the `c_noise` input of the
-//! EDM-parametrised denoiser (`DESIGN.md`, "Diffusion conventions").
+//! EDM-parametrised denoiser (`docs/learned-prior.md`, "Denoiser and score").
 //!
 //! For fixed frequencies `f_1 … f_F` and `u = ln σ`:
 //!

@@ -15,7 +15,7 @@
 //!   [`crate::error::Error`], never a panic.
 //! - Work is parallelised with rayon over independent output blocks (batch ×
 //!   channel planes), so each loop nest maps onto one GPU kernel later
-//!   (`DESIGN.md`, "Backends"). The code favours clarity over speed.
+//!   (`docs/gpu.md`, "How it is built"). The code favours clarity over speed.
 //!
 //! Layer families: [`conv`] (2-D convolution, periodic or zero padding),
 //! [`norm`] (GroupNorm), [`act`] (SiLU), [`resample`] (2×2 average pooling and

@@ -1,5 +1,5 @@
 //! The sampler on a compute [`Backend`] with the Gaussian prior: every
-//! integrator of [`crate::sampler`] (the engine, `sampler/engine.rs`) with
+//! integrator of [`crate::sampler`] (the engine, `src/sampler/engine.rs`) with
 //! the Gaussian prior's posterior score for every guidance scheme as backend
 //! operations ([`DeviceGaussianPosterior`]), one CUDA kernel each.
 //!
