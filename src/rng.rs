@@ -32,6 +32,10 @@ pub enum Stream {
     Metropolis = 4,
     /// Random choices during training (crops, flips, noise levels).
     Training = 5,
+    /// Noise of Langevin corrector steps beyond the seventh of a level (the
+    /// first seven use sub-slots of [`Stream::Sampler`]; see
+    /// `sampler::engine::Ctx::corrector_normal`).
+    Corrector = 6,
 }
 
 #[inline]

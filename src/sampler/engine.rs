@@ -84,6 +84,10 @@ impl DeviceModel<Cpu> for HostModel<'_> {
     }
 }
 
+/// Corrector steps per level that draw from the sampler stream's sub-slots
+/// `1..=7` (slot 0 is the predictor's noise).
+const CORRECTOR_SUBSLOTS: u64 = 7;
+
 /// Per-batch state of the integrators: the backend, the model, the noise
 /// keys and the work counters.
 pub(crate) struct Ctx<'a, B: Backend> {
@@ -113,6 +117,24 @@ impl<B: Backend> Ctx<'_, B> {
             first_chain: self.first,
         };
         self.be.fill_normal(z, self.n, key, 8 * step + sub)
+    }
+
+    /// Standard normals of Langevin corrector step `j` (of `m` per level) after
+    /// predictor step `step`. Steps `j < 7` use the sampler stream's sub-slots
+    /// `8 step + 1 + j` (the layout of earlier releases, so that their seeds
+    /// reproduce); later ones use [`Stream::Corrector`] at counter
+    /// `step m + j`, so every corrector step of a run has noise of its own
+    /// ([`check_kind`] keeps that counter within 32 bits).
+    pub fn corrector_normal(&self, z: &mut B::Buf<f32>, step: u64, j: u64, m: u64) -> Result<()> {
+        if j < CORRECTOR_SUBSLOTS {
+            return self.normal(z, step, 1 + j);
+        }
+        let key = NoiseKey {
+            seed: self.seed,
+            stream: Stream::Corrector,
+            first_chain: self.first,
+        };
+        self.be.fill_normal(z, self.n, key, step * m + j)
     }
 
     /// One uniform per chain at `step` (Metropolis tests, drawn on the host).
@@ -145,6 +167,7 @@ pub(crate) fn run<B: Backend>(
         return Err(Error::invalid("batch", "batch size must be at least 1"));
     }
     let levels = cfg.noise_levels(host)?;
+    check_kind(&cfg.kind, levels.len())?;
     check_refinement(cfg)?;
     let grid = *model.grid();
     let n = grid.len();
@@ -250,6 +273,33 @@ pub(crate) fn run<B: Backend>(
         inner_iterations: inner,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// The integrator's own settings: a positive finite corrector SNR, and
+/// corrector noise counters (`levels x corrector_steps`) within 32 bits.
+fn check_kind(kind: &SamplerKind, levels: usize) -> Result<()> {
+    if let SamplerKind::PredictorCorrector {
+        snr,
+        corrector_steps,
+    } = *kind
+    {
+        if !(snr.is_finite() && snr > 0.0) {
+            return Err(Error::invalid(
+                "snr",
+                format!("corrector SNR must be positive and finite, got {snr}"),
+            ));
+        }
+        let counters = (levels as u128) * (corrector_steps as u128);
+        if counters > u32::MAX as u128 {
+            return Err(Error::invalid(
+                "corrector_steps",
+                format!(
+                    "{corrector_steps} corrector steps x {levels} levels exceed the 2^32 noise counters of a chain"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The HMC/Langevin refinement step size must be positive and finite.

@@ -33,7 +33,7 @@ pub(crate) fn euler_maruyama<B: Backend>(
         if let Some((snr, m)) = corrector {
             for j in 0..m {
                 ctx.score(x, levels[i + 1], &mut s)?;
-                ctx.normal(&mut z, step, 1 + j as u64 % 7)?;
+                ctx.corrector_normal(&mut z, step, j as u64, m as u64)?;
                 be.chain_norms(&s, ctx.n, &mut s_norm)?;
                 be.chain_norms(&z, ctx.n, &mut z_norm)?;
                 be.langevin_corrector_step(x, &s, &z, &s_norm, &z_norm, snr, ctx.n)?;
