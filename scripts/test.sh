@@ -7,26 +7,51 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need() { command -v "$1" >/dev/null 2>&1; }
-missing=()
-need gcc || missing+=(gcc)
-need g++ || missing+=(g++)
-need gfortran || missing+=(gfortran)
-need make || missing+=(make)
-need pkg-config || missing+=(pkg-config)
-need valgrind || missing+=(valgrind)
-# MPI (issue #5): OpenMPI and libclang (rsmpi's bindings are generated at build time)
-need mpicc || missing+=(libopenmpi-dev)
-need mpirun || missing+=(openmpi-bin)
-ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
-# CUDA kernel check (issue #7): Python 3 with pip
-need python3 || missing+=(python3)
-python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+# libclang as bindgen (clang-sys) loads it: `libclang.so`, `libclang.so.N` or
+# `libclang-N.so*` (package libclang1-N / libclang-dev). Not `libclang-cpp.so.N`
+# (package libclang-cppN, on the stock image), which lacks libclang's C API.
+have_libclang() {
+    local d f
+    for d in ${LIBCLANG_PATH:-} /usr/lib/llvm-*/lib /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/lib; do
+        for f in "$d"/libclang.so "$d"/libclang.so.[0-9]* "$d"/libclang-[0-9]*.so*; do
+            [ -e "$f" ] && return 0
+        done
+    done
+    return 1
+}
+# Each prerequisite: "check command|package that provides it".
+prereqs=(
+    "need gcc|gcc"
+    "need g++|g++"
+    "need gfortran|gfortran"
+    "need make|make"
+    "need pkg-config|pkg-config"
+    "need valgrind|valgrind"
+    # MPI (issue #5): OpenMPI, and libclang for rsmpi's bindings (made at build time)
+    "need mpicc|libopenmpi-dev"
+    "need mpirun|openmpi-bin"
+    "have_libclang|libclang-dev"
+    # CUDA kernel check (issue #7): Python 3 with pip
+    "need python3|python3"
+    "python3 -m pip --version|python3-pip"
+)
+missing_prereqs() {
+    local p
+    for p in "${prereqs[@]}"; do
+        eval "${p%%|*}" >/dev/null 2>&1 || echo "${p##*|}"
+    done
+}
+missing=($(missing_prereqs))
 if [ ${#missing[@]} -gt 0 ]; then
     if need apt-get; then
         echo "installing: ${missing[*]}"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    else
-        echo "warning: missing ${missing[*]} and no apt-get; the tests that need them print a NOTICE" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+            || echo "apt-get install failed" >&2
+    fi
+    still=($(missing_prereqs))
+    if [ ${#still[@]} -gt 0 ]; then
+        echo "error: prerequisites missing and not installable here: ${still[*]} (Debian packages; install them, e.g. apt-get install ${still[*]})" >&2
+        exit 1
     fi
 fi
 # CUDA kernels (issue #7): compile every kernels/*.cu with NVRTC for sm_90a (no
@@ -35,7 +60,9 @@ kernels_rc=0
 python3 scripts/check_kernels.py || kernels_rc=$?
 if [ "$kernels_rc" -eq 3 ]; then
     echo "installing: nvidia-cuda-nvrtc (pip)"
-    python3 -m pip install --quiet nvidia-cuda-nvrtc \
+    # Debian's own python3 refuses plain pip installs (PEP 668): then retry
+    # with --break-system-packages (the wheel only adds a shared library)
+    python3 -m pip install --quiet nvidia-cuda-nvrtc 2>/dev/null \
         || python3 -m pip install --quiet --break-system-packages nvidia-cuda-nvrtc \
         || { echo "error: could not pip-install nvidia-cuda-nvrtc for the kernel check" >&2; exit 1; }
     kernels_rc=0
@@ -45,6 +72,11 @@ if [ "$kernels_rc" -ne 0 ]; then
     echo "error: CUDA kernel check failed (scripts/check_kernels.py exited $kernels_rc)" >&2
     exit 1
 fi
+
+# references in docs and comments resolve (issue #12); the self-test shows the
+# checker can fail (two lines: under `set -e` each failure stops the script)
+python3 scripts/check_refs.py --self-test
+python3 scripts/check_refs.py
 
 if ! need cargo; then
     echo "error: cargo not found; install Rust (https://rustup.rs)" >&2
