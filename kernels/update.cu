@@ -145,14 +145,6 @@ extern "C" __global__ void hmc_start_from_map(float* __restrict__ x,
     }
 }
 
-// Mirrors the branch of `diffused_prior_draw` (src/sampler/posterior.rs)
-// without a Gaussian power model: z *= sigma_max as f32. (With a power model
-// the draw is spectral: `diffused_prior_draw_multiply` in spectral.cu.)
-extern "C" __global__ void diffused_prior_draw_scale(float* __restrict__ z, float sigma,
-                                                     u64 len) {
-    LD_FOR_1D(i, len) { z[i] = mul_rn(z[i], sigma); }
-}
-
 // ---------------------------------------------------------------- refinement
 
 // Mirrors the Langevin branch of `refine` (src/sampler/hmc.rs), the

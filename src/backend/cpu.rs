@@ -7,18 +7,22 @@ use std::sync::{Arc, Mutex};
 use num_complex::Complex;
 use rayon::prelude::*;
 
-use super::{maps_of, same_len, Backend, Elem, NoiseKey};
+use super::shape::{self, Modes, Pixels};
+use super::{Backend, Elem, NoiseKey};
 use crate::error::Result;
 use crate::fft::Fft2;
 use crate::grid::Grid;
 use crate::rng::Philox;
-use crate::sampler::Moments;
 
-/// The host backend (the reference).
+/// Cached FFT plans by grid shape `(nx, ny)`.
+type PlanCache<T> = Mutex<Vec<((usize, usize), Arc<Fft2<T>>)>>;
+
+/// The host backend (the reference). Every method checks its arguments with
+/// the function of its name in [`shape`] first, as [`super::cuda::Cuda`] does.
 #[derive(Default)]
 pub struct Cpu {
-    plans32: Mutex<Vec<Arc<Fft2<f32>>>>,
-    plans64: Mutex<Vec<Arc<Fft2<f64>>>>,
+    plans32: PlanCache<f32>,
+    plans64: PlanCache<f64>,
 }
 
 impl Cpu {
@@ -28,20 +32,20 @@ impl Cpu {
     }
 }
 
-/// One plan per grid shape, made on first use.
-fn plan<T: rustfft::FftNum>(cache: &Mutex<Vec<Arc<Fft2<T>>>>, grid: &Grid) -> Arc<Fft2<T>> {
+/// One plan per grid shape `(nx, ny)`, made on first use (the lengths alone
+/// do not identify a shape: 3 x 4 and 6 x 2 grids have the same `map_len`
+/// and `spectral_len`).
+fn plan<T: rustfft::FftNum>(cache: &PlanCache<T>, grid: &Grid) -> Arc<Fft2<T>> {
     let mut c = match cache.lock() {
         Ok(c) => c,
         Err(p) => p.into_inner(),
     };
-    if let Some(p) = c
-        .iter()
-        .find(|p| p.map_len() == grid.len() && p.spectral_len() == grid.spectral_len())
-    {
+    let key = (grid.nx, grid.ny);
+    if let Some((_, p)) = c.iter().find(|(k, _)| *k == key) {
         return p.clone();
     }
     let p = Arc::new(Fft2::new(grid.nx, grid.ny));
-    c.push(p.clone());
+    c.push((key, p.clone()));
     p
 }
 
@@ -56,12 +60,6 @@ fn as_complex<T>(v: &[T]) -> &[Complex<T>] {
 fn as_complex_mut<T>(v: &mut [T]) -> &mut [Complex<T>] {
     // SAFETY: as in `as_complex`; the borrow is exclusive.
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut Complex<T>, v.len() / 2) }
-}
-
-/// Checks a half-spectrum batch against a per-mode multiplier; returns the
-/// number of maps.
-fn spec_maps<T>(name: &'static str, spec: &[T], modes: usize) -> Result<usize> {
-    maps_of(name, spec.len(), 2 * modes)
 }
 
 /// `f(spectrum value, mode index)` over every mode of every map.
@@ -100,7 +98,7 @@ impl Backend for Cpu {
     }
 
     fn copy<T: Elem>(&self, src: &Vec<T>, dst: &mut Vec<T>) -> Result<()> {
-        same_len("copy", dst.len(), src.len())?;
+        shape::copy(src.len(), dst.len())?;
         dst.copy_from_slice(src);
         Ok(())
     }
@@ -114,23 +112,27 @@ impl Backend for Cpu {
     }
 
     fn fft_forward(&self, grid: &Grid, maps: &Vec<f32>, spec: &mut Vec<f32>) -> Result<()> {
+        shape::fft(grid, maps.len(), spec.len())?;
         plan(&self.plans32, grid).forward_batch(maps, as_complex_mut(spec))
     }
 
     fn fft_inverse(&self, grid: &Grid, spec: &mut Vec<f32>, maps: &mut Vec<f32>) -> Result<()> {
+        shape::fft(grid, maps.len(), spec.len())?;
         plan(&self.plans32, grid).inverse_batch(as_complex(spec), maps)
     }
 
     fn fft_forward_f64(&self, grid: &Grid, maps: &Vec<f64>, spec: &mut Vec<f64>) -> Result<()> {
+        shape::fft(grid, maps.len(), spec.len())?;
         plan(&self.plans64, grid).forward_batch(maps, as_complex_mut(spec))
     }
 
     fn fft_inverse_f64(&self, grid: &Grid, spec: &mut Vec<f64>, maps: &mut Vec<f64>) -> Result<()> {
+        shape::fft(grid, maps.len(), spec.len())?;
         plan(&self.plans64, grid).inverse_batch(as_complex(spec), maps)
     }
 
     fn fill_normal(&self, out: &mut Vec<f32>, n: usize, key: NoiseKey, step: u64) -> Result<()> {
-        maps_of("noise", out.len(), n)?;
+        shape::fill_normal(out.len(), n)?;
         out.par_chunks_mut(n).enumerate().for_each(|(c, m)| {
             Philox::new(key.seed, key.stream, key.first_chain + c as u64, step).fill_normal(m)
         });
@@ -145,7 +147,15 @@ impl Backend for Cpu {
         g1_hat: &mut Vec<f32>,
         g2_hat: &mut Vec<f32>,
     ) -> Result<()> {
-        ks_forward(kappa_hat, p1, p2, g1_hat, g2_hat)
+        let m = shape::ks_forward_multiply(
+            kappa_hat.len(),
+            p1.len(),
+            p2.len(),
+            g1_hat.len(),
+            g2_hat.len(),
+        )?;
+        ks_forward(m, kappa_hat, p1, p2, g1_hat, g2_hat);
+        Ok(())
     }
 
     fn ks_forward_multiply_f64(
@@ -156,7 +166,15 @@ impl Backend for Cpu {
         g1_hat: &mut Vec<f64>,
         g2_hat: &mut Vec<f64>,
     ) -> Result<()> {
-        ks_forward(kappa_hat, p1, p2, g1_hat, g2_hat)
+        let m = shape::ks_forward_multiply(
+            kappa_hat.len(),
+            p1.len(),
+            p2.len(),
+            g1_hat.len(),
+            g2_hat.len(),
+        )?;
+        ks_forward(m, kappa_hat, p1, p2, g1_hat, g2_hat);
+        Ok(())
     }
 
     fn ks_adjoint_multiply(
@@ -167,7 +185,15 @@ impl Backend for Cpu {
         p2: &Vec<f32>,
         kappa_hat: &mut Vec<f32>,
     ) -> Result<()> {
-        ks_adjoint(g1_hat, g2_hat, p1, p2, kappa_hat)
+        let m = shape::ks_adjoint_multiply(
+            g1_hat.len(),
+            g2_hat.len(),
+            p1.len(),
+            p2.len(),
+            kappa_hat.len(),
+        )?;
+        ks_adjoint(m, g1_hat, g2_hat, p1, p2, kappa_hat);
+        Ok(())
     }
 
     fn ks_adjoint_multiply_f64(
@@ -178,7 +204,15 @@ impl Backend for Cpu {
         p2: &Vec<f64>,
         kappa_hat: &mut Vec<f64>,
     ) -> Result<()> {
-        ks_adjoint(g1_hat, g2_hat, p1, p2, kappa_hat)
+        let m = shape::ks_adjoint_multiply(
+            g1_hat.len(),
+            g2_hat.len(),
+            p1.len(),
+            p2.len(),
+            kappa_hat.len(),
+        )?;
+        ks_adjoint(m, g1_hat, g2_hat, p1, p2, kappa_hat);
+        Ok(())
     }
 
     fn ks_inverse_eb_multiply(
@@ -190,11 +224,14 @@ impl Backend for Cpu {
         e_hat: &mut Vec<f32>,
         b_hat: &mut Vec<f32>,
     ) -> Result<()> {
-        let modes = p1.len();
-        spec_maps("e_hat", e_hat, modes)?;
-        same_len("b_hat", e_hat.len(), b_hat.len())?;
-        same_len("g1_hat", e_hat.len(), g1_hat.len())?;
-        same_len("g2_hat", e_hat.len(), g2_hat.len())?;
+        let Modes { modes, .. } = shape::ks_inverse_eb_multiply(
+            g1_hat.len(),
+            g2_hat.len(),
+            p1.len(),
+            p2.len(),
+            e_hat.len(),
+            b_hat.len(),
+        )?;
         let (s1, s2) = (as_complex(g1_hat), as_complex(g2_hat));
         as_complex_mut(e_hat)
             .par_iter_mut()
@@ -214,20 +251,20 @@ impl Backend for Cpu {
         power: &Vec<f64>,
         sigma2: f64,
     ) -> Result<()> {
-        spec_maps("x_hat", x_hat, power.len())?;
+        shape::spectral_multiplier("x_hat", x_hat.len(), power.len())?;
         let gain: Vec<f32> = power.iter().map(|&s| (s / (s + sigma2)) as f32).collect();
         per_mode(x_hat, power.len(), |v, k| *v *= gain[k]);
         Ok(())
     }
 
     fn metric_apply_multiply(&self, x_hat: &mut Vec<f32>, f: &Vec<f32>) -> Result<()> {
-        spec_maps("x_hat", x_hat, f.len())?;
+        shape::spectral_multiplier("x_hat", x_hat.len(), f.len())?;
         per_mode(x_hat, f.len(), |v, k| *v *= f[k]);
         Ok(())
     }
 
     fn fourier_scale(&self, x_hat: &mut Vec<f64>, scale: &Vec<f64>) -> Result<()> {
-        spec_maps("x_hat", x_hat, scale.len())?;
+        shape::spectral_multiplier("x_hat", x_hat.len(), scale.len())?;
         per_mode(x_hat, scale.len(), |v, k| *v *= scale[k]);
         Ok(())
     }
@@ -238,20 +275,20 @@ impl Backend for Cpu {
         power: &Vec<f64>,
         sigma2: f64,
     ) -> Result<()> {
-        spec_maps("z_hat", z_hat, power.len())?;
+        shape::spectral_multiplier("z_hat", z_hat.len(), power.len())?;
         let amp: Vec<f64> = power.iter().map(|&p| (p + sigma2).sqrt()).collect();
         per_mode(z_hat, power.len(), |v, k| *v *= amp[k]);
         Ok(())
     }
 
     fn map_to_f64(&self, x: &Vec<f32>, y: &mut Vec<f64>) -> Result<()> {
-        same_len("map", y.len(), x.len())?;
+        shape::map_convert(x.len(), y.len())?;
         elementwise(y, |i, y| *y = x[i] as f64);
         Ok(())
     }
 
     fn map_to_f32(&self, x: &Vec<f64>, y: &mut Vec<f32>) -> Result<()> {
-        same_len("map", y.len(), x.len())?;
+        shape::map_convert(x.len(), y.len())?;
         elementwise(y, |i, y| *y = x[i] as f32);
         Ok(())
     }
@@ -264,7 +301,7 @@ impl Backend for Cpu {
         a: f32,
         b: f32,
     ) -> Result<()> {
-        same3(x, s, z)?;
+        shape::euler_maruyama_step(x.len(), s.len(), z.len())?;
         elementwise(x, |i, x| *x += a * s[i] + b * z[i]);
         Ok(())
     }
@@ -279,10 +316,7 @@ impl Backend for Cpu {
         snr: f64,
         n: usize,
     ) -> Result<()> {
-        same3(x, s, z)?;
-        let chains = maps_of("x", x.len(), n)?;
-        same_len("s_norm", chains, s_norm.len())?;
-        same_len("z_norm", chains, z_norm.len())?;
+        shape::langevin_corrector_step(x.len(), s.len(), z.len(), s_norm.len(), z_norm.len(), n)?;
         x.par_chunks_mut(n).enumerate().for_each(|(c, x)| {
             let (sn, zn) = (s_norm[c], z_norm[c]);
             if sn > 0.0 {
@@ -298,7 +332,7 @@ impl Backend for Cpu {
     }
 
     fn edm_churn_noise(&self, x: &mut Vec<f32>, z: &Vec<f32>, a: f32) -> Result<()> {
-        same_len("z", x.len(), z.len())?;
+        shape::edm_churn_noise(x.len(), z.len())?;
         elementwise(x, |i, x| *x += a * z[i]);
         Ok(())
     }
@@ -311,8 +345,7 @@ impl Backend for Cpu {
         f: f32,
         h: f32,
     ) -> Result<()> {
-        same_len("x", d.len(), x.len())?;
-        same_len("xp", d.len(), xp.len())?;
+        shape::heun_predictor(d.len(), x.len(), xp.len())?;
         d.par_iter_mut()
             .zip(xp.par_iter_mut())
             .zip(x.par_iter())
@@ -331,13 +364,13 @@ impl Backend for Cpu {
         h: f32,
         f2: f32,
     ) -> Result<()> {
-        same3(x, d, d2)?;
+        shape::heun_corrector(x.len(), d.len(), d2.len())?;
         elementwise(x, |i, x| *x += 0.5 * h * (d[i] + f2 * d2[i]));
         Ok(())
     }
 
     fn hmc_momentum_half_step(&self, p: &mut Vec<f32>, s: &Vec<f32>, e: f32) -> Result<()> {
-        same_len("s", p.len(), s.len())?;
+        shape::hmc_momentum_half_step(p.len(), s.len())?;
         elementwise(p, |i, p| *p += 0.5 * e * s[i]);
         Ok(())
     }
@@ -349,7 +382,7 @@ impl Backend for Cpu {
         v: &Vec<f32>,
         e: f32,
     ) -> Result<()> {
-        same_len("v", x.len(), v.len())?;
+        shape::hmc_position_step(x.len(), xprev.as_ref().map(|b| b.len()), v.len())?;
         if let Some(xp) = xprev {
             self.copy(x, xp)?;
         }
@@ -364,9 +397,7 @@ impl Backend for Cpu {
         accept: &Vec<u32>,
         n: usize,
     ) -> Result<()> {
-        same_len("xk", x.len(), xk.len())?;
-        let chains = maps_of("x", x.len(), n)?;
-        same_len("accept", chains, accept.len())?;
+        let chains = shape::hmc_accept(x.len(), xk.len(), accept.len(), n)?;
         for c in 0..chains {
             if accept[c] != 0 {
                 x[c * n..(c + 1) * n].copy_from_slice(&xk[c * n..(c + 1) * n]);
@@ -376,15 +407,9 @@ impl Backend for Cpu {
     }
 
     fn hmc_start_from_map(&self, x: &mut Vec<f32>, start: &Vec<f32>, s: f32) -> Result<()> {
-        let n = start.len();
-        maps_of("x", x.len(), n)?;
+        let Pixels { n, .. } = shape::hmc_start_from_map(x.len(), start.len())?;
         x.par_chunks_mut(n)
             .for_each(|m| m.iter_mut().zip(start).for_each(|(x, k)| *x = k + s * *x));
-        Ok(())
-    }
-
-    fn diffused_prior_draw_scale(&self, z: &mut Vec<f32>, sigma: f32) -> Result<()> {
-        z.iter_mut().for_each(|v| *v *= sigma);
         Ok(())
     }
 
@@ -396,19 +421,19 @@ impl Backend for Cpu {
         a: f32,
         c: f32,
     ) -> Result<()> {
-        same3(x, s, z)?;
+        shape::langevin_refine_step(x.len(), s.len(), z.len())?;
         elementwise(x, |i, x| *x += a * s[i] + c * z[i]);
         Ok(())
     }
 
     fn prior_score(&self, out: &mut Vec<f32>, x: &Vec<f32>, inv: f32) -> Result<()> {
-        same_len("x", out.len(), x.len())?;
+        shape::prior_score(out.len(), x.len())?;
         out.iter_mut().zip(x).for_each(|(o, x)| *o = (*o - x) * inv);
         Ok(())
     }
 
     fn annealed_weights(&self, w: &Vec<f32>, k: f64, out: &mut Vec<f32>) -> Result<()> {
-        same_len("weights", out.len(), w.len())?;
+        shape::annealed_weights(w.len(), out.len())?;
         out.iter_mut()
             .zip(w)
             .for_each(|(o, &w)| *o = (w as f64 / (1.0 + k * w as f64)) as f32);
@@ -424,9 +449,8 @@ impl Backend for Cpu {
         w1: &Vec<f32>,
         w2: &Vec<f32>,
     ) -> Result<()> {
-        let n = g1.len();
-        maps_of("r1", r1.len(), n)?;
-        same_len("r2", r1.len(), r2.len())?;
+        let Pixels { n, .. } =
+            shape::weighted_residual(r1.len(), r2.len(), g1.len(), g2.len(), w1.len(), w2.len())?;
         for (c1, c2) in r1.chunks_mut(n).zip(r2.chunks_mut(n)) {
             for i in 0..n {
                 c1[i] = w1[i] * (g1[i] - c1[i]);
@@ -437,7 +461,7 @@ impl Backend for Cpu {
     }
 
     fn add_weighted_residual_accumulate(&self, out: &mut Vec<f32>, back: &Vec<f32>) -> Result<()> {
-        same_len("back", out.len(), back.len())?;
+        shape::add_weighted_residual_accumulate(out.len(), back.len())?;
         out.iter_mut().zip(back).for_each(|(o, b)| *o += b);
         Ok(())
     }
@@ -450,8 +474,7 @@ impl Backend for Cpu {
         jv: &Vec<f32>,
         inv: f32,
     ) -> Result<()> {
-        same3(out, d, x)?;
-        same_len("jv", out.len(), jv.len())?;
+        shape::tweedie_score_combine(out.len(), d.len(), x.len(), jv.len())?;
         for i in 0..x.len() {
             out[i] = (d[i] - x[i]) * inv + jv[i];
         }
@@ -465,9 +488,7 @@ impl Backend for Cpu {
         g1: &Vec<f32>,
         g2: &Vec<f32>,
     ) -> Result<()> {
-        let n = g1.len();
-        maps_of("q1", q1.len(), n)?;
-        same_len("q2", q1.len(), q2.len())?;
+        let Pixels { n, .. } = shape::shear_residual_f64(q1.len(), q2.len(), g1.len(), g2.len())?;
         for (c1, c2) in q1.chunks_mut(n).zip(q2.chunks_mut(n)) {
             for i in 0..n {
                 c1[i] = g1[i] as f64 - c1[i];
@@ -486,11 +507,14 @@ impl Backend for Cpu {
         w1: &Vec<f64>,
         w2: &Vec<f64>,
     ) -> Result<()> {
-        let n = w1.len();
-        maps_of("y1", y1.len(), n)?;
-        same_len("y2", y1.len(), y2.len())?;
-        same_len("q1", y1.len(), q1.len())?;
-        same_len("q2", y1.len(), q2.len())?;
+        let Pixels { n, .. } = shape::weighted_residual_f64(
+            y1.len(),
+            y2.len(),
+            q1.len(),
+            q2.len(),
+            w1.len(),
+            w2.len(),
+        )?;
         for i in 0..y1.len() {
             y1[i] = w1[i % n] * (q1[i] - y1[i]);
             y2[i] = w2[i % n] * (q2[i] - y2[i]);
@@ -499,15 +523,14 @@ impl Backend for Cpu {
     }
 
     fn multiply_weights_f64(&self, a: &mut Vec<f64>, w: &Vec<f64>) -> Result<()> {
-        let n = w.len();
-        maps_of("a", a.len(), n)?;
+        let Pixels { n, .. } = shape::multiply_weights_f64(a.len(), w.len())?;
         a.par_chunks_mut(n)
             .for_each(|m| m.iter_mut().zip(w).for_each(|(a, w)| *a *= w));
         Ok(())
     }
 
     fn add_assign_f64(&self, a: &mut Vec<f64>, b: &Vec<f64>) -> Result<()> {
-        same_len("b", a.len(), b.len())?;
+        shape::add_assign_f64(a.len(), b.len())?;
         a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
         Ok(())
     }
@@ -520,7 +543,7 @@ impl Backend for Cpu {
         active: &Vec<u32>,
         n: usize,
     ) -> Result<()> {
-        chains_of(r, &[ap, u], active, n)?;
+        shape::cg_initial_residual(r.len(), ap.len(), u.len(), active.len(), n)?;
         for (c, r) in r.chunks_mut(n).enumerate() {
             if active[c] != 0 {
                 for i in 0..n {
@@ -541,8 +564,15 @@ impl Backend for Cpu {
         active: &Vec<u32>,
         n: usize,
     ) -> Result<()> {
-        let chains = chains_of(u, &[r, p, ap], active, n)?;
-        same_len("alpha", chains, alpha.len())?;
+        shape::cg_update_solution(
+            u.len(),
+            r.len(),
+            p.len(),
+            ap.len(),
+            alpha.len(),
+            active.len(),
+            n,
+        )?;
         u.par_chunks_mut(n)
             .zip(r.par_chunks_mut(n))
             .enumerate()
@@ -564,8 +594,7 @@ impl Backend for Cpu {
         active: &Vec<u32>,
         n: usize,
     ) -> Result<()> {
-        let chains = chains_of(p, &[z], active, n)?;
-        same_len("beta", chains, beta.len())?;
+        shape::cg_update_direction(p.len(), z.len(), beta.len(), active.len(), n)?;
         p.par_chunks_mut(n)
             .enumerate()
             .filter(|(c, _)| active[*c] != 0)
@@ -579,8 +608,7 @@ impl Backend for Cpu {
     }
 
     fn chain_norms(&self, x: &Vec<f32>, n: usize, out: &mut Vec<f64>) -> Result<()> {
-        let chains = maps_of("x", x.len(), n)?;
-        same_len("norms", chains, out.len())?;
+        shape::chain_norms(x.len(), n, out.len())?;
         out.par_iter_mut()
             .zip(x.par_chunks(n))
             .for_each(|(o, s)| *o = s.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt());
@@ -594,9 +622,7 @@ impl Backend for Cpu {
         n: usize,
         out: &mut Vec<f64>,
     ) -> Result<()> {
-        let chains = maps_of("a", a.len(), n)?;
-        same_len("b", a.len(), b.len())?;
-        same_len("dots", chains, out.len())?;
+        shape::chain_dot_f64(a.len(), b.len(), n, out.len())?;
         out.par_iter_mut()
             .zip(a.par_chunks(n).zip(b.par_chunks(n)))
             .for_each(|(o, (a, c))| *o = a.iter().zip(c).map(|(x, y)| x * y).sum::<f64>());
@@ -612,10 +638,7 @@ impl Backend for Cpu {
         xprev: &Vec<f32>,
         n: usize,
     ) -> Result<()> {
-        let chains = maps_of("s", s.len(), n)?;
-        same_len("du", chains, du.len())?;
-        same3(s, s_new, xk)?;
-        same_len("xprev", s.len(), xprev.len())?;
+        shape::hmc_energy_increment(du.len(), s.len(), s_new.len(), xk.len(), xprev.len(), n)?;
         for (c, d) in du.iter_mut().enumerate() {
             let mut acc = 0.0f64;
             for i in c * n..(c + 1) * n {
@@ -635,10 +658,7 @@ impl Backend for Cpu {
         n: usize,
         out: &mut Vec<f64>,
     ) -> Result<()> {
-        let chains = maps_of("p", p.len(), n)?;
-        same_len("out", chains, out.len())?;
-        same3(p, vp, p0)?;
-        same_len("vp0", p.len(), vp0.len())?;
+        shape::hmc_kinetic_change(p.len(), vp.len(), p0.len(), vp0.len(), n, out.len())?;
         for (c, o) in out.iter_mut().enumerate() {
             *o = (c * n..(c + 1) * n)
                 .map(|i| 0.5 * (p[i] as f64 * vp[i] as f64 - p0[i] as f64 * vp0[i] as f64))
@@ -646,53 +666,17 @@ impl Backend for Cpu {
         }
         Ok(())
     }
-
-    fn moments_of_maps(
-        &self,
-        maps: &Vec<f32>,
-        n: usize,
-        mean: &mut Vec<f64>,
-        m2: &mut Vec<f64>,
-        var: &mut Vec<f64>,
-    ) -> Result<()> {
-        maps_of("maps", maps.len(), n)?;
-        same_len("mean", n, mean.len())?;
-        same_len("m2", n, m2.len())?;
-        same_len("var", n, var.len())?;
-        let m = Moments::of_maps(maps, n);
-        mean.copy_from_slice(&m.mean);
-        m2.copy_from_slice(&m.m2);
-        var.copy_from_slice(&m.variance());
-        Ok(())
-    }
 }
 
-fn same3<T, U, V>(a: &[T], b: &[U], c: &[V]) -> Result<()> {
-    same_len("operand", a.len(), b.len())?;
-    same_len("operand", a.len(), c.len())
-}
-
-fn chains_of(a: &[f64], others: &[&Vec<f64>], active: &[u32], n: usize) -> Result<usize> {
-    let chains = maps_of("vector", a.len(), n)?;
-    for o in others {
-        same_len("vector", a.len(), o.len())?;
-    }
-    same_len("active", chains, active.len())?;
-    Ok(chains)
-}
-
-/// `ks_forward_multiply` in either precision.
+/// `ks_forward_multiply` in either precision, on checked shapes.
 fn ks_forward<T: rustfft::FftNum>(
+    Modes { modes, .. }: Modes,
     kappa_hat: &[T],
     p1: &[T],
     p2: &[T],
     g1_hat: &mut [T],
     g2_hat: &mut [T],
-) -> Result<()> {
-    let modes = p1.len();
-    spec_maps("kappa_hat", kappa_hat, modes)?;
-    same_len("g1_hat", kappa_hat.len(), g1_hat.len())?;
-    same_len("g2_hat", kappa_hat.len(), g2_hat.len())?;
+) {
     let k = as_complex(kappa_hat);
     as_complex_mut(g1_hat)
         .par_iter_mut()
@@ -702,25 +686,20 @@ fn ks_forward<T: rustfft::FftNum>(
             *a = k[i] * p1[i % modes];
             *b = k[i] * p2[i % modes];
         });
-    Ok(())
 }
 
-/// `ks_adjoint_multiply` in either precision.
+/// `ks_adjoint_multiply` in either precision, on checked shapes.
 fn ks_adjoint<T: rustfft::FftNum>(
+    Modes { modes, .. }: Modes,
     g1_hat: &[T],
     g2_hat: &[T],
     p1: &[T],
     p2: &[T],
     kappa_hat: &mut [T],
-) -> Result<()> {
-    let modes = p1.len();
-    spec_maps("kappa_hat", kappa_hat, modes)?;
-    same_len("g1_hat", kappa_hat.len(), g1_hat.len())?;
-    same_len("g2_hat", kappa_hat.len(), g2_hat.len())?;
+) {
     let (s1, s2) = (as_complex(g1_hat), as_complex(g2_hat));
     as_complex_mut(kappa_hat)
         .par_iter_mut()
         .enumerate()
         .for_each(|(i, e)| *e = s1[i] * p1[i % modes] + s2[i] * p2[i % modes]);
-    Ok(())
 }

@@ -21,6 +21,7 @@
 
 pub mod cpu;
 pub mod cuda;
+pub(crate) mod shape;
 
 use std::fmt;
 use std::str::FromStr;
@@ -107,7 +108,11 @@ pub struct NoiseKey {
 /// have length `n` and are broadcast over maps; spectral multipliers have
 /// length `grid.spectral_len()` (one real per mode) and are broadcast too.
 /// Each method's doc names the kernel it launches on CUDA and the CPU loop
-/// it mirrors; the formulas are in `kernels/README.md`.
+/// it mirrors; the formulas are in `kernels/README.md`. Both backends check
+/// the argument lengths with the same function of `shape.rs` before touching
+/// memory, so a bad shape is the same [`Error::ShapeMismatch`] (never a
+/// panic) on either; every method has a caller outside tests
+/// (`src/backend/cuda/tests.rs` checks both).
 pub trait Backend: Send + Sync {
     /// A device buffer of `T`.
     type Buf<T: Elem>: Send + Sync;
@@ -320,8 +325,6 @@ pub trait Backend: Send + Sync {
         start: &Self::Buf<f32>,
         s: f32,
     ) -> Result<()>;
-    /// `diffused_prior_draw_scale`: `z *= sigma`.
-    fn diffused_prior_draw_scale(&self, z: &mut Self::Buf<f32>, sigma: f32) -> Result<()>;
     /// `langevin_refine_step`: `x += a s + c z`.
     fn langevin_refine_step(
         &self,
@@ -454,19 +457,6 @@ pub trait Backend: Send + Sync {
         vp0: &Self::Buf<f32>,
         n: usize,
         out: &mut Self::Buf<f64>,
-    ) -> Result<()>;
-
-    // ------------------------------------------------------------ moments.cu
-
-    /// `moments_of_maps`: per-pixel mean, M2 and variance over the maps
-    /// (`Moments::of_maps`, blocks of 8 merged with Chan's formula).
-    fn moments_of_maps(
-        &self,
-        maps: &Self::Buf<f32>,
-        n: usize,
-        mean: &mut Self::Buf<f64>,
-        m2: &mut Self::Buf<f64>,
-        var: &mut Self::Buf<f64>,
     ) -> Result<()>;
 }
 

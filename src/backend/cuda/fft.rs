@@ -72,47 +72,34 @@ fn c_int_of(name: &'static str, x: usize) -> Result<c_int> {
     c_int::try_from(x).map_err(|_| Error::invalid(name, format!("{x} exceeds cuFFT's int range")))
 }
 
-/// The number of maps of a transform between `maps` real values and `spec`
-/// interleaved complex values, checked as `Fft2::batch_of` checks them.
-fn batch_of(grid: &Grid, map_len: usize, spec_len: usize) -> Result<usize> {
-    let n = grid.len();
-    if map_len == 0 || map_len % n != 0 {
-        return Err(Error::shape("maps", format!("a multiple of {n}"), map_len));
-    }
-    let b = map_len / n;
-    let modes = spec_len / 2;
-    if modes != b * grid.spectral_len() {
-        return Err(Error::shape("spectra", b * grid.spectral_len(), modes));
-    }
-    Ok(b)
-}
-
 impl Cuda {
-    /// Forward transforms (`kind` R2C or D2Z) of a batch of maps into their
-    /// half spectra, checked as `Fft2::forward_batch` checks them.
+    /// Forward transforms (`kind` R2C or D2Z) of a batch of `batch` maps
+    /// into their half spectra (shapes checked by the caller with
+    /// `shape::fft`).
     pub(crate) fn fft_real_to_complex<T: Elem>(
         &self,
         grid: &Grid,
         kind: Kind,
+        batch: usize,
         maps: &CudaSlice<T>,
         spec: &mut CudaSlice<T>,
     ) -> Result<()> {
-        let batch = batch_of(grid, maps.len(), spec.len())?;
         let (i, _ri) = maps.device_ptr(&self.stream);
         let (o, _ro) = spec.device_ptr_mut(&self.stream);
         self.exec(grid, kind, batch, i, o)
     }
 
-    /// Unnormalised inverse transforms (`kind` C2R or Z2D) of a batch of half
-    /// spectra (which cuFFT overwrites) into maps; returns the map length.
+    /// Unnormalised inverse transforms (`kind` C2R or Z2D) of a batch of
+    /// `batch` half spectra (which cuFFT overwrites) into maps (shapes
+    /// checked by the caller with `shape::fft`); returns the map length.
     pub(crate) fn fft_complex_to_real<T: Elem>(
         &self,
         grid: &Grid,
         kind: Kind,
+        batch: usize,
         spec: &mut CudaSlice<T>,
         maps: &mut CudaSlice<T>,
     ) -> Result<usize> {
-        let batch = batch_of(grid, maps.len(), spec.len())?;
         let (i, _ri) = spec.device_ptr_mut(&self.stream);
         let (o, _ro) = maps.device_ptr_mut(&self.stream);
         self.exec(grid, kind, batch, i, o)?;
@@ -152,7 +139,7 @@ impl Cuda {
         };
         let handle = plans[at].handle;
         // SAFETY: the plan was made for these sizes; the caller checked that
-        // the buffers hold `batch` maps and spectra (`batch_of`); cuFFT's
+        // the buffers hold `batch` maps and spectra (`shape::fft`); cuFFT's
         // complex types are interleaved (re, im) pairs like the spectrum
         // buffers, and device allocations are aligned for them.
         let r = unsafe {

@@ -23,7 +23,6 @@ pub(crate) const SOURCES: &[(&str, &str)] = &[
     ("spectral.cu", include_str!("../../../kernels/spectral.cu")),
     ("update.cu", include_str!("../../../kernels/update.cu")),
     ("guidance.cu", include_str!("../../../kernels/guidance.cu")),
-    ("moments.cu", include_str!("../../../kernels/moments.cu")),
     ("reduce.cu", include_str!("../../../kernels/reduce.cu")),
     ("cg.cu", include_str!("../../../kernels/cg.cu")),
 ];

@@ -1,52 +1,20 @@
-//! [`Backend`] for [`Cuda`]: each method checks its operands as the CPU
-//! backend does (same errors) and launches its kernel (kernels/README.md)
-//! with the scalars exactly as passed.
+//! [`Backend`] for [`Cuda`]: each method first checks its operands with the
+//! function of its name in `src/backend/shape.rs`, as the CPU backend does (same
+//! errors), then launches its kernel (kernels/README.md) with the scalars
+//! exactly as passed.
 
 use cudarc::driver::CudaSlice;
 
 use super::fft::{inverse_scale_f32, inverse_scale_f64, Kind};
 use super::{flat, launch, per_chain, per_map, u32_arg, Cuda};
-use crate::backend::{maps_of, same_len, Backend, Elem, NoiseKey};
+use crate::backend::shape::{self, Modes, Pixels};
+use crate::backend::{Backend, Elem, NoiseKey};
 use crate::error::Result;
 use crate::grid::Grid;
 
 /// `len` as the kernels' 64-bit flat length.
 fn len64(len: usize) -> u64 {
     len as u64
-}
-
-/// Checks a half-spectrum batch (`2 modes` reals per map) against a
-/// per-mode multiplier; returns the map count (the CPU's `spec_maps`).
-fn spec_maps(name: &'static str, spec_len: usize, modes: usize) -> Result<usize> {
-    maps_of(name, spec_len, 2 * modes)
-}
-
-/// Three operands of one length (the CPU's `same3`).
-fn same3(a: usize, b: usize, c: usize) -> Result<()> {
-    same_len("operand", a, b)?;
-    same_len("operand", a, c)
-}
-
-/// A CG batch and its per-chain mask: returns the chain count (the CPU's
-/// `chains_of`).
-fn chains_of(a: usize, others: &[usize], active: usize, n: usize) -> Result<usize> {
-    let chains = maps_of("vector", a, n)?;
-    for &o in others {
-        same_len("vector", a, o)?;
-    }
-    same_len("active", chains, active)?;
-    Ok(chains)
-}
-
-impl Cuda {
-    /// `ks_forward_multiply` / `_f64` arguments: (spec_len, maps).
-    fn ks_shape(&self, spec: usize, p1: usize, p2: usize, outs: [usize; 2]) -> Result<(u32, u32)> {
-        let maps = spec_maps("kappa_hat", spec, p1)?;
-        same_len("p2", p1, p2)?;
-        same_len("g1_hat", spec, outs[0])?;
-        same_len("g2_hat", spec, outs[1])?;
-        Ok((u32_arg("spec_len", p1)?, u32_arg("maps", maps)?))
-    }
 }
 
 impl Backend for Cuda {
@@ -80,7 +48,7 @@ impl Backend for Cuda {
     }
 
     fn copy<T: Elem>(&self, src: &CudaSlice<T>, dst: &mut CudaSlice<T>) -> Result<()> {
-        same_len("copy", dst.len(), src.len())?;
+        shape::copy(src.len(), dst.len())?;
         self.stream
             .memcpy_dtod(src, dst)
             .map_err(|e| self.err("cuMemcpyDtoDAsync", e))
@@ -108,7 +76,8 @@ impl Backend for Cuda {
         maps: &CudaSlice<f32>,
         spec: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        self.fft_real_to_complex(grid, Kind::R2C, maps, spec)
+        let batch = shape::fft(grid, maps.len(), spec.len())?;
+        self.fft_real_to_complex(grid, Kind::R2C, batch, maps, spec)
     }
 
     fn fft_inverse(
@@ -117,7 +86,8 @@ impl Backend for Cuda {
         spec: &mut CudaSlice<f32>,
         maps: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        let len = len64(self.fft_complex_to_real(grid, Kind::C2R, spec, maps)?);
+        let batch = shape::fft(grid, maps.len(), spec.len())?;
+        let len = len64(self.fft_complex_to_real(grid, Kind::C2R, batch, spec, maps)?);
         let scale = inverse_scale_f32(grid);
         launch!(
             self,
@@ -135,7 +105,8 @@ impl Backend for Cuda {
         maps: &CudaSlice<f64>,
         spec: &mut CudaSlice<f64>,
     ) -> Result<()> {
-        self.fft_real_to_complex(grid, Kind::D2Z, maps, spec)
+        let batch = shape::fft(grid, maps.len(), spec.len())?;
+        self.fft_real_to_complex(grid, Kind::D2Z, batch, maps, spec)
     }
 
     fn fft_inverse_f64(
@@ -144,7 +115,8 @@ impl Backend for Cuda {
         spec: &mut CudaSlice<f64>,
         maps: &mut CudaSlice<f64>,
     ) -> Result<()> {
-        let len = len64(self.fft_complex_to_real(grid, Kind::Z2D, spec, maps)?);
+        let batch = shape::fft(grid, maps.len(), spec.len())?;
+        let len = len64(self.fft_complex_to_real(grid, Kind::Z2D, batch, spec, maps)?);
         let scale = inverse_scale_f64(grid);
         launch!(
             self,
@@ -165,7 +137,7 @@ impl Backend for Cuda {
         key: NoiseKey,
         step: u64,
     ) -> Result<()> {
-        let chains = maps_of("noise", out.len(), n)?;
+        let chains = shape::fill_normal(out.len(), n)?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         let (seed_lo, seed_hi) = (key.seed as u32, (key.seed >> 32) as u32);
         let stream = key.stream as u32;
@@ -195,13 +167,15 @@ impl Backend for Cuda {
         g1_hat: &mut CudaSlice<f32>,
         g2_hat: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        let (modes, maps) = self.ks_shape(
+        let Modes { modes, maps } = shape::ks_forward_multiply(
             kappa_hat.len(),
             p1.len(),
             p2.len(),
-            [g1_hat.len(), g2_hat.len()],
+            g1_hat.len(),
+            g2_hat.len(),
         )?;
-        let cfg = per_map(modes as usize, maps as usize);
+        let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
+        let cfg = per_map(modes, maps);
         launch!(
             self,
             "ks_forward_multiply",
@@ -211,8 +185,8 @@ impl Backend for Cuda {
             p2,
             g1_hat,
             g2_hat,
-            &modes,
-            &maps
+            &modes32,
+            &maps32
         )
     }
 
@@ -224,13 +198,15 @@ impl Backend for Cuda {
         g1_hat: &mut CudaSlice<f64>,
         g2_hat: &mut CudaSlice<f64>,
     ) -> Result<()> {
-        let (modes, maps) = self.ks_shape(
+        let Modes { modes, maps } = shape::ks_forward_multiply(
             kappa_hat.len(),
             p1.len(),
             p2.len(),
-            [g1_hat.len(), g2_hat.len()],
+            g1_hat.len(),
+            g2_hat.len(),
         )?;
-        let cfg = per_map(modes as usize, maps as usize);
+        let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
+        let cfg = per_map(modes, maps);
         launch!(
             self,
             "ks_forward_multiply_f64",
@@ -240,8 +216,8 @@ impl Backend for Cuda {
             p2,
             g1_hat,
             g2_hat,
-            &modes,
-            &maps
+            &modes32,
+            &maps32
         )
     }
 
@@ -253,13 +229,15 @@ impl Backend for Cuda {
         p2: &CudaSlice<f32>,
         kappa_hat: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        let (modes, maps) = self.ks_shape(
-            kappa_hat.len(),
+        let Modes { modes, maps } = shape::ks_adjoint_multiply(
+            g1_hat.len(),
+            g2_hat.len(),
             p1.len(),
             p2.len(),
-            [g1_hat.len(), g2_hat.len()],
+            kappa_hat.len(),
         )?;
-        let cfg = per_map(modes as usize, maps as usize);
+        let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
+        let cfg = per_map(modes, maps);
         launch!(
             self,
             "ks_adjoint_multiply",
@@ -269,8 +247,8 @@ impl Backend for Cuda {
             p1,
             p2,
             kappa_hat,
-            &modes,
-            &maps
+            &modes32,
+            &maps32
         )
     }
 
@@ -282,13 +260,15 @@ impl Backend for Cuda {
         p2: &CudaSlice<f64>,
         kappa_hat: &mut CudaSlice<f64>,
     ) -> Result<()> {
-        let (modes, maps) = self.ks_shape(
-            kappa_hat.len(),
+        let Modes { modes, maps } = shape::ks_adjoint_multiply(
+            g1_hat.len(),
+            g2_hat.len(),
             p1.len(),
             p2.len(),
-            [g1_hat.len(), g2_hat.len()],
+            kappa_hat.len(),
         )?;
-        let cfg = per_map(modes as usize, maps as usize);
+        let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
+        let cfg = per_map(modes, maps);
         launch!(
             self,
             "ks_adjoint_multiply_f64",
@@ -298,8 +278,8 @@ impl Backend for Cuda {
             p1,
             p2,
             kappa_hat,
-            &modes,
-            &maps
+            &modes32,
+            &maps32
         )
     }
 
@@ -312,13 +292,16 @@ impl Backend for Cuda {
         e_hat: &mut CudaSlice<f32>,
         b_hat: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        let maps = spec_maps("e_hat", e_hat.len(), p1.len())?;
-        same_len("b_hat", e_hat.len(), b_hat.len())?;
-        same_len("g1_hat", e_hat.len(), g1_hat.len())?;
-        same_len("g2_hat", e_hat.len(), g2_hat.len())?;
-        same_len("p2", p1.len(), p2.len())?;
-        let (modes, maps32) = (u32_arg("spec_len", p1.len())?, u32_arg("maps", maps)?);
-        let cfg = per_map(p1.len(), maps);
+        let Modes { modes, maps } = shape::ks_inverse_eb_multiply(
+            g1_hat.len(),
+            g2_hat.len(),
+            p1.len(),
+            p2.len(),
+            e_hat.len(),
+            b_hat.len(),
+        )?;
+        let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
+        let cfg = per_map(modes, maps);
         launch!(
             self,
             "ks_inverse_eb_multiply",
@@ -329,7 +312,7 @@ impl Backend for Cuda {
             p2,
             e_hat,
             b_hat,
-            &modes,
+            &modes32,
             &maps32
         )
     }
@@ -340,9 +323,9 @@ impl Backend for Cuda {
         power: &CudaSlice<f64>,
         sigma2: f64,
     ) -> Result<()> {
-        let maps = spec_maps("x_hat", x_hat.len(), power.len())?;
-        let (modes, maps32) = (u32_arg("spec_len", power.len())?, u32_arg("maps", maps)?);
-        let cfg = per_map(power.len(), maps);
+        let Modes { modes, maps } = shape::spectral_multiplier("x_hat", x_hat.len(), power.len())?;
+        let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
+        let cfg = per_map(modes, maps);
         launch!(
             self,
             "gaussian_denoise_gain",
@@ -350,31 +333,31 @@ impl Backend for Cuda {
             x_hat,
             power,
             &sigma2,
-            &modes,
+            &modes32,
             &maps32
         )
     }
 
     fn metric_apply_multiply(&self, x_hat: &mut CudaSlice<f32>, f: &CudaSlice<f32>) -> Result<()> {
-        let maps = spec_maps("x_hat", x_hat.len(), f.len())?;
-        let (modes, maps32) = (u32_arg("spec_len", f.len())?, u32_arg("maps", maps)?);
-        let cfg = per_map(f.len(), maps);
+        let Modes { modes, maps } = shape::spectral_multiplier("x_hat", x_hat.len(), f.len())?;
+        let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
+        let cfg = per_map(modes, maps);
         launch!(
             self,
             "metric_apply_multiply",
             cfg,
             x_hat,
             f,
-            &modes,
+            &modes32,
             &maps32
         )
     }
 
     fn fourier_scale(&self, x_hat: &mut CudaSlice<f64>, scale: &CudaSlice<f64>) -> Result<()> {
-        let maps = spec_maps("x_hat", x_hat.len(), scale.len())?;
-        let (modes, maps32) = (u32_arg("spec_len", scale.len())?, u32_arg("maps", maps)?);
-        let cfg = per_map(scale.len(), maps);
-        launch!(self, "fourier_scale", cfg, x_hat, scale, &modes, &maps32)
+        let Modes { modes, maps } = shape::spectral_multiplier("x_hat", x_hat.len(), scale.len())?;
+        let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
+        let cfg = per_map(modes, maps);
+        launch!(self, "fourier_scale", cfg, x_hat, scale, &modes32, &maps32)
     }
 
     fn diffused_prior_draw_multiply(
@@ -383,9 +366,9 @@ impl Backend for Cuda {
         power: &CudaSlice<f64>,
         sigma2: f64,
     ) -> Result<()> {
-        let maps = spec_maps("z_hat", z_hat.len(), power.len())?;
-        let (modes, maps32) = (u32_arg("spec_len", power.len())?, u32_arg("maps", maps)?);
-        let cfg = per_map(power.len(), maps);
+        let Modes { modes, maps } = shape::spectral_multiplier("z_hat", z_hat.len(), power.len())?;
+        let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
+        let cfg = per_map(modes, maps);
         launch!(
             self,
             "diffused_prior_draw_multiply",
@@ -393,19 +376,19 @@ impl Backend for Cuda {
             z_hat,
             power,
             &sigma2,
-            &modes,
+            &modes32,
             &maps32
         )
     }
 
     fn map_to_f64(&self, x: &CudaSlice<f32>, y: &mut CudaSlice<f64>) -> Result<()> {
-        same_len("map", y.len(), x.len())?;
+        shape::map_convert(x.len(), y.len())?;
         let len = len64(x.len());
         launch!(self, "map_to_f64", flat(x.len()), x, y, &len)
     }
 
     fn map_to_f32(&self, x: &CudaSlice<f64>, y: &mut CudaSlice<f32>) -> Result<()> {
-        same_len("map", y.len(), x.len())?;
+        shape::map_convert(x.len(), y.len())?;
         let len = len64(x.len());
         launch!(self, "map_to_f32", flat(x.len()), x, y, &len)
     }
@@ -420,7 +403,7 @@ impl Backend for Cuda {
         a: f32,
         b: f32,
     ) -> Result<()> {
-        same3(x.len(), s.len(), z.len())?;
+        shape::euler_maruyama_step(x.len(), s.len(), z.len())?;
         let len = len64(x.len());
         launch!(
             self,
@@ -445,10 +428,14 @@ impl Backend for Cuda {
         snr: f64,
         n: usize,
     ) -> Result<()> {
-        same3(x.len(), s.len(), z.len())?;
-        let chains = maps_of("x", x.len(), n)?;
-        same_len("s_norm", chains, s_norm.len())?;
-        same_len("z_norm", chains, z_norm.len())?;
+        let chains = shape::langevin_corrector_step(
+            x.len(),
+            s.len(),
+            z.len(),
+            s_norm.len(),
+            z_norm.len(),
+            n,
+        )?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         let cfg = per_map(n, chains);
         launch!(
@@ -467,7 +454,7 @@ impl Backend for Cuda {
     }
 
     fn edm_churn_noise(&self, x: &mut CudaSlice<f32>, z: &CudaSlice<f32>, a: f32) -> Result<()> {
-        same_len("z", x.len(), z.len())?;
+        shape::edm_churn_noise(x.len(), z.len())?;
         let len = len64(x.len());
         launch!(self, "edm_churn_noise", flat(x.len()), x, z, &a, &len)
     }
@@ -480,8 +467,7 @@ impl Backend for Cuda {
         f: f32,
         h: f32,
     ) -> Result<()> {
-        same_len("x", d.len(), x.len())?;
-        same_len("xp", d.len(), xp.len())?;
+        shape::heun_predictor(d.len(), x.len(), xp.len())?;
         let len = len64(d.len());
         launch!(
             self,
@@ -504,7 +490,7 @@ impl Backend for Cuda {
         h: f32,
         f2: f32,
     ) -> Result<()> {
-        same3(x.len(), d.len(), d2.len())?;
+        shape::heun_corrector(x.len(), d.len(), d2.len())?;
         let len = len64(x.len());
         launch!(
             self,
@@ -525,7 +511,7 @@ impl Backend for Cuda {
         s: &CudaSlice<f32>,
         e: f32,
     ) -> Result<()> {
-        same_len("s", p.len(), s.len())?;
+        shape::hmc_momentum_half_step(p.len(), s.len())?;
         let len = len64(p.len());
         launch!(
             self,
@@ -545,12 +531,11 @@ impl Backend for Cuda {
         v: &CudaSlice<f32>,
         e: f32,
     ) -> Result<()> {
-        same_len("v", x.len(), v.len())?;
+        shape::hmc_position_step(x.len(), xprev.as_ref().map(|b| b.len()), v.len())?;
         let len = len64(x.len());
         let cfg = flat(x.len());
         match xprev {
             Some(xp) => {
-                same_len("copy", xp.len(), x.len())?;
                 launch!(self, "hmc_position_step", cfg, x, xp, v, &e, &len)
             }
             None => {
@@ -568,9 +553,7 @@ impl Backend for Cuda {
         accept: &CudaSlice<u32>,
         n: usize,
     ) -> Result<()> {
-        same_len("xk", x.len(), xk.len())?;
-        let chains = maps_of("x", x.len(), n)?;
-        same_len("accept", chains, accept.len())?;
+        let chains = shape::hmc_accept(x.len(), xk.len(), accept.len(), n)?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         launch!(
             self,
@@ -590,8 +573,7 @@ impl Backend for Cuda {
         start: &CudaSlice<f32>,
         s: f32,
     ) -> Result<()> {
-        let n = start.len();
-        let chains = maps_of("x", x.len(), n)?;
+        let Pixels { n, chains } = shape::hmc_start_from_map(x.len(), start.len())?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         launch!(
             self,
@@ -605,18 +587,6 @@ impl Backend for Cuda {
         )
     }
 
-    fn diffused_prior_draw_scale(&self, z: &mut CudaSlice<f32>, sigma: f32) -> Result<()> {
-        let len = len64(z.len());
-        launch!(
-            self,
-            "diffused_prior_draw_scale",
-            flat(z.len()),
-            z,
-            &sigma,
-            &len
-        )
-    }
-
     fn langevin_refine_step(
         &self,
         x: &mut CudaSlice<f32>,
@@ -625,7 +595,7 @@ impl Backend for Cuda {
         a: f32,
         c: f32,
     ) -> Result<()> {
-        same3(x.len(), s.len(), z.len())?;
+        shape::langevin_refine_step(x.len(), s.len(), z.len())?;
         let len = len64(x.len());
         launch!(
             self,
@@ -643,13 +613,13 @@ impl Backend for Cuda {
     // ------------------------------------------------------------ guidance.cu
 
     fn prior_score(&self, out: &mut CudaSlice<f32>, x: &CudaSlice<f32>, inv: f32) -> Result<()> {
-        same_len("x", out.len(), x.len())?;
+        shape::prior_score(out.len(), x.len())?;
         let len = len64(x.len());
         launch!(self, "prior_score", flat(x.len()), out, x, &inv, &len)
     }
 
     fn annealed_weights(&self, w: &CudaSlice<f32>, k: f64, out: &mut CudaSlice<f32>) -> Result<()> {
-        same_len("weights", out.len(), w.len())?;
+        shape::annealed_weights(w.len(), out.len())?;
         let n = u32_arg("n", w.len())?;
         launch!(self, "annealed_weights", flat(w.len()), w, &k, out, &n)
     }
@@ -663,11 +633,8 @@ impl Backend for Cuda {
         w1: &CudaSlice<f32>,
         w2: &CudaSlice<f32>,
     ) -> Result<()> {
-        let n = g1.len();
-        let chains = maps_of("r1", r1.len(), n)?;
-        same_len("r2", r1.len(), r2.len())?;
-        same3(n, g2.len(), w1.len())?;
-        same_len("w2", n, w2.len())?;
+        let Pixels { n, chains } =
+            shape::weighted_residual(r1.len(), r2.len(), g1.len(), g2.len(), w1.len(), w2.len())?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         let cfg = per_map(n, chains);
         launch!(
@@ -690,7 +657,7 @@ impl Backend for Cuda {
         out: &mut CudaSlice<f32>,
         back: &CudaSlice<f32>,
     ) -> Result<()> {
-        same_len("back", out.len(), back.len())?;
+        shape::add_weighted_residual_accumulate(out.len(), back.len())?;
         let len = len64(back.len());
         launch!(
             self,
@@ -710,8 +677,7 @@ impl Backend for Cuda {
         jv: &CudaSlice<f32>,
         inv: f32,
     ) -> Result<()> {
-        same3(out.len(), d.len(), x.len())?;
-        same_len("jv", out.len(), jv.len())?;
+        shape::tweedie_score_combine(out.len(), d.len(), x.len(), jv.len())?;
         let len = len64(x.len());
         launch!(
             self,
@@ -733,10 +699,8 @@ impl Backend for Cuda {
         g1: &CudaSlice<f32>,
         g2: &CudaSlice<f32>,
     ) -> Result<()> {
-        let n = g1.len();
-        let chains = maps_of("q1", q1.len(), n)?;
-        same_len("q2", q1.len(), q2.len())?;
-        same_len("g2", n, g2.len())?;
+        let Pixels { n, chains } =
+            shape::shear_residual_f64(q1.len(), q2.len(), g1.len(), g2.len())?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         launch!(
             self,
@@ -760,12 +724,14 @@ impl Backend for Cuda {
         w1: &CudaSlice<f64>,
         w2: &CudaSlice<f64>,
     ) -> Result<()> {
-        let n = w1.len();
-        let chains = maps_of("y1", y1.len(), n)?;
-        same_len("y2", y1.len(), y2.len())?;
-        same_len("q1", y1.len(), q1.len())?;
-        same_len("q2", y1.len(), q2.len())?;
-        same_len("w2", n, w2.len())?;
+        let Pixels { n, chains } = shape::weighted_residual_f64(
+            y1.len(),
+            y2.len(),
+            q1.len(),
+            q2.len(),
+            w1.len(),
+            w2.len(),
+        )?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         let cfg = per_map(n, chains);
         launch!(
@@ -786,8 +752,7 @@ impl Backend for Cuda {
     // ------------------------------------------------------------ cg.cu
 
     fn multiply_weights_f64(&self, a: &mut CudaSlice<f64>, w: &CudaSlice<f64>) -> Result<()> {
-        let n = w.len();
-        let chains = maps_of("a", a.len(), n)?;
+        let Pixels { n, chains } = shape::multiply_weights_f64(a.len(), w.len())?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         launch!(
             self,
@@ -801,7 +766,7 @@ impl Backend for Cuda {
     }
 
     fn add_assign_f64(&self, a: &mut CudaSlice<f64>, b: &CudaSlice<f64>) -> Result<()> {
-        same_len("b", a.len(), b.len())?;
+        shape::add_assign_f64(a.len(), b.len())?;
         let len = len64(b.len());
         launch!(self, "add_assign_f64", flat(b.len()), a, b, &len)
     }
@@ -814,7 +779,7 @@ impl Backend for Cuda {
         active: &CudaSlice<u32>,
         n: usize,
     ) -> Result<()> {
-        let chains = chains_of(r.len(), &[ap.len(), u.len()], active.len(), n)?;
+        let chains = shape::cg_initial_residual(r.len(), ap.len(), u.len(), active.len(), n)?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         let cfg = per_map(n, chains);
         launch!(
@@ -840,8 +805,15 @@ impl Backend for Cuda {
         active: &CudaSlice<u32>,
         n: usize,
     ) -> Result<()> {
-        let chains = chains_of(u.len(), &[r.len(), p.len(), ap.len()], active.len(), n)?;
-        same_len("alpha", chains, alpha.len())?;
+        let chains = shape::cg_update_solution(
+            u.len(),
+            r.len(),
+            p.len(),
+            ap.len(),
+            alpha.len(),
+            active.len(),
+            n,
+        )?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         let cfg = per_map(n, chains);
         launch!(
@@ -867,8 +839,7 @@ impl Backend for Cuda {
         active: &CudaSlice<u32>,
         n: usize,
     ) -> Result<()> {
-        let chains = chains_of(p.len(), &[z.len()], active.len(), n)?;
-        same_len("beta", chains, beta.len())?;
+        let chains = shape::cg_update_direction(p.len(), z.len(), beta.len(), active.len(), n)?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         let cfg = per_map(n, chains);
         launch!(
@@ -887,8 +858,7 @@ impl Backend for Cuda {
     // ------------------------------------------------------------ reduce.cu
 
     fn chain_norms(&self, x: &CudaSlice<f32>, n: usize, out: &mut CudaSlice<f64>) -> Result<()> {
-        let chains = maps_of("x", x.len(), n)?;
-        same_len("norms", chains, out.len())?;
+        let chains = shape::chain_norms(x.len(), n, out.len())?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         launch!(
             self,
@@ -908,9 +878,7 @@ impl Backend for Cuda {
         n: usize,
         out: &mut CudaSlice<f64>,
     ) -> Result<()> {
-        let chains = maps_of("a", a.len(), n)?;
-        same_len("b", a.len(), b.len())?;
-        same_len("dots", chains, out.len())?;
+        let chains = shape::chain_dot_f64(a.len(), b.len(), n, out.len())?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         launch!(
             self,
@@ -933,10 +901,8 @@ impl Backend for Cuda {
         xprev: &CudaSlice<f32>,
         n: usize,
     ) -> Result<()> {
-        let chains = maps_of("s", s.len(), n)?;
-        same_len("du", chains, du.len())?;
-        same3(s.len(), s_new.len(), xk.len())?;
-        same_len("xprev", s.len(), xprev.len())?;
+        let chains =
+            shape::hmc_energy_increment(du.len(), s.len(), s_new.len(), xk.len(), xprev.len(), n)?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         let cfg = per_chain(chains);
         launch!(
@@ -962,10 +928,8 @@ impl Backend for Cuda {
         n: usize,
         out: &mut CudaSlice<f64>,
     ) -> Result<()> {
-        let chains = maps_of("p", p.len(), n)?;
-        same_len("out", chains, out.len())?;
-        same3(p.len(), vp.len(), p0.len())?;
-        same_len("vp0", p.len(), vp0.len())?;
+        let chains =
+            shape::hmc_kinetic_change(p.len(), vp.len(), p0.len(), vp0.len(), n, out.len())?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         let cfg = per_chain(chains);
         launch!(
@@ -979,34 +943,6 @@ impl Backend for Cuda {
             &n32,
             &chains32,
             out
-        )
-    }
-
-    // ------------------------------------------------------------ moments.cu
-
-    fn moments_of_maps(
-        &self,
-        maps: &CudaSlice<f32>,
-        n: usize,
-        mean: &mut CudaSlice<f64>,
-        m2: &mut CudaSlice<f64>,
-        var: &mut CudaSlice<f64>,
-    ) -> Result<()> {
-        let chains = maps_of("maps", maps.len(), n)?;
-        same_len("mean", n, mean.len())?;
-        same_len("m2", n, m2.len())?;
-        same_len("var", n, var.len())?;
-        let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
-        launch!(
-            self,
-            "moments_of_maps",
-            flat(n),
-            maps,
-            &n32,
-            &chains32,
-            mean,
-            m2,
-            var
         )
     }
 }

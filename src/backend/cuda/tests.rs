@@ -101,7 +101,7 @@ fn kernel_names_are_found_listed_and_launched() {
         }
         all.extend(names);
     }
-    assert_eq!(all.len(), 42);
+    assert_eq!(all.len(), 40);
     assert!(all.contains(&"chain_norms") && all.contains(&"cg_update_direction"));
     let lb = "extern \"C\" __global__ void __launch_bounds__(256)\n  foo_bar(int x)";
     assert_eq!(kernel_names(lb), ["foo_bar"]);
@@ -120,6 +120,256 @@ fn kernel_names_are_found_listed_and_launched() {
     for k in &all {
         assert!(launched.contains(k), "kernel {k} is never launched");
     }
+    // ...by a Backend method that something outside tests calls
+    let dead = uncalled(&backend_methods(), &library_sources());
+    for f in rust_fns(&strip_comments(ops)) {
+        for k in f
+            .body
+            .split("launch!(")
+            .skip(1)
+            .filter_map(|s| s.split('"').nth(1))
+        {
+            assert!(
+                !dead.contains(&f.name),
+                "kernel {k} is launched only by Backend::{}, which nothing outside tests calls",
+                f.name
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------- callers outside tests
+//
+// A Backend operation (and the kernel it launches) must have a caller in the
+// library or the binaries: `src/` outside `src/backend/` and outside
+// `#[cfg(test)]` items (inline `mod tests { .. }` and out-of-line
+// `mod tests;` files). tests/ (the parity harness) does not count. A call is
+// the text `.name(`, `.name::<` or `::name(` with comments stripped; the scan
+// does not resolve types, so a method of another type with the same name
+// (`Philox::fill_normal`) counts as a caller.
+
+/// `text` without its `#[cfg(test)]` items, and the names of the modules it
+/// declares out of line under `#[cfg(test)]` (`mod tests;`).
+fn without_test_items(text: &str) -> (String, Vec<String>) {
+    let text = strip_comments(text);
+    let (mut out, mut files, mut from) = (String::new(), Vec::new(), 0);
+    while let Some(at) = text[from..].find("#[cfg(test)]").map(|a| from + a) {
+        out.push_str(&text[from..at]);
+        let item = at + "#[cfg(test)]".len();
+        let d = depths(&text);
+        let end = (item..text.len())
+            .find(|&i| d[i] == d[at] && matches!(text.as_bytes()[i], b'{' | b';'));
+        let Some(end) = end else {
+            from = text.len();
+            break;
+        };
+        if text.as_bytes()[end] == b'{' {
+            from = close_of(&text, end) + 1;
+        } else {
+            if let Some(m) = text[item..end].trim().strip_prefix("mod ") {
+                files.push(m.trim().to_string());
+            }
+            from = end + 1;
+        }
+    }
+    out.push_str(&text[from..]);
+    (out, files)
+}
+
+/// The Backend methods in `methods` that no text of `files` (`(path, text)`,
+/// test code already removed) calls.
+fn uncalled<'a>(methods: &[&'a str], files: &[(String, String)]) -> Vec<&'a str> {
+    (methods.iter().copied())
+        .filter(|m| {
+            let pats = [format!(".{m}("), format!(".{m}::<"), format!("::{m}(")];
+            !files
+                .iter()
+                .any(|(_, t)| pats.iter().any(|p| t.contains(p.as_str())))
+        })
+        .collect()
+}
+
+/// Every `.rs` file under `dir` (recursively) but those under `skip`, as
+/// `(path, text)`, with its `#[cfg(test)]` items and out-of-line test modules
+/// left out.
+fn non_test_sources(dir: &std::path::Path, skip: &std::path::Path) -> Vec<(String, String)> {
+    let mut paths = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let p = e.unwrap_or_else(|e| panic!("{e}")).path();
+            if p.starts_with(skip) {
+                continue;
+            } else if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                paths.push(p);
+            }
+        }
+    }
+    let (mut files, mut tests) = (Vec::new(), Vec::new());
+    for p in paths {
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let (code, test_mods) = without_test_items(&text);
+        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let parent = p.parent().unwrap_or(dir);
+        let base = match stem {
+            "mod" | "lib" | "main" => parent.to_path_buf(),
+            _ => parent.join(stem),
+        };
+        for m in test_mods {
+            tests.push(base.join(format!("{m}.rs")));
+            tests.push(base.join(&m).join("mod.rs"));
+        }
+        files.push((p, code));
+    }
+    files
+        .into_iter()
+        .filter(|(p, _)| !tests.contains(p))
+        .map(|(p, t)| (p.display().to_string(), t))
+        .collect()
+}
+
+/// The methods of the `Backend` trait (src/backend/mod.rs).
+fn backend_methods() -> Vec<&'static str> {
+    let src = include_str!("../mod.rs");
+    let at = src.find("pub trait Backend").expect("the Backend trait");
+    let open = at + src[at..].find('{').expect("its body");
+    let body = &src[open..=close_of(src, open)];
+    rust_fns(body).iter().map(|f| f.name).collect()
+}
+
+/// The library and binary sources that may call the backend: `src/` less
+/// `src/backend/` and test code.
+fn library_sources() -> Vec<(String, String)> {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    non_test_sources(&src, &src.join("backend"))
+}
+
+#[test]
+fn every_backend_method_and_kernel_has_a_caller_outside_tests() {
+    let files = library_sources();
+    assert!(files.len() > 20, "{} files", files.len());
+    assert!(files.iter().all(|(p, _)| !p.contains("backend")));
+    assert!(files.iter().any(|(p, _)| p.ends_with("bench_cmd.rs")));
+    let methods = backend_methods();
+    assert!(methods.len() > 40 && methods.contains(&"fill_normal"));
+    let dead = uncalled(&methods, &files);
+    // the kernels those methods launch
+    let ops = strip_comments(include_str!("ops.rs"));
+    let dead_kernels: Vec<String> = rust_fns(&ops)
+        .iter()
+        .filter(|f| dead.contains(&f.name))
+        .flat_map(|f| {
+            f.body
+                .split("launch!(")
+                .skip(1)
+                .filter_map(|s| s.split('"').nth(1))
+        })
+        .map(|k| format!("`{k}`"))
+        .collect();
+    assert!(
+        dead.is_empty(),
+        "Backend methods called only from tests (or not at all): {dead:?}; kernels kept alive \
+         only by them: {}",
+        dead_kernels.join(", ")
+    );
+}
+
+/// The `shape::name(args)` call (whitespace removed) of the first statement
+/// of each method of the `impl Backend for` block of `text`.
+fn first_shape_checks(text: &str) -> HashMap<&str, String> {
+    let text = text
+        .split("impl Backend for")
+        .nth(1)
+        .expect("a Backend impl");
+    let mut checks = HashMap::new();
+    for f in rust_fns(text) {
+        let d = depths(f.body);
+        let end = (1..f.body.len())
+            .find(|&i| f.body.as_bytes()[i] == b';' && d[i] == d[0] + 1)
+            .unwrap_or(0);
+        let stmt = &f.body[..end];
+        let Some(at) = stmt.find("shape::") else {
+            continue;
+        };
+        let open = at + stmt[at..].find('(').unwrap_or(0);
+        let call: String = stmt[at..=close_of(stmt, open)]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        // rustfmt's trailing comma of a call split over lines
+        checks.insert(f.name, call.replace(",)", ")"));
+    }
+    checks
+}
+
+#[test]
+fn both_backends_check_shapes_first_with_the_same_call() {
+    let cpu = strip_comments(include_str!("../cpu.rs"));
+    let ops = strip_comments(include_str!("ops.rs"));
+    let (cpu, cuda) = (first_shape_checks(&cpu), first_shape_checks(&ops));
+    let unshaped = [
+        "describe",
+        "alloc",
+        "upload",
+        "download",
+        "len",
+        "synchronize",
+    ];
+    let methods: Vec<&str> = (backend_methods().into_iter())
+        .filter(|m| !unshaped.contains(m))
+        .collect();
+    assert!(methods.len() > 40, "{methods:?}");
+    for m in methods {
+        let (c, g) = (cpu.get(m), cuda.get(m));
+        assert!(c.is_some(), "Cpu::{m} does not start with a shape:: check");
+        assert!(g.is_some(), "Cuda::{m} does not start with a shape:: check");
+        assert_eq!(c, g, "{m}: the backends check different shapes");
+    }
+    // the parse sees a check that is missing or differs
+    let missing =
+        first_shape_checks("impl Backend for X { fn a(&self) { let n = 1; shape::a(n)?; } }");
+    assert!(missing.is_empty());
+    let found = first_shape_checks(
+        "impl Backend for X { fn a(&self, x: V) { let c = shape::a(x.len(),\n 3)?; } }",
+    );
+    assert_eq!(
+        found.get("a").map(String::as_str),
+        Some("shape::a(x.len(),3)")
+    );
+}
+
+#[test]
+fn the_caller_scan_ignores_test_code() {
+    let lib = "pub fn run(be: &B) { be.live_a(1); B::live_b(x); be.live_c::<f32>(3); }
+        // be.commented(1);
+        #[cfg(test)]
+        mod tests {
+            fn t(be: &B) { be.only_in_tests(1); if x { be.tested_too(2); } }
+        }
+        #[cfg(test)]
+        mod more_tests;
+        fn after(be: &B) { be.after_a_test_module(1); }";
+    let (code, mods) = without_test_items(lib);
+    assert_eq!(mods, ["more_tests"]);
+    assert!(!code.contains("only_in_tests") && !code.contains("tested_too"));
+    assert!(code.contains("after_a_test_module"));
+    let files = [("src/x.rs".to_string(), code)];
+    let methods = [
+        "live_a",
+        "live_b",
+        "live_c",
+        "commented",
+        "only_in_tests",
+        "tested_too",
+        "after_a_test_module",
+        "never",
+    ];
+    assert_eq!(
+        uncalled(&methods, &files),
+        ["commented", "only_in_tests", "tested_too", "never"]
+    );
 }
 
 #[test]
@@ -287,7 +537,7 @@ fn nvrtc_compiles_every_kernel_file() {
 // assembled kernel programs; what each argument is comes from the Rust text
 // of its method (parameter types, `let` bindings, `as` casts, struct fields
 // and the return types of the helpers of ops.rs, mod.rs, fft.rs and
-// backend/mod.rs). Checked:
+// src/backend/mod.rs). Checked:
 // - the kernel exists and takes as many parameters as the launch passes;
 // - a buffer goes to a pointer of its element type (`float*` / `cf32*` take a
 //   `CudaSlice<f32>`, `double*` / `cf64*` a `CudaSlice<f64>`, `u32*` a
