@@ -1,11 +1,53 @@
 //! Sets the SONAME of the shared library (`liblensdiff.so.MAJOR`) so that
-//! programs linked against it record the ABI version they need.
+//! programs linked against it record the ABI version they need, and puts the
+//! link `liblensdiff.so.MAJOR -> liblensdiff.so` beside the library in the
+//! build output (`target/<profile>/`), so that a program linked against the
+//! build tree (`-L target/release -llensdiff -Wl,-rpath,...`) finds the name
+//! the loader asks for. Installed copies get their links from
+//! `scripts/install.sh`.
+
+use std::path::{Path, PathBuf};
 
 fn main() {
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if target_os == "linux" {
         let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_else(|_| "0".into());
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,liblensdiff.so.{major}");
+        let soname = format!("liblensdiff.so.{major}");
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
+        if let Some(dir) = profile_dir() {
+            if let Err(e) = soname_link(&dir, &soname) {
+                println!(
+                    "cargo:warning=could not create {}/{soname}: {e}",
+                    dir.display()
+                );
+            }
+        }
     }
     println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// `target/<profile>/`: OUT_DIR is `target/<profile>/build/lensdiff-<hash>/out`.
+fn profile_dir() -> Option<PathBuf> {
+    let out = PathBuf::from(std::env::var_os("OUT_DIR")?);
+    let dir = out.ancestors().nth(3)?.to_path_buf();
+    dir.is_dir().then_some(dir)
+}
+
+/// A relative symlink `dir/soname -> liblensdiff.so` (made before the library
+/// itself is linked; it resolves once it is). An existing link is replaced; any
+/// other file of that name is left alone.
+#[cfg(unix)]
+fn soname_link(dir: &Path, soname: &str) -> std::io::Result<()> {
+    let link = dir.join(soname);
+    match std::fs::symlink_metadata(&link) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::remove_file(&link)?,
+        Ok(_) => return Ok(()),
+        Err(_) => {}
+    }
+    std::os::unix::fs::symlink("liblensdiff.so", &link)
+}
+
+#[cfg(not(unix))]
+fn soname_link(_dir: &Path, _soname: &str) -> std::io::Result<()> {
+    Ok(())
 }

@@ -424,3 +424,55 @@ fn c_and_fortran_examples_against_the_installed_library() {
     eprintln!("total {:.1} s", t0.elapsed().as_secs_f64());
     let _ = fs::remove_dir_all(&tmp);
 }
+
+/// A C program linked against the build tree (`-L target/<profile>
+/// -llensdiff -Wl,-rpath,...`), not an installed copy, loads and runs: the
+/// loader asks for the SONAME `liblensdiff.so.MAJOR`, which build.rs links
+/// to `liblensdiff.so` beside it (issue #12).
+#[test]
+fn a_program_linked_against_the_build_tree_runs() {
+    assert!(have("cc"), "needs a C compiler (cc) on PATH");
+    // this test runs from target/<profile>/deps/
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let lib = dir.join("liblensdiff.so");
+    assert!(
+        lib.exists(),
+        "{} missing: build every target first (cargo build --release --all-targets, as scripts/test.sh does)",
+        lib.display()
+    );
+    let major = env!("CARGO_PKG_VERSION_MAJOR");
+    let link = dir.join(format!("liblensdiff.so.{major}"));
+    assert!(
+        link.exists(),
+        "{} missing beside the library",
+        link.display()
+    );
+    let tmp = common::temp_dir("c_build_tree");
+    let src = tmp.join("version.c");
+    fs::write(
+        &src,
+        "#include <stdio.h>\n#include \"lensdiff.h\"\nint main(void) { printf(\"%d %s\\n\", \
+         (int)lensdiff_version(), lensdiff_version_string()); return lensdiff_version() == \
+         LENSDIFF_VERSION_NUMBER ? 0 : 1; }\n",
+    )
+    .unwrap();
+    let bin = tmp.join("version");
+    run_ok(
+        "cc against the build tree",
+        Command::new("cc")
+            .arg(&src)
+            .arg(format!("-I{ROOT}/include"))
+            .arg(format!("-L{}", dir.display()))
+            .arg("-llensdiff")
+            .arg(format!("-Wl,-rpath,{}", dir.display()))
+            .arg("-o")
+            .arg(&bin),
+    );
+    let o = run_ok(
+        "the program linked against the build tree",
+        &mut Command::new(&bin),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(env!("CARGO_PKG_VERSION")), "{out}");
+}
