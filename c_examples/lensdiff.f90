@@ -24,9 +24,9 @@ module lensdiff
 
     ! --- versions -----------------------------------------------------------
     integer(c_int), parameter, public :: LENSDIFF_VERSION_MAJOR = 0
-    integer(c_int), parameter, public :: LENSDIFF_VERSION_MINOR = 1
+    integer(c_int), parameter, public :: LENSDIFF_VERSION_MINOR = 2
     integer(c_int), parameter, public :: LENSDIFF_VERSION_PATCH = 0
-    integer(c_int), parameter, public :: LENSDIFF_VERSION_NUMBER = 100
+    integer(c_int), parameter, public :: LENSDIFF_VERSION_NUMBER = 200
 
     ! --- lensdiff_status ------------------------------------------------------
     integer(c_int), parameter, public :: LENSDIFF_STATUS_OK = 0
@@ -107,7 +107,8 @@ module lensdiff
     public :: lensdiff_sampler_config_init, lensdiff_sampler_create, lensdiff_sampler_destroy, &
         lensdiff_sampler_run, lensdiff_sampler_run_mpi, lensdiff_sampler_chains, &
         lensdiff_sampler_mean, lensdiff_sampler_std, lensdiff_sampler_samples, lensdiff_sampler_chi2, &
-        lensdiff_sampler_acceptance, lensdiff_sampler_stats, lensdiff_sampler_set_cuda_stream
+        lensdiff_sampler_acceptance, lensdiff_sampler_stats, lensdiff_sampler_set_cuda_stream, &
+        lensdiff_sampler_inner_iterations
     public :: lensdiff_error_message, lensdiff_status_string, lensdiff_version_text, &
         lensdiff_string
 
@@ -362,6 +363,14 @@ module lensdiff
             real(c_double), intent(out) :: seconds
             integer(c_int) :: lensdiff_sampler_stats
         end function lensdiff_sampler_stats
+
+        function lensdiff_sampler_inner_iterations(s, out) &
+            bind(C, name='lensdiff_sampler_inner_iterations')
+            import :: c_int, c_ptr, c_int64_t
+            type(c_ptr), value :: s
+            integer(c_int64_t), intent(out) :: out
+            integer(c_int) :: lensdiff_sampler_inner_iterations
+        end function lensdiff_sampler_inner_iterations
 
         ! --- libc -------------------------------------------------------------
         function c_strlen(s) bind(C, name='strlen')

@@ -1,13 +1,16 @@
 /*
  * lensdiff_mpi: posterior chains split across MPI ranks from C.
  *
- *   mpirun -n 4 ./lensdiff_mpi OUTDIR [split]
+ *   mpirun -n 4 ./lensdiff_mpi OUTDIR [split|hmc]
  *
  * Every rank builds the same problem (48x48 pixels of 1', default prior,
  * uniform noise 0.05, a Gaussian field simulated with seed 7) and calls the
  * collective lensdiff_sampler_run_mpi with its communicator as a Fortran
  * handle (MPI_Comm_c2f). Rank 0 writes OUTDIR/mean.f32, std.f32 and
- * samples.f32 (raw little-endian float32). With "split", MPI_COMM_WORLD is
+ * samples.f32 (raw little-endian float32) and work.txt (NFE per chain and the
+ * inner CG iterations of all chains of all ranks). With "hmc", the sampler is
+ * annealed HMC and rank 0 also writes acceptance.f64 (per chain, float64).
+ * With "split", MPI_COMM_WORLD is
  * split into two halves (even and odd ranks) that sample independently, and
  * rank 0 of each half writes OUTDIR/half<colour>_mean.f32 etc.
  *
@@ -30,12 +33,21 @@ static int check(lensdiff_status st, const char *what) {
     return 0;
 }
 
-static void write_f32(const char *dir, const char *prefix, const char *name, const float *x, size_t n) {
+static FILE *open_out(const char *dir, const char *prefix, const char *name, const char *mode) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s%s", dir, prefix, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(x, sizeof *x, n, f) != n) {
+    FILE *f = fopen(path, mode);
+    if (!f) {
         fprintf(stderr, "cannot write %s\n", path);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    return f;
+}
+
+static void write_raw(const char *dir, const char *prefix, const char *name, const void *x, size_t size, size_t n) {
+    FILE *f = open_out(dir, prefix, name, "wb");
+    if (fwrite(x, size, n, f) != n) {
+        fprintf(stderr, "cannot write %s%s\n", prefix, name);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     fclose(f);
@@ -43,9 +55,10 @@ static void write_f32(const char *dir, const char *prefix, const char *name, con
 
 int main(int argc, char **argv) {
     int provided, world_rank, rank, size, split = argc > 2 && strcmp(argv[2], "split") == 0;
+    int hmc = argc > 2 && strcmp(argv[2], "hmc") == 0;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     if (argc < 2) {
-        fprintf(stderr, "usage: %s OUTDIR [split]\n", argv[0]);
+        fprintf(stderr, "usage: %s OUTDIR [split|hmc]\n", argv[0]);
         MPI_Abort(MPI_COMM_WORLD, 2);
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
@@ -72,6 +85,7 @@ int main(int argc, char **argv) {
     cfg.batch = 4;
     cfg.levels = 16;
     cfg.seed = 3;
+    if (hmc) cfg.sampler = LENSDIFF_SAMPLER_ANNEALED_HMC;
     check(lensdiff_sampler_create(p, &cfg, &s), "sampler");
     check(lensdiff_sampler_run_mpi(s, (int32_t)MPI_Comm_c2f(comm), 1), "run_mpi");
     int32_t node_rank = -1, node_size = -1;
@@ -85,9 +99,21 @@ int main(int argc, char **argv) {
         if (split) snprintf(prefix, sizeof prefix, "half%d_", colour);
         float *samples = malloc(chains * len * sizeof *samples);
         check(lensdiff_sampler_samples(s, samples, chains * len), "samples");
-        write_f32(argv[1], prefix, "mean.f32", mean, len);
-        write_f32(argv[1], prefix, "std.f32", std, len);
-        write_f32(argv[1], prefix, "samples.f32", samples, chains * len);
+        write_raw(argv[1], prefix, "mean.f32", mean, sizeof *mean, len);
+        write_raw(argv[1], prefix, "std.f32", std, sizeof *std, len);
+        write_raw(argv[1], prefix, "samples.f32", samples, sizeof *samples, chains * len);
+        uint64_t nfe = 0, inner = 0;
+        check(lensdiff_sampler_stats(s, &nfe, NULL), "stats");
+        check(lensdiff_sampler_inner_iterations(s, &inner), "inner_iterations");
+        FILE *w = open_out(argv[1], prefix, "work.txt", "w");
+        fprintf(w, "%llu %llu\n", (unsigned long long)nfe, (unsigned long long)inner);
+        fclose(w);
+        if (hmc) {
+            double *acc = malloc(chains * sizeof *acc);
+            check(lensdiff_sampler_acceptance(s, acc, chains), "acceptance");
+            write_raw(argv[1], prefix, "acceptance.f64", acc, sizeof *acc, chains);
+            free(acc);
+        }
         printf("lensdiff %s: %d rank(s)%s, %zu chains gathered on rank 0\n", lensdiff_version_string(), size,
                split ? " per half" : "", chains);
         free(samples);

@@ -7,7 +7,8 @@
 ! uniform noise 0.05, a Gaussian field simulated with seed 7) and calls the
 ! collective lensdiff_sampler_run_mpi with its communicator as a Fortran
 ! handle (comm%MPI_VAL with mpi_f08; plain comm with `use mpi`). Rank 0 writes
-! OUTDIR/mean.f32, std.f32 and samples.f32 (raw little-endian float32). With
+! OUTDIR/mean.f32, std.f32 and samples.f32 (raw little-endian float32) and
+! work.txt (NFE per chain and the inner CG iterations of all ranks). With
 ! "split", MPI_COMM_WORLD is split into two halves (even and odd ranks) that
 ! sample independently, and rank 0 of each half writes
 ! OUTDIR/half<colour>_mean.f32 etc.
@@ -31,6 +32,8 @@ program lensdiff_mpi_f08
     integer :: provided, world_rank, rank, nranks, colour, arglen
     logical :: split
     integer(c_size_t) :: npix, chains
+    integer(c_int64_t) :: nfe, inner
+    real(c_double) :: seconds
     real(c_float), allocatable :: kappa(:), mean(:), sd(:), samples(:)
 
     call MPI_Init_thread(MPI_THREAD_FUNNELED, provided)
@@ -87,6 +90,9 @@ program lensdiff_mpi_f08
         call write_f32('mean.f32', mean)
         call write_f32('std.f32', sd)
         call write_f32('samples.f32', samples)
+        call check(lensdiff_sampler_stats(s, nfe, seconds), 'stats')
+        call check(lensdiff_sampler_inner_iterations(s, inner), 'inner_iterations')
+        call write_work('work.txt', nfe, inner)
         if (split) then
             write (output_unit, '(3a,i0,a,i0,a)') 'lensdiff ', lensdiff_version_text(), ': ', nranks, &
                 ' rank(s) per half, ', chains, ' chains gathered on rank 0'
@@ -131,5 +137,21 @@ contains
             call MPI_Abort(MPI_COMM_WORLD, 1)
         end if
     end subroutine write_f32
+
+    !> OUTDIR/<prefix><name>: one line "NFE INNER" (as the C example's "%llu %llu\n").
+    subroutine write_work(name, nfe, inner)
+        character(len=*), intent(in) :: name
+        integer(c_int64_t), intent(in) :: nfe, inner
+        character(len=256) :: msg
+        integer :: u, ios
+        open (newunit=u, file=outdir//'/'//prefix//name, form='formatted', &
+            status='replace', action='write', iostat=ios, iomsg=msg)
+        if (ios == 0) write (u, '(i0,1x,i0)', iostat=ios, iomsg=msg) nfe, inner
+        if (ios == 0) close (u, iostat=ios, iomsg=msg)
+        if (ios /= 0) then
+            write (error_unit, '(4a)') 'cannot write ', outdir//'/'//prefix//name, ': ', trim(msg)
+            call MPI_Abort(MPI_COMM_WORLD, 1)
+        end if
+    end subroutine write_work
 
 end program lensdiff_mpi_f08

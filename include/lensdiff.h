@@ -23,7 +23,7 @@
 /**
  * Minor version.
  */
-#define LENSDIFF_VERSION_MINOR 1
+#define LENSDIFF_VERSION_MINOR 2
 
 /**
  * Patch version.
@@ -33,7 +33,7 @@
 /**
  * `MAJOR * 10000 + MINOR * 100 + PATCH`, as returned by [`lensdiff_version`].
  */
-#define LENSDIFF_VERSION_NUMBER 100
+#define LENSDIFF_VERSION_NUMBER 200
 
 /**
  * Gnomonic (tangent-plane) projection for [`lensdiff_problem_bin_catalogue`].
@@ -146,11 +146,12 @@ typedef enum {
    */
   LENSDIFF_STATUS_SHAPE = 3,
   /**
-   * Input data contain NaN or infinity.
+   * Input data or a scalar argument contain NaN or infinity.
    */
   LENSDIFF_STATUS_NON_FINITE = 4,
   /**
-   * A variance or standard deviation is negative.
+   * A noise level is negative: a standard deviation, variance or weight
+   * (map or scalar), a shape-noise `sigma_e`, a galaxy count or density.
    */
   LENSDIFF_STATUS_NEGATIVE_VARIANCE = 5,
   /**
@@ -581,6 +582,16 @@ lensdiff_status lensdiff_sampler_chi2(const lensdiff_sampler *s, double *out, si
  * `out` must point to `len` doubles.
  */
 lensdiff_status lensdiff_sampler_acceptance(const lensdiff_sampler *s, double *out, size_t len);
+
+/**
+ * Inner conjugate-gradient iterations of the spectral guidance, summed over
+ * every chain of the run: after `lensdiff_sampler_run_mpi`, over the chains of
+ * all ranks (on every rank). 0 for the other guidance schemes.
+ *
+ * # Safety
+ * `s` a live sampler, `out` valid.
+ */
+lensdiff_status lensdiff_sampler_inner_iterations(const lensdiff_sampler *s, uint64_t *out);
 
 /**
  * Score evaluations per chain (NFE) and wall time in seconds (either pointer may be NULL).

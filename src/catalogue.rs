@@ -83,9 +83,10 @@
 //!
 //! [`BinningOptions::jax_lensing`] (Plate projection, median centre, weighted
 //! mean with `nhweight_int`, e2 flipped, `sigma_c / sqrt(n_gal)` noise) on a
-//! 360x360 grid of 0.29' reproduces `cosmos_full_e1/e2_0.29arcmin360.fits` and
-//! the mask bit for bit, and `std1/std2.fits` (f64) to the f32 rounding of
-//! our std maps (1e-8; 2e-15 before rounding). This is lenspack's
+//! 360x360 grid of 0.29' reproduces `cosmos_full_e1_0.29arcmin360.fits`,
+//! `cosmos_full_e2_0.29arcmin360.fits` and the mask bit for bit, and
+//! `std1.fits`, `std2.fits` (f64) to the f32 rounding of our std maps (1e-8;
+//! 2e-15 before rounding). This is lenspack's
 //! `bin2d` (a weighted `numpy.histogram2d` of raw RA/Dec) with
 //! `extent = [ra_med -/+ 1.74/2, dec_med -/+ 1.74/2]`.
 
@@ -252,11 +253,13 @@ impl Catalogue {
             ));
         }
         if let Some(w) = &self.weight {
-            if let Some(i) = w.iter().position(|&v| v < 0.0) {
-                return Err(Error::invalid(
-                    "weight",
-                    format!("negative weight {} at index {i}", w[i]),
-                ));
+            // a negative weight is a negative noise level (one rule, see noise.rs)
+            if let Some(index) = w.iter().position(|&v| v < 0.0) {
+                return Err(Error::NegativeVariance {
+                    name: "weight",
+                    index,
+                    value: w[index],
+                });
             }
         }
         Ok(())

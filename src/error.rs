@@ -44,6 +44,22 @@ pub enum Error {
         /// The value found.
         value: f64,
     },
+    /// A scalar argument is NaN or infinite.
+    #[error("`{name}` must be finite, got {value}")]
+    NonFiniteValue {
+        /// Which argument.
+        name: &'static str,
+        /// The value found.
+        value: f64,
+    },
+    /// A scalar noise level (standard deviation, variance, galaxy density) is negative.
+    #[error("negative noise level `{name}` = {value}")]
+    NegativeNoise {
+        /// Which argument.
+        name: &'static str,
+        /// The value found.
+        value: f64,
+    },
     /// Every pixel is masked: the data carry no information.
     #[error("the field is fully masked: no pixel has a finite noise variance")]
     FullyMasked,

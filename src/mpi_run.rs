@@ -18,6 +18,7 @@ use ::mpi::Count;
 
 use crate::distributed::rank_chains;
 use crate::error::{Error, Result};
+use crate::grid::Grid;
 use crate::sampler::moments::Moments;
 use crate::sampler::{sample, SampleSet, SamplerConfig, ScoreModel};
 
@@ -28,22 +29,44 @@ pub struct DistributedRun {
     pub local: Option<SampleSet>,
     /// Merged moments over all chains (on every rank).
     pub moments: Moments,
-    /// All samples in global chain order (rank 0, when gathered).
-    pub samples: Option<Vec<f32>>,
-    /// Per-chain shear chi² of all chains (rank 0, when gathered).
-    pub chi2: Option<Vec<f64>>,
+    /// All chains in global order (rank 0, when gathered): samples, chi²,
+    /// acceptance (HMC), NFE and inner iterations of the whole run, and as
+    /// its time the slowest rank's compute plus rank 0's communication.
+    pub gathered: Option<SampleSet>,
     /// Score evaluations per chain.
     pub nfe: u64,
+    /// Inner conjugate-gradient iterations summed over all chains of all ranks
+    /// (on every rank).
+    pub inner_iterations: u64,
     /// Seconds spent sampling on this rank.
     pub compute_seconds: f64,
     /// Seconds spent in MPI calls on this rank (including waiting for others).
     pub comm_seconds: f64,
     /// Largest compute time over the ranks.
     pub max_compute_seconds: f64,
-    /// Per-chain acceptance of all chains (rank 0, when gathered, HMC only).
-    pub acceptance: Option<Vec<f64>>,
     /// Number of ranks.
     pub ranks: usize,
+}
+
+impl DistributedRun {
+    /// The chains this rank reports: all of them on rank 0 of a gathered run,
+    /// else this rank's own (possibly none, on the grid `grid`).
+    pub fn into_set(self, grid: Grid) -> SampleSet {
+        match (self.gathered, self.local) {
+            (Some(all), _) => all,
+            (None, Some(local)) => local,
+            (None, None) => SampleSet {
+                grid,
+                first_chain: 0,
+                samples: vec![],
+                chi2: vec![],
+                acceptance: None,
+                nfe: self.nfe,
+                inner_iterations: 0,
+                seconds: self.compute_seconds + self.comm_seconds,
+            },
+        }
+    }
 }
 
 /// This rank's index among the ranks on its node and their number
@@ -166,20 +189,21 @@ pub fn sample_distributed(
     comm.process_at_rank(0).broadcast_into(&mut flat[..]);
     let moments =
         Moments::from_flat(&flat, n).ok_or_else(|| Error::invalid("mpi", "bad moment buffer"))?;
-    let (samples, chi2, acceptance) = if gather_samples {
+    let gathered = if gather_samples {
+        let of = |f: &dyn Fn(&SampleSet) -> Vec<f64>| local.as_ref().map(f).unwrap_or_default();
         let s = local
             .as_ref()
             .map(|l| l.samples.clone())
             .unwrap_or_default();
-        let c = local.as_ref().map(|l| l.chi2.clone()).unwrap_or_default();
-        let a = local
-            .as_ref()
-            .and_then(|l| l.acceptance.clone())
-            .unwrap_or_default();
-        let acc = gather(&comm, &a).filter(|v| !v.is_empty());
-        (gather(&comm, &s), gather(&comm, &c), acc)
+        let samples = gather(&comm, &s);
+        let chi2 = gather(&comm, &of(&|l| l.chi2.clone()));
+        // HMC runs have one acceptance per chain on every rank, others none
+        let acceptance = gather(&comm, &of(&|l| l.acceptance.clone().unwrap_or_default()));
+        samples
+            .zip(chi2)
+            .map(|(samples, chi2)| (samples, chi2, acceptance))
     } else {
-        (None, None, None)
+        None
     };
     let mut max_compute_seconds = 0.0f64;
     comm.all_reduce_into(
@@ -187,25 +211,40 @@ pub fn sample_distributed(
         &mut max_compute_seconds,
         ::mpi::collective::SystemOperation::max(),
     );
-    let mut nfe = local.as_ref().map_or(0, |l| l.nfe);
-    let mut max_nfe = 0u64;
+    let local_nfe = local.as_ref().map_or(0, |l| l.nfe);
+    let mut nfe = 0u64;
     comm.all_reduce_into(
-        &nfe,
-        &mut max_nfe,
+        &local_nfe,
+        &mut nfe,
         ::mpi::collective::SystemOperation::max(),
     );
-    nfe = max_nfe;
+    let local_inner = local.as_ref().map_or(0, |l| l.inner_iterations);
+    let mut inner_iterations = 0u64;
+    comm.all_reduce_into(
+        &local_inner,
+        &mut inner_iterations,
+        ::mpi::collective::SystemOperation::sum(),
+    );
     let comm_seconds = t1.elapsed().as_secs_f64();
+    let gathered = gathered.map(|(samples, chi2, acceptance)| SampleSet {
+        grid: *model.grid(),
+        first_chain: 0,
+        samples,
+        chi2,
+        acceptance: acceptance.filter(|a| !a.is_empty()),
+        nfe,
+        inner_iterations,
+        seconds: max_compute_seconds + comm_seconds,
+    });
     Ok(DistributedRun {
         local,
         moments,
-        samples,
-        chi2,
+        gathered,
         nfe,
+        inner_iterations,
         compute_seconds,
         comm_seconds,
         max_compute_seconds,
-        acceptance,
         ranks: size,
     })
 }

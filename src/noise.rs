@@ -37,6 +37,24 @@ fn check_nonneg(name: &'static str, data: &[f32]) -> Result<()> {
     Ok(())
 }
 
+/// The one rule for scalar noise parameters (a std, `sigma_e`, a galaxy
+/// density): NaN or infinity is [`Error::NonFiniteValue`], a negative value
+/// [`Error::NegativeNoise`] (as negative maps are [`Error::NegativeVariance`]),
+/// and zero, which would mean infinite precision or no galaxies, is
+/// [`Error::InvalidArgument`].
+fn check_noise_level(name: &'static str, value: f64) -> Result<()> {
+    if !value.is_finite() {
+        return Err(Error::NonFiniteValue { name, value });
+    }
+    if value < 0.0 {
+        return Err(Error::NegativeNoise { name, value });
+    }
+    if value == 0.0 {
+        return Err(Error::invalid(name, "must be positive, got 0"));
+    }
+    Ok(())
+}
+
 impl NoiseModel {
     /// A model from inverse-variance maps (0 = masked). Fails on negative or
     /// non-finite weights and on a fully masked field.
@@ -54,20 +72,15 @@ impl NoiseModel {
     /// Uniform per-component noise std `sigma` on every observed pixel
     /// (`mask[i] = true` where observed; `None` = no mask).
     pub fn uniform(grid: Grid, sigma: f64, mask: Option<&[bool]>) -> Result<Self> {
-        if !(sigma.is_finite() && sigma > 0.0) {
-            return Err(Error::invalid(
-                "sigma",
-                format!("noise std must be finite and positive, got {sigma}"),
-            ));
-        }
+        check_noise_level("sigma", sigma)?;
         let std = vec![sigma as f32; grid.len()];
         Self::from_std(grid, &std, &std, mask)
     }
 
     /// Per-pixel std maps (`std_c[i] = sqrt(v_c[i])`). With `mask = None`, pixels
     /// whose two std values are 0 are masked (the convention of the COSMOS
-    /// `std1/std2.fits` files); with a mask, unobserved pixels are masked and
-    /// an observed pixel with zero std is an error (infinite precision).
+    /// `std1.fits` and `std2.fits` files); with a mask, unobserved pixels are
+    /// masked and an observed pixel with zero std is an error (infinite precision).
     pub fn from_std(grid: Grid, std1: &[f32], std2: &[f32], mask: Option<&[bool]>) -> Result<Self> {
         crate::error::check_len("std1", std1, grid.len())?;
         crate::error::check_len("std2", std2, grid.len())?;
@@ -103,12 +116,7 @@ impl NoiseModel {
 
     /// Shape noise `sigma_e² / n[i]` from per-pixel galaxy counts (0 = masked).
     pub fn from_counts(grid: Grid, sigma_e: f64, counts: &[f32]) -> Result<Self> {
-        if !(sigma_e.is_finite() && sigma_e > 0.0) {
-            return Err(Error::invalid(
-                "sigma_e",
-                format!("must be finite and positive, got {sigma_e}"),
-            ));
-        }
+        check_noise_level("sigma_e", sigma_e)?;
         crate::error::check_len("counts", counts, grid.len())?;
         check_nonneg("counts", counts)?;
         let w: Vec<f32> = counts
@@ -126,18 +134,8 @@ impl NoiseModel {
         n_gal_per_arcmin2: f64,
         mask: Option<&[bool]>,
     ) -> Result<Self> {
-        if !(n_gal_per_arcmin2.is_finite() && n_gal_per_arcmin2 > 0.0) {
-            return Err(Error::invalid(
-                "n_gal",
-                format!("must be finite and positive, got {n_gal_per_arcmin2}"),
-            ));
-        }
-        if !(sigma_e.is_finite() && sigma_e > 0.0) {
-            return Err(Error::invalid(
-                "sigma_e",
-                format!("must be finite and positive, got {sigma_e}"),
-            ));
-        }
+        check_noise_level("n_gal", n_gal_per_arcmin2)?;
+        check_noise_level("sigma_e", sigma_e)?;
         let sigma = sigma_e / (n_gal_per_arcmin2 * grid.pixel_arcmin * grid.pixel_arcmin).sqrt();
         Self::uniform(grid, sigma, mask)
     }
@@ -247,7 +245,29 @@ mod tests {
             Err(Error::NonFinite { .. })
         ));
         assert!(NoiseModel::from_std(g, &[0.0; 16], &[1.0; 16], Some(&[true; 16])).is_err());
-        assert!(NoiseModel::uniform(g, 0.0, None).is_err());
+        assert!(matches!(
+            NoiseModel::uniform(g, 0.0, None),
+            Err(Error::InvalidArgument { .. })
+        ));
+        // one rule for scalar noise levels: negative, non-finite, zero
+        for (r, what) in [
+            (NoiseModel::uniform(g, -0.1, None), "uniform std"),
+            (NoiseModel::from_counts(g, -0.3, &[1.0; 16]), "sigma_e"),
+            (NoiseModel::from_density(g, -0.3, 30.0, None), "sigma_e"),
+            (NoiseModel::from_density(g, 0.3, -30.0, None), "n_gal"),
+        ] {
+            assert!(
+                matches!(r, Err(Error::NegativeNoise { .. })),
+                "{what}: {r:?}"
+            );
+        }
+        for r in [
+            NoiseModel::uniform(g, f64::NAN, None),
+            NoiseModel::from_counts(g, f64::INFINITY, &[1.0; 16]),
+            NoiseModel::from_density(g, 0.3, f64::NAN, None),
+        ] {
+            assert!(matches!(r, Err(Error::NonFiniteValue { .. })), "{r:?}");
+        }
         assert!(NoiseModel::from_std(g, &[1.0; 15], &[1.0; 16], None).is_err());
     }
 

@@ -288,14 +288,14 @@ unsafe fn matrix() -> Vec<Case> {
         c,
         "lensdiff_problem_set_noise_uniform",
         "negative std",
-        S::InvalidArgument,
+        S::NegativeVariance,
         lensdiff_problem_set_noise_uniform(p, -0.1)
     );
     case!(
         c,
         "lensdiff_problem_set_noise_uniform",
         "NaN std",
-        S::InvalidArgument,
+        S::NonFinite,
         lensdiff_problem_set_noise_uniform(p, f64::NAN)
     );
     case!(
@@ -474,7 +474,7 @@ unsafe fn matrix() -> Vec<Case> {
         c,
         "lensdiff_problem_bin_catalogue",
         "negative weight",
-        S::InvalidArgument,
+        S::NegativeVariance,
         lensdiff_problem_bin_catalogue(
             q,
             ra.as_ptr(),
@@ -563,7 +563,7 @@ unsafe fn matrix() -> Vec<Case> {
         c,
         "lensdiff_problem_simulate",
         "negative sigma_e (no noise set)",
-        S::InvalidArgument,
+        S::NegativeVariance,
         {
             lensdiff_problem_set_prior_default(fresh);
             lensdiff_problem_simulate(fresh, 0, 0.0, -0.3, 30.0, 1, outbuf.as_mut_ptr(), n)
@@ -949,6 +949,28 @@ unsafe fn matrix() -> Vec<Case> {
         "use after destroy",
         S::StaleHandle,
         lensdiff_sampler_stats(dead, null_mut(), null_mut())
+    );
+    let mut inner = 0u64;
+    case!(
+        c,
+        "lensdiff_sampler_inner_iterations",
+        "before run",
+        S::CallOrder,
+        lensdiff_sampler_inner_iterations(unrun, &mut inner)
+    );
+    case!(
+        c,
+        "lensdiff_sampler_inner_iterations",
+        "NULL output",
+        S::NullPointer,
+        lensdiff_sampler_inner_iterations(sm, null_mut())
+    );
+    case!(
+        c,
+        "lensdiff_sampler_inner_iterations",
+        "use after destroy",
+        S::StaleHandle,
+        lensdiff_sampler_inner_iterations(dead, &mut inner)
     );
     let (mut nr, mut ns) = (0i32, 0i32);
     case!(

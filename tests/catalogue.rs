@@ -247,9 +247,17 @@ fn bad_inputs_are_errors() {
     );
     let e = Catalogue::new(v(), v(), v(), v(), Some(vec![1.0, f64::NAN])).unwrap_err();
     assert!(matches!(e, Error::NonFinite { name: "weight", .. }), "{e}");
+    // a negative weight is a negative noise level (the one rule of docs/c-api.md)
     let e = Catalogue::new(v(), v(), v(), v(), Some(vec![1.0, -0.5])).unwrap_err();
     assert!(
-        matches!(e, Error::InvalidArgument { name: "weight", .. }),
+        matches!(
+            e,
+            Error::NegativeVariance {
+                name: "weight",
+                index: 1,
+                ..
+            }
+        ),
         "{e}"
     );
     let e = Catalogue::new(v(), vec![0.0, 90.5], v(), v(), None).unwrap_err();

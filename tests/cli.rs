@@ -415,6 +415,18 @@ fn help_documents_every_subcommand() {
         assert!(h.contains("--"), "{c} --help lists no flags");
     }
     assert!(ok(&["wiener", "--help"]).contains("--tol"));
+    // `sample` says which priors it has and how each is chosen (issue #12:
+    // a one-valued `--prior gaussian` flag, and help that said Gaussian only)
+    let sample = ok(&["sample", "--help"]);
+    assert!(!sample.contains("--prior"), "{sample}");
+    for flag in ["--cl", "--model"] {
+        assert!(sample.contains(flag), "{flag} missing from sample --help");
+    }
+    let line = top
+        .lines()
+        .find(|l| l.trim_start().starts_with("sample"))
+        .expect("sample in --help");
+    assert!(line.contains("--model"), "{line}");
 }
 
 #[test]

@@ -51,6 +51,24 @@ fn tools(test: &str) -> Option<Tools> {
     Some(Tools { lib_dir, cli })
 }
 
+/// `LD_LIBRARY_PATH` without cargo's build folders: `cargo test` puts
+/// `target/<profile>` on it, where `liblensdiff.so.0` is the build without MPI
+/// (build.rs links it), and the loader searches `LD_LIBRARY_PATH` before a
+/// program's RUNPATH, which points at the MPI build.
+fn library_path_outside_target() -> std::ffi::OsString {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> -> target/
+    let target = exe.ancestors().nth(3).unwrap().to_path_buf();
+    let kept: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .filter(|d| !d.starts_with(&target))
+                .collect()
+        })
+        .unwrap_or_default();
+    std::env::join_paths(kept).unwrap()
+}
+
 fn mpirun(n: usize, args: &[&str]) -> String {
     let o = Command::new("mpirun")
         .args([
@@ -61,6 +79,7 @@ fn mpirun(n: usize, args: &[&str]) -> String {
         ])
         .args(args)
         .env("RAYON_NUM_THREADS", "1")
+        .env("LD_LIBRARY_PATH", library_path_outside_target())
         .output()
         .expect("mpirun");
     assert!(
@@ -146,6 +165,36 @@ fn c_example_is_bitwise_identical_for_1_to_4_ranks_and_a_split_communicator() {
     let set = sample(&post, &cfg, 3, 0, 20, 4, &mut |_, _| {}).unwrap();
     assert_eq!(f32s(&d.join("n1/samples.f32")), set.samples);
     assert_eq!(f32s(&d.join("n3/mean.f32")), set.moments().mean_f32());
+    // NFE and the inner CG iterations of all chains, whatever the ranks
+    let work = format!("{} {}\n", set.nfe, set.inner_iterations);
+    assert!(set.inner_iterations > 0);
+    for n in 1..=4 {
+        let got = std::fs::read_to_string(d.join(format!("n{n}/work.txt"))).unwrap();
+        assert_eq!(got, work, "NFE and inner CG iterations with {n} ranks");
+    }
+    // annealed HMC: the acceptance of every chain reaches rank 0
+    let hmc_cfg = SamplerConfig {
+        kind: lensdiff::sampler::SamplerKind::from_name("hmc").unwrap(),
+        levels: 16,
+        ..SamplerConfig::default()
+    };
+    let hmc = sample(&post, &hmc_cfg, 3, 0, 20, 4, &mut |_, _| {}).unwrap();
+    let hmc_acc = hmc.acceptance.clone().expect("HMC has acceptance");
+    for n in [1, 3] {
+        let out = d.join(format!("hmc{n}"));
+        std::fs::create_dir_all(&out).unwrap();
+        mpirun(n, &[exe.to_str().unwrap(), out.to_str().unwrap(), "hmc"]);
+        let acc: Vec<f64> = read(&out.join("acceptance.f64"))
+            .chunks(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(acc, hmc_acc, "acceptance with {n} ranks");
+        assert_eq!(
+            f32s(&out.join("samples.f32")),
+            hmc.samples,
+            "HMC samples with {n} ranks"
+        );
+    }
     // two halves of MPI_COMM_WORLD (MPI_Comm_split) sample independently
     let split = d.join("split");
     std::fs::create_dir_all(&split).unwrap();
@@ -163,6 +212,16 @@ fn c_example_is_bitwise_identical_for_1_to_4_ranks_and_a_split_communicator() {
             "{h}"
         );
     }
+}
+
+/// The text of a top-level field of `summary.json` (one field per line).
+fn json_field(summary: &str, key: &str) -> String {
+    let tag = format!("\"{key}\": ");
+    let line = summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&tag))
+        .unwrap_or_else(|| panic!("no {key} in {summary}"));
+    line.trim_end_matches(',').to_string()
 }
 
 #[test]
@@ -224,6 +283,7 @@ fn cli_under_mpirun_is_bitwise_identical_to_a_plain_run() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plain_summary = std::fs::read_to_string(reference.join("summary.json")).unwrap();
     for n in 1..=4 {
         let out = d.join(format!("n{n}"));
         let mut args = vec![t.cli.to_str().unwrap().to_string()];
@@ -238,6 +298,53 @@ fn cli_under_mpirun_is_bitwise_identical_to_a_plain_run() {
         }
         let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
         assert!(summary.contains(&format!("{n} MPI ranks")), "{summary}");
+        for key in [
+            "nfe_per_chain",
+            "inner_cg_iterations",
+            "chi2_per_dof",
+            "acceptance",
+        ] {
+            assert_eq!(
+                json_field(&summary, key),
+                json_field(&plain_summary, key),
+                "summary.json {key}: {n} ranks against the plain run"
+            );
+        }
+    }
+    // annealed HMC: per-chain acceptance and the CG count survive the gather
+    let hmc_args = |out: &Path| {
+        let mut a = common_args(out);
+        a.extend(["--sampler", "hmc"].map(String::from));
+        a
+    };
+    let reference_hmc = d.join("plain-hmc");
+    let o = Command::new(plain)
+        .args(hmc_args(&reference_hmc))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plain_hmc = std::fs::read_to_string(reference_hmc.join("summary.json")).unwrap();
+    assert!(
+        json_field(&plain_hmc, "acceptance").starts_with('['),
+        "{plain_hmc}"
+    );
+    let out = d.join("hmc-n2");
+    let mut args = vec![t.cli.to_str().unwrap().to_string()];
+    args.extend(hmc_args(&out));
+    let a: Vec<&str> = args.iter().map(|x| x.as_str()).collect();
+    let _ = mpirun(2, &a);
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    for key in [
+        "nfe_per_chain",
+        "inner_cg_iterations",
+        "chi2_per_dof",
+        "acceptance",
+    ] {
+        assert_eq!(
+            json_field(&summary, key),
+            json_field(&plain_hmc, key),
+            "HMC summary.json {key}: 2 ranks against the plain run"
+        );
     }
     // per-rank output: each rank writes its own chains; together they are the samples
     let out = d.join("per-rank");
@@ -375,7 +482,7 @@ fn fortran_f08_example_matches_the_c_example() {
     fortran_compile("mpifort (link)", ld.arg("-o").arg(&f_exe));
 
     // 1, 2, 3, 4 ranks over MPI_COMM_WORLD and 4 split in two halves: same files, bitwise
-    let plain = ["mean.f32", "std.f32", "samples.f32"];
+    let plain = ["mean.f32", "std.f32", "samples.f32", "work.txt"];
     let halves: Vec<String> = ["half0_", "half1_"]
         .iter()
         .flat_map(|h| plain.iter().map(move |f| format!("{h}{f}")))
@@ -410,15 +517,17 @@ fn fortran_f08_example_matches_the_c_example() {
         );
         for f in &expected {
             let c = read(&c_out.join(f));
-            assert_eq!(
-                c.len(),
-                if f.ends_with("samples.f32") {
-                    20 * 48 * 48 * 4
-                } else {
-                    48 * 48 * 4
-                },
-                "{name}/{f}"
-            );
+            if f.ends_with(".f32") {
+                assert_eq!(
+                    c.len(),
+                    if f.ends_with("samples.f32") {
+                        20 * 48 * 48 * 4
+                    } else {
+                        48 * 48 * 4
+                    },
+                    "{name}/{f}"
+                );
+            }
             assert!(
                 c == read(&f_out.join(f)),
                 "{name}/{f}: the Fortran mpi_f08 example differs from the C example"

@@ -26,11 +26,11 @@ use crate::error::Error;
 /// Major version (also `LENSDIFF_VERSION_MAJOR`).
 pub const LENSDIFF_VERSION_MAJOR: u32 = 0;
 /// Minor version.
-pub const LENSDIFF_VERSION_MINOR: u32 = 1;
+pub const LENSDIFF_VERSION_MINOR: u32 = 2;
 /// Patch version.
 pub const LENSDIFF_VERSION_PATCH: u32 = 0;
 /// `MAJOR * 10000 + MINOR * 100 + PATCH`, as returned by [`lensdiff_version`].
-pub const LENSDIFF_VERSION_NUMBER: u32 = 100;
+pub const LENSDIFF_VERSION_NUMBER: u32 = 200;
 
 /// Result of every call.
 #[repr(C)]
@@ -44,9 +44,10 @@ pub enum LensdiffStatus {
     InvalidArgument = 2,
     /// A buffer length does not match the geometry.
     Shape = 3,
-    /// Input data contain NaN or infinity.
+    /// Input data or a scalar argument contain NaN or infinity.
     NonFinite = 4,
-    /// A variance or standard deviation is negative.
+    /// A noise level is negative: a standard deviation, variance or weight
+    /// (map or scalar), a shape-noise `sigma_e`, a galaxy count or density.
     NegativeVariance = 5,
     /// Every pixel is masked.
     FullyMasked = 6,
@@ -89,8 +90,10 @@ impl From<Error> for CError {
         let status = match &e {
             Error::InvalidArgument { .. } => LensdiffStatus::InvalidArgument,
             Error::ShapeMismatch { .. } => LensdiffStatus::Shape,
-            Error::NonFinite { .. } => LensdiffStatus::NonFinite,
-            Error::NegativeVariance { .. } => LensdiffStatus::NegativeVariance,
+            Error::NonFinite { .. } | Error::NonFiniteValue { .. } => LensdiffStatus::NonFinite,
+            Error::NegativeVariance { .. } | Error::NegativeNoise { .. } => {
+                LensdiffStatus::NegativeVariance
+            }
             Error::FullyMasked => LensdiffStatus::FullyMasked,
             Error::NotConverged { .. } => LensdiffStatus::NotConverged,
             Error::Io { .. } => LensdiffStatus::Io,

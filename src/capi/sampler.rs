@@ -228,6 +228,8 @@ pub struct LensdiffSampler {
     result: Option<SampleSet>,
     /// Moments merged over all ranks by an MPI run.
     merged: Option<Moments>,
+    /// Inner CG iterations of all chains of all ranks, by an MPI run.
+    inner_all_ranks: Option<u64>,
 }
 
 fn sampler<'a>(s: *const LensdiffSampler) -> CResult<&'a LensdiffSampler> {
@@ -312,6 +314,7 @@ pub unsafe extern "C" fn lensdiff_sampler_create(
                 cuda: None,
                 result: None,
                 merged: None,
+                inner_all_ranks: None,
             }),
             Kind::Sampler,
         );
@@ -363,6 +366,7 @@ pub unsafe extern "C" fn lensdiff_sampler_run(s: *mut LensdiffSampler) -> Lensdi
         };
         sm.result = Some(set);
         sm.merged = None;
+        sm.inner_all_ranks = None;
         Ok(())
     })
 }
@@ -526,31 +530,10 @@ fn run_mpi(sm: &mut LensdiffSampler, comm: i32, gather: bool) -> CResult<()> {
     )?;
     drop(world);
     let grid = *crate::prior::Prior::grid(&sm.prior);
-    let set = match (out.samples, out.chi2, out.local) {
-        (Some(samples), Some(chi2), local) => SampleSet {
-            grid,
-            first_chain: 0,
-            samples,
-            chi2,
-            acceptance: None,
-            nfe: out.nfe,
-            inner_iterations: local.map_or(0, |l| l.inner_iterations),
-            seconds: out.compute_seconds + out.comm_seconds,
-        },
-        (_, _, Some(local)) => local,
-        (_, _, None) => SampleSet {
-            grid,
-            first_chain: 0,
-            samples: vec![],
-            chi2: vec![],
-            acceptance: None,
-            nfe: out.nfe,
-            inner_iterations: 0,
-            seconds: out.compute_seconds + out.comm_seconds,
-        },
-    };
+    sm.merged = Some(out.moments.clone());
+    sm.inner_all_ranks = Some(out.inner_iterations);
+    let set = out.into_set(grid);
     sm.result = Some(set);
-    sm.merged = Some(out.moments);
     Ok(())
 }
 
@@ -673,6 +656,25 @@ pub unsafe extern "C" fn lensdiff_sampler_acceptance(
             )
         })?;
         output(out, len, a.len(), "out")?.copy_from_slice(a);
+        Ok(())
+    })
+}
+
+/// Inner conjugate-gradient iterations of the spectral guidance, summed over
+/// every chain of the run: after `lensdiff_sampler_run_mpi`, over the chains of
+/// all ranks (on every rank). 0 for the other guidance schemes.
+///
+/// # Safety
+/// `s` a live sampler, `out` valid.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_sampler_inner_iterations(
+    s: *const LensdiffSampler,
+    out: *mut u64,
+) -> LensdiffStatus {
+    guard(|| {
+        let r = results(s)?;
+        let out = out_ptr(out, "out")?;
+        *out = sampler(s)?.inner_all_ranks.unwrap_or(r.inner_iterations);
         Ok(())
     })
 }

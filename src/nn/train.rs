@@ -688,7 +688,7 @@ impl Trainer {
         Ok(t)
     }
 
-    /// Saves the EMA model (the file `lensdiff sample --prior` loads), adding
+    /// Saves the EMA model (the file `lensdiff sample --model` loads), adding
     /// the training summary to its metadata.
     pub fn save_model(&self, path: &Path) -> Result<()> {
         let mut extra = BTreeMap::new();

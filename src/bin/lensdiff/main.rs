@@ -30,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Posterior samples of the convergence (diffusion sampler, Gaussian prior).
+    /// Posterior samples of the convergence (diffusion sampler; Gaussian prior from --cl, or a learned prior with --model).
     Sample(Box<sample_cmd::Args>),
     /// Bin a galaxy catalogue (RA, Dec, e1, e2, weight) into shear, noise and mask maps.
     Bin(bin_cmd::Args),

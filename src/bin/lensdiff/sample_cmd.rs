@@ -55,12 +55,6 @@ pub enum RefineArg {
     Hmc,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum PriorArg {
-    /// Gaussian prior from a C_ell table.
-    Gaussian,
-}
-
 /// Sampler settings shared by `sample` and `demo`.
 #[derive(clap::Args, Clone)]
 pub struct SamplerArgs {
@@ -193,11 +187,9 @@ pub struct Args {
     /// Pixel size in arcmin (default: from the input's WCS; required with --catalogue).
     #[arg(long)]
     pub pixel_arcmin: Option<f64>,
-    /// Prior family.
-    #[arg(long, value_enum, default_value_t = PriorArg::Gaussian)]
-    pub prior: PriorArg,
-    /// Prior C_ell table (default: built-in kappaTNG-like spectrum); with a
-    /// pure --model, the Gaussian model the guidance uses.
+    /// C_ell table of the Gaussian prior, the prior used without --model
+    /// (default: built-in kappaTNG-like spectrum); with a pure --model, the
+    /// Gaussian model the guidance uses.
     #[arg(long)]
     pub cl: Option<PathBuf>,
     /// Learned prior: a denoiser from `lensdiff train` (safetensors) instead of the Gaussian prior.
@@ -402,25 +394,14 @@ fn sample_maybe_mpi(
     if rank != 0 {
         return Ok(None);
     }
+    let moments = out.moments.clone();
     let seconds = out.max_compute_seconds + out.comm_seconds;
-    let set = match (out.samples, out.chi2, out.local) {
-        (Some(samples), Some(chi2), _) => SampleSet {
-            grid,
-            first_chain: 0,
-            samples,
-            chi2,
-            acceptance: out.acceptance,
-            nfe: out.nfe,
-            inner_iterations: 0,
-            seconds,
-        },
-        (_, _, Some(mut local)) => {
-            local.seconds = seconds;
-            local
-        }
-        _ => return Err(Error::invalid("mpi", "rank 0 holds no chains")),
-    };
-    Ok(Some((set, out.moments, Some(note))))
+    let mut set = out.into_set(grid);
+    if set.chains() == 0 {
+        return Err(Error::invalid("mpi", "rank 0 holds no chains"));
+    }
+    set.seconds = seconds;
+    Ok(Some((set, moments, Some(note))))
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -459,7 +440,6 @@ pub fn run(a: Args) -> Result<()> {
         }
     };
     let table = load_cl(a.cl.as_deref())?;
-    let PriorArg::Gaussian = a.prior;
     let prior: Box<dyn Prior> = match &a.model {
         Some(p) => {
             let np = NeuralPrior::new(Denoiser::load(p)?, grid)?;
