@@ -3,7 +3,8 @@
 # the GPU machine, from the repository root, with gpu-bin/ from
 # bench/gpu_prepare.sh. Logs and tables go to $OUT (default /tmp/lensdiff-gpu):
 #   gpu.txt      the card, driver and memory (nvidia-smi)
-#   tests.log    tests/gpu.rs: kernel parity, samplers GPU vs CPU, exact posterior on the GPU
+#   tests.log    tests/gpu.rs with its #[ignore]d GPU tests (--include-ignored): kernel
+#                parity, samplers GPU vs CPU, exact posterior on the GPU
 #   parity.md    the parity tables (Markdown, for docs/gpu.md)
 #   bench.log / bench.json   lensdiff bench: samples/s on CPU and GPU, batch 1 and 32; kernel bandwidths
 #   torch.log / torch.json   bench/torch_gaussian_sampler.py on the same problem and card
@@ -22,10 +23,11 @@ for s in $sp; do
     done
 done
 { date -u; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv; nproc; } 2>&1 | tee "$OUT/gpu.txt"
-export LENSDIFF_GPU_TESTS=1 LENSDIFF_PARITY_OUT="$OUT/parity.md" LENSDIFF_KERNEL_CACHE=/tmp/lensdiff-kernels
+export LENSDIFF_PARITY_OUT="$OUT/parity.md" LENSDIFF_KERNEL_CACHE=/tmp/lensdiff-kernels
 rc=0
 echo "== tests/gpu.rs"
-timeout 300 gpu-bin/gpu-tests --test-threads=1 --nocapture 2>&1 | tee "$OUT/tests.log" || rc=1
+# the GPU tests are #[ignore]d (a plain `cargo test` has no GPU); the CPU harness test runs too
+timeout 300 gpu-bin/gpu-tests --include-ignored --test-threads=1 --nocapture 2>&1 | tee "$OUT/tests.log" || rc=1
 echo "== lensdiff bench"
 timeout 300 gpu-bin/lensdiff bench --devices cuda:0,cpu --batch 1,32 --kernels --data gpu-bin/data \
     --export /tmp/lensdiff-problem --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log" || rc=1

@@ -3,7 +3,8 @@
 # runs on the GPU machine (which has no cargo) and puts it in gpu-bin/ (git
 # ignores it; the device tool carries it):
 #   gpu-bin/lensdiff     the CLI (lensdiff bench)
-#   gpu-bin/gpu-tests    the test binary of tests/gpu.rs (kernel parity, samplers, exact posterior)
+#   gpu-bin/gpu-tests    the test binary of tests/gpu.rs (kernel parity, samplers, exact posterior;
+#                        the GPU tests are #[ignore]d: gpu_check.sh passes --include-ignored)
 #   gpu-bin/data/        the COSMOS noise maps and the kappaTNG map and spectrum of the benchmark
 # Usage: bash bench/gpu_prepare.sh [DATA_DIR (default ../shared/data)]
 set -euo pipefail

@@ -10,9 +10,8 @@
 use std::time::Instant;
 
 use lensdiff::grid::Grid;
-use lensdiff::nn::{
-    Denoiser, DenoiserKind, DenoiserMeta, Dims4, TrainConfig, Trainer, TrainingData, UNetConfig,
-};
+use lensdiff::nn::{Dims4, UNetConfig};
+use lensdiff::prior::{Denoiser, DenoiserKind, DenoiserMeta, TrainConfig, Trainer, TrainingData};
 use lensdiff::spectrum::ClTable;
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -436,7 +436,7 @@ for s in "${steps[@]}"; do
            [ -f "$ROOT/work/main/lensdiff-demo/demo.png" ] || say "note: no lensdiff-demo/demo.png was written" ;;
     esac
 done
-grep -h '^NOTICE' "$LOG/test.log" 2>/dev/null | sort | uniq -c | sed 's/^/    /' || true
+grep -h '^SKIPPED\|^test.sh: passed' "$LOG/test.log" 2>/dev/null | sort | uniq -c | sed 's/^/    /' || true
 record_rustup_writes
 say "total $(elapsed $((SECONDS - T0)))"
 if [ ${#fails[@]} -gt 0 ]; then

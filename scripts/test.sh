@@ -88,6 +88,50 @@ cargo build --release --all-targets --locked
 # the MPI build (feature `mpi`) in its own target dir, used by tests/mpi.rs
 if need mpicc && need mpirun; then
     cargo build --release --locked --features mpi --target-dir target/mpi --lib --bins
-    export LENSDIFF_MPI_TESTS=1
 fi
+
+# the default suite; then the #[ignore]d groups this machine can run, by name
+# (`-- --ignored` makes a missing prerequisite a failure, never a pass)
 cargo test --release --locked
+skipped=()
+# "file::test" of each #[ignore]d test the arguments select (cargo args -- filter)
+ignored_tests() {
+    cargo test --release --locked "$@" --ignored --list 2>&1 | awk '
+        /Running / { f = $0; sub(/.*Running (unittests )?/, "", f); sub(/\.rs.*/, "", f); sub(/.*\//, "", f) }
+        /: test$/ { sub(/: test$/, ""); sub(/^needs_data::/, ""); print f "::" $0 }'
+}
+# "n tests need WHAT (file::test, ...)": the SKIPPED line of a group
+skip() {
+    local what=$1 list
+    shift
+    list=$(ignored_tests "$@")
+    echo "SKIPPED: $(grep -c . <<<"$list") tests need $what ($(paste -sd, - <<<"$list" | sed 's/,/, /g'))"
+}
+# MPI (tests/mpi.rs): OpenMPI and the mpi build are prerequisites above
+cargo test --release --locked --test mpi -- --ignored
+# the real data (modules `needs_data` of tests/{io,catalogue,cli,fields,real_data}.rs)
+if [ -d ../shared/data ]; then
+    cargo test --release --locked --tests -- --ignored needs_data::
+else
+    skip ../shared/data --tests -- needs_data::
+    skipped+=("data tests (no ../shared/data)")
+fi
+# NVRTC through the Rust CUDA module (src/backend/cuda/tests.rs), with the
+# libnvrtc scripts/check_kernels.py found above (the pip wheel's folder)
+nvrtc_dir=$(python3 -c 'import os, sys; sys.path.insert(0, "scripts"); import check_kernels as k
+lib, path = k.load_nvrtc(); print(os.path.dirname(path) if lib else "")')
+LD_LIBRARY_PATH="${nvrtc_dir:+$nvrtc_dir:}${LD_LIBRARY_PATH:-}" \
+    cargo test --release --locked --lib nvrtc_compiles_every_kernel_file -- --ignored
+# the PyTorch reference (tests/torch_reference.rs), where torch is importable
+if "${LENSDIFF_TORCH_PYTHON:-python3}" -c 'import torch, numpy' >/dev/null 2>&1; then
+    cargo test --release --locked --test torch_reference -- --ignored
+else
+    skip "python3 with torch and numpy" --test torch_reference --
+    skipped+=("torch reference tests (torch not importable)")
+fi
+echo "SKIPPED: GPU tests (no GPU here; bench/gpu_check.sh runs them)"
+skipped+=("GPU tests (no GPU here)")
+if [ ${#skipped[@]} -gt 0 ]; then
+    summary=$(printf '%s; ' "${skipped[@]}")
+    echo "test.sh: passed; not run: ${summary%; }"
+fi

@@ -20,10 +20,13 @@
 //! - [`rng`]: the counter-based Philox4x32-10 generator;
 //! - [`baselines`]: Kaiser–Squires with smoothing and the Wiener filter;
 //! - [`io`]: FITS and `.npy` files; [`plot`]: PNG figures;
-//! - [`nn`]: neural-network layers with hand-written backward passes (the
-//!   building blocks of the learned prior, issue #6).
+//! - [`nn`]: neural-network layers and the U-Net with hand-written backward
+//!   passes (the building blocks of the learned prior, which lives in
+//!   [`prior`] with its training).
 //!
-//! Conventions are those of `docs/conventions.md` and are tested in `tests/conventions.rs`.
+//! Conventions are those of `docs/conventions.md` and are tested in `tests/conventions.rs`;
+//! the layers and who owns what are in `docs/architecture.md` (checked by
+//! `tests/architecture.rs`).
 
 pub mod backend;
 pub mod baselines;

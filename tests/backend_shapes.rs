@@ -4,6 +4,8 @@
 //! never a silent `Ok`; correct shapes succeed. Both backends run the same
 //! checks (`src/backend/shape.rs`), so this is also what CUDA returns.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -11,6 +13,8 @@ use lensdiff::backend::cpu::Cpu;
 use lensdiff::backend::{Backend, NoiseKey};
 use lensdiff::rng::Stream;
 use lensdiff::{Error, Grid, Result};
+
+use common::panic_text;
 
 /// Grid 4 x 3: `N` pixels, `M` half-spectrum modes per map; batches of 2.
 const N: usize = 12;
@@ -50,13 +54,6 @@ struct Probe {
     methods: BTreeSet<&'static str>,
     failures: Vec<String>,
     calls: usize,
-}
-
-fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
 }
 
 impl Probe {

@@ -3,6 +3,8 @@
 //! message, never a crash), call order, use after destroy, and thread safety.
 //! The matrix is also the table in docs/c-api.md (`UPDATE_DOCS=1` rewrites it).
 
+mod common;
+
 use std::ffi::CStr;
 use std::ptr::{null, null_mut};
 
@@ -1055,9 +1057,7 @@ fn bad_input_matrix() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(cases.len() >= 60, "only {} cases", cases.len());
     // every exported function of the header appears in the matrix or in the other tests below
-    let header =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/lensdiff.h"))
-            .unwrap();
+    let header = std::fs::read_to_string(common::root().join("include/lensdiff.h")).unwrap();
     for line in header
         .lines()
         .filter(|l| l.starts_with("lensdiff_status lensdiff_"))
@@ -1073,8 +1073,8 @@ fn bad_input_matrix() {
         );
     }
     // the docs carry the same table
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/c-api.md");
-    let doc = std::fs::read_to_string(path).unwrap_or_default();
+    let path = common::root().join("docs/c-api.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_default();
     let (begin, end) = (
         "<!-- bad-input matrix: begin -->\n",
         "<!-- bad-input matrix: end -->",
@@ -1082,10 +1082,10 @@ fn bad_input_matrix() {
     if std::env::var("UPDATE_DOCS").is_ok() {
         if let (Some(a), Some(b)) = (doc.find(begin), doc.find(end)) {
             let new = format!("{}{begin}{table}{}", &doc[..a], &doc[b..]);
-            std::fs::write(path, new).unwrap();
+            std::fs::write(&path, new).unwrap();
         }
     }
-    let doc = std::fs::read_to_string(path).unwrap_or_default();
+    let doc = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         doc.contains(&format!("{begin}{table}{end}")),
         "docs/c-api.md table is stale: UPDATE_DOCS=1 cargo test --test c_api"
@@ -1194,14 +1194,12 @@ fn distinct_handles_run_concurrently_with_sequential_results() {
 fn c_api_equals_the_rust_api() {
     // the C calls produce exactly what the Rust API gives for the same settings
     use lensdiff::prior::GaussianPrior;
-    use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig, ShearData};
+    use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig};
     let grid = lensdiff::Grid::square(N, 1.0).unwrap();
     let power = lensdiff::spectrum::ClTable::default_kappa().pixel_power(&grid);
     let noise = lensdiff::noise::NoiseModel::uniform(grid, 0.05, None).unwrap();
-    let truth = lensdiff::fields::gaussian_fields(&grid, &power, 1, 0, 1).unwrap();
-    let (g1, g2) = lensdiff::fields::simulate_shear(&truth, &noise, 1, 0).unwrap();
+    let data = common::shear_data(&grid, &power, noise, 1, 1);
     let prior = GaussianPrior::new(grid, power).unwrap();
-    let data = ShearData::new(g1, g2, noise).unwrap();
     let post = GuidedPosterior::new(&prior, &data, Guidance::Spectral { tol: 1e-4 }).unwrap();
     let cfg = SamplerConfig {
         levels: 8,

@@ -4,17 +4,19 @@
 //! with each other and with the Rust API bit for bit, the C example under
 //! valgrind, the SONAME and the pkg-config file.
 //!
-//! Needs bash, make, a C compiler (`cc`), pkg-config and readelf (failing with
-//! the list of what is missing); gfortran and valgrind are optional (a NOTICE
-//! is printed and only their part is skipped). `scripts/test.sh` installs all
-//! of them.
+//! Needs bash, make, a C compiler (`cc`), pkg-config, readelf, gfortran and
+//! valgrind, and fails with the list of what is missing: `scripts/test.sh`
+//! installs all of them, so the Fortran builds and the leak check are part of
+//! every run of the suite rather than parts that could silently drop out.
 
 mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Instant;
+
+use common::{read_f32, read_f64, run_ok, show, ROOT};
 
 use lensdiff::baselines::{kaiser_squires, WienerFilter, WienerOptions};
 use lensdiff::fields::{gaussian_fields, simulate_shear};
@@ -24,8 +26,6 @@ use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig, ShearD
 use lensdiff::smoothing::Boundary;
 use lensdiff::spectrum::ClTable;
 use lensdiff::Grid;
-
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The settings of c_examples/lensdiff_example.{c,f90} (keep in sync).
 const N: usize = 48;
@@ -62,34 +62,6 @@ const ALL_FILES: [&str; 7] = [
     "chi2.f64",
 ];
 
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Runs a command, panicking with its output unless it succeeds.
-fn run_ok(what: &str, cmd: &mut Command) -> Output {
-    let t = Instant::now();
-    let o = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
-    assert!(o.status.success(), "{what} failed: {cmd:?}\n{}", show(&o));
-    eprintln!("{what}: ok ({:.1} s)", t.elapsed().as_secs_f64());
-    o
-}
-
 fn pkg_config(prefix: &Path, args: &[&str]) -> String {
     let o = run_ok(
         &format!("pkg-config {}", args.join(" ")),
@@ -106,22 +78,6 @@ fn readelf_dynamic(path: &Path) -> String {
         Command::new("readelf").arg("-d").arg(path),
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn read_f32(path: &Path) -> Vec<f32> {
-    let b = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    assert_eq!(b.len() % 4, 0, "{}: {} bytes", path.display(), b.len());
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
-
-fn read_f64(path: &Path) -> Vec<f64> {
-    let b = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    assert_eq!(b.len() % 8, 0, "{}: {} bytes", path.display(), b.len());
-    b.chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
 }
 
 /// Asserts bitwise equality, reporting the first differences.
@@ -205,23 +161,21 @@ fn rust_reference(n: usize) -> Reference {
 #[test]
 fn c_and_fortran_examples_against_the_installed_library() {
     let t0 = Instant::now();
-    let missing: Vec<&str> = ["bash", "make", "cc", "pkg-config", "readelf"]
-        .into_iter()
-        .filter(|t| !have(t))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "tests/c_examples.rs needs {missing:?} on PATH (Debian/Ubuntu: apt-get install \
-         build-essential pkg-config binutils; scripts/test.sh installs them)"
+    let missing = common::missing_tools(&[
+        "bash",
+        "make",
+        "cc",
+        "pkg-config",
+        "readelf",
+        "gfortran",
+        "valgrind",
+    ]);
+    common::require(
+        "tests/c_examples.rs",
+        &missing,
+        "on PATH; Debian/Ubuntu: apt-get install build-essential pkg-config binutils \
+         gfortran valgrind; scripts/test.sh installs them",
     );
-    let fortran = have("gfortran");
-    if !fortran {
-        eprintln!("NOTICE: gfortran not found: the Fortran examples are skipped");
-    }
-    let valgrind = have("valgrind");
-    if !valgrind {
-        eprintln!("NOTICE: valgrind not found: the leak check of the C example is skipped");
-    }
 
     let tmp = common::temp_dir("c_examples");
     let prefix = tmp.join("prefix");
@@ -231,7 +185,7 @@ fn c_and_fortran_examples_against_the_installed_library() {
     let o = run_ok(
         "scripts/install.sh",
         Command::new("bash")
-            .arg(Path::new(ROOT).join("scripts/install.sh"))
+            .arg(common::root().join("scripts/install.sh"))
             .arg(&prefix)
             // scripts/test.sh builds every target first: install those
             // libraries instead of rebuilding the crate with other features
@@ -255,12 +209,12 @@ fn c_and_fortran_examples_against_the_installed_library() {
     assert!(lib.join("liblensdiff.a").is_file());
     assert_eq!(
         fs::read(prefix.join("include/lensdiff.h")).unwrap(),
-        fs::read(Path::new(ROOT).join("include/lensdiff.h")).unwrap(),
+        fs::read(common::root().join("include/lensdiff.h")).unwrap(),
         "installed header differs from include/lensdiff.h"
     );
     assert_eq!(
         fs::read(prefix.join("include/lensdiff.f90")).unwrap(),
-        fs::read(Path::new(ROOT).join("c_examples/lensdiff.f90")).unwrap(),
+        fs::read(common::root().join("c_examples/lensdiff.f90")).unwrap(),
         "installed Fortran module differs from c_examples/lensdiff.f90"
     );
 
@@ -288,29 +242,24 @@ fn c_and_fortran_examples_against_the_installed_library() {
     );
 
     // (b) build the examples, shared and static
-    let mut targets = vec!["c", "c-static"];
-    if fortran {
-        targets.extend(["fortran", "fortran-static"]);
-    }
+    let targets = ["c", "c-static", "fortran", "fortran-static"];
     run_ok(
         "make -C c_examples",
         Command::new("make")
             .arg("-C")
-            .arg(Path::new(ROOT).join("c_examples"))
+            .arg(common::root().join("c_examples"))
             .arg(format!("PREFIX={}", prefix.display()))
             .arg(format!("BUILD={}", build.display()))
-            .args(&targets)
+            .args(targets)
             .env_remove("MAKEFLAGS")
             .env_remove("MFLAGS"),
     );
-    let mut programs = vec![
+    let programs = [
         ("c-shared", build.join("shared/lensdiff_example")),
         ("c-static", build.join("static/lensdiff_example")),
+        ("fortran-shared", build.join("shared/lensdiff_example_f")),
+        ("fortran-static", build.join("static/lensdiff_example_f")),
     ];
-    if fortran {
-        programs.push(("fortran-shared", build.join("shared/lensdiff_example_f")));
-        programs.push(("fortran-static", build.join("static/lensdiff_example_f")));
-    }
     for (name, exe) in &programs {
         let d = readelf_dynamic(exe);
         let needs_lib = d.contains(&format!("[liblensdiff.so.{major}]"));
@@ -384,42 +333,40 @@ fn c_and_fortran_examples_against_the_installed_library() {
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
 
     // (d) no leaks, no memory errors
-    if valgrind {
-        let dir = out.join("valgrind");
-        fs::create_dir_all(&dir).unwrap();
-        let t = Instant::now();
-        let o = Command::new("valgrind")
-            .args([
-                "--error-exitcode=3",
-                "--leak-check=full",
-                "--errors-for-leak-kinds=definite",
-            ])
-            .arg(&programs[0].1)
-            .arg(&dir)
-            .arg(N_VALGRIND.to_string())
-            .env("RAYON_NUM_THREADS", "1")
-            .output()
-            .unwrap();
-        let text = show(&o);
-        assert_eq!(o.status.code(), Some(0), "valgrind:\n{text}");
-        assert!(
-            text.contains("definitely lost: 0 bytes") || text.contains("no leaks are possible"),
-            "valgrind:\n{text}"
-        );
-        assert!(
-            text.contains("ERROR SUMMARY: 0 errors"),
-            "valgrind:\n{text}"
-        );
-        eprintln!("valgrind: clean ({:.1} s)", t.elapsed().as_secs_f64());
-        // one thread, a smaller grid: still the Rust API's values
-        let reference = rust_reference(N_VALGRIND);
-        for (f, want) in &reference.maps {
-            let got = read_f32(&dir.join(f));
-            assert_bits_eq(f, &got, want, |x: f32| x.to_bits() as u64);
-        }
-        let chi2 = read_f64(&dir.join("chi2.f64"));
-        assert_bits_eq("chi2.f64 (valgrind)", &chi2, &reference.chi2, f64::to_bits);
+    let dir = out.join("valgrind");
+    fs::create_dir_all(&dir).unwrap();
+    let t = Instant::now();
+    let o = Command::new("valgrind")
+        .args([
+            "--error-exitcode=3",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+        ])
+        .arg(&programs[0].1)
+        .arg(&dir)
+        .arg(N_VALGRIND.to_string())
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    let text = show(&o);
+    assert_eq!(o.status.code(), Some(0), "valgrind:\n{text}");
+    assert!(
+        text.contains("definitely lost: 0 bytes") || text.contains("no leaks are possible"),
+        "valgrind:\n{text}"
+    );
+    assert!(
+        text.contains("ERROR SUMMARY: 0 errors"),
+        "valgrind:\n{text}"
+    );
+    eprintln!("valgrind: clean ({:.1} s)", t.elapsed().as_secs_f64());
+    // one thread, a smaller grid: still the Rust API's values
+    let reference = rust_reference(N_VALGRIND);
+    for (f, want) in &reference.maps {
+        let got = read_f32(&dir.join(f));
+        assert_bits_eq(f, &got, want, |x: f32| x.to_bits() as u64);
     }
+    let chi2 = read_f64(&dir.join("chi2.f64"));
+    assert_bits_eq("chi2.f64 (valgrind)", &chi2, &reference.chi2, f64::to_bits);
 
     eprintln!("total {:.1} s", t0.elapsed().as_secs_f64());
     let _ = fs::remove_dir_all(&tmp);
@@ -431,7 +378,11 @@ fn c_and_fortran_examples_against_the_installed_library() {
 /// to `liblensdiff.so` beside it (issue #12).
 #[test]
 fn a_program_linked_against_the_build_tree_runs() {
-    assert!(have("cc"), "needs a C compiler (cc) on PATH");
+    common::require(
+        "a_program_linked_against_the_build_tree_runs",
+        &common::missing_tools(&["cc"]),
+        "a C compiler on PATH",
+    );
     // this test runs from target/<profile>/deps/
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();

@@ -20,7 +20,6 @@ use common::dense::{dense_posterior, DensePosterior};
 use lensdiff::noise::NoiseModel;
 use lensdiff::prior::GaussianPrior;
 use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig, SamplerKind, ShearData};
-use lensdiff::spectrum::ClTable;
 use lensdiff::Grid;
 
 struct Problem {
@@ -31,11 +30,7 @@ struct Problem {
 
 fn setup(problems: usize) -> (Grid, GaussianPrior, Vec<Problem>) {
     let g = Grid::square(16, 2.0).unwrap();
-    let ell: Vec<f64> = (0..30)
-        .map(|i| 10f64.powf(1.5 + 3.0 * i as f64 / 29.0))
-        .collect();
-    let cl: Vec<f64> = ell.iter().map(|l| 2e-9 * (l / 1000.0).powf(-1.2)).collect();
-    let t = ClTable::new(ell, cl).unwrap();
+    let t = common::power_law(30, 1.5, 4.5, 2e-9, -1.2);
     let prior = GaussianPrior::from_cl(g, &t).unwrap();
     // per-pixel noise 0.01..0.03, a masked block and a diagonal of holes (~20%)
     let n = g.len();
@@ -171,7 +166,7 @@ fn plain_tweedie_guidance_is_measurably_overconfident() {
 
 /// The full study behind docs/sampling.md: `cargo test --release --test calibration study -- --ignored --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "a study, not a check (minutes): cargo test --release --test calibration study -- --ignored --nocapture"]
 fn study() {
     let (_, prior, problems) = setup(16);
     let schemes = [

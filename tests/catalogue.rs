@@ -1,26 +1,16 @@
 //! Catalogue binning: synthetic unit checks and the COSMOS acceptance test
-//! against the jax-lensing maps in `../shared/data/cosmos`.
+//! against the jax-lensing maps in `../shared/data/cosmos` (`#[ignore]`d:
+//! module `needs_data`).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::time::Instant;
 
 use lensdiff::catalogue::{
     bin_catalogue, BinningOptions, Catalogue, Centre, NoiseEstimate, Projection, SkyGrid,
 };
 use lensdiff::{Error, Grid};
-
-fn data_dir() -> Option<PathBuf> {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")).join("cosmos");
-    if dir.join("ra.fits").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "notice: {} not found; skipping the COSMOS comparison",
-            dir.display()
-        );
-        None
-    }
-}
 
 /// 4x4 pixels of 1 degree, plate projection about (10, 0), RA along +x:
 /// pixel edges at RA 8, 9, 10, 11, 12 and Dec -2, -1, 0, 1, 2.
@@ -392,108 +382,114 @@ fn centres_median_mean_and_wrap() {
     assert_eq!(b.counts.iter().sum::<u32>(), 5);
 }
 
-#[test]
-fn cosmos_reproduces_jax_lensing_maps() {
-    let Some(dir) = data_dir() else { return };
-    let t = Instant::now();
-    let c = Catalogue::from_cosmos_dir(&dir).unwrap();
-    let t_read = t.elapsed();
-    assert_eq!(c.len(), 417_117);
-    let grid = Grid::square(360, 0.29).unwrap();
-    let t = Instant::now();
-    let b = bin_catalogue(&c, &BinningOptions::jax_lensing(grid)).unwrap();
-    let t_bin = t.elapsed();
-    println!(
-        "COSMOS: read {:.1} ms, binned {} galaxies in {:.1} ms; centre ({}, {}); \
-         sigma_e = {:?}; {} outside",
-        t_read.as_secs_f64() * 1e3,
-        c.len(),
-        t_bin.as_secs_f64() * 1e3,
-        b.centre_ra_deg,
-        b.centre_dec_deg,
-        b.sigma_e,
-        b.n_outside
-    );
-    assert!(t_bin.as_secs_f64() < 1.0, "binning took {t_bin:?}");
-    assert!((b.centre_ra_deg - 150.1161025).abs() < 1e-9);
-    assert!((b.centre_dec_deg - 2.247490268).abs() < 1e-9);
-    assert!((b.sigma_e[0] - 0.3052).abs() < 1e-4 && (b.sigma_e[1] - 0.3056).abs() < 1e-4);
-    assert_eq!(b.n_outside, 0);
+/// Tests on ../shared/data: scripts/test.sh runs them when the folder exists.
+mod needs_data {
+    use super::*;
 
-    let shape = Some([360, 360]);
-    let read = |name: &str| lensdiff::io::read_map(&dir.join(name), shape).unwrap();
-    let max_diff = |a: &[f32], r: &[f32]| {
-        a.iter()
-            .zip(r)
-            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
-            .fold(0.0, f64::max)
-    };
-    let e1 = read("cosmos_full_e1_0.29arcmin360.fits");
-    let e2 = read("cosmos_full_e2_0.29arcmin360.fits");
-    let mask = read("cosmos_full_mask_0.29arcmin360.fits");
-    let (e1, e2, mask) = (
-        e1.as_standard_layout()
-            .iter()
-            .copied()
-            .collect::<Vec<f32>>(),
-        e2.as_standard_layout()
-            .iter()
-            .copied()
-            .collect::<Vec<f32>>(),
-        mask.as_standard_layout()
-            .iter()
-            .copied()
-            .collect::<Vec<f32>>(),
-    );
-    let d1 = max_diff(&b.e1, &e1);
-    let d2 = max_diff(&b.e2, &e2);
-    let mask_diff = b
-        .mask
-        .iter()
-        .zip(&mask)
-        .filter(|(m, r)| **m != (**r > 0.5))
-        .count();
-    let std_diff = |ours: &[f32], name: &str| {
-        let r = lensdiff::io::read_array_f64(&dir.join(name)).unwrap();
-        assert_eq!(r.shape(), &[360, 360]);
-        let r: Vec<f64> = r.as_standard_layout().iter().copied().collect();
-        ours.iter()
-            .zip(&r)
-            .map(|(x, y)| (f64::from(*x) - y).abs())
-            .fold(0.0, f64::max)
-    };
-    let s1 = std_diff(&b.std1, "std1.fits");
-    let s2 = std_diff(&b.std2, "std2.fits");
-    println!(
-        "max |diff|: e1 {d1:.3e}, e2 {d2:.3e}, std1 {s1:.3e}, std2 {s2:.3e}; \
-         mask: {} pixels, {mask_diff} differ",
-        b.n_observed()
-    );
-    assert!(d1 <= 1e-6 && d2 <= 1e-6);
-    assert_eq!(mask_diff, 0);
-    assert_eq!(b.n_observed(), 69_191);
-    assert!(s1 <= 1e-6 && s2 <= 1e-6);
+    #[test]
+    #[ignore = "needs ../shared/data: scripts/test.sh runs it when present"]
+    fn cosmos_reproduces_jax_lensing_maps() {
+        let dir = common::shared_data("cosmos_reproduces_jax_lensing_maps").join("cosmos");
+        let t = Instant::now();
+        let c = Catalogue::from_cosmos_dir(&dir).unwrap();
+        let t_read = t.elapsed();
+        assert_eq!(c.len(), 417_117);
+        let grid = Grid::square(360, 0.29).unwrap();
+        let t = Instant::now();
+        let b = bin_catalogue(&c, &BinningOptions::jax_lensing(grid)).unwrap();
+        let t_bin = t.elapsed();
+        println!(
+            "COSMOS: read {:.1} ms, binned {} galaxies in {:.1} ms; centre ({}, {}); \
+             sigma_e = {:?}; {} outside",
+            t_read.as_secs_f64() * 1e3,
+            c.len(),
+            t_bin.as_secs_f64() * 1e3,
+            b.centre_ra_deg,
+            b.centre_dec_deg,
+            b.sigma_e,
+            b.n_outside
+        );
+        assert!(t_bin.as_secs_f64() < 1.0, "binning took {t_bin:?}");
+        assert!((b.centre_ra_deg - 150.1161025).abs() < 1e-9);
+        assert!((b.centre_dec_deg - 2.247490268).abs() < 1e-9);
+        assert!((b.sigma_e[0] - 0.3052).abs() < 1e-4 && (b.sigma_e[1] - 0.3056).abs() < 1e-4);
+        assert_eq!(b.n_outside, 0);
 
-    // Without the flip, e2 is the catalogue-frame (unnegated) map.
-    let unflipped = bin_catalogue(
-        &c,
-        &BinningOptions {
-            flip_e2: false,
-            ..BinningOptions::jax_lensing(grid)
-        },
-    )
-    .unwrap();
-    let neg: Vec<f32> = e2.iter().map(|v| -v).collect();
-    assert!(max_diff(&unflipped.e2, &neg) <= 1e-6);
+        let shape = Some([360, 360]);
+        let read = |name: &str| lensdiff::io::read_map(&dir.join(name), shape).unwrap();
+        let max_diff = |a: &[f32], r: &[f32]| {
+            a.iter()
+                .zip(r)
+                .map(|(x, y)| (f64::from(*x) - f64::from(*y)).abs())
+                .fold(0.0, f64::max)
+        };
+        let e1 = read("cosmos_full_e1_0.29arcmin360.fits");
+        let e2 = read("cosmos_full_e2_0.29arcmin360.fits");
+        let mask = read("cosmos_full_mask_0.29arcmin360.fits");
+        let (e1, e2, mask) = (
+            e1.as_standard_layout()
+                .iter()
+                .copied()
+                .collect::<Vec<f32>>(),
+            e2.as_standard_layout()
+                .iter()
+                .copied()
+                .collect::<Vec<f32>>(),
+            mask.as_standard_layout()
+                .iter()
+                .copied()
+                .collect::<Vec<f32>>(),
+        );
+        let d1 = max_diff(&b.e1, &e1);
+        let d2 = max_diff(&b.e2, &e2);
+        let mask_diff = b
+            .mask
+            .iter()
+            .zip(&mask)
+            .filter(|(m, r)| **m != (**r > 0.5))
+            .count();
+        let std_diff = |ours: &[f32], name: &str| {
+            let r = lensdiff::io::read_array_f64(&dir.join(name)).unwrap();
+            assert_eq!(r.shape(), &[360, 360]);
+            let r: Vec<f64> = r.as_standard_layout().iter().copied().collect();
+            ours.iter()
+                .zip(&r)
+                .map(|(x, y)| (f64::from(*x) - y).abs())
+                .fold(0.0, f64::max)
+        };
+        let s1 = std_diff(&b.std1, "std1.fits");
+        let s2 = std_diff(&b.std2, "std2.fits");
+        println!(
+            "max |diff|: e1 {d1:.3e}, e2 {d2:.3e}, std1 {s1:.3e}, std2 {s2:.3e}; \
+             mask: {} pixels, {mask_diff} differ",
+            b.n_observed()
+        );
+        assert!(d1 <= 1e-6 && d2 <= 1e-6);
+        assert_eq!(mask_diff, 0);
+        assert_eq!(b.n_observed(), 69_191);
+        assert!(s1 <= 1e-6 && s2 <= 1e-6);
 
-    // The tangent-plane projection shrinks RA offsets by cos(dec0) and moves
-    // a few hundred boundary pixels of the mask.
-    let g = bin_catalogue(&c, &BinningOptions::new(grid)).unwrap();
-    let changed = g.mask.iter().zip(&b.mask).filter(|(a, b)| a != b).count();
-    println!(
-        "gnomonic: {} mask pixels ({changed} differ from the plate mask), {} outside",
-        g.n_observed(),
-        g.n_outside
-    );
-    assert!(changed > 0 && changed < 2000, "{changed}");
+        // Without the flip, e2 is the catalogue-frame (unnegated) map.
+        let unflipped = bin_catalogue(
+            &c,
+            &BinningOptions {
+                flip_e2: false,
+                ..BinningOptions::jax_lensing(grid)
+            },
+        )
+        .unwrap();
+        let neg: Vec<f32> = e2.iter().map(|v| -v).collect();
+        assert!(max_diff(&unflipped.e2, &neg) <= 1e-6);
+
+        // The tangent-plane projection shrinks RA offsets by cos(dec0) and moves
+        // a few hundred boundary pixels of the mask.
+        let g = bin_catalogue(&c, &BinningOptions::new(grid)).unwrap();
+        let changed = g.mask.iter().zip(&b.mask).filter(|(a, b)| a != b).count();
+        println!(
+            "gnomonic: {} mask pixels ({changed} differ from the plate mask), {} outside",
+            g.n_observed(),
+            g.n_outside
+        );
+        assert!(changed > 0 && changed < 2000, "{changed}");
+    }
 }

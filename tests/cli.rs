@@ -3,36 +3,17 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn lensdiff(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lensdiff"))
-        .args(args)
-        .output()
-        .expect("run lensdiff")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = lensdiff(args);
-    assert!(
-        o.status.success(),
-        "lensdiff {args:?} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::{lensdiff, lensdiff_ok as ok};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// Width and height of a PNG file.
 fn png_size(p: &Path) -> (u32, u32) {
-    let b = std::fs::read(p).unwrap();
-    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n");
-    (
-        u32::from_be_bytes([b[16], b[17], b[18], b[19]]),
-        u32::from_be_bytes([b[20], b[21], b[22], b[23]]),
-    )
+    let (w, h, _, _) = common::png_header(&common::read_bytes(p));
+    (w, h)
 }
 
 #[test]
@@ -244,9 +225,9 @@ fn train_writes_a_model_that_resumes_and_samples() {
         err.contains("held-out MSE") && err.contains("Wiener"),
         "{err}"
     );
-    let den = lensdiff::nn::Denoiser::load(&model).unwrap();
+    let den = lensdiff::prior::Denoiser::load(&model).unwrap();
     assert_eq!(den.unet().config().channels, vec![8, 16]);
-    assert_eq!(den.meta().kind, lensdiff::nn::DenoiserKind::Hybrid);
+    assert_eq!(den.meta().kind, lensdiff::prior::DenoiserKind::Hybrid);
     // resume to 6 steps
     let o = train("6", &["--resume", s(&ckpt)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -429,47 +410,51 @@ fn help_documents_every_subcommand() {
     assert!(line.contains("--model"), "{line}");
 }
 
-#[test]
-fn bin_reproduces_the_cosmos_maps() {
-    let Some(data) = common::shared_data("bin_reproduces_the_cosmos_maps") else {
-        return;
-    };
-    let d = common::temp_dir("cli-bin");
-    let prefix = d.join("cosmos");
-    let out = ok(&[
-        "bin",
-        "--cosmos",
-        s(&data.join("cosmos")),
-        "--pixel-arcmin",
-        "0.29",
-        "--size",
-        "360",
-        "--projection",
-        "plate",
-        "--out-prefix",
-        s(&prefix),
-        "--png",
-        s(&d.join("bin.png")),
-    ]);
-    assert!(out.contains("417117 galaxies"), "{out}");
-    assert!(out.contains("69191 observed"), "{out}");
-    let ours = lensdiff::io::read_map(&d.join("cosmos_e1.fits"), Some([360, 360])).unwrap();
-    let reference = lensdiff::io::read_map(
-        &data.join("cosmos/cosmos_full_e1_0.29arcmin360.fits"),
-        Some([360, 360]),
-    )
-    .unwrap();
-    let diff = ours
-        .iter()
-        .zip(reference.iter())
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(diff < 1e-6, "{diff}");
-    // the written FITS carries the TAN WCS of the field
-    let wcs = lensdiff::io::fits::read_wcs(&d.join("cosmos_e1.fits"))
-        .unwrap()
+/// Tests on ../shared/data: scripts/test.sh runs them when the folder exists.
+mod needs_data {
+    use super::*;
+
+    #[test]
+    #[ignore = "needs ../shared/data: scripts/test.sh runs it when present"]
+    fn bin_reproduces_the_cosmos_maps() {
+        let data = common::shared_data("bin_reproduces_the_cosmos_maps");
+        let d = common::temp_dir("cli-bin");
+        let prefix = d.join("cosmos");
+        let out = ok(&[
+            "bin",
+            "--cosmos",
+            s(&data.join("cosmos")),
+            "--pixel-arcmin",
+            "0.29",
+            "--size",
+            "360",
+            "--projection",
+            "plate",
+            "--out-prefix",
+            s(&prefix),
+            "--png",
+            s(&d.join("bin.png")),
+        ]);
+        assert!(out.contains("417117 galaxies"), "{out}");
+        assert!(out.contains("69191 observed"), "{out}");
+        let ours = lensdiff::io::read_map(&d.join("cosmos_e1.fits"), Some([360, 360])).unwrap();
+        let reference = lensdiff::io::read_map(
+            &data.join("cosmos/cosmos_full_e1_0.29arcmin360.fits"),
+            Some([360, 360]),
+        )
         .unwrap();
-    assert!((wcs.crval[0] - 150.116).abs() < 1e-3 && (wcs.cdelt[1] * 60.0 - 0.29).abs() < 1e-9);
+        let diff = ours
+            .iter()
+            .zip(reference.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff < 1e-6, "{diff}");
+        // the written FITS carries the TAN WCS of the field
+        let wcs = lensdiff::io::fits::read_wcs(&d.join("cosmos_e1.fits"))
+            .unwrap()
+            .unwrap();
+        assert!((wcs.crval[0] - 150.116).abs() < 1e-3 && (wcs.cdelt[1] * 60.0 - 0.29).abs() < 1e-9);
+    }
 }
 
 #[test]

@@ -7,9 +7,7 @@ use lensdiff::lensing::KaiserSquires;
 use lensdiff::spectrum::{bin_edges, estimate_cl, Binning, ClTable};
 use lensdiff::Grid;
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
+use common::dot;
 
 fn to64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()

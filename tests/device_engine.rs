@@ -5,28 +5,18 @@
 //! the CUDA backend runs (each of its kernels is then checked against the CPU
 //! backend's method of the same name by `bench/gpu_check.sh`).
 
+mod common;
+
 use lensdiff::backend::cpu::Cpu;
-use lensdiff::grid::Grid;
-use lensdiff::noise::NoiseModel;
 use lensdiff::prior::GaussianPrior;
 use lensdiff::sampler::{
     device, sample, Guidance, GuidedPosterior, RefineMethod, Refinement, SampleSet, SamplerConfig,
     SamplerKind, ShearData,
 };
-use lensdiff::spectrum::ClTable;
 
+/// A masked problem with non-uniform noise, so the inner solve iterates.
 fn problem(side: usize) -> (GaussianPrior, ShearData) {
-    let grid = Grid::square(side, 2.0).unwrap();
-    let prior = GaussianPrior::from_cl(grid, &ClTable::default_kappa()).unwrap();
-    // a mask and non-uniform noise, so the inner solve iterates
-    let mask: Vec<bool> = (0..grid.len()).map(|i| i % 7 != 3).collect();
-    let std: Vec<f32> = (0..grid.len())
-        .map(|i| 0.02 + 0.01 * ((i % 5) as f32))
-        .collect();
-    let noise = NoiseModel::from_std(grid, &std, &std, Some(&mask)).unwrap();
-    let truth = lensdiff::fields::gaussian_fields(&grid, prior.power(), 5, 0, 1).unwrap();
-    let (g1, g2) = lensdiff::fields::simulate_shear(&truth, &noise, 6, 0).unwrap();
-    (prior, ShearData::new(g1, g2, noise).unwrap())
+    common::masked_problem(side, |i| i % 7 != 3)
 }
 
 fn assert_same(a: &SampleSet, b: &SampleSet, what: &str) {

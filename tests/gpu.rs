@@ -14,11 +14,13 @@
 //!    Gaussian prior against the Fourier-diagonal oracle (as
 //!    tests/sampler_exact.rs does on the CPU).
 //!
-//! Without `LENSDIFF_GPU_TESTS=1` the GPU tests print a notice and return;
-//! the harness itself runs in CI with the CPU backend standing in for the
-//! device (every error must then be exactly 0 and every poisoned element
-//! overwritten). `LENSDIFF_PARITY_OUT=FILE` writes the parity table as
-//! Markdown.
+//! The GPU tests are `#[ignore]`d: `bench/gpu_check.sh` runs them with
+//! `--include-ignored` (`cargo test --release --test gpu -- --ignored` where
+//! the Rust toolchain and the GPU are on one machine); without a usable CUDA
+//! device they fail. The harness itself runs in every `cargo test` with the
+//! CPU backend standing in for the device (every error must then be exactly 0
+//! and every poisoned element overwritten). `LENSDIFF_PARITY_OUT=FILE` writes
+//! the parity table as Markdown.
 
 mod common;
 
@@ -537,12 +539,12 @@ fn table(title: &str, rows: &[Row]) -> String {
     s
 }
 
-fn gpu_enabled(test: &str) -> bool {
-    let on = std::env::var("LENSDIFF_GPU_TESTS").is_ok_and(|v| v == "1");
-    if !on {
-        eprintln!("NOTICE: {test} skipped: set LENSDIFF_GPU_TESTS=1 on a machine with a CUDA GPU");
-    }
-    on
+/// CUDA device 0; fails `test` when there is none (no GPU, driver or CUDA
+/// libraries).
+fn device(test: &str) -> lensdiff::backend::cuda::Cuda {
+    lensdiff::backend::cuda::Cuda::new(0).unwrap_or_else(|e| {
+        panic!("{test} needs an NVIDIA GPU with its driver, NVRTC and cuFFT (bench/gpu_check.sh runs it there): {e}")
+    })
 }
 
 #[test]
@@ -573,11 +575,9 @@ fn parity_harness_with_the_cpu_backend_as_the_device() {
 }
 
 #[test]
+#[ignore = "needs an NVIDIA GPU: bench/gpu_check.sh runs it"]
 fn gpu_kernel_parity() {
-    if !gpu_enabled("gpu_kernel_parity") {
-        return;
-    }
-    let dev = lensdiff::backend::cuda::Cuda::new(0).expect("CUDA device 0");
+    let dev = device("gpu_kernel_parity");
     let rows = parity(&dev);
     let t = table(
         &format!(
@@ -596,33 +596,14 @@ fn gpu_kernel_parity() {
 
 /// A masked 64² problem with non-uniform noise (the inner solve iterates).
 fn masked_problem() -> (lensdiff::prior::GaussianPrior, lensdiff::sampler::ShearData) {
-    use lensdiff::noise::NoiseModel;
-    let g = Grid::square(64, 2.0).unwrap();
-    let prior =
-        lensdiff::prior::GaussianPrior::from_cl(g, &lensdiff::spectrum::ClTable::default_kappa())
-            .unwrap();
-    let mask: Vec<bool> = (0..g.len())
-        .map(|i| (i % 64) > 8 || (i / 64) > 20)
-        .collect();
-    let std: Vec<f32> = (0..g.len())
-        .map(|i| 0.02 + 0.01 * ((i % 5) as f32))
-        .collect();
-    let noise = NoiseModel::from_std(g, &std, &std, Some(&mask)).unwrap();
-    let truth = lensdiff::fields::gaussian_fields(&g, prior.power(), 5, 0, 1).unwrap();
-    let (g1, g2) = lensdiff::fields::simulate_shear(&truth, &noise, 6, 0).unwrap();
-    (
-        prior,
-        lensdiff::sampler::ShearData::new(g1, g2, noise).unwrap(),
-    )
+    common::masked_problem(64, |i| (i % 64) > 8 || (i / 64) > 20)
 }
 
 #[test]
+#[ignore = "needs an NVIDIA GPU: bench/gpu_check.sh runs it"]
 fn gpu_samplers_match_the_cpu_with_the_same_seed() {
     use lensdiff::sampler::{device, Guidance, SamplerConfig, SamplerKind};
-    if !gpu_enabled("gpu_samplers_match_the_cpu_with_the_same_seed") {
-        return;
-    }
-    let dev = lensdiff::backend::cuda::Cuda::new(0).expect("CUDA device 0");
+    let dev = device("gpu_samplers_match_the_cpu_with_the_same_seed");
     let (prior, data) = masked_problem();
     let n = prior.grid().len();
     let chains = 4;
@@ -716,28 +697,13 @@ fn gpu_samplers_match_the_cpu_with_the_same_seed() {
 }
 
 #[test]
+#[ignore = "needs an NVIDIA GPU: bench/gpu_check.sh runs it"]
 fn gpu_heun_with_spectral_guidance_reproduces_the_exact_posterior() {
-    use lensdiff::noise::NoiseModel;
-    use lensdiff::sampler::{device, FourierGaussianPosterior, Guidance, SamplerConfig, ShearData};
-    if !gpu_enabled("gpu_heun_with_spectral_guidance_reproduces_the_exact_posterior") {
-        return;
-    }
-    let dev = lensdiff::backend::cuda::Cuda::new(0).expect("CUDA device 0");
+    use lensdiff::sampler::{device, FourierGaussianPosterior, Guidance, SamplerConfig};
+    let dev = device("gpu_heun_with_spectral_guidance_reproduces_the_exact_posterior");
     // tests/sampler_exact.rs's problem: 32², uniform noise, no mask
-    let g = Grid::square(32, 2.0).unwrap();
-    let ell: Vec<f64> = (0..30)
-        .map(|i| 10f64.powf(1.5 + 3.0 * i as f64 / 29.0))
-        .collect();
-    let cl: Vec<f64> = ell.iter().map(|l| 1e-8 * (l / 1000.0).powf(-1.2)).collect();
-    let prior = lensdiff::prior::GaussianPrior::from_cl(
-        g,
-        &lensdiff::spectrum::ClTable::new(ell, cl).unwrap(),
-    )
-    .unwrap();
-    let truth = lensdiff::fields::gaussian_fields(&g, prior.power(), 5, 0, 1).unwrap();
-    let noise = NoiseModel::uniform(g, 0.02, None).unwrap();
-    let (g1, g2) = lensdiff::fields::simulate_shear(&truth, &noise, 5, 0).unwrap();
-    let data = ShearData::new(g1, g2, noise).unwrap();
+    let (g, power, data) = common::exact_problem();
+    let prior = lensdiff::prior::GaussianPrior::new(g, power).unwrap();
     let oracle = FourierGaussianPosterior::new(prior.power(), &data).unwrap();
     let chains = 128;
     let cfg = SamplerConfig::default(); // Heun, 64 EDM levels

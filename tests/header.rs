@@ -3,12 +3,11 @@
 //! stale (`UPDATE_HEADER=1` rewrites it). It also compiles the header as
 //! strict C99 and as C++17.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::root;
 
 fn generate() -> String {
     let cfg = cbindgen::Config::from_file(root().join("cbindgen.toml")).expect("cbindgen.toml");
@@ -47,32 +46,27 @@ fn committed_header_is_current() {
 
 #[test]
 fn header_compiles_as_strict_c99_and_cpp17() {
-    let dir = std::env::temp_dir().join(format!("lensdiff-header-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::temp_dir("header");
     let src = dir.join("source.txt");
     std::fs::write(&src, "#include \"lensdiff.h\"\nint main(void) { return lensdiff_version() == LENSDIFF_VERSION_NUMBER ? 0 : 1; }\n").unwrap();
     let inc = root().join("include");
     for (cc, std, file) in [("gcc", "-std=c99", "h.c"), ("g++", "-std=c++17", "h.cpp")] {
         let f = dir.join(file);
         std::fs::copy(&src, &f).unwrap();
-        let o = Command::new(cc)
-            .args([
-                std,
-                "-Wall",
-                "-Wextra",
-                "-pedantic",
-                "-Werror",
-                "-fsyntax-only",
-                "-I",
-            ])
-            .arg(&inc)
-            .arg(&f)
-            .output()
-            .expect("run the C compiler");
-        assert!(
-            o.status.success(),
-            "{cc} {std}: {}",
-            String::from_utf8_lossy(&o.stderr)
+        common::run_ok(
+            &format!("{cc} {std}"),
+            Command::new(cc)
+                .args([
+                    std,
+                    "-Wall",
+                    "-Wextra",
+                    "-pedantic",
+                    "-Werror",
+                    "-fsyntax-only",
+                    "-I",
+                ])
+                .arg(&inc)
+                .arg(&f),
         );
     }
 }

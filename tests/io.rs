@@ -1,57 +1,17 @@
 //! Tests of `lensdiff::io`: FITS and `.npy` round trips, files written by hand
 //! (to check the on-disk conventions independently of our writers), the
-//! reference data in `../shared/data`, and every error path.
+//! reference data in `../shared/data` (`#[ignore]`d: module `needs_data`), and
+//! every error path.
 
-use std::path::PathBuf;
+mod common;
+
+use common::TempDir;
 
 use lensdiff::io::{self, Wcs};
 use lensdiff::{Error, Grid};
 use ndarray::{Array2, Array3, ArrayD, IxDyn};
 
 // ---------------------------------------------------------------- helpers
-
-/// A fresh, empty folder under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("lensdiff-io-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-    fn entries(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.0)
-            .expect("read dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The shared reference data, or `None` (with a notice) when it is absent.
-fn shared_data() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "notice: {} not found; skipping real-data test",
-            dir.display()
-        );
-        None
-    }
-}
 
 /// Values that exercise every bit pattern class of f32 (no NaN: NaN != NaN).
 fn awkward_values(n: usize) -> Vec<f32> {
@@ -933,128 +893,138 @@ fn shape_nan_and_negative_checks() {
 
 // ---------------------------------------------------------------- real data
 
-#[test]
-fn real_cosmos_maps() {
-    let Some(data) = shared_data() else { return };
-    let cosmos = data.join("cosmos");
+/// Tests on ../shared/data: scripts/test.sh runs them when the folder exists.
+mod needs_data {
+    use super::*;
 
-    let e1 = io::read_map(
-        &cosmos.join("cosmos_full_e1_0.29arcmin360.fits"),
-        Some([360, 360]),
-    )
-    .expect("e1");
-    assert_eq!(e1.iter().filter(|v| **v != 0.0).count(), 69_191);
-    let sum: f64 = e1.iter().map(|&v| f64::from(v)).sum();
-    assert!((sum - 48.856_782_529).abs() < 1e-6, "sum e1 = {sum}");
-    assert_eq!(e1[[180, 180]], 0.121_119_03);
-    assert_eq!(e1[[100, 200]], 0.264_660_42);
+    #[test]
+    #[ignore = "needs ../shared/data: scripts/test.sh runs it when present"]
+    fn real_cosmos_maps() {
+        let data = common::shared_data("real_cosmos_maps");
+        let cosmos = data.join("cosmos");
 
-    let mask_path = cosmos.join("cosmos_full_mask_0.29arcmin360.fits");
-    let mask = io::read_map(&mask_path, Some([360, 360])).expect("mask");
-    assert_eq!(mask.iter().filter(|v| **v != 0.0).count(), 69_191);
-    assert!(mask.iter().all(|&v| v == 0.0 || v == 1.0));
-    assert_eq!(io::fits::read_wcs(&mask_path).expect("wcs"), None);
+        let e1 = io::read_map(
+            &cosmos.join("cosmos_full_e1_0.29arcmin360.fits"),
+            Some([360, 360]),
+        )
+        .expect("e1");
+        assert_eq!(e1.iter().filter(|v| **v != 0.0).count(), 69_191);
+        let sum: f64 = e1.iter().map(|&v| f64::from(v)).sum();
+        assert!((sum - 48.856_782_529).abs() < 1e-6, "sum e1 = {sum}");
+        assert_eq!(e1[[180, 180]], 0.121_119_03);
+        assert_eq!(e1[[100, 200]], 0.264_660_42);
 
-    // std1 is f8 on disk: exact through read_array_f64.
-    let std_path = cosmos.join("std1.fits");
-    let std1 = io::read_nonnegative_map(&std_path, Some([360, 360])).expect("std1");
-    assert_eq!(std1.iter().filter(|v| **v > 0.0).count(), 69_191);
-    let std64 = io::read_array_f64(&std_path).expect("std1 f64");
-    assert_eq!(std64[[100, 200]], 0.115_340_147_645_645_35);
-    assert_eq!(
-        std64.iter().copied().fold(0.0, f64::max),
-        0.305_161_346_851_849_65
-    );
-    assert_eq!(std1[[100, 200]], 0.115_340_147_645_645_35_f64 as f32);
-    // Zeros of std1 are exactly the empty pixels of the mask.
-    assert!(std1
-        .iter()
-        .zip(mask.iter())
-        .all(|(s, m)| (*s > 0.0) == (*m != 0.0)));
+        let mask_path = cosmos.join("cosmos_full_mask_0.29arcmin360.fits");
+        let mask = io::read_map(&mask_path, Some([360, 360])).expect("mask");
+        assert_eq!(mask.iter().filter(|v| **v != 0.0).count(), 69_191);
+        assert!(mask.iter().all(|&v| v == 0.0 || v == 1.0));
+        assert_eq!(io::fits::read_wcs(&mask_path).expect("wcs"), None);
 
-    // A 3-D FITS cube: NAXIS1 = 2 is the last axis.
-    let e = io::read_stack(&data.join("ktng/ktng_cosmos_e360.fits")).expect("e360");
-    assert_eq!(e.shape(), &[360, 360, 2]);
-}
+        // std1 is f8 on disk: exact through read_array_f64.
+        let std_path = cosmos.join("std1.fits");
+        let std1 = io::read_nonnegative_map(&std_path, Some([360, 360])).expect("std1");
+        assert_eq!(std1.iter().filter(|v| **v > 0.0).count(), 69_191);
+        let std64 = io::read_array_f64(&std_path).expect("std1 f64");
+        assert_eq!(std64[[100, 200]], 0.115_340_147_645_645_35);
+        assert_eq!(
+            std64.iter().copied().fold(0.0, f64::max),
+            0.305_161_346_851_849_65
+        );
+        assert_eq!(std1[[100, 200]], 0.115_340_147_645_645_35_f64 as f32);
+        // Zeros of std1 are exactly the empty pixels of the mask.
+        assert!(std1
+            .iter()
+            .zip(mask.iter())
+            .all(|(s, m)| (*s > 0.0) == (*m != 0.0)));
 
-#[test]
-fn real_catalogue_column() {
-    let Some(data) = shared_data() else { return };
-    let ra = io::read_column_f64(&data.join("cosmos/ra.fits")).expect("ra");
-    assert_eq!(ra.len(), 417_117);
-    assert_eq!(ra[0], 149.495_965_1);
-    assert_eq!(ra[ra.len() - 1], 150.736_264_9);
-    let min = ra.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = ra.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    assert_eq!((min, max), (149.431_739_6, 150.794_629));
-    let mut sorted = ra.clone();
-    sorted.sort_by(f64::total_cmp);
-    assert_eq!(sorted[sorted.len() / 2], 150.116_102_5, "median RA");
-    let dec = io::read_column_f64(&data.join("cosmos/dec.fits")).expect("dec");
-    assert_eq!(dec.len(), ra.len());
-}
-
-#[test]
-fn real_npy_files() {
-    let Some(data) = shared_data() else { return };
-    // ktng_PS_theory.npy is '<f8' (2, 50): ell from 10 to 1e5, then C_ell.
-    let ps_path = data.join("ktng/ktng_PS_theory.npy");
-    let ps = io::read_array_f64(&ps_path).expect("ps");
-    assert_eq!(ps.shape(), &[2, 50]);
-    assert_eq!(ps[[0, 0]], 10.0);
-    assert!(
-        (ps[[0, 49]] / 1.0e5 - 1.0).abs() < 1e-12,
-        "last ell {}",
-        ps[[0, 49]]
-    );
-    let ratio = ps[[0, 1]] / ps[[0, 0]];
-    assert!(
-        (ratio - 10f64.powf(4.0 / 49.0)).abs() < 1e-9,
-        "log spacing {ratio}"
-    );
-    assert_eq!(ps[[1, 0]], 4.277_142_551_245_561e-8);
-    assert_eq!(ps[[1, 10]], 1.631_268_276_014_452_6e-8);
-    let ps32 = io::read_map(&ps_path, Some([2, 50])).expect("ps as f32");
-    assert_eq!(ps32[[1, 10]], 1.631_268_276_014_452_6e-8_f64 as f32);
-
-    let kappa = io::read_map(
-        &data.join("kappa_maps/ktng_kappa_512.npy"),
-        Some([512, 512]),
-    )
-    .expect("kappa");
-    let n = kappa.len() as f64;
-    let mean = kappa.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = kappa
-        .iter()
-        .map(|&v| (f64::from(v) - mean).powi(2))
-        .sum::<f64>()
-        / n;
-    assert!((mean - 0.003_177_195_3).abs() < 1e-8, "mean {mean}");
-    assert!(
-        (var.sqrt() - 0.026_017_593).abs() < 1e-8,
-        "std {}",
-        var.sqrt()
-    );
-    assert_eq!(kappa[[0, 0]], 0.001_321_795);
-    assert_eq!(kappa[[10, 20]], -0.019_349_199);
-}
-
-#[test]
-fn real_data_survives_a_round_trip() {
-    let Some(data) = shared_data() else { return };
-    let dir = TempDir::new("real-round-trip");
-    let e1 = io::read_array(&data.join("cosmos/cosmos_full_e1_0.29arcmin360.fits")).expect("e1");
-    let grid = Grid::square(360, 0.29).expect("grid");
-    let wcs = Wcs::centred(&grid, 150.116_102_5, 2.24, true);
-    for name in ["e1.fits", "e1.npy"] {
-        let p = dir.path(name);
-        io::write_array(&p, e1.view(), Some(&wcs)).expect("write");
-        assert_bitwise_eq(&e1, &io::read_array(&p).expect("read"));
+        // A 3-D FITS cube: NAXIS1 = 2 is the last axis.
+        let e = io::read_stack(&data.join("ktng/ktng_cosmos_e360.fits")).expect("e360");
+        assert_eq!(e.shape(), &[360, 360, 2]);
     }
-    assert_eq!(
-        io::fits::read_wcs(&dir.path("e1.fits")).expect("wcs"),
-        Some(wcs)
-    );
+
+    #[test]
+    #[ignore = "needs ../shared/data: scripts/test.sh runs it when present"]
+    fn real_catalogue_column() {
+        let data = common::shared_data("real_catalogue_column");
+        let ra = io::read_column_f64(&data.join("cosmos/ra.fits")).expect("ra");
+        assert_eq!(ra.len(), 417_117);
+        assert_eq!(ra[0], 149.495_965_1);
+        assert_eq!(ra[ra.len() - 1], 150.736_264_9);
+        let min = ra.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = ra.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!((min, max), (149.431_739_6, 150.794_629));
+        let mut sorted = ra.clone();
+        sorted.sort_by(f64::total_cmp);
+        assert_eq!(sorted[sorted.len() / 2], 150.116_102_5, "median RA");
+        let dec = io::read_column_f64(&data.join("cosmos/dec.fits")).expect("dec");
+        assert_eq!(dec.len(), ra.len());
+    }
+
+    #[test]
+    #[ignore = "needs ../shared/data: scripts/test.sh runs it when present"]
+    fn real_npy_files() {
+        let data = common::shared_data("real_npy_files");
+        // ktng_PS_theory.npy is '<f8' (2, 50): ell from 10 to 1e5, then C_ell.
+        let ps_path = data.join("ktng/ktng_PS_theory.npy");
+        let ps = io::read_array_f64(&ps_path).expect("ps");
+        assert_eq!(ps.shape(), &[2, 50]);
+        assert_eq!(ps[[0, 0]], 10.0);
+        assert!(
+            (ps[[0, 49]] / 1.0e5 - 1.0).abs() < 1e-12,
+            "last ell {}",
+            ps[[0, 49]]
+        );
+        let ratio = ps[[0, 1]] / ps[[0, 0]];
+        assert!(
+            (ratio - 10f64.powf(4.0 / 49.0)).abs() < 1e-9,
+            "log spacing {ratio}"
+        );
+        assert_eq!(ps[[1, 0]], 4.277_142_551_245_561e-8);
+        assert_eq!(ps[[1, 10]], 1.631_268_276_014_452_6e-8);
+        let ps32 = io::read_map(&ps_path, Some([2, 50])).expect("ps as f32");
+        assert_eq!(ps32[[1, 10]], 1.631_268_276_014_452_6e-8_f64 as f32);
+
+        let kappa = io::read_map(
+            &data.join("kappa_maps/ktng_kappa_512.npy"),
+            Some([512, 512]),
+        )
+        .expect("kappa");
+        let n = kappa.len() as f64;
+        let mean = kappa.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let var = kappa
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        assert!((mean - 0.003_177_195_3).abs() < 1e-8, "mean {mean}");
+        assert!(
+            (var.sqrt() - 0.026_017_593).abs() < 1e-8,
+            "std {}",
+            var.sqrt()
+        );
+        assert_eq!(kappa[[0, 0]], 0.001_321_795);
+        assert_eq!(kappa[[10, 20]], -0.019_349_199);
+    }
+
+    #[test]
+    #[ignore = "needs ../shared/data: scripts/test.sh runs it when present"]
+    fn real_data_survives_a_round_trip() {
+        let data = common::shared_data("real_data_survives_a_round_trip");
+        let dir = TempDir::new("real-round-trip");
+        let e1 =
+            io::read_array(&data.join("cosmos/cosmos_full_e1_0.29arcmin360.fits")).expect("e1");
+        let grid = Grid::square(360, 0.29).expect("grid");
+        let wcs = Wcs::centred(&grid, 150.116_102_5, 2.24, true);
+        for name in ["e1.fits", "e1.npy"] {
+            let p = dir.path(name);
+            io::write_array(&p, e1.view(), Some(&wcs)).expect("write");
+            assert_bitwise_eq(&e1, &io::read_array(&p).expect("read"));
+        }
+        assert_eq!(
+            io::fits::read_wcs(&dir.path("e1.fits")).expect("wcs"),
+            Some(wcs)
+        );
+    }
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! MPI-distributed chains, end to end under `mpirun` (issue #5): the C MPI
 //! example, the Fortran mpi_f08 example and the CLI with 1, 2, 3 and 4 ranks
 //! give bitwise the same samples, mean and std as one process, and a split
-//! sub-communicator works. Needs the `mpi` build in target/mpi (made by
-//! scripts/test.sh, which sets LENSDIFF_MPI_TESTS=1) and OpenMPI; without them
-//! the tests print a NOTICE, unless LENSDIFF_MPI_TESTS=1 makes that a failure.
+//! sub-communicator works. Needs the `mpi` build in target/mpi and OpenMPI
+//! (`mpirun`, `mpicc`, `mpifort`), so the tests are `#[ignore]`d: scripts/test.sh
+//! makes the build and runs them (`cargo test --release --test mpi -- --ignored`);
+//! run so without those, they fail naming what is missing.
 
 mod common;
 
@@ -15,40 +16,29 @@ struct Tools {
     cli: PathBuf,
 }
 
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn tools(test: &str) -> Option<Tools> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let build = root.join("target/mpi/release");
+/// The MPI build and the OpenMPI programs `needs`; fails `test` naming what is missing.
+fn tools(test: &str, needs: &[&str]) -> Tools {
+    let build = common::root().join("target/mpi/release");
     let (lib, cli) = (build.join("liblensdiff.so"), build.join("lensdiff"));
-    let missing: Vec<&str> = [
-        (!lib.exists()).then_some("target/mpi/release/liblensdiff.so (cargo build --release --features mpi --target-dir target/mpi)"),
+    let mut missing: Vec<&str> = [
+        (!lib.exists()).then_some("target/mpi/release/liblensdiff.so"),
         (!cli.exists()).then_some("target/mpi/release/lensdiff"),
-        (!have("mpirun")).then_some("mpirun"),
-        (!have("mpicc")).then_some("mpicc"),
     ]
     .into_iter()
     .flatten()
     .collect();
-    if !missing.is_empty() {
-        assert!(
-            std::env::var("LENSDIFF_MPI_TESTS").is_err(),
-            "{test}: missing {missing:?}"
-        );
-        eprintln!("NOTICE: {test} skipped: missing {missing:?}");
-        return None;
-    }
+    missing.extend(common::missing_tools(needs));
+    common::require(
+        test,
+        &missing,
+        "scripts/test.sh installs OpenMPI and makes the build: cargo build --release \
+         --features mpi --target-dir target/mpi --lib --bins",
+    );
     // the SONAME is liblensdiff.so.0: give the loader that name
     let lib_dir = common::temp_dir(&format!("mpi-lib-{test}"));
     std::fs::copy(&lib, lib_dir.join("liblensdiff.so.0")).unwrap();
     std::os::unix::fs::symlink("liblensdiff.so.0", lib_dir.join("liblensdiff.so")).unwrap();
-    Some(Tools { lib_dir, cli })
+    Tools { lib_dir, cli }
 }
 
 /// `LD_LIBRARY_PATH` without cargo's build folders: `cargo test` puts
@@ -70,61 +60,40 @@ fn library_path_outside_target() -> std::ffi::OsString {
 }
 
 fn mpirun(n: usize, args: &[&str]) -> String {
-    let o = Command::new("mpirun")
-        .args([
-            "--allow-run-as-root",
-            "--oversubscribe",
-            "-n",
-            &n.to_string(),
-        ])
-        .args(args)
-        .env("RAYON_NUM_THREADS", "1")
-        .env("LD_LIBRARY_PATH", library_path_outside_target())
-        .output()
-        .expect("mpirun");
-    assert!(
-        o.status.success(),
-        "mpirun -n {n} {args:?}:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+    let o = common::run_ok(
+        &format!("mpirun -n {n}"),
+        Command::new("mpirun")
+            .args([
+                "--allow-run-as-root",
+                "--oversubscribe",
+                "-n",
+                &n.to_string(),
+            ])
+            .args(args)
+            .env("RAYON_NUM_THREADS", "1")
+            .env("LD_LIBRARY_PATH", library_path_outside_target()),
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn read(p: &Path) -> Vec<u8> {
-    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn f32s(p: &Path) -> Vec<f32> {
-    read(p)
-        .chunks(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
 #[test]
+#[ignore = "needs the mpi build and mpirun: scripts/test.sh runs it"]
 fn c_example_is_bitwise_identical_for_1_to_4_ranks_and_a_split_communicator() {
-    let Some(t) = tools("c_example_mpi") else {
-        return;
-    };
+    let t = tools("c_example_mpi", &["mpirun", "mpicc"]);
     let d = common::temp_dir("mpi-c");
     let exe = d.join("lensdiff_mpi");
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let o = Command::new("mpicc")
-        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-I"])
-        .arg(root.join("include"))
-        .arg(root.join("c_examples/lensdiff_mpi.c"))
-        .arg(format!("-L{}", t.lib_dir.display()))
-        .arg("-llensdiff")
-        .arg(format!("-Wl,-rpath,{}", t.lib_dir.display()))
-        .arg("-o")
-        .arg(&exe)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "mpicc: {}",
-        String::from_utf8_lossy(&o.stderr)
+    let root = common::root();
+    common::run_ok(
+        "mpicc lensdiff_mpi.c",
+        Command::new("mpicc")
+            .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-I"])
+            .arg(root.join("include"))
+            .arg(root.join("c_examples/lensdiff_mpi.c"))
+            .arg(format!("-L{}", t.lib_dir.display()))
+            .arg("-llensdiff")
+            .arg(format!("-Wl,-rpath,{}", t.lib_dir.display()))
+            .arg("-o")
+            .arg(&exe),
     );
     for n in 1..=4 {
         let out = d.join(format!("n{n}"));
@@ -139,32 +108,33 @@ fn c_example_is_bitwise_identical_for_1_to_4_ranks_and_a_split_communicator() {
         }
     }
     for f in ["samples.f32", "mean.f32", "std.f32"] {
-        let one = read(&d.join("n1").join(f));
+        let one = common::read_bytes(&d.join("n1").join(f));
         for n in 2..=4 {
             assert!(
-                one == read(&d.join(format!("n{n}")).join(f)),
+                one == common::read_bytes(&d.join(format!("n{n}")).join(f)),
                 "{f} differs between 1 and {n} ranks"
             );
         }
     }
     // the same as the Rust API in one process, bitwise
     use lensdiff::prior::GaussianPrior;
-    use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig, ShearData};
+    use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig};
     let g = lensdiff::Grid::square(48, 1.0).unwrap();
     let power = lensdiff::spectrum::ClTable::default_kappa().pixel_power(&g);
     let noise = lensdiff::noise::NoiseModel::uniform(g, 0.05, None).unwrap();
-    let truth = lensdiff::fields::gaussian_fields(&g, &power, 7, 0, 1).unwrap();
-    let (g1, g2) = lensdiff::fields::simulate_shear(&truth, &noise, 7, 0).unwrap();
+    let data = common::shear_data(&g, &power, noise, 7, 7);
     let prior = GaussianPrior::new(g, power).unwrap();
-    let data = ShearData::new(g1, g2, noise).unwrap();
     let post = GuidedPosterior::new(&prior, &data, Guidance::Spectral { tol: 1e-4 }).unwrap();
     let cfg = SamplerConfig {
         levels: 16,
         ..SamplerConfig::default()
     };
     let set = sample(&post, &cfg, 3, 0, 20, 4, &mut |_, _| {}).unwrap();
-    assert_eq!(f32s(&d.join("n1/samples.f32")), set.samples);
-    assert_eq!(f32s(&d.join("n3/mean.f32")), set.moments().mean_f32());
+    assert_eq!(common::read_f32(&d.join("n1/samples.f32")), set.samples);
+    assert_eq!(
+        common::read_f32(&d.join("n3/mean.f32")),
+        set.moments().mean_f32()
+    );
     // NFE and the inner CG iterations of all chains, whatever the ranks
     let work = format!("{} {}\n", set.nfe, set.inner_iterations);
     assert!(set.inner_iterations > 0);
@@ -184,13 +154,10 @@ fn c_example_is_bitwise_identical_for_1_to_4_ranks_and_a_split_communicator() {
         let out = d.join(format!("hmc{n}"));
         std::fs::create_dir_all(&out).unwrap();
         mpirun(n, &[exe.to_str().unwrap(), out.to_str().unwrap(), "hmc"]);
-        let acc: Vec<f64> = read(&out.join("acceptance.f64"))
-            .chunks(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let acc = common::read_f64(&out.join("acceptance.f64"));
         assert_eq!(acc, hmc_acc, "acceptance with {n} ranks");
         assert_eq!(
-            f32s(&out.join("samples.f32")),
+            common::read_f32(&out.join("samples.f32")),
             hmc.samples,
             "HMC samples with {n} ranks"
         );
@@ -204,47 +171,44 @@ fn c_example_is_bitwise_identical_for_1_to_4_ranks_and_a_split_communicator() {
     );
     for h in ["half0_", "half1_"] {
         assert!(
-            read(&split.join(format!("{h}samples.f32"))) == read(&d.join("n1/samples.f32")),
+            common::read_bytes(&split.join(format!("{h}samples.f32")))
+                == common::read_bytes(&d.join("n1/samples.f32")),
             "{h}"
         );
         assert!(
-            read(&split.join(format!("{h}std.f32"))) == read(&d.join("n1/std.f32")),
+            common::read_bytes(&split.join(format!("{h}std.f32")))
+                == common::read_bytes(&d.join("n1/std.f32")),
             "{h}"
         );
     }
 }
 
-/// The text of a top-level field of `summary.json` (one field per line).
-fn json_field(summary: &str, key: &str) -> String {
-    let tag = format!("\"{key}\": ");
-    let line = summary
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(&tag))
-        .unwrap_or_else(|| panic!("no {key} in {summary}"));
-    line.trim_end_matches(',').to_string()
+/// A top-level field of `summary.json` (whatever its layout).
+fn json_field(summary: &str, key: &str) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_str(summary).unwrap_or_else(|e| panic!("summary.json: {e}\n{summary}"));
+    v.get(key)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {key} in {summary}"))
 }
 
 #[test]
+#[ignore = "needs the mpi build and mpirun: scripts/test.sh runs it"]
 fn cli_under_mpirun_is_bitwise_identical_to_a_plain_run() {
-    let Some(t) = tools("cli_mpi") else { return };
+    let t = tools("cli_mpi", &["mpirun"]);
     let d = common::temp_dir("mpi-cli");
-    let plain = env!("CARGO_BIN_EXE_lensdiff");
     let sim = d.join("sim");
-    let o = Command::new(plain)
-        .args([
-            "simulate",
-            "--size",
-            "40",
-            "--field",
-            "gaussian",
-            "--seed",
-            "4",
-            "--out-prefix",
-            sim.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    common::lensdiff_ok(&[
+        "simulate",
+        "--size",
+        "40",
+        "--field",
+        "gaussian",
+        "--seed",
+        "4",
+        "--out-prefix",
+        sim.to_str().unwrap(),
+    ]);
     let s = |n: &str| {
         d.join(format!("sim_{n}.fits"))
             .to_str()
@@ -278,11 +242,7 @@ fn cli_under_mpirun_is_bitwise_identical_to_a_plain_run() {
         .collect()
     };
     let reference = d.join("plain");
-    let o = Command::new(plain)
-        .args(common_args(&reference))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::lensdiff_ok(&common_args(&reference));
     let plain_summary = std::fs::read_to_string(reference.join("summary.json")).unwrap();
     for n in 1..=4 {
         let out = d.join(format!("n{n}"));
@@ -292,7 +252,7 @@ fn cli_under_mpirun_is_bitwise_identical_to_a_plain_run() {
         let _ = mpirun(n, &a);
         for f in ["samples.npy", "mean.npy", "std.npy"] {
             assert!(
-                read(&out.join(f)) == read(&reference.join(f)),
+                common::read_bytes(&out.join(f)) == common::read_bytes(&reference.join(f)),
                 "{f}: {n} ranks differ from the plain run"
             );
         }
@@ -318,14 +278,10 @@ fn cli_under_mpirun_is_bitwise_identical_to_a_plain_run() {
         a
     };
     let reference_hmc = d.join("plain-hmc");
-    let o = Command::new(plain)
-        .args(hmc_args(&reference_hmc))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::lensdiff_ok(&hmc_args(&reference_hmc));
     let plain_hmc = std::fs::read_to_string(reference_hmc.join("summary.json")).unwrap();
     assert!(
-        json_field(&plain_hmc, "acceptance").starts_with('['),
+        json_field(&plain_hmc, "acceptance").is_array(),
         "{plain_hmc}"
     );
     let out = d.join("hmc-n2");
@@ -368,52 +324,17 @@ fn cli_under_mpirun_is_bitwise_identical_to_a_plain_run() {
         .copied()
         .collect();
     assert_eq!(joined, all);
-    assert!(read(&out.join("mean.npy")) == read(&reference.join("mean.npy")));
-}
-
-/// Whether `mpifort` is on PATH; when it is not, the NOTICE/LENSDIFF_MPI_TESTS
-/// rule of [`tools`].
-fn fortran_have_mpifort(test: &str) -> bool {
-    if have("mpifort") {
-        return true;
-    }
     assert!(
-        std::env::var("LENSDIFF_MPI_TESTS").is_err(),
-        "{test}: missing [\"mpifort\"]"
+        common::read_bytes(&out.join("mean.npy"))
+            == common::read_bytes(&reference.join("mean.npy"))
     );
-    eprintln!("NOTICE: {test} skipped: missing [\"mpifort\"]");
-    false
-}
-
-/// Runs a compiler command, failing the test with its output if it fails.
-fn fortran_compile(what: &str, cmd: &mut Command) {
-    let o = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        o.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-/// The files a run left in `dir`, sorted.
-fn fortran_listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]
+#[ignore = "needs the mpi build and mpirun: scripts/test.sh runs it"]
 fn fortran_f08_example_matches_the_c_example() {
-    let test = "fortran_f08_example";
-    let Some(t) = tools(test) else { return };
-    if !fortran_have_mpifort(test) {
-        return;
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let t = tools("fortran_f08_example", &["mpirun", "mpicc", "mpifort"]);
+    let root = common::root();
     let d = common::temp_dir("mpi-fortran");
     let link = |cmd: &mut Command| {
         cmd.arg(format!("-L{}", t.lib_dir.display()))
@@ -428,7 +349,7 @@ fn fortran_f08_example_matches_the_c_example() {
         .arg(root.join("include"))
         .arg(root.join("c_examples/lensdiff_mpi.c"));
     link(&mut cc);
-    fortran_compile("mpicc lensdiff_mpi.c", cc.arg("-o").arg(&c_exe));
+    common::run_ok("mpicc lensdiff_mpi.c", cc.arg("-o").arg(&c_exe));
 
     // the module (its .mod into a directory of its own) and the mpi_f08 program
     let gnu = Command::new("mpifort")
@@ -455,7 +376,7 @@ fn fortran_f08_example_matches_the_c_example() {
     if gnu {
         module.arg(format!("-J{}", mod_dir.display()));
     }
-    fortran_compile(
+    common::run_ok(
         "mpifort lensdiff.f90",
         module
             .arg("-c")
@@ -465,7 +386,7 @@ fn fortran_f08_example_matches_the_c_example() {
             .current_dir(&mod_dir), // where compilers without -J write the .mod
     );
     let f_obj = d.join("lensdiff_mpi_f08.o");
-    fortran_compile(
+    common::run_ok(
         "mpifort lensdiff_mpi_f08.f90",
         Command::new("mpifort")
             .args(flags)
@@ -479,7 +400,7 @@ fn fortran_f08_example_matches_the_c_example() {
     let mut ld = Command::new("mpifort");
     ld.args(flags).arg(&f_obj).arg(mod_dir.join("lensdiff.o"));
     link(&mut ld);
-    fortran_compile("mpifort (link)", ld.arg("-o").arg(&f_exe));
+    common::run_ok("mpifort (link)", ld.arg("-o").arg(&f_exe));
 
     // 1, 2, 3, 4 ranks over MPI_COMM_WORLD and 4 split in two halves: same files, bitwise
     let plain = ["mean.f32", "std.f32", "samples.f32", "work.txt"];
@@ -509,14 +430,14 @@ fn fortran_f08_example_matches_the_c_example() {
             plain.iter().map(|f| f.to_string()).collect()
         };
         expected.sort();
-        assert_eq!(fortran_listing(&c_out), expected, "C example, {name}");
+        assert_eq!(common::listing(&c_out), expected, "C example, {name}");
         assert_eq!(
-            fortran_listing(&f_out),
+            common::listing(&f_out),
             expected,
             "Fortran example, {name}: other files than C's"
         );
         for f in &expected {
-            let c = read(&c_out.join(f));
+            let c = common::read_bytes(&c_out.join(f));
             if f.ends_with(".f32") {
                 assert_eq!(
                     c.len(),
@@ -529,17 +450,17 @@ fn fortran_f08_example_matches_the_c_example() {
                 );
             }
             assert!(
-                c == read(&f_out.join(f)),
+                c == common::read_bytes(&f_out.join(f)),
                 "{name}/{f}: the Fortran mpi_f08 example differs from the C example"
             );
         }
     }
     // and the rank count changes nothing (each half of the split is a whole run)
     for f in plain {
-        let one = read(&d.join("fortran/n1").join(f));
+        let one = common::read_bytes(&d.join("fortran/n1").join(f));
         for other in ["n2/", "n4/", "split4/half0_", "split4/half1_"] {
             assert!(
-                one == read(&d.join(format!("fortran/{other}{f}"))),
+                one == common::read_bytes(&d.join(format!("fortran/{other}{f}"))),
                 "fortran {other}{f} differs from 1 rank"
             );
         }

@@ -28,39 +28,11 @@ use lensdiff::Error;
 const H: f64 = 1e-5;
 const FD_TOL: f64 = 1e-6;
 
-use common::SplitMix as Rng;
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
+use common::{dot, SplitMix as Rng};
 
 /// Central-difference gradient of `loss` at `theta`, compared with `analytic`.
 fn fd_check(what: &str, theta: &[f64], analytic: &[f64], loss: impl Fn(&[f64]) -> f64) {
-    assert_eq!(theta.len(), analytic.len(), "{what}: gradient length");
-    let mut t = theta.to_vec();
-    let mut max_err = 0.0f64;
-    for i in 0..t.len() {
-        let t0 = t[i];
-        t[i] = t0 + H;
-        let lp = loss(&t);
-        t[i] = t0 - H;
-        let lm = loss(&t);
-        t[i] = t0;
-        let fd = (lp - lm) / (2.0 * H);
-        max_err = max_err.max((fd - analytic[i]).abs());
-    }
-    let scale = analytic.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    assert!(
-        scale > 1e-3,
-        "{what}: gradient is (nearly) zero, the check would be vacuous"
-    );
-    let rel = max_err / scale;
-    eprintln!("{what}: relative error {rel:.2e}");
-    assert!(
-        rel < FD_TOL,
-        "{what}: finite-difference relative error {rel:.3e} >= {FD_TOL:.0e}"
-    );
+    common::fd_check(what, theta, analytic, H, FD_TOL, loss);
 }
 
 fn conv_grad_check(padding: Padding, k: usize, seed: u64) {

@@ -9,9 +9,12 @@
 //! code path (denoise, VJP, Gaussian model, initial draw) exactly as the
 //! Gaussian one. A trained (non-zero) network must then change the samples.
 
+mod common;
+
 use lensdiff::grid::Grid;
-use lensdiff::nn::{Denoiser, DenoiserKind, DenoiserMeta, UNetConfig};
+use lensdiff::nn::UNetConfig;
 use lensdiff::noise::NoiseModel;
+use lensdiff::prior::{Denoiser, DenoiserKind, DenoiserMeta};
 use lensdiff::prior::{GaussianPrior, NeuralPrior, Prior};
 use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig, SamplerKind, ShearData};
 use lensdiff::spectrum::ClTable;
@@ -45,9 +48,7 @@ fn zero_network_hybrid_reproduces_the_gaussian_prior_in_every_sampler_and_guidan
 
     let mask: Vec<bool> = (0..grid.len()).map(|i| i % 7 != 3).collect();
     let noise = NoiseModel::uniform(grid, 0.03, Some(&mask)).unwrap();
-    let truth = lensdiff::fields::gaussian_fields(&grid, gauss.power(), 5, 0, 1).unwrap();
-    let (g1, g2) = lensdiff::fields::simulate_shear(&truth, &noise, 6, 0).unwrap();
-    let data = ShearData::new(g1, g2, noise).unwrap();
+    let data = common::shear_data(&grid, gauss.power(), noise, 5, 6);
 
     let kinds = ["em", "pc", "heun", "edm", "hmc"];
     let guidances = [

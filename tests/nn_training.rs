@@ -1,4 +1,4 @@
-//! Training validation of the learned prior (`lensdiff::nn::train`).
+//! Training validation of the learned prior (`lensdiff::prior::train`).
 //!
 //! - Gaussian fields: the *pure* network (no analytic part, nothing given away)
 //!   reaches a held-out MSE within 10% of the Bayes-optimal Wiener denoiser at
@@ -7,13 +7,14 @@
 //!   the low noise levels where non-Gaussianity matters.
 //! - Checkpoints resume exactly; bad data is a clear error.
 
+mod common;
+
 use lensdiff::baselines::wiener::{WienerFilter, WienerOptions};
 use lensdiff::grid::Grid;
-use lensdiff::nn::train::BandLoss;
-use lensdiff::nn::{
-    Denoiser, DenoiserKind, DenoiserMeta, Dims4, TrainConfig, Trainer, TrainingData, UNetConfig,
-};
+use lensdiff::nn::{Dims4, UNetConfig};
 use lensdiff::noise::NoiseModel;
+use lensdiff::prior::train::BandLoss;
+use lensdiff::prior::{Denoiser, DenoiserKind, DenoiserMeta, TrainConfig, Trainer, TrainingData};
 use lensdiff::prior::{GaussianPrior, NeuralPrior, Prior};
 use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig, ShearData};
 use lensdiff::spectrum::ClTable;
@@ -105,8 +106,7 @@ fn checkpoints_resume_exactly_and_models_round_trip() {
     let mut full = Trainer::new(den.clone(), data(), cfg.clone()).unwrap();
     full.run(|_, _| {}).unwrap();
 
-    let dir = std::env::temp_dir().join(format!("lensdiff-train-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::temp_dir("train");
     let ckpt = dir.join("half.ckpt.safetensors");
     let mut half = Trainer::new(den, data(), cfg).unwrap();
     for _ in 0..3 {

@@ -15,11 +15,7 @@ use lensdiff::nn::{Dims4, UNet, UNetConfig};
 const H: f64 = 1e-5;
 const FD_TOL: f64 = 1e-6;
 
-use common::SplitMix as Rng;
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
+use common::{dot, SplitMix as Rng};
 
 fn tiny(padding: &str, levels: usize) -> UNetConfig {
     UNetConfig {
@@ -50,29 +46,8 @@ fn grad_check(cfg: UNetConfig, seed: u64) {
     let dx2 = net.backward(&p, &cache, &r, None).unwrap();
     assert_eq!(dx, dx2);
     let loss = |pp: &[f64], xx: &[f64]| dot(&r, &net.forward(pp, xx, dims, &sigma).unwrap());
-    let check = |what: &str, theta: &[f64], analytic: &[f64], f: &dyn Fn(&[f64]) -> f64| {
-        let mut t = theta.to_vec();
-        let mut err = 0.0f64;
-        for i in 0..t.len() {
-            let t0 = t[i];
-            t[i] = t0 + H;
-            let lp = f(&t);
-            t[i] = t0 - H;
-            let lm = f(&t);
-            t[i] = t0;
-            err = err.max(((lp - lm) / (2.0 * H) - analytic[i]).abs());
-        }
-        let scale = analytic.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        assert!(scale > 1e-3, "{what}: vacuous (zero) gradient");
-        eprintln!("{what}: relative error {:.2e}", err / scale);
-        assert!(
-            err / scale < FD_TOL,
-            "{what}: relative error {:.3e}",
-            err / scale
-        );
-    };
-    check("dx", &x, &dx, &|t| loss(&p, t));
-    check("dtheta", &p, &g, &|t| loss(t, &x));
+    common::fd_check("dx", &x, &dx, H, FD_TOL, |t| loss(&p, t));
+    common::fd_check("dtheta", &p, &g, H, FD_TOL, |t| loss(t, &x));
     // every named parameter receives some gradient
     for s in net.layout() {
         let m = g[s.offset..][..s.len]

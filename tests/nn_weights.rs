@@ -1,18 +1,16 @@
 //! Tests of the safetensors weight store (`lensdiff::nn::weights`).
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lensdiff::error::Error;
 use lensdiff::nn::Weights;
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 
-fn temp_dir(test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lensdiff-weights-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::temp_dir;
 
 /// Writes one tensor with raw little-endian bytes through the safetensors crate.
 fn write_raw(path: &Path, name: &str, dtype: Dtype, shape: &[usize], bytes: &[u8]) {

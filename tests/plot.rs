@@ -2,8 +2,9 @@
 //! maps, colour bars, masks and titles land where the layout says, line plots
 //! follow the data, and bad input gives typed errors.
 
+mod common;
+
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use lensdiff::plot::{
     render_lineplot, render_lineplot_with_layout, render_maps, render_maps_with_layout,
@@ -12,12 +13,7 @@ use lensdiff::plot::{
 };
 use lensdiff::Error;
 
-/// A fresh directory under the system temp dir, unique to this test.
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lensdiff-plot-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::{png_header, temp_dir};
 
 fn gradient(nx: usize, ny: usize) -> Vec<f32> {
     let mut v = Vec::with_capacity(nx * ny);
@@ -83,21 +79,6 @@ fn count_dark(c: &Canvas, x0: u32, x1: u32, y0: u32, y1: u32) -> usize {
     n
 }
 
-/// Width and height from the IHDR chunk, after checking the signature.
-fn png_header(bytes: &[u8]) -> (u32, u32, u8, u8) {
-    assert!(bytes.len() > 33, "file too short: {} bytes", bytes.len());
-    assert_eq!(
-        &bytes[..8],
-        &[137, 80, 78, 71, 13, 10, 26, 10],
-        "PNG signature"
-    );
-    assert_eq!(&bytes[8..12], &[0, 0, 0, 13], "IHDR length");
-    assert_eq!(&bytes[12..16], b"IHDR");
-    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
-    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
-    (w, h, bytes[24], bytes[25])
-}
-
 struct Maps {
     grad: Vec<f32>,
     blob: Vec<f32>,
@@ -134,7 +115,7 @@ impl Maps {
 fn three_panel_figure_writes_a_valid_png() {
     let maps = Maps::new();
     let panels = maps.panels();
-    let path = tmpdir("three").join("maps.png");
+    let path = temp_dir("three").join("maps.png");
     save_maps(&path, &panels, 3, Some("three maps")).unwrap();
     let canvas = render_maps(&panels, 3, Some("three maps")).unwrap();
     let bytes = std::fs::read(&path).unwrap();
@@ -328,7 +309,7 @@ fn degenerate_maps_still_render() {
     }
     let (lo, hi) = layout.panels[2].range;
     assert!(lo < 2.5 && hi > 2.5);
-    let path = tmpdir("degenerate").join("degenerate.png");
+    let path = temp_dir("degenerate").join("degenerate.png");
     save_maps(&path, &panels, 3, None).unwrap();
     png_header(&std::fs::read(&path).unwrap());
 }
@@ -462,7 +443,7 @@ fn log_log_power_law_lies_on_the_diagonal() {
 
 #[test]
 fn line_plots_save_and_handle_linear_axes() {
-    let dir = tmpdir("lines");
+    let dir = temp_dir("lines");
     let plot = power_law_plot();
     let path = dir.join("loglog.png");
     save_lineplot(&path, &plot).unwrap();
@@ -553,7 +534,7 @@ fn bad_input_gives_typed_errors() {
         Err(Error::InvalidArgument { name: "ncols", .. })
     ));
     // A bad panel anywhere in the list fails the figure, and no file appears.
-    let dir = tmpdir("errors");
+    let dir = temp_dir("errors");
     let path = dir.join("never.png");
     let mut bad = ok();
     bad.data = &data[..11];

@@ -16,30 +16,10 @@ mod common;
 
 use common::modes::mode_stats;
 
-use lensdiff::noise::NoiseModel;
-use lensdiff::sampler::{
-    sample, FourierGaussianPosterior, SamplerConfig, SamplerKind, ScoreModel, ShearData,
-};
-use lensdiff::spectrum::ClTable;
-use lensdiff::Grid;
-
-fn setup() -> (Grid, Vec<f64>, ShearData) {
-    let g = Grid::square(32, 2.0).unwrap();
-    let ell: Vec<f64> = (0..30)
-        .map(|i| 10f64.powf(1.5 + 3.0 * i as f64 / 29.0))
-        .collect();
-    let cl: Vec<f64> = ell.iter().map(|l| 1e-8 * (l / 1000.0).powf(-1.2)).collect();
-    let t = ClTable::new(ell, cl).unwrap();
-    let power = t.pixel_power(&g);
-    let truth = lensdiff::fields::gaussian_fields(&g, &power, 5, 0, 1).unwrap();
-    // noise comparable to the signal at intermediate scales
-    let noise = NoiseModel::uniform(g, 0.02, None).unwrap();
-    let (g1, g2) = lensdiff::fields::simulate_shear(&truth, &noise, 5, 0).unwrap();
-    (g, power, ShearData::new(g1, g2, noise).unwrap())
-}
+use lensdiff::sampler::{sample, FourierGaussianPosterior, SamplerConfig, SamplerKind, ScoreModel};
 
 fn check(kind: SamplerKind, levels: usize, allowance: f64) {
-    let (g, power, data) = setup();
+    let (g, power, data) = common::exact_problem();
     let oracle = FourierGaussianPosterior::new(&power, &data).unwrap();
     let chains = 128;
     let cfg = SamplerConfig {
@@ -103,7 +83,7 @@ fn annealed_hmc_reproduces_the_exact_posterior() {
 
 #[test]
 fn chains_do_not_depend_on_the_batch_size() {
-    let (_, power, data) = setup();
+    let (_, power, data) = common::exact_problem();
     let oracle = FourierGaussianPosterior::new(&power, &data).unwrap();
     for kind in [
         SamplerKind::from_name("edm").unwrap(),
@@ -126,7 +106,7 @@ fn chains_do_not_depend_on_the_batch_size() {
 }
 
 #[test]
-#[ignore]
+#[ignore = "exploration, not a check (LEVELS, KIND, SMIN, SMAX): cargo test --release --test sampler_exact explore -- --ignored --nocapture"]
 fn explore() {
     let levels: usize = std::env::var("LEVELS")
         .unwrap_or("32".into())
@@ -137,7 +117,7 @@ fn explore() {
         .unwrap_or("1e-4".into())
         .parse()
         .unwrap();
-    let (g, power, data) = setup();
+    let (g, power, data) = common::exact_problem();
     let oracle = FourierGaussianPosterior::new(&power, &data).unwrap();
     let smax: Option<f64> = std::env::var("SMAX").ok().map(|s| s.parse().unwrap());
     let cfg = SamplerConfig {
@@ -162,7 +142,7 @@ fn explore() {
 #[test]
 fn refinement_keeps_the_exact_posterior_and_reports_acceptance() {
     use lensdiff::sampler::{RefineMethod, Refinement};
-    let (g, power, data) = setup();
+    let (g, power, data) = common::exact_problem();
     let oracle = FourierGaussianPosterior::new(&power, &data).unwrap();
     for (method, step) in [(RefineMethod::Hmc, 0.5), (RefineMethod::Langevin, 0.1)] {
         let cfg = SamplerConfig {

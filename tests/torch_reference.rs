@@ -9,17 +9,19 @@
 //! dozen layers is ~1e-6; a wrong layer, name or convention gives 1e-2 or more).
 //!
 //! Needs `python3` with `torch` and `numpy` (`LENSDIFF_TORCH_PYTHON` names
-//! another interpreter). Without them the tests print a notice and pass,
-//! unless `LENSDIFF_TORCH_TESTS=1` makes that a failure.
+//! another interpreter), so the tests are `#[ignore]`d: scripts/test.sh runs
+//! them (`cargo test --release --test torch_reference -- --ignored`) when torch
+//! is importable; run so without it, they fail.
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use lensdiff::grid::Grid;
-use lensdiff::nn::{Denoiser, DenoiserKind, DenoiserMeta, Dims4, UNetConfig};
+use lensdiff::nn::{Dims4, UNetConfig};
 use lensdiff::prior::GaussianPrior;
+use lensdiff::prior::{Denoiser, DenoiserKind, DenoiserMeta};
 use lensdiff::spectrum::ClTable;
 use ndarray::{Array1, Array3};
 
@@ -33,24 +35,21 @@ fn python() -> String {
     std::env::var("LENSDIFF_TORCH_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-/// Whether the interpreter has torch and numpy (prints the skip notice if not).
-fn have_torch(test: &str) -> bool {
+/// Fails `test` unless the interpreter has torch and numpy.
+fn require_torch(test: &str) {
     let ok = Command::new(python())
         .args(["-c", "import torch, numpy"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("LENSDIFF_TORCH_TESTS").is_err(),
-            "{test}: `{} -c \"import torch, numpy\"` failed",
+    let missing: &[&str] = if ok { &[] } else { &["torch and numpy"] };
+    common::require(
+        test,
+        missing,
+        &format!(
+            "`{} -c \"import torch, numpy\"` failed; LENSDIFF_TORCH_PYTHON names another interpreter",
             python()
-        );
-        eprintln!(
-            "NOTICE: {test} skipped: torch not installed (for `{}`)",
-            python()
-        );
-    }
-    ok
+        ),
+    );
 }
 
 fn config(padding: &str) -> UNetConfig {
@@ -143,22 +142,15 @@ fn compare(test: &str, den: &Denoiser, extra: &[&str], grid: Grid) -> Outcome {
     write_maps(&p("v.npy"), &v);
     ndarray_npy::write_npy(p("sigma.npy"), &Array1::from(SIGMA.to_vec())).unwrap();
 
-    let script = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tools/torch_reference.py"
-    ));
-    let out = Command::new(python())
-        .arg(&script)
-        .args([&model, &p("x.npy"), &p("sigma.npy"), &p("d.npy")])
-        .arg("--vjp")
-        .args([p("v.npy"), p("vjp.npy")])
-        .args(extra)
-        .output()
-        .expect("run the torch reference");
-    assert!(
-        out.status.success(),
-        "{test}: torch_reference.py failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let script = common::root().join("tools/torch_reference.py");
+    common::run_ok(
+        &format!("{test}: torch_reference.py"),
+        Command::new(python())
+            .arg(&script)
+            .args([&model, &p("x.npy"), &p("sigma.npy"), &p("d.npy")])
+            .arg("--vjp")
+            .args([p("v.npy"), p("vjp.npy")])
+            .args(extra),
     );
     let d_torch = read_maps(&p("d.npy"));
     let vjp_torch = read_maps(&p("vjp.npy"));
@@ -199,10 +191,9 @@ fn compare(test: &str, den: &Denoiser, extra: &[&str], grid: Grid) -> Outcome {
 }
 
 #[test]
+#[ignore = "needs python3 with torch and numpy: scripts/test.sh runs it when torch is importable"]
 fn periodic_pure_and_hybrid_match_torch() {
-    if !have_torch("periodic_pure_and_hybrid_match_torch") {
-        return;
-    }
+    require_torch("periodic_pure_and_hybrid_match_torch");
     let grid = Grid::square(SIDE, PIXEL_ARCMIN).unwrap();
     let pure = denoiser("periodic", None, PIXEL_ARCMIN, 5);
     let hybrid = denoiser("periodic", Some(ClTable::default_kappa()), PIXEL_ARCMIN, 5);
@@ -226,11 +217,9 @@ fn periodic_pure_and_hybrid_match_torch() {
 }
 
 #[test]
+#[ignore = "needs python3 with torch and numpy: scripts/test.sh runs it when torch is importable"]
 fn zero_padding_hybrid_matches_torch_and_export_round_trips() {
-    let test = "zero_padding_hybrid_matches_torch_and_export_round_trips";
-    if !have_torch(test) {
-        return;
-    }
+    require_torch("zero_padding_hybrid_matches_torch_and_export_round_trips");
     // The metadata's pixel size differs from the map's: `--pixel-arcmin`
     // must override it (the Rust side builds its Gaussian part on `grid`).
     let grid = Grid::square(SIDE, PIXEL_ARCMIN).unwrap();
@@ -261,13 +250,12 @@ fn zero_padding_hybrid_matches_torch_and_export_round_trips() {
 }
 
 #[test]
+#[ignore = "needs python3 with torch and numpy: scripts/test.sh runs it when torch is importable"]
 fn hybrid_with_short_table_matches_torch() {
     // The map's multipoles run from 675 (fundamental) to 7.6e3 (corner): below
     // the table (power-law extrapolation), inside it (log-log), next to a zero
     // row (linear in ell) and past it (zero), every branch of `ClTable::eval`.
-    if !have_torch("hybrid_with_short_table_matches_torch") {
-        return;
-    }
+    require_torch("hybrid_with_short_table_matches_torch");
     let grid = Grid::square(SIDE, PIXEL_ARCMIN).unwrap();
     let table = ClTable::new(vec![1e3, 2.5e3, 5e3], vec![4e-10, 1e-10, 0.0]).unwrap();
     let ell = grid.ell_map();

@@ -10,11 +10,7 @@ use lensdiff::spectrum::ClTable;
 use lensdiff::Grid;
 
 fn table() -> ClTable {
-    let ell: Vec<f64> = (0..40)
-        .map(|i| 10f64.powf(1.5 + 3.5 * i as f64 / 39.0))
-        .collect();
-    let cl = ell.iter().map(|l| 1e-8 * (l / 1000.0).powf(-1.0)).collect();
-    ClTable::new(ell, cl).unwrap()
+    common::power_law(40, 1.5, 5.0, 1e-8, -1.0)
 }
 
 #[test]

@@ -2,7 +2,7 @@
 """Reference PyTorch implementation of lensdiff's neural denoiser.
 
 This file re-implements, independently of the Rust code, the EDM-preconditioned
-U-Net denoiser of ``src/nn/denoiser.rs`` and ``src/nn/unet.rs``, reads the
+U-Net denoiser of ``src/prior/denoiser.rs`` and ``src/nn/unet.rs``, reads the
 ``lensdiff-denoiser-v1`` safetensors files that ``lensdiff`` writes, and
 evaluates ``D(x; sigma)`` and the vector-Jacobian product ``J_D(x)^T v`` (by
 ``torch.autograd``) in float64. ``tests/torch_reference.rs`` compares it with
@@ -364,7 +364,7 @@ def pixel_power(ell_tab, cl_tab, ny, nx, pixel_arcmin):
 
 
 class LensdiffDenoiser(nn.Module):
-    """``D(x; sigma)`` of ``src/nn/denoiser.rs`` for ``x`` of shape ``[n, h, w]``.
+    """``D(x; sigma)`` of ``src/prior/denoiser.rs`` for ``x`` of shape ``[n, h, w]``.
 
     ``kind`` is ``"pure"`` or ``"hybrid"``; a hybrid needs ``ell`` and ``cl``
     (its Gaussian C_ell table) and evaluates the Wiener filter on the grid of

@@ -104,7 +104,7 @@ impl Default for LensdiffSamplerConfig {
             anneal_c: 0.5,
             inner_tol: 1e-4,
             refine: LENSDIFF_REFINE_NONE,
-            refine_steps: 20,
+            refine_steps: Refinement::default_steps() as u32,
             refine_step: 0.0,
             seed: 1,
             chains: 16,
@@ -141,14 +141,14 @@ impl LensdiffSamplerConfig {
                 format!("unknown {what} {v}"),
             )
         };
-        let (kind, levels) = match self.sampler {
-            LENSDIFF_SAMPLER_HEUN => (SamplerKind::HeunOde, 64),
-            LENSDIFF_SAMPLER_EDM => (SamplerKind::from_name("edm")?, 128),
-            LENSDIFF_SAMPLER_EULER_MARUYAMA => (SamplerKind::EulerMaruyama, 1000),
-            LENSDIFF_SAMPLER_PREDICTOR_CORRECTOR => (SamplerKind::from_name("pc")?, 500),
-            LENSDIFF_SAMPLER_ANNEALED_HMC => (SamplerKind::from_name("hmc")?, 600),
+        let kind = SamplerKind::from_name(match self.sampler {
+            LENSDIFF_SAMPLER_HEUN => "heun",
+            LENSDIFF_SAMPLER_EDM => "edm",
+            LENSDIFF_SAMPLER_EULER_MARUYAMA => "em",
+            LENSDIFF_SAMPLER_PREDICTOR_CORRECTOR => "pc",
+            LENSDIFF_SAMPLER_ANNEALED_HMC => "hmc",
             v => return Err(bad("sampler", v)),
-        };
+        })?;
         let guidance = match self.guidance {
             LENSDIFF_GUIDANCE_SPECTRAL => Guidance::Spectral {
                 tol: self.inner_tol,
@@ -161,25 +161,13 @@ impl LensdiffSamplerConfig {
         let refine = match self.refine {
             LENSDIFF_REFINE_NONE => None,
             LENSDIFF_REFINE_LANGEVIN | LENSDIFF_REFINE_HMC => {
-                let hmc = self.refine == LENSDIFF_REFINE_HMC;
-                let step = if self.refine_step == 0.0 {
-                    if hmc {
-                        0.5
-                    } else {
-                        0.1
-                    }
+                let method = if self.refine == LENSDIFF_REFINE_HMC {
+                    RefineMethod::Hmc
                 } else {
-                    self.refine_step
+                    RefineMethod::Langevin
                 };
-                Some(Refinement {
-                    method: if hmc {
-                        RefineMethod::Hmc
-                    } else {
-                        RefineMethod::Langevin
-                    },
-                    steps: self.refine_steps as usize,
-                    step,
-                })
+                let step = (self.refine_step != 0.0).then_some(self.refine_step);
+                Some(Refinement::new(method, self.refine_steps as usize, step))
             }
             v => return Err(bad("refinement", v)),
         };
@@ -198,7 +186,7 @@ impl LensdiffSamplerConfig {
         let cfg = SamplerConfig {
             kind,
             levels: if self.levels == 0 {
-                levels
+                kind.default_levels()
             } else {
                 self.levels as usize
             },

@@ -24,17 +24,13 @@
 
 pub mod act;
 pub mod conv;
-pub mod denoiser;
 pub mod embed;
 pub mod linear;
 pub mod norm;
 pub mod resample;
-pub mod train;
 pub mod unet;
 pub mod weights;
 
-pub use denoiser::{Denoiser, DenoiserKind, DenoiserMeta, EdmScaling};
-pub use train::{TrainConfig, Trainer, TrainingData};
 pub use unet::{UNet, UNetConfig};
 pub use weights::{Tensor, Weights};
 

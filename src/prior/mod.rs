@@ -12,11 +12,15 @@
 //! for the spectral (exact-for-Gaussian) scheme, a Gaussian model of the prior
 //! covariance as a pixel power spectrum.
 
+pub mod denoiser;
 pub mod gaussian;
 pub mod neural;
+pub mod train;
 
+pub use denoiser::{Denoiser, DenoiserKind, DenoiserMeta, EdmScaling};
 pub use gaussian::GaussianPrior;
 pub use neural::NeuralPrior;
+pub use train::{TrainConfig, Trainer, TrainingData};
 
 use crate::error::Result;
 use crate::grid::Grid;

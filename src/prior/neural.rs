@@ -1,4 +1,4 @@
-//! The learned prior: a neural denoiser ([`crate::nn::Denoiser`]) on one grid.
+//! The learned prior: a neural denoiser ([`Denoiser`]) on one grid.
 //!
 //! `denoise` is the network's `D(x; σ)` (pure or Gaussian + neural hybrid),
 //! `denoise_vjp` its vector–Jacobian product by the hand-written backward
@@ -8,10 +8,11 @@
 
 use std::sync::Mutex;
 
+use super::denoiser::DenoiserCache;
+use super::Denoiser;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
-use crate::nn::denoiser::DenoiserCache;
-use crate::nn::{Denoiser, Dims4};
+use crate::nn::Dims4;
 use crate::prior::{GaussianPrior, Prior};
 
 /// A neural denoiser prior evaluated on a fixed grid.

@@ -86,6 +86,20 @@ impl SamplerKind {
         }
     }
 
+    /// The default number of noise levels of this integrator, the calibrated
+    /// presets of docs/sampling.md that the CLI and the C ABI both use:
+    /// 64 for Heun, 128 for EDM, 1000 for Euler–Maruyama, 500 for
+    /// predictor–corrector, 600 for annealed HMC.
+    pub fn default_levels(&self) -> usize {
+        match self {
+            SamplerKind::HeunOde => 64,
+            SamplerKind::EdmStochastic { .. } => 128,
+            SamplerKind::EulerMaruyama => 1000,
+            SamplerKind::PredictorCorrector { .. } => 500,
+            SamplerKind::AnnealedHmc { .. } => 600,
+        }
+    }
+
     /// The default settings of each integrator, by name.
     pub fn from_name(name: &str) -> Result<Self> {
         Ok(match name {
@@ -129,6 +143,27 @@ pub enum RefineMethod {
     Langevin,
     /// HMC with 4 leapfrog steps and a Metropolis test.
     Hmc,
+}
+
+impl Refinement {
+    /// Steps of a refinement unless the caller sets them (CLI and C ABI).
+    pub fn default_steps() -> usize {
+        20
+    }
+
+    /// A refinement with its default step in whitened units (HMC 0.5,
+    /// Langevin 0.1; docs/sampling.md) when `step` is `None`.
+    pub fn new(method: RefineMethod, steps: usize, step: Option<f64>) -> Self {
+        let default = match method {
+            RefineMethod::Langevin => 0.1,
+            RefineMethod::Hmc => 0.5,
+        };
+        Refinement {
+            method,
+            steps,
+            step: step.unwrap_or(default),
+        }
+    }
 }
 
 /// Everything a sampling run needs besides the model.

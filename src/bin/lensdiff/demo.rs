@@ -7,11 +7,11 @@ use lensdiff::baselines::{kaiser_squires, WienerFilter, WienerOptions};
 use lensdiff::fields::{simulate_shear, LogNormal};
 use lensdiff::io::Wcs;
 use lensdiff::metrics::{pearson, rmse_centred};
-use lensdiff::nn::Denoiser;
 use lensdiff::noise::NoiseModel;
 use lensdiff::plot::{
     render_lineplot, series_color, Canvas, ColorMap, LinePlot, LineStyle, Series,
 };
+use lensdiff::prior::Denoiser;
 use lensdiff::prior::{GaussianPrior, NeuralPrior};
 use lensdiff::rng::{Philox, Stream};
 use lensdiff::sampler::{sample, GuidedPosterior, SampleSet, SamplerConfig, ShearData};

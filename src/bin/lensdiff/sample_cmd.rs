@@ -7,8 +7,8 @@ use lensdiff::backend::Device;
 use lensdiff::baselines::kaiser_squires;
 use lensdiff::catalogue::{bin_catalogue, BinningOptions, Catalogue, Projection};
 use lensdiff::io::Wcs;
-use lensdiff::nn::Denoiser;
 use lensdiff::noise::NoiseModel;
+use lensdiff::prior::Denoiser;
 use lensdiff::prior::{GaussianPrior, NeuralPrior, Prior};
 use lensdiff::sampler::device::sample_on;
 use lensdiff::sampler::{
@@ -83,7 +83,7 @@ pub struct SamplerArgs {
     #[arg(long, value_enum)]
     pub refine: Option<RefineArg>,
     /// Refinement steps.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = Refinement::default_steps())]
     pub refine_steps: usize,
     /// Refinement step in units whitened by the prior's Gaussian posterior
     /// approximation (default 0.5 for hmc, 0.1 for langevin).
@@ -106,38 +106,26 @@ pub struct SamplerArgs {
 
 impl SamplerArgs {
     pub fn config(&self) -> SamplerConfig {
-        let (kind, levels) = match self.sampler {
-            SamplerArg::Heun => (SamplerKind::HeunOde, 64),
-            SamplerArg::Edm => (
-                SamplerKind::from_name("edm").unwrap_or(SamplerKind::HeunOde),
-                128,
-            ),
-            SamplerArg::Em => (SamplerKind::EulerMaruyama, 1000),
-            SamplerArg::Pc => (
-                SamplerKind::from_name("pc").unwrap_or(SamplerKind::EulerMaruyama),
-                500,
-            ),
-            SamplerArg::Hmc => (
-                SamplerKind::from_name("hmc").unwrap_or(SamplerKind::EulerMaruyama),
-                600,
-            ),
+        let name = match self.sampler {
+            SamplerArg::Heun => "heun",
+            SamplerArg::Edm => "edm",
+            SamplerArg::Em => "em",
+            SamplerArg::Pc => "pc",
+            SamplerArg::Hmc => "hmc",
         };
+        let kind = SamplerKind::from_name(name).unwrap_or(SamplerKind::HeunOde);
         SamplerConfig {
             kind,
-            levels: self.levels.unwrap_or(levels),
+            levels: self.levels.unwrap_or(kind.default_levels()),
             sigma_max: self.sigma_max,
             sigma_min: self.sigma_min,
             schedule: None,
-            refine: self.refine.map(|r| Refinement {
-                method: match r {
+            refine: self.refine.map(|r| {
+                let method = match r {
                     RefineArg::Langevin => RefineMethod::Langevin,
                     RefineArg::Hmc => RefineMethod::Hmc,
-                },
-                steps: self.refine_steps,
-                step: self.refine_step.unwrap_or(match r {
-                    RefineArg::Langevin => 0.1,
-                    RefineArg::Hmc => 0.5,
-                }),
+                };
+                Refinement::new(method, self.refine_steps, self.refine_step)
             }),
         }
     }
@@ -242,61 +230,56 @@ pub fn run_chains(
     set
 }
 
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
+/// `summary.json` of a run: the configuration, then what it cost and the
+/// per-chain diagnostics (non-finite numbers are written as `null`).
+#[derive(serde::Serialize)]
+pub struct Summary {
+    pub prior: String,
+    pub guidance: String,
+    pub sampler: String,
+    pub device: String,
+    pub levels: usize,
+    pub sigma_max: f64,
+    pub sigma_min: f64,
+    pub seed: u64,
+    pub grid: [usize; 2],
+    pub pixel_arcmin: f64,
+    pub observed_pixels: usize,
+    /// The MPI split, when run under `mpirun`.
+    pub mpi: Option<String>,
+    pub chains: usize,
+    pub nfe_per_chain: u64,
+    pub inner_cg_iterations: u64,
+    pub seconds: f64,
+    pub samples_per_second: f64,
+    pub chi2_per_dof: Vec<f64>,
+    pub acceptance: Option<Vec<f64>>,
+}
+
+impl Summary {
+    /// The run-dependent fields from the chains `set`; the rest from `config`.
+    pub fn new(config: Summary, set: &SampleSet) -> Summary {
+        Summary {
+            chains: set.chains(),
+            nfe_per_chain: set.nfe,
+            inner_cg_iterations: set.inner_iterations,
+            seconds: set.seconds,
+            samples_per_second: set.chains() as f64 / set.seconds.max(1e-9),
+            chi2_per_dof: set.chi2.clone(),
+            acceptance: set.acceptance.clone(),
+            ..config
         }
     }
-    o.push('"');
-    o
-}
 
-fn json_list(v: &[f64]) -> String {
-    let items: Vec<String> = v
-        .iter()
-        .map(|x| {
-            if x.is_finite() {
-                format!("{x:.6}")
-            } else {
-                "null".into()
-            }
+    /// Writes it as pretty-printed JSON.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::invalid("summary", format!("cannot encode summary.json: {e}")))?;
+        std::fs::write(path, text + "\n").map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
         })
-        .collect();
-    format!("[{}]", items.join(", "))
-}
-
-/// Writes `summary.json` of a run.
-pub fn write_summary(path: &Path, fields: &[(&str, String)], set: &SampleSet) -> Result<()> {
-    let mut s = String::from("{\n");
-    for (k, v) in fields {
-        s.push_str(&format!("  {}: {},\n", json_str(k), v));
     }
-    s.push_str(&format!("  \"chains\": {},\n", set.chains()));
-    s.push_str(&format!("  \"nfe_per_chain\": {},\n", set.nfe));
-    s.push_str(&format!(
-        "  \"inner_cg_iterations\": {},\n",
-        set.inner_iterations
-    ));
-    s.push_str(&format!("  \"seconds\": {:.3},\n", set.seconds));
-    s.push_str(&format!(
-        "  \"samples_per_second\": {:.4},\n",
-        set.chains() as f64 / set.seconds.max(1e-9)
-    ));
-    s.push_str(&format!("  \"chi2_per_dof\": {},\n", json_list(&set.chi2)));
-    match &set.acceptance {
-        Some(a) => s.push_str(&format!("  \"acceptance\": {}\n", json_list(a))),
-        None => s.push_str("  \"acceptance\": null\n"),
-    }
-    s.push_str("}\n");
-    std::fs::write(path, s).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// Results on the rank that writes outputs: the chains it holds, the moments
@@ -497,31 +480,35 @@ pub fn run(a: Args) -> Result<()> {
         wcs.as_ref(),
         Some("kappa"),
     )?;
-    let fields = [
-        (
-            "prior",
-            json_str(&match &a.model {
-                Some(p) => format!("{} ({})", prior.name(), p.display()),
-                None => format!(
-                    "gaussian ({})",
-                    a.cl.as_ref()
-                        .map_or("built-in C_ell".into(), |p| p.display().to_string())
-                ),
-            }),
-        ),
-        ("guidance", json_str(post.guidance().name())),
-        ("sampler", json_str(cfg.kind.name())),
-        ("device", json_str(&a.sampler.device.to_string())),
-        ("levels", cfg.levels.to_string()),
-        ("sigma_max", format!("{:.6e}", cfg.noise_levels(&post)?[0])),
-        ("sigma_min", format!("{:.6e}", cfg.sigma_min)),
-        ("seed", a.sampler.seed.to_string()),
-        ("grid", format!("[{}, {}]", grid.ny, grid.nx)),
-        ("pixel_arcmin", format!("{}", grid.pixel_arcmin)),
-        ("observed_pixels", data.noise.n_observed().to_string()),
-        ("mpi", mpi_note.as_deref().map_or("null".into(), json_str)),
-    ];
-    write_summary(&a.out.join("summary.json"), &fields, &set)?;
+    let config = Summary {
+        prior: match &a.model {
+            Some(p) => format!("{} ({})", prior.name(), p.display()),
+            None => format!(
+                "gaussian ({})",
+                a.cl.as_ref()
+                    .map_or("built-in C_ell".into(), |p| p.display().to_string())
+            ),
+        },
+        guidance: post.guidance().name().into(),
+        sampler: cfg.kind.name().into(),
+        device: a.sampler.device.to_string(),
+        levels: cfg.levels,
+        sigma_max: cfg.noise_levels(&post)?[0],
+        sigma_min: cfg.sigma_min,
+        seed: a.sampler.seed,
+        grid: [grid.ny, grid.nx],
+        pixel_arcmin: grid.pixel_arcmin,
+        observed_pixels: data.noise.n_observed(),
+        mpi: mpi_note.clone(),
+        chains: 0,
+        nfe_per_chain: 0,
+        inner_cg_iterations: 0,
+        seconds: 0.0,
+        samples_per_second: 0.0,
+        chi2_per_dof: vec![],
+        acceptance: None,
+    };
+    Summary::new(config, &set).write(&a.out.join("summary.json"))?;
     let mask = data.noise.mask();
     let r = robust_range(&mean, Some(&mask));
     let mut panels = vec![

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 use lensdiff::fields::LogNormal;
-use lensdiff::nn::train::{BandLoss, HELDOUT_SIGMAS};
-use lensdiff::nn::{
-    Denoiser, DenoiserKind, DenoiserMeta, TrainConfig, Trainer, TrainingData, UNetConfig,
+use lensdiff::nn::UNetConfig;
+use lensdiff::prior::train::{BandLoss, HELDOUT_SIGMAS};
+use lensdiff::prior::{
+    Denoiser, DenoiserKind, DenoiserMeta, GaussianPrior, Prior, TrainConfig, Trainer, TrainingData,
 };
-use lensdiff::prior::{GaussianPrior, Prior};
 use lensdiff::spectrum::ClTable;
 use lensdiff::{Error, Grid, Result};
 

@@ -35,10 +35,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::unet::{UNet, UNetCache, UNetConfig};
-use super::{check_len, Dims4, Weights};
+use super::{GaussianPrior, Prior};
 use crate::error::{Error, Result};
-use crate::prior::{GaussianPrior, Prior};
+use crate::nn::unet::{UNet, UNetCache, UNetConfig};
+use crate::nn::{check_len, Dims4, Weights};
 use crate::spectrum::ClTable;
 
 /// Value of the `format` metadata key.

@@ -34,11 +34,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::denoiser::{from_json, to_json, Denoiser, EdmScaling};
-use super::{Dims4, Weights};
+use super::GaussianPrior;
 use crate::error::{Error, Result};
 use crate::fields::{gaussian_fields, LogNormal};
 use crate::grid::Grid;
-use crate::prior::GaussianPrior;
+use crate::nn::{Dims4, Weights};
 use crate::rng::{Philox, Stream};
 
 /// A batch denoiser `f(x, dims, σ)`, for comparisons on the held-out set.
