@@ -183,6 +183,23 @@ fn c_example_is_bitwise_identical_for_1_to_4_ranks_and_a_split_communicator() {
     }
 }
 
+/// The per-chain diagnostics and work counts of two `summary.json` texts
+/// agree (an MPI run against a plain one).
+fn assert_same_work(summary: &str, plain: &str, what: &str) {
+    for key in [
+        "nfe_per_chain",
+        "inner_cg_iterations",
+        "chi2_per_dof",
+        "acceptance",
+    ] {
+        assert_eq!(
+            json_field(summary, key),
+            json_field(plain, key),
+            "summary.json {key}: {what} against the plain run"
+        );
+    }
+}
+
 /// A top-level field of `summary.json` (whatever its layout).
 fn json_field(summary: &str, key: &str) -> serde_json::Value {
     let v: serde_json::Value =
@@ -258,18 +275,7 @@ fn cli_under_mpirun_is_bitwise_identical_to_a_plain_run() {
         }
         let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
         assert!(summary.contains(&format!("{n} MPI ranks")), "{summary}");
-        for key in [
-            "nfe_per_chain",
-            "inner_cg_iterations",
-            "chi2_per_dof",
-            "acceptance",
-        ] {
-            assert_eq!(
-                json_field(&summary, key),
-                json_field(&plain_summary, key),
-                "summary.json {key}: {n} ranks against the plain run"
-            );
-        }
+        assert_same_work(&summary, &plain_summary, &format!("{n} ranks"));
     }
     // annealed HMC: per-chain acceptance and the CG count survive the gather
     let hmc_args = |out: &Path| {
@@ -290,18 +296,7 @@ fn cli_under_mpirun_is_bitwise_identical_to_a_plain_run() {
     let a: Vec<&str> = args.iter().map(|x| x.as_str()).collect();
     let _ = mpirun(2, &a);
     let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
-    for key in [
-        "nfe_per_chain",
-        "inner_cg_iterations",
-        "chi2_per_dof",
-        "acceptance",
-    ] {
-        assert_eq!(
-            json_field(&summary, key),
-            json_field(&plain_hmc, key),
-            "HMC summary.json {key}: 2 ranks against the plain run"
-        );
-    }
+    assert_same_work(&summary, &plain_hmc, "HMC, 2 ranks");
     // per-rank output: each rank writes its own chains; together they are the samples
     let out = d.join("per-rank");
     let mut args = vec![t.cli.to_str().unwrap().to_string()];
