@@ -26,11 +26,23 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
 }
 
-/// `target/<profile>/`: OUT_DIR is `target/<profile>/build/lensdiff-<hash>/out`.
+/// `target/<profile>/`: OUT_DIR is `target/<profile>/build/lensdiff-<hash>/out`
+/// in cargo's default layout (with or without `--target-dir` / `--target`).
+/// Where it is not (a separate `build.build-dir`), no link is made and a
+/// warning points at `scripts/install.sh`.
 fn profile_dir() -> Option<PathBuf> {
     let out = PathBuf::from(std::env::var_os("OUT_DIR")?);
     let dir = out.ancestors().nth(3)?.to_path_buf();
-    dir.is_dir().then_some(dir)
+    let layout = out.ancestors().nth(2).and_then(|b| b.file_name()) == Some("build".as_ref());
+    if layout && dir.join("deps").is_dir() {
+        Some(dir)
+    } else {
+        println!(
+            "cargo:warning=no liblensdiff.so.0 link beside the library (unusual build layout); \
+             link against an installed copy (scripts/install.sh)"
+        );
+        None
+    }
 }
 
 /// A relative symlink `dir/soname -> liblensdiff.so` (made before the library

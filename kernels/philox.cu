@@ -8,8 +8,10 @@
 // Batch layout: `out` is `[chains][n]`; chain `c` of the batch is the global
 // chain `first_chain + c` and gets `Philox::new(seed, stream, first_chain + c,
 // step)`, i.e. counter (block, (u32)(first_chain + c), (u32)step, stream).
-// The samplers pass `step = 8 t + sub` (`Ctx::normal`); like `Philox::new`, the
-// chain and the step wrap modulo 2^32. Element `i` of a chain comes from block
+// The samplers pass `step = 8 t + sub` on the sampler stream (`Ctx::normal`)
+// and `step = t m + j` on the corrector stream (`Ctx::corrector_normal`); the
+// engine keeps both below 2^32. Like `Philox::new`, the chain and the step wrap
+// modulo 2^32. Element `i` of a chain comes from block
 // `i / 4`, word `i % 4`, so it depends only on `i` and the key, never on `n`.
 //
 // Launch shape: one thread per block of four elements.

@@ -22,8 +22,8 @@
 #                   committed files are used, never the working tree
 #   --prepare-only  stop once the chroot is ready and test.sh's prerequisite step
 #                   (apt-get installs, NVRTC wheel + kernel check) has run, twice:
-#                   the second time must install nothing. test.sh is stopped at
-#                   its `cargo` check by running it without cargo on PATH.
+#                   the second time must install nothing (test.sh runs with
+#                   LENSDIFF_TEST_PREREQS_ONLY=1, which stops it there).
 #   --keep          keep the chroot (RUN_DIR is printed); mounts are always
 #                   removed on exit, `--shell RUN_DIR` re-creates them
 #   --refresh       rebuild the cached stock rootfs
@@ -381,14 +381,14 @@ record_rustup_writes() {
 # ---------------------------------------------------------------- --prepare-only
 
 if [ "$PREPARE_ONLY" -eq 1 ]; then
-    # test.sh's prerequisite step, then it stops at `need cargo` (no cargo on PATH)
+    # test.sh's prerequisite step alone (LENSDIFF_TEST_PREREQS_ONLY=1)
     prereqs() { # prereqs N
         local log="$LOG/prereqs-$1.log" t=$SECONDS rc=0
-        in_chroot "$NO_CARGO_PATH" 'cd /work/main && bash scripts/test.sh' >"$log" 2>&1 || rc=$?
+        in_chroot "$CHROOT_PATH" 'cd /work/main && LENSDIFF_TEST_PREREQS_ONLY=1 bash scripts/test.sh' >"$log" 2>&1 || rc=$?
         say "prerequisite step, run $1: $(elapsed $((SECONDS - t))), exit $rc (log: $log)"
-        if [ "$rc" -ne 1 ] || ! grep -q '^error: cargo not found' "$log"; then
+        if [ "$rc" -ne 0 ] || ! grep -q '^test.sh: prerequisites ready' "$log"; then
             tail -30 "$log" >&2
-            echo "fresh_check: test.sh did not get through its prerequisite step to its cargo check" >&2
+            echo "fresh_check: test.sh's prerequisite step failed" >&2
             return 1
         fi
         grep -E '^installing:' "$log" | sed 's/^/    /' || true

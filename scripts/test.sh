@@ -7,12 +7,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need() { command -v "$1" >/dev/null 2>&1; }
+# the one prerequisite this script cannot install (LENSDIFF_TEST_PREREQS_ONLY=1:
+# only install and check the others, then stop; scripts/fresh_check.sh uses it)
+prereqs_only=${LENSDIFF_TEST_PREREQS_ONLY:-0}
+if [ "$prereqs_only" != 1 ] && ! need cargo; then
+    echo "error: cargo not found; install Rust (https://rustup.rs)" >&2
+    exit 1
+fi
 # libclang as bindgen (clang-sys) loads it: `libclang.so`, `libclang.so.N` or
 # `libclang-N.so*` (package libclang1-N / libclang-dev). Not `libclang-cpp.so.N`
 # (package libclang-cppN, on the stock image), which lacks libclang's C API.
 have_libclang() {
-    local d f
-    for d in ${LIBCLANG_PATH:-} /usr/lib/llvm-*/lib /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/lib; do
+    local d f dirs=(/usr/lib/llvm-*/lib /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/lib)
+    # with LIBCLANG_PATH set, clang-sys looks there only (a folder or the file)
+    if [ -n "${LIBCLANG_PATH:-}" ]; then
+        [ -f "$LIBCLANG_PATH" ] && return 0
+        dirs=("$LIBCLANG_PATH")
+    fi
+    for d in "${dirs[@]}"; do
         for f in "$d"/libclang.so "$d"/libclang.so.[0-9]* "$d"/libclang-[0-9]*.so*; do
             [ -e "$f" ] && return 0
         done
@@ -73,15 +85,15 @@ if [ "$kernels_rc" -ne 0 ]; then
     exit 1
 fi
 
+if [ "$prereqs_only" = 1 ]; then
+    echo "test.sh: prerequisites ready (LENSDIFF_TEST_PREREQS_ONLY=1)"
+    exit 0
+fi
+
 # references in docs and comments resolve (issue #12); the self-test shows the
 # checker can fail (two lines: under `set -e` each failure stops the script)
 python3 scripts/check_refs.py --self-test
 python3 scripts/check_refs.py
-
-if ! need cargo; then
-    echo "error: cargo not found; install Rust (https://rustup.rs)" >&2
-    exit 1
-fi
 
 # build every target first: `cargo test` alone builds no cdylib/staticlib
 cargo build --release --all-targets --locked
@@ -104,7 +116,7 @@ ignored_tests() {
 skip() {
     local what=$1 list
     shift
-    list=$(ignored_tests "$@")
+    list=$(ignored_tests "$@") || list="the list failed: cargo test $* --ignored --list"
     echo "SKIPPED: $(grep -c . <<<"$list") tests need $what ($(paste -sd, - <<<"$list" | sed 's/,/, /g'))"
 }
 # MPI (tests/mpi.rs): OpenMPI and the mpi build are prerequisites above

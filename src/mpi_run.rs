@@ -33,6 +33,13 @@ pub struct DistributedRun {
     /// acceptance (HMC), NFE and inner iterations of the whole run, and as
     /// its time the slowest rank's compute plus rank 0's communication.
     pub gathered: Option<SampleSet>,
+    /// Number of chains over all ranks.
+    pub chains: usize,
+    /// Reduced shear chi² of every chain, in global order (rank 0, gathered
+    /// whether or not the samples are).
+    pub chi2: Option<Vec<f64>>,
+    /// Metropolis acceptance of every chain (rank 0; HMC only).
+    pub acceptance: Option<Vec<f64>>,
     /// Score evaluations per chain.
     pub nfe: u64,
     /// Inner conjugate-gradient iterations summed over all chains of all ranks
@@ -189,19 +196,15 @@ pub fn sample_distributed(
     comm.process_at_rank(0).broadcast_into(&mut flat[..]);
     let moments =
         Moments::from_flat(&flat, n).ok_or_else(|| Error::invalid("mpi", "bad moment buffer"))?;
-    let gathered = if gather_samples {
-        let of = |f: &dyn Fn(&SampleSet) -> Vec<f64>| local.as_ref().map(f).unwrap_or_default();
-        let s = local
-            .as_ref()
-            .map(|l| l.samples.clone())
-            .unwrap_or_default();
-        let samples = gather(&comm, &s);
-        let chi2 = gather(&comm, &of(&|l| l.chi2.clone()));
-        // HMC runs have one acceptance per chain on every rank, others none
-        let acceptance = gather(&comm, &of(&|l| l.acceptance.clone().unwrap_or_default()));
-        samples
-            .zip(chi2)
-            .map(|(samples, chi2)| (samples, chi2, acceptance))
+    // the per-chain scalars always reach rank 0 (cheap); the maps when asked
+    let of = |f: &dyn Fn(&SampleSet) -> Vec<f64>| local.as_ref().map(f).unwrap_or_default();
+    let chi2 = gather(&comm, &of(&|l| l.chi2.clone()));
+    // HMC runs have one acceptance per chain on every rank, others none
+    let acceptance =
+        gather(&comm, &of(&|l| l.acceptance.clone().unwrap_or_default())).filter(|a| !a.is_empty());
+    let samples = if gather_samples {
+        let s = local.as_ref().map(|l| l.samples.as_slice()).unwrap_or(&[]);
+        gather(&comm, s)
     } else {
         None
     };
@@ -226,20 +229,24 @@ pub fn sample_distributed(
         ::mpi::collective::SystemOperation::sum(),
     );
     let comm_seconds = t1.elapsed().as_secs_f64();
-    let gathered = gathered.map(|(samples, chi2, acceptance)| SampleSet {
+    let seconds = max_compute_seconds + comm_seconds;
+    let gathered = samples.zip(chi2.clone()).map(|(samples, chi2)| SampleSet {
         grid: *model.grid(),
         first_chain: 0,
         samples,
         chi2,
-        acceptance: acceptance.filter(|a| !a.is_empty()),
+        acceptance: acceptance.clone(),
         nfe,
         inner_iterations,
-        seconds: max_compute_seconds + comm_seconds,
+        seconds,
     });
     Ok(DistributedRun {
         local,
         moments,
         gathered,
+        chains,
+        chi2,
+        acceptance,
         nfe,
         inner_iterations,
         compute_seconds,

@@ -42,7 +42,7 @@ fn check_nonneg(name: &'static str, data: &[f32]) -> Result<()> {
 /// [`Error::NegativeNoise`] (as negative maps are [`Error::NegativeVariance`]),
 /// and zero, which would mean infinite precision or no galaxies, is
 /// [`Error::InvalidArgument`].
-fn check_noise_level(name: &'static str, value: f64) -> Result<()> {
+pub(crate) fn check_noise_level(name: &'static str, value: f64) -> Result<()> {
     if !value.is_finite() {
         return Err(Error::NonFiniteValue { name, value });
     }

@@ -323,6 +323,13 @@ fn cli_under_mpirun_is_bitwise_identical_to_a_plain_run() {
         common::read_bytes(&out.join("mean.npy"))
             == common::read_bytes(&reference.join("mean.npy"))
     );
+    // the summary counts every rank's chains, not rank 0's alone
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert_same_work(&summary, &plain_summary, "--per-rank, 3 ranks");
+    assert_eq!(
+        json_field(&summary, "chains"),
+        json_field(&plain_summary, "chains")
+    );
 }
 
 #[test]

@@ -142,4 +142,11 @@ fn corrector_settings_are_validated() {
     let e = run(0.16, 1 << 31).expect_err("counter overflow accepted");
     assert!(e.to_string().contains("corrector_steps"), "{e}");
     assert!(run(0.16, 0).is_ok());
+    // 2^29 levels: the sampler stream's step word 8 step + slot would wrap
+    let cfg = SamplerConfig {
+        levels: 1 << 29,
+        ..SamplerConfig::default()
+    };
+    let e = sample(&model, &cfg, 1, 0, 1, 1, &mut |_, _| {}).expect_err("counter wrap accepted");
+    assert!(e.to_string().contains("noise counters"), "{e}");
 }

@@ -122,7 +122,20 @@ fn solver_reports_non_convergence_and_bad_input() {
     assert!(wf
         .solve(&bad, &g2, &noise, &WienerOptions::default())
         .is_err());
-    assert!(wf.fourier(&g1, &g2, -1.0).is_err());
+    // the one rule for noise levels (docs/c-api.md): negative, non-finite, zero
+    use lensdiff::Error;
+    assert!(matches!(
+        wf.fourier(&g1, &g2, -1.0),
+        Err(Error::NegativeNoise { .. })
+    ));
+    assert!(matches!(
+        wf.fourier(&g1, &g2, f64::NAN),
+        Err(Error::NonFiniteValue { .. })
+    ));
+    assert!(matches!(
+        wf.fourier(&g1, &g2, 0.0),
+        Err(Error::InvalidArgument { .. })
+    ));
     assert!(WienerFilter::new(g, vec![1.0; 3]).is_err());
 }
 

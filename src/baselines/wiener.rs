@@ -131,12 +131,7 @@ impl WienerFilter {
     /// `sigma` on every pixel (no mask).
     pub fn fourier(&self, g1: &[f32], g2: &[f32], sigma: f64) -> Result<WienerSolution> {
         self.check_shear(g1, g2)?;
-        if !(sigma.is_finite() && sigma > 0.0) {
-            return Err(Error::invalid(
-                "sigma",
-                format!("noise std must be finite and positive, got {sigma}"),
-            ));
-        }
+        crate::noise::check_noise_level("sigma", sigma)?;
         let fft = self.ks.fft();
         let to64 = |g: &[f32]| g.iter().map(|&v| v as f64).collect::<Vec<f64>>();
         let (mut s1, mut s2) = (self.zero(), self.zero());

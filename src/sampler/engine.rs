@@ -166,6 +166,7 @@ pub(crate) fn run<B: Backend>(
     if batch == 0 {
         return Err(Error::invalid("batch", "batch size must be at least 1"));
     }
+    check_counters(cfg, cfg.levels)?;
     let levels = cfg.noise_levels(host)?;
     check_kind(&cfg.kind, levels.len())?;
     check_refinement(cfg)?;
@@ -298,6 +299,30 @@ fn check_kind(kind: &SamplerKind, levels: usize) -> Result<()> {
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Every sampler-stream draw of a run has its own 32-bit step word
+/// `8 step + slot`: the last step (the refinement's, or the last level's)
+/// must keep it below 2^32.
+fn check_counters(cfg: &SamplerConfig, levels: usize) -> Result<()> {
+    let last = match &cfg.refine {
+        // refine_base_step, in u128
+        Some(r) => 8 * levels as u128 + 64 + r.steps as u128,
+        None => levels as u128,
+    };
+    if 8 * last + 7 > u32::MAX as u128 {
+        return Err(Error::invalid(
+            "levels",
+            format!(
+                "{levels} levels{} exceed the 2^32 noise counters of a chain",
+                cfg.refine.map_or(String::new(), |r| format!(
+                    " and {} refinement steps",
+                    r.steps
+                ))
+            ),
+        ));
     }
     Ok(())
 }

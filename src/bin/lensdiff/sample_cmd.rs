@@ -256,17 +256,41 @@ pub struct Summary {
     pub acceptance: Option<Vec<f64>>,
 }
 
-impl Summary {
-    /// The run-dependent fields from the chains `set`; the rest from `config`.
-    pub fn new(config: Summary, set: &SampleSet) -> Summary {
-        Summary {
+/// What a run did, over all its chains (all ranks of an MPI run).
+pub struct Work {
+    chains: usize,
+    nfe: u64,
+    inner_iterations: u64,
+    seconds: f64,
+    chi2: Vec<f64>,
+    acceptance: Option<Vec<f64>>,
+}
+
+impl Work {
+    /// The work of the chains of `set`.
+    fn of(set: &SampleSet) -> Work {
+        Work {
             chains: set.chains(),
-            nfe_per_chain: set.nfe,
-            inner_cg_iterations: set.inner_iterations,
+            nfe: set.nfe,
+            inner_iterations: set.inner_iterations,
             seconds: set.seconds,
-            samples_per_second: set.chains() as f64 / set.seconds.max(1e-9),
-            chi2_per_dof: set.chi2.clone(),
+            chi2: set.chi2.clone(),
             acceptance: set.acceptance.clone(),
+        }
+    }
+}
+
+impl Summary {
+    /// The run-dependent fields from `work`; the rest from `config`.
+    pub fn new(config: Summary, work: Work) -> Summary {
+        Summary {
+            chains: work.chains,
+            nfe_per_chain: work.nfe,
+            inner_cg_iterations: work.inner_iterations,
+            seconds: work.seconds,
+            samples_per_second: work.chains as f64 / work.seconds.max(1e-9),
+            chi2_per_dof: work.chi2,
+            acceptance: work.acceptance,
             ..config
         }
     }
@@ -284,7 +308,8 @@ impl Summary {
 
 /// Results on the rank that writes outputs: the chains it holds, the moments
 /// of all chains, and a note on the MPI split (if any).
-type RootResult = (SampleSet, lensdiff::sampler::Moments, Option<String>);
+/// The chains are rank 0's own with `--per-rank`; the work is always all ranks'.
+type RootResult = (SampleSet, lensdiff::sampler::Moments, Option<String>, Work);
 
 #[cfg(not(feature = "mpi"))]
 fn sample_maybe_mpi(
@@ -296,7 +321,8 @@ fn sample_maybe_mpi(
     let _ = a.per_rank;
     let set = run_chains(post, cfg, &a.sampler)?;
     let m = set.moments();
-    Ok(Some((set, m, None)))
+    let work = Work::of(&set);
+    Ok(Some((set, m, None, work)))
 }
 
 /// Under `mpirun` (detected from the launcher's environment) the chains are
@@ -315,7 +341,8 @@ fn sample_maybe_mpi(
     if !launched {
         let set = run_chains(post, cfg, &a.sampler)?;
         let m = set.moments();
-        return Ok(Some((set, m, None)));
+        let work = Work::of(&set);
+        return Ok(Some((set, m, None, work)));
     }
     if a.sampler.device != Device::Cpu {
         return Err(Error::invalid(
@@ -378,13 +405,19 @@ fn sample_maybe_mpi(
         return Ok(None);
     }
     let moments = out.moments.clone();
-    let seconds = out.max_compute_seconds + out.comm_seconds;
-    let mut set = out.into_set(grid);
+    let work = Work {
+        chains: out.chains,
+        nfe: out.nfe,
+        inner_iterations: out.inner_iterations,
+        seconds: out.max_compute_seconds + out.comm_seconds,
+        chi2: out.chi2.clone().unwrap_or_default(),
+        acceptance: out.acceptance.clone(),
+    };
+    let set = out.into_set(grid);
     if set.chains() == 0 {
         return Err(Error::invalid("mpi", "rank 0 holds no chains"));
     }
-    set.seconds = seconds;
-    Ok(Some((set, moments, Some(note))))
+    Ok(Some((set, moments, Some(note), work)))
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -442,7 +475,7 @@ pub fn run(a: Args) -> Result<()> {
         path: a.out.clone(),
         source,
     })?;
-    let (set, m, mpi_note) = match sample_maybe_mpi(&post, &cfg, &a, grid)? {
+    let (set, m, mpi_note, work) = match sample_maybe_mpi(&post, &cfg, &a, grid)? {
         Some(x) => x,
         None => return Ok(()), // an MPI rank other than 0: rank 0 writes the outputs
     };
@@ -508,7 +541,8 @@ pub fn run(a: Args) -> Result<()> {
         chi2_per_dof: vec![],
         acceptance: None,
     };
-    Summary::new(config, &set).write(&a.out.join("summary.json"))?;
+    let summary = Summary::new(config, work);
+    summary.write(&a.out.join("summary.json"))?;
     let mask = data.noise.mask();
     let r = robust_range(&mean, Some(&mask));
     let mut panels = vec![
@@ -535,17 +569,18 @@ pub fn run(a: Args) -> Result<()> {
         3,
         Some("lensdiff sample"),
     )?;
-    let chi2 = set.chi2.iter().sum::<f64>() / set.chi2.len() as f64;
+    let s = &summary;
+    let chi2 = s.chi2_per_dof.iter().sum::<f64>() / s.chi2_per_dof.len().max(1) as f64;
     println!(
         "sample: {} chains of {}x{} ({} / {} guidance, {} NFE per chain) in {:.1} s ({:.3} samples/s); shear chi2/dof {:.3} -> {}",
-        set.chains(),
+        s.chains,
         grid.ny,
         grid.nx,
-        cfg.kind.name(),
-        post.guidance().name(),
-        set.nfe,
-        set.seconds,
-        set.chains() as f64 / set.seconds.max(1e-9),
+        s.sampler,
+        s.guidance,
+        s.nfe_per_chain,
+        s.seconds,
+        s.samples_per_second,
         chi2,
         a.out.display()
     );
