@@ -167,8 +167,8 @@ pub(crate) fn run<B: Backend>(
         return Err(Error::invalid("batch", "batch size must be at least 1"));
     }
     check_counters(cfg, cfg.levels)?;
+    check_kind(&cfg.kind)?;
     let levels = cfg.noise_levels(host)?;
-    check_kind(&cfg.kind, levels.len())?;
     check_refinement(cfg)?;
     let grid = *model.grid();
     let n = grid.len();
@@ -276,22 +276,29 @@ pub(crate) fn run<B: Backend>(
     })
 }
 
-/// The integrator's own settings: a positive finite corrector SNR, and
-/// corrector noise counters (`levels x corrector_steps`) within 32 bits.
-fn check_kind(kind: &SamplerKind, levels: usize) -> Result<()> {
-    if let SamplerKind::PredictorCorrector {
-        snr,
-        corrector_steps,
-    } = *kind
-    {
+/// The integrator's own settings: a positive finite corrector SNR.
+fn check_kind(kind: &SamplerKind) -> Result<()> {
+    if let SamplerKind::PredictorCorrector { snr, .. } = *kind {
         if !(snr.is_finite() && snr > 0.0) {
             return Err(Error::invalid(
                 "snr",
                 format!("corrector SNR must be positive and finite, got {snr}"),
             ));
         }
-        let counters = (levels as u128) * (corrector_steps as u128);
-        if counters > u32::MAX as u128 {
+    }
+    Ok(())
+}
+
+/// Every noise draw of a run has its own 32-bit step word: `8 step + slot`
+/// on the sampler stream (the last step is the refinement's, or the last
+/// level's) and `step m + j` on the corrector stream (`Ctx::corrector_normal`);
+/// both must stay below 2^32.
+fn check_counters(cfg: &SamplerConfig, levels: usize) -> Result<()> {
+    if let SamplerKind::PredictorCorrector {
+        corrector_steps, ..
+    } = cfg.kind
+    {
+        if levels as u128 * corrector_steps as u128 > u32::MAX as u128 {
             return Err(Error::invalid(
                 "corrector_steps",
                 format!(
@@ -300,13 +307,6 @@ fn check_kind(kind: &SamplerKind, levels: usize) -> Result<()> {
             ));
         }
     }
-    Ok(())
-}
-
-/// Every sampler-stream draw of a run has its own 32-bit step word
-/// `8 step + slot`: the last step (the refinement's, or the last level's)
-/// must keep it below 2^32.
-fn check_counters(cfg: &SamplerConfig, levels: usize) -> Result<()> {
     let last = match &cfg.refine {
         // refine_base_step, in u128
         Some(r) => 8 * levels as u128 + 64 + r.steps as u128,
