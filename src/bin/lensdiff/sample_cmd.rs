@@ -234,6 +234,15 @@ pub fn run_chains(
 /// per-chain diagnostics (non-finite numbers are written as `null`).
 #[derive(serde::Serialize)]
 pub struct Summary {
+    #[serde(flatten)]
+    pub config: RunConfig,
+    #[serde(flatten)]
+    pub work: Work,
+}
+
+/// The configuration part of `summary.json`.
+#[derive(serde::Serialize)]
+pub struct RunConfig {
     pub prior: String,
     pub guidance: String,
     pub sampler: String,
@@ -247,6 +256,11 @@ pub struct Summary {
     pub observed_pixels: usize,
     /// The MPI split, when run under `mpirun`.
     pub mpi: Option<String>,
+}
+
+/// What a run did, over all its chains (all ranks of an MPI run).
+#[derive(serde::Serialize)]
+pub struct Work {
     pub chains: usize,
     pub nfe_per_chain: u64,
     pub inner_cg_iterations: u64,
@@ -256,45 +270,41 @@ pub struct Summary {
     pub acceptance: Option<Vec<f64>>,
 }
 
-/// What a run did, over all its chains (all ranks of an MPI run).
-pub struct Work {
-    chains: usize,
-    nfe: u64,
-    inner_iterations: u64,
-    seconds: f64,
-    chi2: Vec<f64>,
-    acceptance: Option<Vec<f64>>,
-}
-
 impl Work {
+    /// The work of `chains` chains in `seconds`.
+    fn new(
+        chains: usize,
+        nfe: u64,
+        inner: u64,
+        seconds: f64,
+        chi2: Vec<f64>,
+        acceptance: Option<Vec<f64>>,
+    ) -> Work {
+        Work {
+            chains,
+            nfe_per_chain: nfe,
+            inner_cg_iterations: inner,
+            seconds,
+            samples_per_second: chains as f64 / seconds.max(1e-9),
+            chi2_per_dof: chi2,
+            acceptance,
+        }
+    }
+
     /// The work of the chains of `set`.
     fn of(set: &SampleSet) -> Work {
-        Work {
-            chains: set.chains(),
-            nfe: set.nfe,
-            inner_iterations: set.inner_iterations,
-            seconds: set.seconds,
-            chi2: set.chi2.clone(),
-            acceptance: set.acceptance.clone(),
-        }
+        Work::new(
+            set.chains(),
+            set.nfe,
+            set.inner_iterations,
+            set.seconds,
+            set.chi2.clone(),
+            set.acceptance.clone(),
+        )
     }
 }
 
 impl Summary {
-    /// The run-dependent fields from `work`; the rest from `config`.
-    pub fn new(config: Summary, work: Work) -> Summary {
-        Summary {
-            chains: work.chains,
-            nfe_per_chain: work.nfe,
-            inner_cg_iterations: work.inner_iterations,
-            seconds: work.seconds,
-            samples_per_second: work.chains as f64 / work.seconds.max(1e-9),
-            chi2_per_dof: work.chi2,
-            acceptance: work.acceptance,
-            ..config
-        }
-    }
-
     /// Writes it as pretty-printed JSON.
     pub fn write(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)
@@ -405,14 +415,14 @@ fn sample_maybe_mpi(
         return Ok(None);
     }
     let moments = out.moments.clone();
-    let work = Work {
-        chains: out.chains,
-        nfe: out.nfe,
-        inner_iterations: out.inner_iterations,
-        seconds: out.max_compute_seconds + out.comm_seconds,
-        chi2: out.chi2.clone().unwrap_or_default(),
-        acceptance: out.acceptance.clone(),
-    };
+    let work = Work::new(
+        out.chains,
+        out.nfe,
+        out.inner_iterations,
+        out.max_compute_seconds + out.comm_seconds,
+        out.chi2.clone().unwrap_or_default(),
+        out.acceptance.clone(),
+    );
     let set = out.into_set(grid);
     if set.chains() == 0 {
         return Err(Error::invalid("mpi", "rank 0 holds no chains"));
@@ -513,7 +523,7 @@ pub fn run(a: Args) -> Result<()> {
         wcs.as_ref(),
         Some("kappa"),
     )?;
-    let config = Summary {
+    let config = RunConfig {
         prior: match &a.model {
             Some(p) => format!("{} ({})", prior.name(), p.display()),
             None => format!(
@@ -533,15 +543,8 @@ pub fn run(a: Args) -> Result<()> {
         pixel_arcmin: grid.pixel_arcmin,
         observed_pixels: data.noise.n_observed(),
         mpi: mpi_note.clone(),
-        chains: 0,
-        nfe_per_chain: 0,
-        inner_cg_iterations: 0,
-        seconds: 0.0,
-        samples_per_second: 0.0,
-        chi2_per_dof: vec![],
-        acceptance: None,
     };
-    let summary = Summary::new(config, work);
+    let summary = Summary { config, work };
     summary.write(&a.out.join("summary.json"))?;
     let mask = data.noise.mask();
     let r = robust_range(&mean, Some(&mask));
@@ -569,18 +572,18 @@ pub fn run(a: Args) -> Result<()> {
         3,
         Some("lensdiff sample"),
     )?;
-    let s = &summary;
-    let chi2 = s.chi2_per_dof.iter().sum::<f64>() / s.chi2_per_dof.len().max(1) as f64;
+    let (c, w) = (&summary.config, &summary.work);
+    let chi2 = w.chi2_per_dof.iter().sum::<f64>() / w.chi2_per_dof.len().max(1) as f64;
     println!(
         "sample: {} chains of {}x{} ({} / {} guidance, {} NFE per chain) in {:.1} s ({:.3} samples/s); shear chi2/dof {:.3} -> {}",
-        s.chains,
+        w.chains,
         grid.ny,
         grid.nx,
-        s.sampler,
-        s.guidance,
-        s.nfe_per_chain,
-        s.seconds,
-        s.samples_per_second,
+        c.sampler,
+        c.guidance,
+        w.nfe_per_chain,
+        w.seconds,
+        w.samples_per_second,
         chi2,
         a.out.display()
     );
