@@ -37,6 +37,7 @@ with one good and several bad references and checks that each is reported.
 import fnmatch
 import io
 import os
+import itertools
 import re
 import subprocess
 import sys
@@ -143,18 +144,28 @@ def github_slug(text):
     return text.replace(" ", "-")
 
 
-def markdown_anchors(text):
-    anchors, seen, in_fence, prev = set(), {}, None, ""
-    for line in text.splitlines():
-        para, prev = prev, line
+def fence_states(lines):
+    """'fence', 'code' or 'prose' for each Markdown line (``` and ~~~ fences)."""
+    in_fence = None
+    for line in lines:
         m = FENCE_RE.match(line)
         if m:
+            mark = m.group(1)[0]
             if in_fence is None:
-                in_fence = m.group(1)[0]
-            elif m.group(1)[0] == in_fence:
+                in_fence = mark
+            elif mark == in_fence:
                 in_fence = None
-            continue
-        if in_fence:
+            yield "fence"
+        else:
+            yield "code" if in_fence else "prose"
+
+
+def markdown_anchors(text):
+    anchors, seen, prev = set(), {}, ""
+    lines = text.splitlines()
+    for line, state in zip(lines, fence_states(lines)):
+        para, prev = prev, line
+        if state != "prose":
             continue
         anchors.update(HTML_ID_RE.findall(line))
         h = HEADING_RE.match(line)
@@ -361,19 +372,12 @@ def check_file(path, kind, repo, errors):
         if FORBIDDEN.lower() in line.lower():
             errors.append("%s:%d: %s is not in the repository; cite the doc in docs/ that holds the convention"
                           % (path, no, FORBIDDEN))
-    in_fence = None
-    for no, line in comment_lines(text, kind):
-        is_code_block = False
-        if kind == "md":
-            m = FENCE_RE.match(line)
-            if m:
-                if in_fence is None:
-                    in_fence = m.group(1)[0]
-                elif m.group(1)[0] == in_fence:
-                    in_fence = None
-                continue
-            is_code_block = in_fence is not None
-        if not is_code_block:
+    lines = list(comment_lines(text, kind))
+    states = fence_states(l for _, l in lines) if kind == "md" else itertools.repeat("prose")
+    for (no, line), state in zip(lines, states):
+        if state == "fence":
+            continue
+        if state == "prose":
             prose = CODE_SPAN_RE.sub(lambda m: " " * len(m.group(0)), line) if kind == "md" else line
             for m in LINK_RE.finditer(prose):
                 check_link(m.group(1), here, path, no, repo, errors, kind != "md")
