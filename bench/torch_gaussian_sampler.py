@@ -9,8 +9,8 @@ that samples/s can be compared on the same GPU. It mirrors:
   ``d = -sh s(x, sh); xp = x + (sn - sh) d; d2 = -sn s(xp, sn);
   x += (sn - sh)(d + d2)/2``, so NFE = 2 (L - 1) per chain. The start is
   ``x = F^{-1}[sqrt(S + sigma_0^2) F z]``, z standard normal (done in float64).
-- src/sampler/posterior.rs, spectral guidance (and its device twin
-  src/sampler/device/gaussian.rs): ``score = (D(x) - x)/sigma^2 + D(v)`` with
+- src/sampler/guided.rs, spectral guidance (the guided score on every
+  backend): ``score = (D(x) - x)/sigma^2 + D(v)`` with
   the Gaussian denoiser ``D(x) = F^{-1}[S/(S + sigma^2) F x]`` (float32 maps,
   gain computed in float64) and the exact likelihood term (float64)
   ``v = P^T W (q - P y)``, ``q = gamma - P D(x)``, ``y = C^{1/2} u``,

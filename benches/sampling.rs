@@ -13,7 +13,7 @@ use std::time::Instant;
 use lensdiff::baselines::{WienerFilter, WienerOptions};
 use lensdiff::noise::NoiseModel;
 use lensdiff::prior::GaussianPrior;
-use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig, ShearData};
+use lensdiff::sampler::{sample, Guidance, GuidedPosterior, RunSpec, SamplerConfig, ShearData};
 use lensdiff::spectrum::ClTable;
 use lensdiff::Grid;
 
@@ -74,7 +74,7 @@ fn main() {
         let chains = 2 * threads;
         pool.install(|| {
             let t0 = Instant::now();
-            let set = sample(&post, &cfg, 1, 0, chains, chains, &mut |_, _| {}).unwrap();
+            let set = sample(&post, &cfg, &RunSpec::new(1, chains), &mut |_, _| {}).unwrap();
             let dt = t0.elapsed().as_secs_f64();
             println!(
                 "default sampler ({} levels, {} NFE/chain, {:.1} inner CG its/NFE), {threads} thread(s): {chains} samples in {dt:.1} s = {:.3} samples/s",

@@ -20,7 +20,7 @@ Rules:
      explicit `<a name=...>`/`id=...`.
   2. A file mention, in code or plain text, must exist: a token that starts
      with one of the repository's top-level folder names followed by `/`
-     (`src/sampler/engine.rs`, `src/sampler/device/`), or that contains a `/`
+     (`src/sampler/engine.rs`, `src/sampler/`), or that contains a `/`
      and ends in a known extension (`../BENCHMARKS.md`).
      It is resolved against the repository root, then the file's own folder.
      A `*` is a glob that must match something; `{a,b}` is expanded.

@@ -20,7 +20,7 @@ use crate::distributed::rank_chains;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::sampler::moments::Moments;
-use crate::sampler::{sample, SampleSet, SamplerConfig, ScoreModel};
+use crate::sampler::{sample, Model, RunSpec, SampleSet, SamplerConfig};
 
 /// What a distributed run leaves on one rank.
 #[derive(Debug)]
@@ -66,6 +66,7 @@ impl DistributedRun {
                 grid,
                 first_chain: 0,
                 samples: vec![],
+                params: None,
                 chi2: vec![],
                 acceptance: None,
                 nfe: self.nfe,
@@ -116,19 +117,18 @@ fn gather<T: Equivalence + Copy + Default>(
     }
 }
 
-/// Runs `chains` chains split over the ranks of `comm` (see module docs).
-#[allow(clippy::too_many_arguments)]
+/// Runs the chains of `run` split over the ranks of `comm` (see module docs),
+/// each rank on `run.device`.
 pub fn sample_distributed(
     comm: &SimpleCommunicator,
-    model: &dyn ScoreModel,
+    model: &dyn Model,
     cfg: &SamplerConfig,
-    seed: u64,
-    chains: usize,
-    batch: usize,
+    run: &RunSpec,
     gather_samples: bool,
     single_thread: bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<DistributedRun> {
+    let chains = run.chains;
     if chains == 0 {
         return Err(Error::invalid("chains", "need at least one chain"));
     }
@@ -140,6 +140,11 @@ pub fn sample_distributed(
     // every rank runs (possibly zero) chains; errors are shared so that all
     // ranks return together instead of deadlocking in the next collective
     let count = (range.end - range.start) as usize;
+    let mine = RunSpec {
+        first_chain: run.first_chain + range.start,
+        chains: count,
+        ..*run
+    };
     let local = if range.is_empty() {
         Ok(None)
     } else if single_thread {
@@ -149,12 +154,10 @@ pub fn sample_distributed(
             .use_current_thread()
             .build()
             .map_err(|e| Error::invalid("threads", format!("cannot build a thread pool: {e}")))
-            .and_then(|pool| {
-                pool.install(|| sample(model, cfg, seed, range.start, count, batch, &mut |_, _| {}))
-            })
+            .and_then(|pool| pool.install(|| sample(model, cfg, &mine, &mut |_, _| {})))
             .map(Some)
     } else {
-        sample(model, cfg, seed, range.start, count, batch, progress).map(Some)
+        sample(model, cfg, &mine, progress).map(Some)
     };
     let compute_seconds = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
@@ -202,11 +205,16 @@ pub fn sample_distributed(
     // HMC runs have one acceptance per chain on every rank, others none
     let acceptance =
         gather(&comm, &of(&|l| l.acceptance.clone().unwrap_or_default())).filter(|a| !a.is_empty());
-    let samples = if gather_samples {
+    let (samples, params) = if gather_samples {
         let s = local.as_ref().map(|l| l.samples.as_slice()).unwrap_or(&[]);
-        gather(&comm, s)
+        let p = local
+            .as_ref()
+            .and_then(|l| l.params.as_deref())
+            .unwrap_or(&[]);
+        // every rank's model has the same parameters, so all or none send some
+        (gather(&comm, s), gather(&comm, p).filter(|p| !p.is_empty()))
     } else {
-        None
+        (None, None)
     };
     let mut max_compute_seconds = 0.0f64;
     comm.all_reduce_into(
@@ -232,8 +240,9 @@ pub fn sample_distributed(
     let seconds = max_compute_seconds + comm_seconds;
     let gathered = samples.zip(chi2.clone()).map(|(samples, chi2)| SampleSet {
         grid: *model.grid(),
-        first_chain: 0,
+        first_chain: run.first_chain,
         samples,
+        params,
         chi2,
         acceptance: acceptance.clone(),
         nfe,

@@ -36,6 +36,11 @@ pub enum Stream {
     /// first seven use sub-slots of [`Stream::Sampler`]; see
     /// `sampler::engine::Ctx::corrector_normal`).
     Corrector = 6,
+    /// Noise injected by samplers into per-chain parameters (the joint
+    /// sampler's theta; `sampler::State`), counters as [`Stream::Sampler`].
+    Parameters = 7,
+    /// The parameters' share of [`Stream::Corrector`].
+    ParameterCorrector = 8,
 }
 
 #[inline]

@@ -1194,7 +1194,7 @@ fn distinct_handles_run_concurrently_with_sequential_results() {
 fn c_api_equals_the_rust_api() {
     // the C calls produce exactly what the Rust API gives for the same settings
     use lensdiff::prior::GaussianPrior;
-    use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig};
+    use lensdiff::sampler::{sample, Guidance, GuidedPosterior, RunSpec, SamplerConfig};
     let grid = lensdiff::Grid::square(N, 1.0).unwrap();
     let power = lensdiff::spectrum::ClTable::default_kappa().pixel_power(&grid);
     let noise = lensdiff::noise::NoiseModel::uniform(grid, 0.05, None).unwrap();
@@ -1205,7 +1205,7 @@ fn c_api_equals_the_rust_api() {
         levels: 8,
         ..SamplerConfig::default()
     };
-    let set = sample(&post, &cfg, 1, 0, 3, 3, &mut |_, _| {}).unwrap();
+    let set = sample(&post, &cfg, &RunSpec::new(1, 3), &mut |_, _| {}).unwrap();
     assert_eq!(unsafe { full_run(1) }, set.samples);
 }
 

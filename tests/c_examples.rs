@@ -22,7 +22,7 @@ use lensdiff::baselines::{kaiser_squires, WienerFilter, WienerOptions};
 use lensdiff::fields::{gaussian_fields, simulate_shear};
 use lensdiff::noise::NoiseModel;
 use lensdiff::prior::GaussianPrior;
-use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig, ShearData};
+use lensdiff::sampler::{sample, Guidance, GuidedPosterior, RunSpec, SamplerConfig, ShearData};
 use lensdiff::smoothing::Boundary;
 use lensdiff::spectrum::ClTable;
 use lensdiff::Grid;
@@ -143,7 +143,13 @@ fn rust_reference(n: usize) -> Reference {
         levels: LEVELS,
         ..SamplerConfig::default()
     };
-    let set = sample(&post, &cfg, SAMPLER_SEED, 0, CHAINS, BATCH, &mut |_, _| {}).unwrap();
+    let set = sample(
+        &post,
+        &cfg,
+        &RunSpec::new(SAMPLER_SEED, CHAINS).in_batches(BATCH),
+        &mut |_, _| {},
+    )
+    .unwrap();
     let m = set.moments();
     Reference {
         maps: vec![

@@ -19,7 +19,9 @@ use std::time::Instant;
 use common::dense::{dense_posterior, DensePosterior};
 use lensdiff::noise::NoiseModel;
 use lensdiff::prior::GaussianPrior;
-use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig, SamplerKind, ShearData};
+use lensdiff::sampler::{
+    sample, Guidance, GuidedPosterior, RunSpec, SamplerConfig, SamplerKind, ShearData,
+};
 use lensdiff::Grid;
 
 struct Problem {
@@ -83,10 +85,7 @@ fn evaluate(
         let run = sample(
             &post,
             cfg,
-            500 + p as u64,
-            0,
-            chains,
-            chains,
+            &RunSpec::new(500 + p as u64, chains),
             &mut |_, _| {},
         )
         .unwrap();

@@ -410,6 +410,271 @@ fn help_documents_every_subcommand() {
     assert!(line.contains("--model"), "{line}");
 }
 
+/// Writes `data` as an npy array of `shape`.
+fn write_npy(path: &Path, data: &[f32], shape: &[usize]) {
+    lensdiff::io::write_array(
+        path,
+        ndarray::ArrayViewD::from_shape(shape, data).unwrap(),
+        None,
+    )
+    .unwrap();
+}
+
+/// `wiener` and `sample` flatten the same shear-input, grid and noise flag
+/// groups: every bad combination of those flags is refused by both, with the
+/// same exit status and the same one-line message.
+#[test]
+fn wiener_and_sample_refuse_the_same_input_flags_alike() {
+    let d = common::temp_dir("cli-shared-flags");
+    let map = d.join("zero.npy");
+    write_npy(&map, &[0.0; 64], &[8, 8]);
+    let m = s(&map);
+    let missing = d.join("no-catalogue");
+    let c = s(&missing);
+    let maps = ["--e1", m, "--e2", m];
+    let with = |extra: &[&'static str]| -> Vec<&str> {
+        maps.iter()
+            .chain(extra.iter())
+            .copied()
+            .collect::<Vec<&str>>()
+    };
+    // (flags, what the message names, exit status)
+    let cases: Vec<(Vec<&str>, Vec<&str>, i32)> = vec![
+        // a missing required input
+        (vec![], vec!["not provided", "--e1", "--catalogue"], 2),
+        (
+            vec!["--e1", m, "--sigma", "0.1"],
+            vec!["not provided", "--e2"],
+            2,
+        ),
+        (
+            vec!["--e2", m, "--sigma", "0.1"],
+            vec!["not provided", "--e1"],
+            2,
+        ),
+        (with(&[]), vec!["not provided", "--std1", "--sigma"], 2),
+        (with(&["--std2", "x"]), vec!["not provided", "--std1"], 2),
+        (
+            vec!["--catalogue", c],
+            vec!["not provided", "--pixel-arcmin"],
+            2,
+        ),
+        // conflicting pairs
+        (
+            with(&["--std1", "a", "--std2", "b", "--sigma", "0.1"]),
+            vec!["cannot be used with", "--std1", "--sigma"],
+            2,
+        ),
+        (
+            vec![
+                "--e2", m, "--std1", "a", "--std2", "b", "--sigma", "0.1", "--e1", m,
+            ],
+            vec!["cannot be used with", "--std1", "--sigma"],
+            2,
+        ),
+        (
+            with(&[
+                "--sigma",
+                "0.1",
+                "--catalogue",
+                "cat",
+                "--pixel-arcmin",
+                "1",
+            ]),
+            vec!["cannot be used with", "--e1", "--catalogue"],
+            2,
+        ),
+        (
+            vec!["--catalogue", c, "--pixel-arcmin", "1", "--sigma", "0.1"],
+            vec!["cannot be used with", "--catalogue", "--sigma"],
+            2,
+        ),
+        (
+            vec!["--catalogue", c, "--pixel-arcmin", "1", "--mask", m],
+            vec!["cannot be used with", "--catalogue", "--mask"],
+            2,
+        ),
+        (
+            vec![
+                "--catalogue",
+                c,
+                "--pixel-arcmin",
+                "1",
+                "--std1",
+                m,
+                "--std2",
+                m,
+            ],
+            vec!["cannot be used with", "--catalogue", "--std1"],
+            2,
+        ),
+        (
+            with(&["--sigma", "0.1", "--size", "64"]),
+            vec!["cannot be used with", "--e1", "--size"],
+            2,
+        ),
+        (
+            with(&["--sigma", "0.1", "--plate"]),
+            vec!["cannot be used with", "--e1", "--plate"],
+            2,
+        ),
+        // refused on reading: no WCS for the pixel size, no catalogue there
+        (with(&["--sigma", "0.1"]), vec!["--pixel-arcmin", "WCS"], 1),
+        (
+            vec!["--catalogue", c, "--pixel-arcmin", "1"],
+            vec!["no-catalogue"],
+            1,
+        ),
+    ];
+    let outs = [("wiener", d.join("wf.fits")), ("sample", d.join("run"))];
+    for (flags, names, status) in &cases {
+        let mut messages = Vec::new();
+        for (cmd, out) in &outs {
+            let mut args = vec![*cmd];
+            args.extend(flags.iter().copied());
+            args.extend(["--out", s(out)]);
+            let o = lensdiff(&args);
+            let err = String::from_utf8_lossy(&o.stderr).into_owned();
+            assert_eq!(o.status.code(), Some(*status), "{args:?}: {err}");
+            assert!(err.starts_with("lensdiff: error:"), "{args:?}: {err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+            for n in names {
+                assert!(err.contains(n), "{args:?}: {n} missing from {err}");
+            }
+            messages.push(err);
+        }
+        assert_eq!(messages[0], messages[1], "{flags:?}");
+    }
+    for (_, out) in &outs {
+        assert!(!out.exists(), "{} written", out.display());
+    }
+}
+
+/// `observed_pixels`, `pixel_arcmin` and `grid` of a `sample` run's summary.json.
+fn summary_geometry(dir: &Path) -> (u64, f64, Vec<u64>) {
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let grid = doc["grid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    (
+        doc["observed_pixels"].as_u64().unwrap(),
+        doc["pixel_arcmin"].as_f64().unwrap(),
+        grid,
+    )
+}
+
+/// The observed pixels that `wiener` reports.
+fn wiener_observed(out: &str) -> u64 {
+    let head = out.split(" observed pixels").next().unwrap();
+    head.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// The same maps, or the same catalogue, give `wiener` and `sample` the same
+/// grid, mask and WCS: one flag group builds the input of both.
+#[test]
+fn wiener_and_sample_read_maps_and_catalogues_alike() {
+    let d = common::temp_dir("cli-shared-input");
+    // maps without WCS: --pixel-arcmin, a uniform --sigma and a --mask
+    let n = 12;
+    let (e1, e2, mask) = (d.join("e1.npy"), d.join("e2.npy"), d.join("mask.npy"));
+    let mut r = common::SplitMix(5);
+    let shear = |r: &mut common::SplitMix| -> Vec<f32> {
+        (0..n * n).map(|_| 0.05 * r.next() as f32).collect()
+    };
+    write_npy(&e1, &shear(&mut r), &[n, n]);
+    write_npy(&e2, &shear(&mut r), &[n, n]);
+    let m: Vec<f32> = (0..n * n).map(|i| (i % 5 != 0) as u8 as f32).collect();
+    let observed = m.iter().filter(|&&v| v != 0.0).count() as u64;
+    write_npy(&mask, &m, &[n, n]);
+    let input = [
+        "--e1",
+        s(&e1),
+        "--e2",
+        s(&e2),
+        "--pixel-arcmin",
+        "2",
+        "--sigma",
+        "0.1",
+        "--mask",
+        s(&mask),
+    ];
+    let sampler = ["--chains", "2", "--levels", "4"];
+    let run = |cmd: &str, input: &[&str], out: &Path| -> String {
+        let mut args = vec![cmd];
+        args.extend_from_slice(input);
+        if cmd == "sample" {
+            args.extend_from_slice(&sampler);
+        }
+        args.extend(["--out", s(out)]);
+        ok(&args)
+    };
+    let out = run("wiener", &input, &d.join("wf.npy"));
+    assert_eq!(wiener_observed(&out), observed, "{out}");
+    run("sample", &input, &d.join("run"));
+    assert_eq!(
+        summary_geometry(&d.join("run")),
+        (observed, 2.0, vec![n as u64, n as u64])
+    );
+    // a catalogue in the COSMOS layout, binned on the fly by both commands
+    let cat = d.join("cat");
+    std::fs::create_dir_all(&cat).unwrap();
+    let galaxies = 3000;
+    let (ra0, dec0) = (150.0, 2.0);
+    let column = |r: &mut common::SplitMix, centre: f64, half: f64| -> Vec<f32> {
+        (0..galaxies)
+            .map(|_| (centre + half * r.next()) as f32)
+            .collect()
+    };
+    // within 5' of the centre (RA and Dec offsets in degrees, plate projection)
+    let ra = column(&mut r, ra0, 5.0 / 60.0);
+    let dec = column(&mut r, dec0, 5.0 / 60.0);
+    let g1 = column(&mut r, 0.0, 0.1);
+    let g2 = column(&mut r, 0.0, 0.1);
+    for (name, v) in [
+        ("ra", ra),
+        ("dec", dec),
+        ("e1", g1),
+        ("e2", g2),
+        ("nhweight_int", vec![1.0; galaxies]),
+    ] {
+        lensdiff::io::write_array(
+            &cat.join(format!("{name}.fits")),
+            ndarray::ArrayView1::from(&v).into_dyn(),
+            None,
+        )
+        .unwrap();
+    }
+    let input = [
+        "--catalogue",
+        s(&cat),
+        "--pixel-arcmin",
+        "1",
+        "--size",
+        &n.to_string(),
+        "--plate",
+    ]
+    .map(String::from);
+    let input: Vec<&str> = input.iter().map(|x| x.as_str()).collect();
+    let out = run("wiener", &input, &d.join("wf.fits"));
+    let observed = wiener_observed(&out);
+    // the 10' square of galaxies fills the central pixels, not the 12' grid
+    assert!(observed > 80 && observed < (n * n) as u64, "{out}");
+    run("sample", &input, &d.join("run-cat"));
+    assert_eq!(
+        summary_geometry(&d.join("run-cat")),
+        (observed, 1.0, vec![n as u64, n as u64])
+    );
+    let wcs = |p: &Path| lensdiff::io::fits::read_wcs(p).unwrap().unwrap();
+    let (a, b) = (wcs(&d.join("wf.fits")), wcs(&d.join("run-cat/mean.fits")));
+    assert_eq!((a.crval, a.cdelt), (b.crval, b.cdelt));
+    assert!((a.crval[0] - ra0).abs() < 0.01 && (a.crval[1] - dec0).abs() < 0.01);
+    assert!((a.cdelt[1] * 60.0 - 1.0).abs() < 1e-9);
+}
+
 /// Tests on ../shared/data: scripts/test.sh runs them when the folder exists.
 mod needs_data {
     use super::*;

@@ -602,7 +602,7 @@ fn masked_problem() -> (lensdiff::prior::GaussianPrior, lensdiff::sampler::Shear
 #[test]
 #[ignore = "needs an NVIDIA GPU: bench/gpu_check.sh runs it"]
 fn gpu_samplers_match_the_cpu_with_the_same_seed() {
-    use lensdiff::sampler::{device, Guidance, SamplerConfig, SamplerKind};
+    use lensdiff::sampler::{engine, Guidance, RunSpec, SamplerConfig, SamplerKind};
     let dev = device("gpu_samplers_match_the_cpu_with_the_same_seed");
     let (prior, data) = masked_problem();
     let n = prior.grid().len();
@@ -631,21 +631,9 @@ fn gpu_samplers_match_the_cpu_with_the_same_seed() {
             };
             // the reference: the CPU sampler with the same seed
             let post = lensdiff::sampler::GuidedPosterior::new(&prior, &data, guidance).unwrap();
-            let cpu = lensdiff::sampler::sample(&post, &cfg, 3, 0, chains, chains, &mut |_, _| {})
-                .unwrap();
-            let gpu = device::sample(
-                &dev,
-                &prior,
-                &data,
-                guidance,
-                &cfg,
-                3,
-                0,
-                chains,
-                chains,
-                &mut |_, _| {},
-            )
-            .unwrap();
+            let run = RunSpec::new(3, chains);
+            let cpu = lensdiff::sampler::sample(&post, &cfg, &run, &mut |_, _| {}).unwrap();
+            let gpu = engine::run(&dev, &post, &cfg, &run, &mut |_, _| {}).unwrap();
             assert_eq!(cpu.nfe, gpu.nfe);
             let rel: Vec<f64> = (0..chains)
                 .map(|c| {
@@ -699,7 +687,9 @@ fn gpu_samplers_match_the_cpu_with_the_same_seed() {
 #[test]
 #[ignore = "needs an NVIDIA GPU: bench/gpu_check.sh runs it"]
 fn gpu_heun_with_spectral_guidance_reproduces_the_exact_posterior() {
-    use lensdiff::sampler::{device, FourierGaussianPosterior, Guidance, SamplerConfig};
+    use lensdiff::sampler::{
+        engine, FourierGaussianPosterior, Guidance, GuidedPosterior, RunSpec, SamplerConfig,
+    };
     let dev = device("gpu_heun_with_spectral_guidance_reproduces_the_exact_posterior");
     // tests/sampler_exact.rs's problem: 32², uniform noise, no mask
     let (g, power, data) = common::exact_problem();
@@ -707,19 +697,9 @@ fn gpu_heun_with_spectral_guidance_reproduces_the_exact_posterior() {
     let oracle = FourierGaussianPosterior::new(prior.power(), &data).unwrap();
     let chains = 128;
     let cfg = SamplerConfig::default(); // Heun, 64 EDM levels
-    let run = device::sample(
-        &dev,
-        &prior,
-        &data,
-        Guidance::Spectral { tol: 1e-6 },
-        &cfg,
-        42,
-        0,
-        chains,
-        64,
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let post = GuidedPosterior::new(&prior, &data, Guidance::Spectral { tol: 1e-6 }).unwrap();
+    let spec = RunSpec::new(42, chains).in_batches(64);
+    let run = engine::run(&dev, &post, &cfg, &spec, &mut |_, _| {}).unwrap();
     let st = common::modes::mode_stats(&g, &oracle, &run.samples);
     // 4 standard errors plus sampling_exact's 2% discretisation allowance
     let se_z = 1.0 / (2.0 * st.k as f64).sqrt();

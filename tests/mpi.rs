@@ -118,7 +118,7 @@ fn c_example_is_bitwise_identical_for_1_to_4_ranks_and_a_split_communicator() {
     }
     // the same as the Rust API in one process, bitwise
     use lensdiff::prior::GaussianPrior;
-    use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig};
+    use lensdiff::sampler::{sample, Guidance, GuidedPosterior, RunSpec, SamplerConfig};
     let g = lensdiff::Grid::square(48, 1.0).unwrap();
     let power = lensdiff::spectrum::ClTable::default_kappa().pixel_power(&g);
     let noise = lensdiff::noise::NoiseModel::uniform(g, 0.05, None).unwrap();
@@ -129,7 +129,13 @@ fn c_example_is_bitwise_identical_for_1_to_4_ranks_and_a_split_communicator() {
         levels: 16,
         ..SamplerConfig::default()
     };
-    let set = sample(&post, &cfg, 3, 0, 20, 4, &mut |_, _| {}).unwrap();
+    let set = sample(
+        &post,
+        &cfg,
+        &RunSpec::new(3, 20).in_batches(4),
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert_eq!(common::read_f32(&d.join("n1/samples.f32")), set.samples);
     assert_eq!(
         common::read_f32(&d.join("n3/mean.f32")),
@@ -148,7 +154,13 @@ fn c_example_is_bitwise_identical_for_1_to_4_ranks_and_a_split_communicator() {
         levels: 16,
         ..SamplerConfig::default()
     };
-    let hmc = sample(&post, &hmc_cfg, 3, 0, 20, 4, &mut |_, _| {}).unwrap();
+    let hmc = sample(
+        &post,
+        &hmc_cfg,
+        &RunSpec::new(3, 20).in_batches(4),
+        &mut |_, _| {},
+    )
+    .unwrap();
     let hmc_acc = hmc.acceptance.clone().expect("HMC has acceptance");
     for n in [1, 3] {
         let out = d.join(format!("hmc{n}"));

@@ -16,7 +16,9 @@ use lensdiff::nn::UNetConfig;
 use lensdiff::noise::NoiseModel;
 use lensdiff::prior::{Denoiser, DenoiserKind, DenoiserMeta};
 use lensdiff::prior::{GaussianPrior, NeuralPrior, Prior};
-use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig, SamplerKind, ShearData};
+use lensdiff::sampler::{
+    sample, Guidance, GuidedPosterior, RunSpec, SamplerConfig, SamplerKind, ShearData,
+};
 use lensdiff::spectrum::ClTable;
 
 fn small_net() -> UNetConfig {
@@ -66,7 +68,7 @@ fn zero_network_hybrid_reproduces_the_gaussian_prior_in_every_sampler_and_guidan
             };
             let run = |p: &dyn Prior| {
                 let post = GuidedPosterior::new(p, &data, guidance).unwrap();
-                sample(&post, &cfg, 11, 0, 3, 3, &mut |_, _| {})
+                sample(&post, &cfg, &RunSpec::new(11, 3), &mut |_, _| {})
                     .unwrap()
                     .samples
             };
@@ -93,20 +95,14 @@ fn zero_network_hybrid_reproduces_the_gaussian_prior_in_every_sampler_and_guidan
     let a = sample(
         &GuidedPosterior::new(&gauss, &data, g).unwrap(),
         &cfg,
-        11,
-        0,
-        3,
-        3,
+        &RunSpec::new(11, 3),
         &mut |_, _| {},
     )
     .unwrap();
     let b = sample(
         &GuidedPosterior::new(&neural, &data, g).unwrap(),
         &cfg,
-        11,
-        0,
-        3,
-        3,
+        &RunSpec::new(11, 3),
         &mut |_, _| {},
     )
     .unwrap();

@@ -16,7 +16,7 @@ use lensdiff::noise::NoiseModel;
 use lensdiff::prior::train::BandLoss;
 use lensdiff::prior::{Denoiser, DenoiserKind, DenoiserMeta, TrainConfig, Trainer, TrainingData};
 use lensdiff::prior::{GaussianPrior, NeuralPrior, Prior};
-use lensdiff::sampler::{sample, Guidance, GuidedPosterior, SamplerConfig, ShearData};
+use lensdiff::sampler::{sample, Guidance, GuidedPosterior, RunSpec, SamplerConfig, ShearData};
 use lensdiff::spectrum::ClTable;
 
 const PIXEL: f64 = 0.5;
@@ -297,7 +297,7 @@ fn learned_prior_on_lognormal_fields_beats_wiener_and_is_calibrated() {
         let (g1, g2) = lensdiff::fields::simulate_shear(&truth, &noise, 78, f).unwrap();
         let data = ShearData::new(g1, g2, noise.clone()).unwrap();
         let post = GuidedPosterior::new(&learned, &data, Guidance::Spectral { tol: 1e-4 }).unwrap();
-        let run = sample(&post, &cfg, 900 + f, 0, chains, chains, &mut |_, _| {}).unwrap();
+        let run = sample(&post, &cfg, &RunSpec::new(900 + f, chains), &mut |_, _| {}).unwrap();
         let m = run.moments();
         let var = m.variance();
         let wmean = wf_filter

@@ -16,7 +16,9 @@ mod common;
 
 use common::modes::mode_stats;
 
-use lensdiff::sampler::{sample, FourierGaussianPosterior, SamplerConfig, SamplerKind, ScoreModel};
+use lensdiff::sampler::{
+    sample, FourierGaussianPosterior, RunSpec, SamplerConfig, SamplerKind, ScoreModel,
+};
 
 fn check(kind: SamplerKind, levels: usize, allowance: f64) {
     let (g, power, data) = common::exact_problem();
@@ -27,7 +29,13 @@ fn check(kind: SamplerKind, levels: usize, allowance: f64) {
         levels,
         ..SamplerConfig::default()
     };
-    let run = sample(&oracle, &cfg, 42, 0, chains, 64, &mut |_, _| {}).unwrap();
+    let run = sample(
+        &oracle,
+        &cfg,
+        &RunSpec::new(42, chains).in_batches(64),
+        &mut |_, _| {},
+    )
+    .unwrap();
     let st = mode_stats(&g, &oracle, &run.samples);
     let se_z = 1.0 / (2.0 * st.k as f64).sqrt();
     let se_r = (2.0 / ((chains - 1) as f64 * st.k as f64)).sqrt();
@@ -94,13 +102,25 @@ fn chains_do_not_depend_on_the_batch_size() {
             levels: 12,
             ..SamplerConfig::default()
         };
-        let a = sample(&oracle, &cfg, 7, 0, 6, 6, &mut |_, _| {}).unwrap();
-        let b = sample(&oracle, &cfg, 7, 0, 6, 4, &mut |_, _| {}).unwrap();
+        let a = sample(&oracle, &cfg, &RunSpec::new(7, 6), &mut |_, _| {}).unwrap();
+        let b = sample(
+            &oracle,
+            &cfg,
+            &RunSpec::new(7, 6).in_batches(4),
+            &mut |_, _| {},
+        )
+        .unwrap();
         assert_eq!(a.samples, b.samples, "{}", kind.name());
         // chains 2..6 run alone equal chains 2..6 of the full run
-        let c = sample(&oracle, &cfg, 7, 2, 4, 3, &mut |_, _| {}).unwrap();
+        let c = sample(
+            &oracle,
+            &cfg,
+            &RunSpec::new(7, 4).from_chain(2).in_batches(3),
+            &mut |_, _| {},
+        )
+        .unwrap();
         assert_eq!(&a.samples[2 * 1024..], &c.samples[..]);
-        let d = sample(&oracle, &cfg, 8, 0, 6, 6, &mut |_, _| {}).unwrap();
+        let d = sample(&oracle, &cfg, &RunSpec::new(8, 6), &mut |_, _| {}).unwrap();
         assert_ne!(a.samples, d.samples);
     }
 }
@@ -127,7 +147,13 @@ fn explore() {
         sigma_max: smax,
         ..SamplerConfig::default()
     };
-    let run = sample(&oracle, &cfg, 42, 0, 128, 64, &mut |_, _| {}).unwrap();
+    let run = sample(
+        &oracle,
+        &cfg,
+        &RunSpec::new(42, 128).in_batches(64),
+        &mut |_, _| {},
+    )
+    .unwrap();
     let st = mode_stats(&g, &oracle, &run.samples);
     eprintln!(
         "{} levels {levels} smin {smin}: RMS z {:.3} ratio {:.4} ; sqrt(maxS) {:.4} pixvar {:.3e}",
@@ -155,7 +181,13 @@ fn refinement_keeps_the_exact_posterior_and_reports_acceptance() {
             }),
             ..SamplerConfig::default()
         };
-        let run = sample(&oracle, &cfg, 3, 0, 128, 64, &mut |_, _| {}).unwrap();
+        let run = sample(
+            &oracle,
+            &cfg,
+            &RunSpec::new(3, 128).in_batches(64),
+            &mut |_, _| {},
+        )
+        .unwrap();
         let st = mode_stats(&g, &oracle, &run.samples);
         let (se_z, se_r) = (
             1.0 / (2.0 * st.k as f64).sqrt(),

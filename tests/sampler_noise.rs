@@ -5,7 +5,7 @@
 
 use std::sync::Mutex;
 
-use lensdiff::sampler::{sample, SamplerConfig, SamplerKind, ScoreModel, ScoreStats};
+use lensdiff::sampler::{sample, RunSpec, SamplerConfig, SamplerKind, ScoreModel, ScoreStats};
 use lensdiff::Grid;
 
 mod common;
@@ -89,7 +89,7 @@ fn corrector_steps_draw_independent_noise_beyond_seven_per_level() {
         sigma_min: 0.5,
         ..SamplerConfig::default()
     };
-    let set = sample(&model, &cfg, 11, 0, 1, 1, &mut |_, _| {}).unwrap();
+    let set = sample(&model, &cfg, &RunSpec::new(11, 1), &mut |_, _| {}).unwrap();
     let seen = model.seen.into_inner().unwrap();
     // per level: one predictor evaluation, then one before each corrector step
     assert_eq!(seen.len(), 2 * (1 + m));
@@ -132,7 +132,7 @@ fn corrector_settings_are_validated() {
             sigma_min: 0.5,
             ..SamplerConfig::default()
         };
-        sample(&model, &cfg, 1, 0, 1, 1, &mut |_, _| {})
+        sample(&model, &cfg, &RunSpec::new(1, 1), &mut |_, _| {})
     };
     for snr in [0.0, -0.1, f64::NAN, f64::INFINITY] {
         let e = run(snr, 1).expect_err("bad snr accepted");
@@ -147,6 +147,7 @@ fn corrector_settings_are_validated() {
         levels: 1 << 29,
         ..SamplerConfig::default()
     };
-    let e = sample(&model, &cfg, 1, 0, 1, 1, &mut |_, _| {}).expect_err("counter wrap accepted");
+    let e = sample(&model, &cfg, &RunSpec::new(1, 1), &mut |_, _| {})
+        .expect_err("counter wrap accepted");
     assert!(e.to_string().contains("noise counters"), "{e}");
 }

@@ -6,9 +6,8 @@
 //!
 //! - [`cpu::Cpu`]: host vectors, rustfft plans, rayon; the reference. Each
 //!   operation is the loop of the CPU sampler it names, with the same
-//!   arithmetic in the same order, so the device engine
-//!   ([`crate::sampler::device`]) on this backend reproduces the CPU sampler
-//!   bitwise (tested in `tests/device_engine.rs`).
+//!   arithmetic in the same order; the sampler's CPU path is the engine
+//!   ([`crate::sampler::engine`]) on this backend.
 //! - [`cuda::Cuda`]: cudarc (driver API, NVRTC, cuFFT) loaded at run time;
 //!   elementwise kernels give bitwise the CPU values, FFTs and reductions agree
 //!   to rounding (cuFFT rounds differently; parallel sums associate

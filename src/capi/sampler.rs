@@ -7,8 +7,8 @@ use super::{
 };
 use crate::backend::Device;
 use crate::prior::GaussianPrior;
-use crate::sampler::device;
 use crate::sampler::Moments;
+use crate::sampler::{engine, sample, RunSpec};
 use crate::sampler::{
     Guidance, GuidedPosterior, RefineMethod, Refinement, SampleSet, SamplerConfig, SamplerKind,
     ShearData,
@@ -205,11 +205,8 @@ pub struct LensdiffSampler {
     data: ShearData,
     cfg: SamplerConfig,
     guidance: Guidance,
-    seed: u64,
-    chains: usize,
-    batch: usize,
-    first_chain: u64,
-    device: Device,
+    /// Seed, chains, batch and device.
+    run: RunSpec,
     /// A CUDA backend bound to the caller's stream
     /// ([`lensdiff_sampler_set_cuda_stream`]).
     cuda: Option<std::sync::Arc<crate::backend::cuda::Cuda>>,
@@ -294,11 +291,13 @@ pub unsafe extern "C" fn lensdiff_sampler_create(
                 data,
                 cfg: rcfg,
                 guidance,
-                seed: c.seed,
-                chains: c.chains as usize,
-                batch: c.batch as usize,
-                first_chain: c.first_chain,
-                device,
+                run: RunSpec {
+                    seed: c.seed,
+                    first_chain: c.first_chain,
+                    chains: c.chains as usize,
+                    batch: c.batch as usize,
+                    device,
+                },
                 cuda: None,
                 result: None,
                 merged: None,
@@ -328,29 +327,10 @@ pub unsafe extern "C" fn lensdiff_sampler_run(s: *mut LensdiffSampler) -> Lensdi
     guard(|| {
         let sm = handle_mut(s, Kind::Sampler, "sampler")?;
         let post = GuidedPosterior::new(&sm.prior, &sm.data, sm.guidance)?;
+        let run = sm.run;
         let set = match &sm.cuda {
-            Some(be) => device::sample(
-                be.as_ref(),
-                &sm.prior,
-                &sm.data,
-                sm.guidance,
-                &sm.cfg,
-                sm.seed,
-                sm.first_chain,
-                sm.chains,
-                sm.batch,
-                &mut |_, _| {},
-            )?,
-            None => device::sample_on(
-                sm.device,
-                &post,
-                &sm.cfg,
-                sm.seed,
-                sm.first_chain,
-                sm.chains,
-                sm.batch,
-                &mut |_, _| {},
-            )?,
+            Some(be) => engine::run(be.as_ref(), &post, &sm.cfg, &run, &mut |_, _| {})?,
+            None => sample(&post, &sm.cfg, &run, &mut |_, _| {})?,
         };
         sm.result = Some(set);
         sm.merged = None;
@@ -377,7 +357,7 @@ pub unsafe extern "C" fn lensdiff_sampler_set_cuda_stream(
 ) -> LensdiffStatus {
     guard(|| {
         let sm = handle_mut(s, Kind::Sampler, "sampler")?;
-        let Device::Cuda(ordinal) = sm.device else {
+        let Device::Cuda(ordinal) = sm.run.device else {
             return Err(CError::new(
                 LensdiffStatus::InvalidArgument,
                 "a CUDA stream needs device_kind = LENSDIFF_DEVICE_CUDA",
@@ -496,7 +476,7 @@ fn run_mpi(_s: &mut LensdiffSampler, _comm: i32, _gather: bool) -> CResult<()> {
 fn run_mpi(sm: &mut LensdiffSampler, comm: i32, gather: bool) -> CResult<()> {
     use ::mpi::environment::threading_support;
     use ::mpi::Threading;
-    if sm.device != Device::Cpu {
+    if sm.run.device != Device::Cpu {
         return Err(CError::new(
             LensdiffStatus::Unsupported,
             "MPI runs use the CPU backend for now: set device_kind = LENSDIFF_DEVICE_CPU",
@@ -509,9 +489,7 @@ fn run_mpi(sm: &mut LensdiffSampler, comm: i32, gather: bool) -> CResult<()> {
         &world,
         &post,
         &sm.cfg,
-        sm.seed,
-        sm.chains,
-        sm.batch,
+        &sm.run,
         gather,
         single,
         &mut |_, _| {},
@@ -538,7 +516,7 @@ pub unsafe extern "C" fn lensdiff_sampler_chains(
         let sm = sampler(s)?;
         // chains held by this handle: all of them after a one-process run;
         // after an MPI run, what this rank holds
-        *out_ptr(chains, "chains")? = sm.result.as_ref().map_or(sm.chains, |r| r.chains());
+        *out_ptr(chains, "chains")? = sm.result.as_ref().map_or(sm.run.chains, |r| r.chains());
         Ok(())
     })
 }

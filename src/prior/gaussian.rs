@@ -10,21 +10,29 @@
 //! a symmetric linear map, so `J_D^T v = D(v; sigma)`. The `k = 0` mode has
 //! `S = 0`: the mean of kappa is fixed to zero.
 
-use num_complex::Complex;
-use rayon::prelude::*;
-
+use crate::backend::cpu::Cpu;
+use crate::backend::cuda::Cuda;
+use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::fft::Fft2;
 use crate::grid::Grid;
-use crate::prior::Prior;
+use crate::prior::{DevicePrior, Prior};
 use crate::spectrum::ClTable;
 
-/// A Gaussian prior given by its pixel power spectrum.
-#[derive(Debug)]
+/// A Gaussian prior given by its pixel power spectrum. Its host
+/// [`Prior::denoise`] is its [`GaussianOn`] form on the CPU backend, so the
+/// filter is written once for every backend.
 pub struct GaussianPrior {
     grid: Grid,
-    power: Vec<f64>,
-    fft: Fft2<f32>,
+    host: GaussianOn<Cpu>,
+    cpu: Cpu,
+}
+
+impl std::fmt::Debug for GaussianPrior {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GaussianPrior")
+            .field("grid", &self.grid)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GaussianPrior {
@@ -38,10 +46,11 @@ impl GaussianPrior {
                 "the prior power is zero everywhere",
             ));
         }
+        let cpu = Cpu::new();
         Ok(GaussianPrior {
             grid,
-            power,
-            fft: Fft2::new(grid.nx, grid.ny),
+            host: GaussianOn::new(&cpu, grid, &power)?,
+            cpu,
         })
     }
 
@@ -52,23 +61,21 @@ impl GaussianPrior {
 
     /// The pixel power `S(k)`.
     pub fn power(&self) -> &[f64] {
-        &self.power
+        &self.host.host_power
     }
 
+    /// This prior on backend `be`.
+    pub fn on<B: Backend>(&self, be: &B) -> Result<GaussianOn<B>> {
+        GaussianOn::new(be, self.grid, self.power())
+    }
+
+    /// `out = D(x)` through the CPU backend (whose buffers are `Vec`s).
     fn filter(&self, x: &[f32], sigma: f64, out: &mut [f32]) -> Result<()> {
-        let n = self.grid.len();
         self.grid.check_batch("x", x)?;
         crate::error::check_len("out", out, x.len())?;
-        let s2 = sigma * sigma;
-        let gain: Vec<f32> = self.power.iter().map(|&s| (s / (s + s2)) as f32).collect();
-        x.par_chunks(n)
-            .zip(out.par_chunks_mut(n))
-            .for_each(|(x, o)| {
-                let mut spec = vec![Complex::new(0.0f32, 0.0); self.grid.spectral_len()];
-                self.fft.forward(x, &mut spec);
-                spec.iter_mut().zip(&gain).for_each(|(v, g)| *v *= *g);
-                self.fft.inverse(&spec, o);
-            });
+        let mut o = vec![0.0f32; x.len()];
+        self.host.denoise(&self.cpu, &x.to_vec(), sigma, &mut o)?;
+        out.copy_from_slice(&o);
         Ok(())
     }
 }
@@ -91,11 +98,58 @@ impl Prior for GaussianPrior {
     }
 
     fn gaussian_power(&self) -> Option<&[f64]> {
-        Some(&self.power)
+        Some(self.power())
     }
 
-    fn as_gaussian(&self) -> Option<&GaussianPrior> {
-        Some(self)
+    fn on_cuda<'a>(&'a self, be: &Cuda) -> Result<Box<dyn DevicePrior<Cuda> + 'a>> {
+        Ok(Box::new(self.on(be)?))
+    }
+}
+
+/// The Gaussian prior on backend `B`: `D(x; sigma) = F^{-1}[S/(S + sigma²) F x]`,
+/// a symmetric linear map, so `J_D^T v = D(v)`.
+pub struct GaussianOn<B: Backend> {
+    grid: Grid,
+    host_power: Vec<f64>,
+    power: B::Buf<f64>,
+}
+
+impl<B: Backend> GaussianOn<B> {
+    fn new(be: &B, grid: Grid, power: &[f64]) -> Result<Self> {
+        Ok(GaussianOn {
+            grid,
+            host_power: power.to_vec(),
+            power: be.upload(power)?,
+        })
+    }
+}
+
+impl<B: Backend> DevicePrior<B> for GaussianOn<B> {
+    fn grid(&self) -> &Grid {
+        &self.grid
+    }
+
+    fn denoise(&self, be: &B, x: &B::Buf<f32>, sigma: f64, out: &mut B::Buf<f32>) -> Result<()> {
+        let maps = crate::backend::maps_of("x", B::len(x), self.grid.len())?;
+        let mut spec = be.alloc::<f32>(2 * maps * self.grid.spectral_len())?;
+        be.fft_forward(&self.grid, x, &mut spec)?;
+        be.gaussian_denoise_gain(&mut spec, &self.power, sigma * sigma)?;
+        be.fft_inverse(&self.grid, &mut spec, out)
+    }
+
+    fn denoise_vjp(
+        &self,
+        be: &B,
+        _x: &B::Buf<f32>,
+        sigma: f64,
+        v: &B::Buf<f32>,
+        out: &mut B::Buf<f32>,
+    ) -> Result<()> {
+        self.denoise(be, v, sigma, out)
+    }
+
+    fn gaussian_power(&self) -> Option<&[f64]> {
+        Some(&self.host_power)
     }
 }
 

@@ -13,16 +13,20 @@
 //! covariance as a pixel power spectrum.
 
 pub mod denoiser;
+pub mod device;
 pub mod gaussian;
 pub mod neural;
 pub mod train;
 
 pub use denoiser::{Denoiser, DenoiserKind, DenoiserMeta, EdmScaling};
-pub use gaussian::GaussianPrior;
+pub use device::{DevicePrior, HostPrior, PriorBackend};
+pub use gaussian::{GaussianOn, GaussianPrior};
 pub use neural::NeuralPrior;
 pub use train::{TrainConfig, Trainer, TrainingData};
 
-use crate::error::Result;
+use crate::backend::cuda::Cuda;
+use crate::backend::Backend;
+use crate::error::{Error, Result};
 use crate::grid::Grid;
 
 /// A batched denoiser prior on one grid. Batches are `[b][y][x]`.
@@ -51,10 +55,17 @@ pub trait Prior: Send + Sync {
         None
     }
 
-    /// This prior as the exact Gaussian prior, if it is one (the CUDA
-    /// backend runs that prior only).
-    fn as_gaussian(&self) -> Option<&GaussianPrior> {
-        None
+    /// This prior on a CUDA device, if it has a device form there (the
+    /// Gaussian prior does; the learned prior's U-Net runs on the CPU until
+    /// its kernels exist, issue #19).
+    fn on_cuda<'a>(&'a self, be: &Cuda) -> Result<Box<dyn DevicePrior<Cuda> + 'a>> {
+        Err(Error::device(
+            be.describe(),
+            format!(
+                "the {} prior runs on the CPU only (--device cpu)",
+                self.name()
+            ),
+        ))
     }
 
     /// `out = (D(x; sigma) - x) / sigma²`.

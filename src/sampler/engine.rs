@@ -1,13 +1,11 @@
 //! The sampling engine: the batch loop over chains and the integrators of
-//! [`crate::sampler`], written once against a compute [`Backend`] and a
-//! [`DeviceModel`] (the posterior score on that backend).
+//! [`crate::sampler`], written once against a compute [`Backend`].
 //!
-//! [`crate::sampler::sample`] runs it on the CPU backend with any
-//! [`ScoreModel`] (through [`HostModel`]); [`crate::sampler::device::sample`]
-//! runs it on any backend with the Gaussian prior's score
-//! ([`crate::sampler::device::DeviceGaussianPosterior`]). On the CPU the two
-//! give bitwise the same chains (`tests/device_engine.rs`), so a CUDA run
-//! differs from the CPU only inside the kernels.
+//! A run takes one [`Model`]: its host face gives what the run needs once
+//! (the noise levels' bounds, the refinement metric, the final chi²), and
+//! [`ModelBackend::target`] puts it on the backend as a [`Target`], the
+//! batched score the integrators call. [`crate::sampler::sample`] picks the
+//! backend from the run's device; [`run`] runs on a backend you hold.
 //!
 //! Host work per step is limited to scalars: the level schedule, per-chain
 //! Metropolis decisions (one f64 per chain down, accept flags up) and, in the
@@ -15,48 +13,129 @@
 
 use std::time::Instant;
 
-use super::{hmc, integrators, SampleSet, SamplerConfig, SamplerKind, ScoreModel, ScoreStats};
+use super::state::State;
+use super::{
+    hmc, integrators, RunSpec, SampleSet, SamplerConfig, SamplerKind, ScoreModel, ScoreStats,
+};
 use crate::backend::cpu::Cpu;
+use crate::backend::cuda::Cuda;
 use crate::backend::{Backend, NoiseKey};
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::rng::Stream;
 
-/// A batched posterior score whose buffers live on backend `B`.
-pub trait DeviceModel<B: Backend> {
+/// What a sampler draws from: the diffused posterior of a problem, with its
+/// host-side quantities and its form on each backend.
+pub trait Model: Sync {
     /// The grid of the maps.
     fn grid(&self) -> &Grid;
 
-    /// Resets per-chain state (warm starts) before a batch of `chains` chains.
+    /// Largest prior pixel standard deviation, which sets the default
+    /// `sigma_max` ([`SamplerConfig::noise_levels`]).
+    fn prior_scale(&self) -> f64;
+
+    /// The largest noise level the prior is valid at (a learned denoiser's
+    /// training range), if limited; the default `sigma_max` does not exceed it.
+    fn sigma_max(&self) -> Option<f64> {
+        None
+    }
+
+    /// A Fourier-diagonal approximation of the covariance of `x_sigma | data`
+    /// (half-spectrum pixel power), the inverse mass matrix of preconditioned
+    /// HMC/Langevin refinement; `None` = identity.
+    fn metric(&self, _sigma: f64) -> Option<Vec<f64>> {
+        None
+    }
+
+    /// Reduced shear chi² of each map of a batch of final maps.
+    fn chi2(&self, maps: &[f32]) -> Result<Vec<f64>>;
+
+    /// This model on the CPU backend.
+    fn on_cpu(&self, be: &Cpu) -> Result<Box<dyn Target<Cpu> + '_>>;
+
+    /// This model on a CUDA device, where it has a form there.
+    fn on_cuda(&self, be: &Cuda) -> Result<Box<dyn Target<Cuda> + '_>> {
+        Err(Error::device(
+            be.describe(),
+            "this model runs on the CPU only (--device cpu)",
+        ))
+    }
+}
+
+/// A model's batched score on backend `B`: what the integrators call.
+pub trait Target<B: Backend> {
+    /// Parameters per chain besides the map (0: the map alone).
+    fn param_len(&self) -> usize {
+        0
+    }
+
+    /// Resets per-chain state (warm starts) before a batch of `chains` chains,
+    /// so that a chain's result never depends on the other chains of its batch.
     fn begin_batch(&mut self, be: &B, chains: usize) -> Result<()>;
 
-    /// `out = grad log p_sigma(x | data)` for a batch `[b][y][x]`.
-    fn score(
-        &mut self,
-        be: &B,
-        x: &B::Buf<f32>,
-        sigma: f64,
-        out: &mut B::Buf<f32>,
-    ) -> Result<ScoreStats>;
+    /// `out = grad log p_sigma(x | data)` for a batch.
+    fn score(&mut self, be: &B, x: &State<B>, sigma: f64, out: &mut State<B>)
+        -> Result<ScoreStats>;
 
-    /// Turns white noise into a draw from the diffused prior at `sigma_max`
-    /// ([`ScoreModel::initial`]).
-    fn initial(&self, be: &B, sigma_max: f64, z: &mut B::Buf<f32>) -> Result<()>;
+    /// Turns white noise into a draw from the diffused prior at `sigma_max`.
+    fn initial(&self, be: &B, sigma_max: f64, z: &mut State<B>) -> Result<()>;
 
     /// The annealed-HMC start from white noise `x`: `start + sigma0 x` with
     /// the model's start map (the Kaiser–Squires map of the data), or
-    /// [`DeviceModel::initial`] without one.
-    fn start_hmc(&self, be: &B, sigma0: f64, x: &mut B::Buf<f32>) -> Result<()>;
+    /// [`Target::initial`] without one.
+    fn start_hmc(&self, be: &B, sigma0: f64, x: &mut State<B>) -> Result<()>;
 }
 
-/// Any [`ScoreModel`] as a model of the CPU backend (whose buffers are `Vec`s).
-pub struct HostModel<'a>(pub &'a dyn ScoreModel);
+/// The backends a [`Model`] runs on.
+pub trait ModelBackend: Backend + Sized {
+    /// `model` on this backend.
+    fn target<'a>(&self, model: &'a dyn Model) -> Result<Box<dyn Target<Self> + 'a>>;
+}
 
-impl DeviceModel<Cpu> for HostModel<'_> {
+impl ModelBackend for Cpu {
+    fn target<'a>(&self, model: &'a dyn Model) -> Result<Box<dyn Target<Cpu> + 'a>> {
+        model.on_cpu(self)
+    }
+}
+
+impl ModelBackend for Cuda {
+    fn target<'a>(&self, model: &'a dyn Model) -> Result<Box<dyn Target<Cuda> + 'a>> {
+        model.on_cuda(self)
+    }
+}
+
+/// Every host [`ScoreModel`] (the exact oracles, test models) is a model of
+/// the CPU backend.
+impl<T: ScoreModel> Model for T {
     fn grid(&self) -> &Grid {
-        self.0.grid()
+        ScoreModel::grid(self)
     }
 
+    fn prior_scale(&self) -> f64 {
+        ScoreModel::prior_scale(self)
+    }
+
+    fn sigma_max(&self) -> Option<f64> {
+        ScoreModel::sigma_max(self)
+    }
+
+    fn metric(&self, sigma: f64) -> Option<Vec<f64>> {
+        ScoreModel::metric(self, sigma)
+    }
+
+    fn chi2(&self, maps: &[f32]) -> Result<Vec<f64>> {
+        ScoreModel::chi2(self, maps)
+    }
+
+    fn on_cpu(&self, _be: &Cpu) -> Result<Box<dyn Target<Cpu> + '_>> {
+        Ok(Box::new(HostModel(self)))
+    }
+}
+
+/// A [`ScoreModel`] on the CPU backend (whose buffers are `Vec`s).
+struct HostModel<'a, T: ScoreModel>(&'a T);
+
+impl<T: ScoreModel> Target<Cpu> for HostModel<'_, T> {
     fn begin_batch(&mut self, _be: &Cpu, chains: usize) -> Result<()> {
         self.0.begin_batch(chains);
         Ok(())
@@ -65,21 +144,21 @@ impl DeviceModel<Cpu> for HostModel<'_> {
     fn score(
         &mut self,
         _be: &Cpu,
-        x: &Vec<f32>,
+        x: &State<Cpu>,
         sigma: f64,
-        out: &mut Vec<f32>,
+        out: &mut State<Cpu>,
     ) -> Result<ScoreStats> {
-        self.0.score(x, sigma, out)
+        self.0.score(&x.maps, sigma, &mut out.maps)
     }
 
-    fn initial(&self, _be: &Cpu, sigma_max: f64, z: &mut Vec<f32>) -> Result<()> {
-        self.0.initial(sigma_max, z)
+    fn initial(&self, _be: &Cpu, sigma_max: f64, z: &mut State<Cpu>) -> Result<()> {
+        self.0.initial(sigma_max, &mut z.maps)
     }
 
-    fn start_hmc(&self, be: &Cpu, sigma0: f64, x: &mut Vec<f32>) -> Result<()> {
+    fn start_hmc(&self, be: &Cpu, sigma0: f64, x: &mut State<Cpu>) -> Result<()> {
         match self.0.start_map() {
-            Some(start) => be.hmc_start_from_map(x, &start, sigma0 as f32),
-            None => self.0.initial(sigma0, x),
+            Some(start) => be.hmc_start_from_map(&mut x.maps, &start, sigma0 as f32),
+            None => self.0.initial(sigma0, &mut x.maps),
         }
     }
 }
@@ -88,12 +167,13 @@ impl DeviceModel<Cpu> for HostModel<'_> {
 /// `1..=7` (slot 0 is the predictor's noise).
 const CORRECTOR_SUBSLOTS: u64 = 7;
 
-/// Per-batch state of the integrators: the backend, the model, the noise
-/// keys and the work counters.
+/// Per-batch state of the integrators: the backend, the model's target, the
+/// noise keys and the work counters.
 pub(crate) struct Ctx<'a, B: Backend> {
     pub be: &'a B,
-    pub model: &'a mut dyn DeviceModel<B>,
-    pub n: usize,
+    pub target: &'a mut dyn Target<B>,
+    pub grid: Grid,
+    pub param_len: usize,
     pub seed: u64,
     pub first: u64,
     pub nfe: u64,
@@ -101,22 +181,30 @@ pub(crate) struct Ctx<'a, B: Backend> {
 }
 
 impl<B: Backend> Ctx<'_, B> {
+    /// A zeroed state of `chains` chains.
+    pub fn state(&self, chains: usize) -> Result<State<B>> {
+        State::zeros(self.be, chains, self.grid.len(), self.param_len)
+    }
+
     /// `out = score(x, sigma)`, counting one evaluation per chain.
-    pub fn score(&mut self, x: &B::Buf<f32>, sigma: f64, out: &mut B::Buf<f32>) -> Result<()> {
-        let st: ScoreStats = self.model.score(self.be, x, sigma, out)?;
+    pub fn score(&mut self, x: &State<B>, sigma: f64, out: &mut State<B>) -> Result<()> {
+        let st: ScoreStats = self.target.score(self.be, x, sigma, out)?;
         self.nfe += 1;
         self.inner += st.inner_iterations;
         Ok(())
     }
 
-    /// Standard normals for every chain of the batch at `(step, sub)`.
-    pub fn normal(&self, z: &mut B::Buf<f32>, step: u64, sub: u64) -> Result<()> {
-        let key = NoiseKey {
+    fn key(&self) -> NoiseKey {
+        NoiseKey {
             seed: self.seed,
             stream: Stream::Sampler,
             first_chain: self.first,
-        };
-        self.be.fill_normal(z, self.n, key, 8 * step + sub)
+        }
+    }
+
+    /// Standard normals for every chain of the batch at `(step, sub)`.
+    pub fn normal(&self, z: &mut State<B>, step: u64, sub: u64) -> Result<()> {
+        z.fill_normal(self.be, self.key(), 8 * step + sub, false)
     }
 
     /// Standard normals of Langevin corrector step `j` (of `m` per level) after
@@ -124,17 +212,12 @@ impl<B: Backend> Ctx<'_, B> {
     /// `8 step + 1 + j` (the layout of earlier releases, so that their seeds
     /// reproduce); later ones use [`Stream::Corrector`] at counter
     /// `step m + j`, so every corrector step of a run has noise of its own
-    /// ([`check_kind`] keeps that counter within 32 bits).
-    pub fn corrector_normal(&self, z: &mut B::Buf<f32>, step: u64, j: u64, m: u64) -> Result<()> {
+    /// ([`check_counters`] keeps that counter within 32 bits).
+    pub fn corrector_normal(&self, z: &mut State<B>, step: u64, j: u64, m: u64) -> Result<()> {
         if j < CORRECTOR_SUBSLOTS {
             return self.normal(z, step, 1 + j);
         }
-        let key = NoiseKey {
-            seed: self.seed,
-            stream: Stream::Corrector,
-            first_chain: self.first,
-        };
-        self.be.fill_normal(z, self.n, key, step * m + j)
+        z.fill_normal(self.be, self.key(), step * m + j, true)
     }
 
     /// One uniform per chain at `step` (Metropolis tests, drawn on the host).
@@ -143,23 +226,18 @@ impl<B: Backend> Ctx<'_, B> {
     }
 }
 
-/// Runs `n_chains` chains (global indices `first_chain..`) in batches of at
-/// most `batch` on backend `be`: `host` gives the noise levels, the
-/// refinement metric and the final chi² (host-side, exactly as on the CPU),
-/// `model` the scores. `progress(done, total)` is called after every level
-/// of every batch.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn run<B: Backend>(
+/// Runs the chains of `run` (global indices `run.first_chain..`, in batches
+/// of at most `run.batch`) of `model` on backend `be` (`run.device` is not
+/// read: the backend is given). `progress(done, total)` is called after every
+/// level of every batch.
+pub fn run<B: ModelBackend>(
     be: &B,
-    host: &dyn ScoreModel,
-    model: &mut dyn DeviceModel<B>,
+    model: &dyn Model,
     cfg: &SamplerConfig,
-    seed: u64,
-    first_chain: u64,
-    n_chains: usize,
-    batch: usize,
+    run: &RunSpec,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SampleSet> {
+    let (n_chains, batch) = (run.chains, run.batch);
     if n_chains == 0 {
         return Err(Error::invalid("chains", "need at least one chain"));
     }
@@ -168,12 +246,15 @@ pub(crate) fn run<B: Backend>(
     }
     check_counters(cfg, cfg.levels)?;
     check_kind(&cfg.kind)?;
-    let levels = cfg.noise_levels(host)?;
+    let levels = cfg.noise_levels(model)?;
     check_refinement(cfg)?;
+    let mut target = be.target(model)?;
     let grid = *model.grid();
     let n = grid.len();
+    let param_len = target.param_len();
     let t0 = Instant::now();
     let mut samples = Vec::with_capacity(n_chains * n);
+    let mut params: Option<Vec<f32>> = None;
     let mut acceptance: Option<Vec<f64>> = None;
     let (mut nfe, mut inner) = (0u64, 0u64);
     let n_batches = n_chains.div_ceil(batch);
@@ -183,16 +264,17 @@ pub(crate) fn run<B: Backend>(
     // the refinement's preconditioner at sigma_min, the same for every batch
     let metric = cfg
         .refine
-        .and_then(|_| host.metric(levels[levels.len() - 1]));
+        .and_then(|_| model.metric(levels[levels.len() - 1]));
     for bi in 0..n_batches {
         let b = batch.min(n_chains - bi * batch);
-        model.begin_batch(be, b)?;
+        target.begin_batch(be, b)?;
         let mut ctx = Ctx {
             be,
-            model: &mut *model,
-            n,
-            seed,
-            first: first_chain + (bi * batch) as u64,
+            target: &mut *target,
+            grid,
+            param_len,
+            seed: run.seed,
+            first: run.first_chain + (bi * batch) as u64,
             nfe: 0,
             inner: 0,
         };
@@ -200,7 +282,7 @@ pub(crate) fn run<B: Backend>(
             done += 1;
             progress(done, total);
         };
-        let mut x = be.alloc::<f32>(b * n)?;
+        let mut x = ctx.state(b)?;
         let mut acc = match cfg.kind {
             SamplerKind::EulerMaruyama => {
                 integrators::euler_maruyama(&mut ctx, &levels, &mut x, None, &mut tick)?;
@@ -257,17 +339,23 @@ pub(crate) fn run<B: Backend>(
         if let Some(a) = acc {
             acceptance.get_or_insert_with(Vec::new).extend(a);
         }
-        let host_x = be.download(&x)?;
+        let host_x = be.download(&x.maps)?;
         check_diverged(&cfg.kind, &host_x)?;
         nfe = ctx.nfe;
         inner += ctx.inner;
         samples.extend_from_slice(&host_x);
+        if let Some(p) = &x.params {
+            let p = be.download(p)?;
+            check_diverged(&cfg.kind, &p)?;
+            params.get_or_insert_with(Vec::new).extend(p);
+        }
     }
-    let chi2 = host.chi2(&samples)?;
+    let chi2 = model.chi2(&samples)?;
     Ok(SampleSet {
         grid,
-        first_chain,
+        first_chain: run.first_chain,
         samples,
+        params,
         chi2,
         acceptance,
         nfe,

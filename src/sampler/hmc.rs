@@ -8,6 +8,7 @@
 //! Metropolis uniforms and uploads the accept flags.
 
 use super::engine::Ctx;
+use super::state::State;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::grid::Grid;
@@ -46,13 +47,14 @@ impl<B: Backend> DeviceMetric<B> {
         })
     }
 
-    /// `x <- F^{-1}[f F x]` for every map of a batch (`Metric::apply`).
-    fn apply(&self, be: &B, x: &mut B::Buf<f32>, f: &B::Buf<f32>) -> Result<()> {
-        let maps = B::len(x) / self.grid.len();
+    /// `x <- F^{-1}[f F x]` for every map of a batch (`Metric::apply`);
+    /// parameters keep the identity metric.
+    fn apply(&self, be: &B, x: &mut State<B>, f: &B::Buf<f32>) -> Result<()> {
+        let maps = x.chains();
         let mut spec = be.alloc::<f32>(2 * maps * self.grid.spectral_len())?;
-        be.fft_forward(&self.grid, x, &mut spec)?;
+        be.fft_forward(&self.grid, &x.maps, &mut spec)?;
         be.metric_apply_multiply(&mut spec, f)?;
-        be.fft_inverse(&self.grid, &mut spec, x)
+        be.fft_inverse(&self.grid, &mut spec, &mut x.maps)
     }
 }
 
@@ -61,7 +63,7 @@ impl<B: Backend> DeviceMetric<B> {
 /// move by `eps M^{-1} p` and the kinetic energy is `p^T M^{-1} p / 2`.
 fn hmc_transition<B: Backend>(
     ctx: &mut Ctx<B>,
-    x: &mut B::Buf<f32>,
+    x: &mut State<B>,
     sigma: f64,
     eps: f64,
     l: usize,
@@ -69,53 +71,51 @@ fn hmc_transition<B: Backend>(
     metric: Option<&DeviceMetric<B>>,
 ) -> Result<Vec<f64>> {
     let be = ctx.be;
-    let n = ctx.n;
-    let len = B::len(x);
-    let b = len / n;
-    let mut p = be.alloc::<f32>(len)?;
+    let b = x.chains();
+    let mut p = x.zeros_like(be)?;
     ctx.normal(&mut p, step, 1)?;
     if let Some(m) = metric {
         m.apply(be, &mut p, &m.sqrt_mass)?;
     }
-    let mut p0 = be.alloc::<f32>(len)?;
-    be.copy(&p, &mut p0)?;
-    let mut xk = be.alloc::<f32>(len)?;
-    be.copy(x, &mut xk)?;
-    let mut s = be.alloc::<f32>(len)?;
+    let mut p0 = x.zeros_like(be)?;
+    p0.copy_from(be, &p)?;
+    let mut xk = x.zeros_like(be)?;
+    xk.copy_from(be, x)?;
+    let mut s = x.zeros_like(be)?;
     ctx.score(&xk, sigma, &mut s)?;
     let mut du = be.alloc::<f64>(b)?;
     let e = eps as f32;
-    let mut s_new = be.alloc::<f32>(len)?;
-    let mut xprev = be.alloc::<f32>(len)?;
-    let mut v = be.alloc::<f32>(len)?;
+    let mut s_new = x.zeros_like(be)?;
+    let mut xprev = x.zeros_like(be)?;
+    let mut v = x.zeros_like(be)?;
     for _ in 0..l {
         // p <- p + eps/2 s; x <- x + eps M^{-1} p; p <- p + eps/2 s(x)
-        be.hmc_momentum_half_step(&mut p, &s, e)?;
+        p.hmc_momentum_half_step(be, &s, e)?;
         match metric {
             Some(m) => {
-                be.copy(&p, &mut v)?;
+                v.copy_from(be, &p)?;
                 m.apply(be, &mut v, &m.inv_mass)?;
-                be.hmc_position_step(&mut xk, Some(&mut xprev), &v, e)?;
+                xk.hmc_position_step(be, &mut xprev, &v, e)?;
             }
-            None => be.hmc_position_step(&mut xk, Some(&mut xprev), &p, e)?,
+            None => xk.hmc_position_step(be, &mut xprev, &p, e)?,
         }
         ctx.score(&xk, sigma, &mut s_new)?;
-        be.hmc_momentum_half_step(&mut p, &s_new, e)?;
-        be.hmc_energy_increment(&mut du, &s, &s_new, &xk, &xprev, n)?;
+        p.hmc_momentum_half_step(be, &s_new, e)?;
+        State::hmc_energy_increment(be, &mut du, &s, &s_new, &xk, &xprev)?;
         std::mem::swap(&mut s, &mut s_new);
     }
     let u = ctx.uniforms(b, step);
     let mut dk = be.alloc::<f64>(b)?;
     match metric {
         Some(m) => {
-            let mut vp0 = be.alloc::<f32>(len)?;
-            be.copy(&p, &mut v)?;
-            be.copy(&p0, &mut vp0)?;
+            let mut vp0 = x.zeros_like(be)?;
+            v.copy_from(be, &p)?;
+            vp0.copy_from(be, &p0)?;
             m.apply(be, &mut v, &m.inv_mass)?;
             m.apply(be, &mut vp0, &m.inv_mass)?;
-            be.hmc_kinetic_change(&p, &v, &p0, &vp0, n, &mut dk)?;
+            State::hmc_kinetic_change(be, &p, &v, &p0, &vp0, &mut dk)?;
         }
-        None => be.hmc_kinetic_change(&p, &p, &p0, &p0, n, &mut dk)?,
+        None => State::hmc_kinetic_change(be, &p, &p, &p0, &p0, &mut dk)?,
     }
     let (du, dk) = (be.download(&du)?, be.download(&dk)?);
     let mut accepted = vec![0.0; b];
@@ -127,7 +127,7 @@ fn hmc_transition<B: Backend>(
             accepted[c] = 1.0;
         }
     }
-    be.hmc_accept(x, &xk, &be.upload(&flags)?, n)?;
+    x.hmc_accept(be, &xk, &be.upload(&flags)?)?;
     Ok(accepted)
 }
 
@@ -136,15 +136,15 @@ fn hmc_transition<B: Backend>(
 pub(crate) fn annealed<B: Backend>(
     ctx: &mut Ctx<B>,
     levels: &[f64],
-    x: &mut B::Buf<f32>,
+    x: &mut State<B>,
     leapfrog_steps: usize,
     step_scale: f64,
     tick: &mut dyn FnMut(usize),
 ) -> Result<Vec<f64>> {
     let be = ctx.be;
-    let b = B::len(x) / ctx.n;
+    let b = x.chains();
     ctx.normal(x, 0, 0)?;
-    ctx.model.start_hmc(be, levels[0], x)?;
+    ctx.target.start_hmc(be, levels[0], x)?;
     tick(0);
     let mut acc = vec![0.0f64; b];
     for (i, &sigma) in levels.iter().enumerate() {
@@ -173,14 +173,13 @@ pub(crate) fn refine<B: Backend>(
     sigma: f64,
     r: &Refinement,
     inv_mass: Option<&[f64]>,
-    x: &mut B::Buf<f32>,
+    x: &mut State<B>,
     base_step: u64,
     tick: &mut dyn FnMut(usize),
 ) -> Result<Option<Vec<f64>>> {
     let be = ctx.be;
-    let len = B::len(x);
-    let b = len / ctx.n;
-    let grid = *ctx.model.grid();
+    let b = x.chains();
+    let grid = ctx.grid;
     let metric = match inv_mass {
         Some(m) => Some(DeviceMetric::new(be, grid, m)?),
         None => None,
@@ -190,8 +189,8 @@ pub(crate) fn refine<B: Backend>(
             // x <- x + eps M^{-1} s + sqrt(2 eps) M^{-1/2} z, eps = step²
             let eps = r.step * r.step;
             let (a, c) = (eps as f32, (2.0 * eps).sqrt() as f32);
-            let mut s = be.alloc::<f32>(len)?;
-            let mut z = be.alloc::<f32>(len)?;
+            let mut s = x.zeros_like(be)?;
+            let mut z = x.zeros_like(be)?;
             for k in 0..r.steps {
                 ctx.score(x, sigma, &mut s)?;
                 ctx.normal(&mut z, base_step + k as u64, 0)?;
@@ -199,7 +198,7 @@ pub(crate) fn refine<B: Backend>(
                     m.apply(be, &mut s, &m.inv_mass)?;
                     m.apply(be, &mut z, &m.sqrt_inv_mass)?;
                 }
-                be.langevin_refine_step(x, &s, &z, a, c)?;
+                x.langevin_refine_step(be, &s, &z, a, c)?;
                 tick(k);
             }
             Ok(None)

@@ -3,6 +3,7 @@
 //! of `sampler`).
 
 use super::engine::Ctx;
+use super::state::State;
 use crate::backend::Backend;
 use crate::error::Result;
 
@@ -11,32 +12,31 @@ use crate::error::Result;
 pub(crate) fn euler_maruyama<B: Backend>(
     ctx: &mut Ctx<B>,
     levels: &[f64],
-    x: &mut B::Buf<f32>,
+    x: &mut State<B>,
     corrector: Option<(f64, usize)>,
     tick: &mut dyn FnMut(usize),
 ) -> Result<()> {
     let be = ctx.be;
-    let len = B::len(x);
-    let chains = len / ctx.n;
+    let chains = x.chains();
     ctx.normal(x, 0, 0)?;
-    ctx.model.initial(be, levels[0], x)?;
+    ctx.target.initial(be, levels[0], x)?;
     tick(0);
-    let mut s = be.alloc::<f32>(len)?;
-    let mut z = be.alloc::<f32>(len)?;
+    let mut s = x.zeros_like(be)?;
+    let mut z = x.zeros_like(be)?;
     let (mut s_norm, mut z_norm) = (be.alloc::<f64>(chains)?, be.alloc::<f64>(chains)?);
     for i in 0..levels.len() - 1 {
         let step = i as u64 + 1;
         ctx.score(x, levels[i], &mut s)?;
         let dt = levels[i] * levels[i] - levels[i + 1] * levels[i + 1];
         ctx.normal(&mut z, step, 0)?;
-        be.euler_maruyama_step(x, &s, &z, dt as f32, dt.sqrt() as f32)?;
+        x.euler_maruyama_step(be, &s, &z, dt as f32, dt.sqrt() as f32)?;
         if let Some((snr, m)) = corrector {
             for j in 0..m {
                 ctx.score(x, levels[i + 1], &mut s)?;
                 ctx.corrector_normal(&mut z, step, j as u64, m as u64)?;
-                be.chain_norms(&s, ctx.n, &mut s_norm)?;
-                be.chain_norms(&z, ctx.n, &mut z_norm)?;
-                be.langevin_corrector_step(x, &s, &z, &s_norm, &z_norm, snr, ctx.n)?;
+                s.chain_norms(be, &mut s_norm)?;
+                z.chain_norms(be, &mut z_norm)?;
+                x.langevin_corrector_step(be, &s, &z, &s_norm, &z_norm, snr)?;
             }
         }
         tick(i + 1);
@@ -49,20 +49,19 @@ pub(crate) fn euler_maruyama<B: Backend>(
 pub(crate) fn edm<B: Backend>(
     ctx: &mut Ctx<B>,
     levels: &[f64],
-    x: &mut B::Buf<f32>,
+    x: &mut State<B>,
     churn: Option<(f64, f64, f64, f64)>,
     tick: &mut dyn FnMut(usize),
 ) -> Result<()> {
     let be = ctx.be;
-    let len = B::len(x);
     ctx.normal(x, 0, 0)?;
-    ctx.model.initial(be, levels[0], x)?;
+    ctx.target.initial(be, levels[0], x)?;
     tick(0);
     let steps = levels.len() - 1;
-    let mut d = be.alloc::<f32>(len)?;
-    let mut d2 = be.alloc::<f32>(len)?;
-    let mut xp = be.alloc::<f32>(len)?;
-    let mut z = be.alloc::<f32>(len)?;
+    let mut d = x.zeros_like(be)?;
+    let mut d2 = x.zeros_like(be)?;
+    let mut xp = x.zeros_like(be)?;
+    let mut z = x.zeros_like(be)?;
     for i in 0..steps {
         let (si, sn) = (levels[i], levels[i + 1]);
         let gamma = match churn {
@@ -76,13 +75,13 @@ pub(crate) fn edm<B: Backend>(
             let s_noise = churn.map_or(1.0, |c| c.3);
             ctx.normal(&mut z, i as u64 + 1, 0)?;
             let a = ((sh * sh - si * si).sqrt() * s_noise) as f32;
-            be.edm_churn_noise(x, &z, a)?;
+            x.edm_churn_noise(be, &z, a)?;
         }
         // d = dx/dsigma = -sigma s(x, sigma)
         ctx.score(x, sh, &mut d)?;
-        be.heun_predictor(&mut d, x, &mut xp, -sh as f32, (sn - sh) as f32)?;
+        d.heun_predictor(be, x, &mut xp, -sh as f32, (sn - sh) as f32)?;
         ctx.score(&xp, sn, &mut d2)?;
-        be.heun_corrector(x, &d, &d2, (sn - sh) as f32, -sn as f32)?;
+        x.heun_corrector(be, &d, &d2, (sn - sh) as f32, -sn as f32)?;
         tick(i + 1);
     }
     Ok(())

@@ -1,7 +1,9 @@
 //! Posterior sampling by reverse diffusion.
 //!
-//! A sampler integrates the diffused-posterior score of a [`ScoreModel`]
-//! from `sigma_max` down to `sigma_min`, batched over chains:
+//! A sampler integrates the diffused-posterior score of a [`Model`] (a
+//! [`GuidedPosterior`], or any host [`ScoreModel`] such as the exact oracle)
+//! from `sigma_max` down to `sigma_min`, batched over chains, on the device of
+//! its [`RunSpec`]:
 //!
 //! - [`SamplerKind::EulerMaruyama`]: the reverse variance-exploding SDE (Song et al. 2021),
 //!   `x <- x + (sigma_i² - sigma_{i+1}²) s(x, sigma_i) + sqrt(sigma_i² - sigma_{i+1}²) z`;
@@ -21,21 +23,26 @@
 //! `Philox(seed, Sampler, c, 8 t + sub)`, so the same seed gives bitwise the
 //! same chains whatever the batch size or the order of batches.
 
-pub mod device;
 pub mod engine;
+mod guided;
 mod hmc;
 mod integrators;
 pub mod moments;
 pub mod oracle;
 pub mod posterior;
 pub mod schedule;
+pub mod state;
 
+pub use engine::{Model, ModelBackend, Target};
+pub use guided::GuidedScore;
 pub use moments::Moments;
 pub use oracle::FourierGaussianPosterior;
 pub use posterior::{Guidance, GuidedPosterior, ScoreModel, ScoreStats, ShearData};
 pub use schedule::Schedule;
+pub use state::State;
 
 use crate::backend::cpu::Cpu;
+use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::rng::{Philox, Stream};
@@ -132,7 +139,7 @@ pub struct Refinement {
     pub steps: usize,
     /// Step size: HMC leapfrog step, or `sqrt(eps)` of Langevin. With a model
     /// metric (a Fourier-diagonal Gaussian approximation of the posterior,
-    /// see [`ScoreModel::metric`]) in whitened units (0.3–1 for HMC), else in kappa units.
+    /// see [`Model::metric`]) in whitened units (0.3–1 for HMC), else in kappa units.
     pub step: f64,
 }
 
@@ -174,7 +181,7 @@ pub struct SamplerConfig {
     /// Number of noise levels (including both ends).
     pub levels: usize,
     /// Largest level; `None` = 20 x the prior's largest pixel std, capped at
-    /// the model's [`ScoreModel::sigma_max`] (a learned prior's training range).
+    /// the model's [`Model::sigma_max`] (a learned prior's training range).
     pub sigma_max: Option<f64>,
     /// Smallest level.
     pub sigma_min: f64,
@@ -200,7 +207,7 @@ impl Default for SamplerConfig {
 
 impl SamplerConfig {
     /// The noise levels of this configuration for a model.
-    pub fn noise_levels(&self, model: &dyn ScoreModel) -> Result<Vec<f64>> {
+    pub fn noise_levels(&self, model: &dyn Model) -> Result<Vec<f64>> {
         let smax = self.sigma_max.unwrap_or_else(|| {
             let s = 20.0 * model.prior_scale();
             model.sigma_max().map_or(s, |m| m.min(s))
@@ -222,6 +229,9 @@ pub struct SampleSet {
     pub first_chain: u64,
     /// Final maps `[chains][y][x]`.
     pub samples: Vec<f32>,
+    /// Final parameters `[chains][p]`, for models with parameters besides
+    /// the map ([`Target::param_len`]).
+    pub params: Option<Vec<f32>>,
     /// Reduced shear chi² of each final map.
     pub chi2: Vec<f64>,
     /// Metropolis acceptance rate of each chain (HMC only).
@@ -263,28 +273,69 @@ pub(crate) fn metropolis_uniforms(seed: u64, first: u64, chains: usize, step: u6
         .collect()
 }
 
-/// Runs `n_chains` chains with global indices `first_chain..` in batches of at
-/// most `batch` chains on the CPU. `progress(done, total)` is called after
-/// every level of every batch.
+/// What a run draws, besides the model and the sampler: the seed, the chains
+/// (global indices `first_chain..first_chain + chains`), the batch size and
+/// the device. The same seed and chains give the same maps whatever the batch
+/// size or the order of batches (module docs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunSpec {
+    /// The run seed.
+    pub seed: u64,
+    /// Global index of the first chain.
+    pub first_chain: u64,
+    /// Number of chains.
+    pub chains: usize,
+    /// Chains integrated together (memory and throughput; not the results).
+    pub batch: usize,
+    /// Where to run.
+    pub device: Device,
+}
+
+impl RunSpec {
+    /// `chains` chains from chain 0, all in one batch, on the CPU.
+    pub fn new(seed: u64, chains: usize) -> Self {
+        RunSpec {
+            seed,
+            first_chain: 0,
+            chains,
+            batch: chains,
+            device: Device::Cpu,
+        }
+    }
+
+    /// The same run from global chain `first` on.
+    pub fn from_chain(self, first: u64) -> Self {
+        RunSpec {
+            first_chain: first,
+            ..self
+        }
+    }
+
+    /// The same run in batches of at most `batch` chains.
+    pub fn in_batches(self, batch: usize) -> Self {
+        RunSpec { batch, ..self }
+    }
+
+    /// The same run on `device`.
+    pub fn on(self, device: Device) -> Self {
+        RunSpec { device, ..self }
+    }
+}
+
+/// Runs `run` of `model` with the sampler `cfg` on `run.device` (the engine,
+/// [`engine::run`], on that device's backend). `progress(done, total)` is
+/// called after every level of every batch.
 pub fn sample(
-    model: &dyn ScoreModel,
+    model: &dyn Model,
     cfg: &SamplerConfig,
-    seed: u64,
-    first_chain: u64,
-    n_chains: usize,
-    batch: usize,
+    run: &RunSpec,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SampleSet> {
-    let mut host = engine::HostModel(model);
-    engine::run(
-        &Cpu::new(),
-        model,
-        &mut host,
-        cfg,
-        seed,
-        first_chain,
-        n_chains,
-        batch,
-        progress,
-    )
+    match run.device {
+        Device::Cpu => engine::run(&Cpu::new(), model, cfg, run, progress),
+        Device::Cuda(ordinal) => {
+            let be = crate::backend::cuda::Cuda::shared(ordinal)?;
+            engine::run(be.as_ref(), model, cfg, run, progress)
+        }
+    }
 }

@@ -31,12 +31,10 @@
 //!   `p(gamma | x_sigma)` (the oracle); for other priors, the Gaussian
 //!   approximation of `kappa | x_sigma`.
 
-use num_complex::Complex;
-use rayon::prelude::*;
-
-use crate::baselines::wiener::{GaussianSystem, WienerOptions};
+use super::{GuidedScore, Model, Target};
+use crate::backend::cpu::Cpu;
+use crate::backend::cuda::Cuda;
 use crate::error::{check_finite, check_len, Error, Result};
-use crate::fft::Fft2;
 use crate::grid::Grid;
 use crate::lensing::KaiserSquires;
 use crate::noise::NoiseModel;
@@ -166,24 +164,14 @@ impl Guidance {
     }
 }
 
-/// Prior score plus a guided likelihood term.
+/// A problem's guided posterior: a prior, the data and a guidance scheme. It
+/// is a [`Model`]: its score runs on any backend as a
+/// [`crate::sampler::GuidedScore`] around the prior's device form.
 pub struct GuidedPosterior<'a> {
     prior: &'a dyn Prior,
     data: &'a ShearData,
     guidance: Guidance,
     ks: KaiserSquires<f32>,
-    ks64: KaiserSquires<f64>,
-    w1: Vec<f64>,
-    w2: Vec<f64>,
-    /// Per-chain start of the inner solve (the previous solution, rescaled).
-    warm: std::sync::Mutex<Vec<WarmStart>>,
-}
-
-/// The last inner solution of a chain and the level it was computed at.
-#[derive(Default)]
-struct WarmStart {
-    u: Vec<f64>,
-    sigma: f64,
 }
 
 impl<'a> GuidedPosterior<'a> {
@@ -221,16 +209,11 @@ impl<'a> GuidedPosterior<'a> {
             }
             _ => {}
         }
-        let grid = *prior.grid();
         Ok(GuidedPosterior {
             prior,
             data,
             guidance,
-            ks: KaiserSquires::new(grid),
-            ks64: KaiserSquires::new(grid),
-            w1: data.noise.weight1().iter().map(|&w| w as f64).collect(),
-            w2: data.noise.weight2().iter().map(|&w| w as f64).collect(),
-            warm: std::sync::Mutex::new(Vec::new()),
+            ks: KaiserSquires::new(*prior.grid()),
         })
     }
 
@@ -240,185 +223,22 @@ impl<'a> GuidedPosterior<'a> {
     }
 
     /// The prior.
-    pub fn prior(&self) -> &dyn Prior {
+    pub fn prior(&self) -> &'a dyn Prior {
         self.prior
     }
 
     /// The data.
-    pub fn data(&self) -> &ShearData {
+    pub fn data(&self) -> &'a ShearData {
         self.data
-    }
-
-    /// `C_sigma = S sigma² / (S + sigma²)` on the half spectrum.
-    fn posterior_power(&self, sigma: f64) -> Vec<f64> {
-        posterior_power_of(self.prior.gaussian_power(), sigma)
-    }
-
-    /// `out += P^T (w ⊙ (gamma - P m))` per map with the weights `w1, w2`.
-    fn add_weighted_residual(
-        &self,
-        m: &[f32],
-        w1: &[f32],
-        w2: &[f32],
-        out: &mut [f32],
-    ) -> Result<()> {
-        let n = self.prior.grid().len();
-        let (mut p1, mut p2) = (vec![0.0f32; m.len()], vec![0.0f32; m.len()]);
-        self.ks.forward(m, &mut p1, &mut p2)?;
-        for (c1, c2) in p1.chunks_mut(n).zip(p2.chunks_mut(n)) {
-            for i in 0..n {
-                c1[i] = w1[i] * (self.data.g1[i] - c1[i]);
-                c2[i] = w2[i] * (self.data.g2[i] - c2[i]);
-            }
-        }
-        let mut back = vec![0.0f32; m.len()];
-        self.ks.adjoint(&p1, &p2, &mut back)?;
-        out.iter_mut().zip(&back).for_each(|(o, b)| *o += b);
-        Ok(())
     }
 }
 
-impl ScoreModel for GuidedPosterior<'_> {
+impl Model for GuidedPosterior<'_> {
     fn grid(&self) -> &Grid {
         self.prior.grid()
     }
 
-    fn score(&self, x: &[f32], sigma: f64, out: &mut [f32]) -> Result<ScoreStats> {
-        let grid = *self.prior.grid();
-        let n = grid.len();
-        grid.check_batch("x", x)?;
-        check_len("score", out, x.len())?;
-        let s2 = sigma * sigma;
-        match self.guidance {
-            Guidance::Annealed { c } => {
-                self.prior.score(x, sigma, out)?;
-                let inflate = |w: &f64| (w / (1.0 + c * s2 * w)) as f32;
-                let a1: Vec<f32> = self.w1.iter().map(inflate).collect();
-                let a2: Vec<f32> = self.w2.iter().map(inflate).collect();
-                self.add_weighted_residual(x, &a1, &a2, out)?;
-                Ok(ScoreStats::default())
-            }
-            Guidance::Tweedie { inflate } => {
-                let mut d = vec![0.0f32; x.len()];
-                self.prior.denoise(x, sigma, &mut d)?;
-                let (e1, e2) = if inflate {
-                    let v = inflated_tweedie_variance(
-                        self.prior.grid(),
-                        self.prior.gaussian_power(),
-                        sigma,
-                    );
-                    let f = |w: &f64| (w / (1.0 + v * w)) as f32;
-                    (
-                        self.w1.iter().map(f).collect(),
-                        self.w2.iter().map(f).collect(),
-                    )
-                } else {
-                    (
-                        self.data.noise.weight1().to_vec(),
-                        self.data.noise.weight2().to_vec(),
-                    )
-                };
-                let mut v = vec![0.0f32; x.len()];
-                self.add_weighted_residual(&d, &e1, &e2, &mut v)?;
-                let mut jv = vec![0.0f32; x.len()];
-                self.prior.denoise_vjp(x, sigma, &v, &mut jv)?;
-                let inv = (1.0 / s2) as f32;
-                for i in 0..x.len() {
-                    out[i] = (d[i] - x[i]) * inv + jv[i];
-                }
-                Ok(ScoreStats::default())
-            }
-            Guidance::Spectral { tol } => {
-                let mut d = vec![0.0f32; x.len()];
-                self.prior.denoise(x, sigma, &mut d)?;
-                let power = self.posterior_power(sigma);
-                let sqrt_power: Vec<f64> = power.iter().map(|p| p.sqrt()).collect();
-                let sys = GaussianSystem {
-                    ks: &self.ks64,
-                    power: &power,
-                    sqrt_power: &sqrt_power,
-                    w1: &self.w1,
-                    w2: &self.w2,
-                };
-                let opts = WienerOptions { tol, max_iter: 500 };
-                let b = x.len() / n;
-                let mut warm = match self.warm.lock() {
-                    Ok(mut w) => std::mem::take(&mut *w),
-                    Err(_) => Vec::new(),
-                };
-                if warm.len() != b {
-                    warm = (0..b).map(|_| WarmStart::default()).collect();
-                }
-                // the chains of a batch move together, so once per call
-                let warm_scale = |prev_sigma: f64| {
-                    warm_start_scale(self.prior.gaussian_power(), prev_sigma, &power)
-                };
-                let shared_scale = warm
-                    .first()
-                    .filter(|w| !w.u.is_empty() && w.sigma != sigma)
-                    .map(|w| (w.sigma, warm_scale(w.sigma)));
-                let mut v = vec![0.0f32; x.len()];
-                let iters: Result<Vec<usize>> = d
-                    .par_chunks(n)
-                    .zip(v.par_chunks_mut(n))
-                    .zip(warm.par_iter_mut())
-                    .map(|((dm, vm), ws)| {
-                        // r = gamma - P D(x)
-                        let dm64: Vec<f64> = dm.iter().map(|&v| v as f64).collect();
-                        let (mut q1, mut q2) = (vec![0.0; n], vec![0.0; n]);
-                        self.ks64.forward(&dm64, &mut q1, &mut q2)?;
-                        for i in 0..n {
-                            q1[i] = self.data.g1[i] as f64 - q1[i];
-                            q2[i] = self.data.g2[i] as f64 - q2[i];
-                        }
-                        // warm start: the previous u of this chain, carried to this
-                        // level's variables (u = C^{-1/2} y with y kept fixed)
-                        if ws.u.len() == n && ws.sigma != sigma {
-                            match &shared_scale {
-                                Some((s0, scale)) if *s0 == ws.sigma => {
-                                    fourier_scale(self.ks64.fft(), &mut ws.u, scale)
-                                }
-                                _ => {
-                                    fourier_scale(self.ks64.fft(), &mut ws.u, &warm_scale(ws.sigma))
-                                }
-                            }
-                        }
-                        ws.sigma = sigma;
-                        // g = W r - W P y, y = (C^{-1} + P^T W P)^{-1} P^T W r
-                        let (y, it, _) =
-                            sys.solve(&q1, &q2, &opts, Some(&mut ws.u), &mut |_, _| {})?;
-                        let (mut y1, mut y2) = (vec![0.0; n], vec![0.0; n]);
-                        self.ks64.forward(&y, &mut y1, &mut y2)?;
-                        for i in 0..n {
-                            y1[i] = self.w1[i] * (q1[i] - y1[i]);
-                            y2[i] = self.w2[i] * (q2[i] - y2[i]);
-                        }
-                        let mut back = vec![0.0; n];
-                        self.ks64.adjoint(&y1, &y2, &mut back)?;
-                        vm.iter_mut().zip(&back).for_each(|(o, b)| *o = *b as f32);
-                        Ok(it)
-                    })
-                    .collect();
-                if let Ok(mut w) = self.warm.lock() {
-                    *w = warm;
-                }
-                let mut jv = vec![0.0f32; x.len()];
-                self.prior.denoise_vjp(x, sigma, &v, &mut jv)?;
-                let inv = (1.0 / s2) as f32;
-                for i in 0..x.len() {
-                    out[i] = (d[i] - x[i]) * inv + jv[i];
-                }
-                Ok(ScoreStats {
-                    inner_iterations: iters?.iter().map(|&i| i as u64).sum(),
-                })
-            }
-        }
-    }
-
-    fn initial(&self, sigma_max: f64, z: &mut [f32]) -> Result<()> {
-        diffused_prior_draw(self.prior.grid(), self.prior.gaussian_power(), sigma_max, z)
-    }
-
+    /// `sqrt(max S)` of the prior's Gaussian model (1 without one).
     fn prior_scale(&self) -> f64 {
         self.prior
             .gaussian_power()
@@ -426,19 +246,16 @@ impl ScoreModel for GuidedPosterior<'_> {
             .unwrap_or(1.0)
     }
 
-    fn start_map(&self) -> Option<Vec<f32>> {
-        ks_map(&self.ks, self.data)
-    }
-
-    fn chi2(&self, kappa: &[f32]) -> Result<Vec<f64>> {
-        shear_chi2(&self.ks, self.data, kappa)
+    fn sigma_max(&self) -> Option<f64> {
+        self.prior.sigma_max()
     }
 
     /// `1 / (1/S + w̄) + sigma²` with `w̄` the mean noise weight per component.
     fn metric(&self, sigma: f64) -> Option<Vec<f64>> {
         let s = self.prior.gaussian_power()?;
-        let n = self.w1.len() as f64;
-        let wbar = (self.w1.iter().sum::<f64>() + self.w2.iter().sum::<f64>()) / (2.0 * n);
+        let (w1, w2) = (self.data.noise.weight1(), self.data.noise.weight2());
+        let sum = |w: &[f32]| w.iter().map(|&w| w as f64).sum::<f64>();
+        let wbar = (sum(w1) + sum(w2)) / (2.0 * w1.len() as f64);
         Some(
             s.iter()
                 .map(|&s| if s > 0.0 { 1.0 / (1.0 / s + wbar) } else { 0.0 } + sigma * sigma)
@@ -446,14 +263,16 @@ impl ScoreModel for GuidedPosterior<'_> {
         )
     }
 
-    fn sigma_max(&self) -> Option<f64> {
-        self.prior.sigma_max()
+    fn chi2(&self, maps: &[f32]) -> Result<Vec<f64>> {
+        shear_chi2(&self.ks, self.data, maps)
     }
 
-    fn begin_batch(&self, _chains: usize) {
-        if let Ok(mut w) = self.warm.lock() {
-            w.clear();
-        }
+    fn on_cpu(&self, be: &Cpu) -> Result<Box<dyn Target<Cpu> + '_>> {
+        Ok(Box::new(GuidedScore::new(be, self)?))
+    }
+
+    fn on_cuda(&self, be: &Cuda) -> Result<Box<dyn Target<Cuda> + '_>> {
+        Ok(Box::new(GuidedScore::new(be, self)?))
     }
 }
 
@@ -490,14 +309,6 @@ pub(crate) fn posterior_power_of(power: Option<&[f64]>, sigma: f64) -> Vec<f64> 
         .unwrap_or_default()
 }
 
-/// `x <- F^{-1}[scale F x]`.
-fn fourier_scale(fft: &Fft2<f64>, x: &mut [f64], scale: &[f64]) {
-    let mut spec = vec![Complex::new(0.0, 0.0); scale.len()];
-    fft.forward(x, &mut spec);
-    spec.iter_mut().zip(scale).for_each(|(v, s)| *v *= *s);
-    fft.inverse(&spec, x);
-}
-
 /// The Kaiser–Squires E map of the data (the MCMC starting point).
 pub(crate) fn ks_map(ks: &KaiserSquires<f32>, data: &ShearData) -> Option<Vec<f32>> {
     let n = data.grid().len();
@@ -525,30 +336,4 @@ pub fn shear_chi2(ks: &KaiserSquires<f32>, data: &ShearData, kappa: &[f32]) -> R
             s / dof
         })
         .collect())
-}
-
-/// `z <- F^{-1}[sqrt(S + sigma²) F z]` per map (or `sigma z` without `S`).
-pub(crate) fn diffused_prior_draw(
-    grid: &Grid,
-    power: Option<&[f64]>,
-    sigma: f64,
-    z: &mut [f32],
-) -> Result<()> {
-    grid.check_batch("z", z)?;
-    let Some(s) = power else {
-        z.iter_mut().for_each(|v| *v *= sigma as f32);
-        return Ok(());
-    };
-    let fft = Fft2::<f64>::new(grid.nx, grid.ny);
-    let amp: Vec<f64> = s.iter().map(|&p| (p + sigma * sigma).sqrt()).collect();
-    z.par_chunks_mut(grid.len()).for_each(|m| {
-        let x: Vec<f64> = m.iter().map(|&v| v as f64).collect();
-        let mut spec = vec![Complex::new(0.0, 0.0); grid.spectral_len()];
-        fft.forward(&x, &mut spec);
-        spec.iter_mut().zip(&amp).for_each(|(v, a)| *v *= *a);
-        let mut y = vec![0.0; grid.len()];
-        fft.inverse(&spec, &mut y);
-        m.iter_mut().zip(&y).for_each(|(m, y)| *m = *y as f32);
-    });
-    Ok(())
 }

@@ -17,7 +17,7 @@ use lensdiff::noise::NoiseModel;
 use lensdiff::prior::{GaussianPrior, Prior};
 use lensdiff::rng::Stream;
 use lensdiff::sampler::{
-    device, sample, Guidance, GuidedPosterior, SampleSet, SamplerConfig, ShearData,
+    sample, Guidance, GuidedPosterior, RunSpec, SampleSet, SamplerConfig, ShearData,
 };
 use lensdiff::spectrum::ClTable;
 
@@ -135,31 +135,20 @@ struct Timing {
 }
 
 fn run_once(
-    be: Option<&lensdiff::backend::cuda::Cuda>,
+    device: Device,
     p: &Problem,
     cfg: &SamplerConfig,
     g: Guidance,
     seed: u64,
     chains: usize,
 ) -> Result<SampleSet> {
-    match be {
-        Some(be) => device::sample(
-            be,
-            &p.prior,
-            &p.data,
-            g,
-            cfg,
-            seed,
-            0,
-            chains,
-            chains,
-            &mut |_, _| {},
-        ),
-        None => {
-            let post = GuidedPosterior::new(&p.prior, &p.data, g)?;
-            sample(&post, cfg, seed, 0, chains, chains, &mut |_, _| {})
-        }
-    }
+    let post = GuidedPosterior::new(&p.prior, &p.data, g)?;
+    sample(
+        &post,
+        cfg,
+        &RunSpec::new(seed, chains).on(device),
+        &mut |_, _| {},
+    )
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -195,14 +184,14 @@ pub fn run(a: Args) -> Result<()> {
             Some(be) => be.describe(),
             None => Cpu::new().describe(),
         };
-        if let Some(be) = &cuda {
+        if cuda.is_some() {
             // compiles the kernels and plans the transforms outside the timing
             let warm = SamplerConfig {
                 levels: 3,
                 ..cfg.clone()
             };
             for &b in &a.batch {
-                run_once(Some(be.as_ref()), &p, &warm, guidance, a.seed, b)?;
+                run_once(*dev, &p, &warm, guidance, a.seed, b)?;
             }
         }
         for &b in &a.batch {
@@ -211,7 +200,7 @@ pub fn run(a: Args) -> Result<()> {
                 _ => b,
             };
             let t0 = Instant::now();
-            let mut set = run_once(cuda.as_deref(), &p, &cfg, guidance, a.seed, chains)?;
+            let mut set = run_once(*dev, &p, &cfg, guidance, a.seed, chains)?;
             set.seconds = t0.elapsed().as_secs_f64();
             println!(
                 "{name:<48} batch {chains:>3}: {:>8.3} s  {:>9.3} samples/s  ({:.2} inner CG its per evaluation)",

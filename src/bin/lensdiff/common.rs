@@ -1,11 +1,16 @@
-//! Helpers shared by the subcommands: reading and writing maps, figures, progress.
+//! Helpers shared by the subcommands: the shear, grid and noise flags of
+//! `wiener` and `sample`, reading and writing maps, figures, progress.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::ArgGroup;
 use indicatif::{ProgressBar, ProgressStyle};
+use lensdiff::catalogue::{bin_catalogue, BinningOptions, Catalogue, Projection};
 use lensdiff::io::Wcs;
+use lensdiff::noise::NoiseModel;
 use lensdiff::plot::{render_maps, Canvas, ColorMap, MapPanel};
+use lensdiff::sampler::ShearData;
 use lensdiff::{Error, Grid, Result};
 
 /// A map read from disk with its shape and, for FITS, its WCS.
@@ -51,71 +56,12 @@ pub fn load_nonnegative(path: &Path, like: &LoadedMap) -> Result<Vec<f32>> {
     )
 }
 
-/// The noise model from `--std1/--std2` maps or a uniform `--sigma` (exactly one).
-pub fn load_noise(
-    std1: Option<&Path>,
-    std2: Option<&Path>,
-    sigma: Option<f64>,
-    mask: Option<&[bool]>,
-    like: &LoadedMap,
-    grid: Grid,
-) -> Result<lensdiff::noise::NoiseModel> {
-    use lensdiff::noise::NoiseModel;
-    match (std1, std2, sigma) {
-        (Some(s1), Some(s2), None) => NoiseModel::from_std(
-            grid,
-            &load_nonnegative(s1, like)?,
-            &load_nonnegative(s2, like)?,
-            mask,
-        ),
-        (None, None, Some(s)) => NoiseModel::uniform(grid, s, mask),
-        _ => Err(Error::invalid(
-            "noise",
-            "give either --std1 and --std2 maps or a uniform --sigma",
-        )),
-    }
-}
-
 /// A C_ell table from `--cl` (text or npy), or the built-in default spectrum.
 pub fn load_cl(path: Option<&Path>) -> Result<lensdiff::spectrum::ClTable> {
     match path {
         Some(p) => lensdiff::spectrum::ClTable::read(p),
         None => Ok(lensdiff::spectrum::ClTable::default_kappa()),
     }
-}
-
-/// Shear maps `e1`, `e2` with their grid (pixel size from `--pixel-arcmin` or
-/// the WCS), mask and noise model (std maps or a uniform `--sigma`).
-pub struct ShearMaps {
-    pub grid: Grid,
-    pub e1: Vec<f32>,
-    pub e2: Vec<f32>,
-    pub noise: lensdiff::noise::NoiseModel,
-    pub wcs: Option<Wcs>,
-}
-
-/// Loads [`ShearMaps`] from the usual input flags.
-pub fn load_shear(
-    e1: &Path,
-    e2: &Path,
-    pixel_arcmin: Option<f64>,
-    mask: Option<&Path>,
-    std1: Option<&Path>,
-    std2: Option<&Path>,
-    sigma: Option<f64>,
-) -> Result<ShearMaps> {
-    let e1 = load_map(e1, None)?;
-    let e2 = load_map(e2, Some(&e1))?;
-    let grid = Grid::new(e1.nx, e1.ny, pixel_size(pixel_arcmin, &e1)?)?;
-    let mask = mask.map(|p| load_mask(p, &e1)).transpose()?;
-    let noise = load_noise(std1, std2, sigma, mask.as_deref(), &e1, grid)?;
-    Ok(ShearMaps {
-        grid,
-        e1: e1.data,
-        e2: e2.data,
-        noise,
-        wcs: e1.wcs,
-    })
 }
 
 /// Reads a mask (non-zero = observed) of the shape of `like`.
@@ -136,6 +82,154 @@ pub fn pixel_size(flag: Option<f64>, map: &LoadedMap) -> Result<f64> {
             "--pixel-arcmin",
             "the input has no WCS (CDELT); give the pixel size in arcmin",
         )),
+    }
+}
+
+/// The shear input of `wiener` and `sample`: `--e1`/`--e2` maps, or a
+/// `--catalogue` folder binned on the fly (exactly one of the two).
+///
+/// Flattened together with [`GridArgs`] and [`NoiseArgs`], whose rules name
+/// these flags: the three groups make one input, declared once.
+#[derive(clap::Args, Clone, Debug)]
+#[command(group(
+    ArgGroup::new("shear-input")
+        .args(["e1", "catalogue"])
+        .required(true)
+))]
+pub struct ShearInput {
+    /// Shear component 1 map (FITS or npy).
+    #[arg(long, requires_all = ["e2", "noise-level"])]
+    pub e1: Option<PathBuf>,
+    /// Shear component 2 map, same shape.
+    #[arg(long, requires = "e1", conflicts_with = "catalogue")]
+    pub e2: Option<PathBuf>,
+    /// Instead of maps: a catalogue folder in the COSMOS layout, binned on the
+    /// fly (median centre, RA along +x) with --size, --pixel-arcmin and --plate;
+    /// the binning gives the noise std maps and the mask.
+    #[arg(long, requires = "pixel_arcmin")]
+    pub catalogue: Option<PathBuf>,
+}
+
+/// The grid: the pixel size, and the binning of a `--catalogue`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct GridArgs {
+    /// Pixel size in arcmin (default: from the input's WCS; required with --catalogue).
+    #[arg(long)]
+    pub pixel_arcmin: Option<f64>,
+    /// Binning of --catalogue: map side in pixels (maps give their own shape).
+    #[arg(long, default_value_t = 360, conflicts_with = "e1")]
+    pub size: usize,
+    /// Binning of --catalogue: plate (jax-lensing) instead of gnomonic projection.
+    #[arg(long, conflicts_with = "e1")]
+    pub plate: bool,
+}
+
+/// The noise of shear maps: per-pixel std maps or a uniform std (one of the
+/// two, required with maps), and a mask. A catalogue's binning gives its own.
+#[derive(clap::Args, Clone, Debug)]
+#[command(group(ArgGroup::new("noise-level").args(["std1", "sigma"])))]
+pub struct NoiseArgs {
+    /// Per-pixel noise std of component 1 (0 = masked unless --mask is given).
+    #[arg(long, requires = "std2", conflicts_with = "catalogue")]
+    pub std1: Option<PathBuf>,
+    /// Per-pixel noise std of component 2.
+    #[arg(long, requires = "std1", conflicts_with_all = ["sigma", "catalogue"])]
+    pub std2: Option<PathBuf>,
+    /// Uniform per-component noise std instead of std maps.
+    #[arg(long, conflicts_with = "catalogue")]
+    pub sigma: Option<f64>,
+    /// Mask (non-zero = observed); unobserved pixels carry no information.
+    #[arg(long, conflicts_with = "catalogue")]
+    pub mask: Option<PathBuf>,
+}
+
+/// Shear data with its grid and, when known, its WCS.
+pub struct ShearMaps {
+    pub grid: Grid,
+    /// The shear and its noise model (masked pixels zeroed).
+    pub data: ShearData,
+    pub wcs: Option<Wcs>,
+}
+
+impl ShearInput {
+    /// Reads the maps (or bins the catalogue) on the grid of `grid` with the
+    /// noise of `noise`.
+    pub fn load(&self, grid: &GridArgs, noise: &NoiseArgs) -> Result<ShearMaps> {
+        match (&self.e1, &self.e2, &self.catalogue) {
+            (Some(e1), Some(e2), None) => {
+                let e1 = load_map(e1, None)?;
+                let e2 = load_map(e2, Some(&e1))?;
+                let g = grid.grid(Some(&e1))?;
+                let model = noise.model(g, &e1)?;
+                Ok(ShearMaps {
+                    grid: g,
+                    data: ShearData::new(e1.data, e2.data, model)?,
+                    wcs: e1.wcs,
+                })
+            }
+            (None, None, Some(dir)) => {
+                let g = grid.grid(None)?;
+                let mut opts = BinningOptions::new(g);
+                if grid.plate {
+                    opts.projection = Projection::Plate;
+                }
+                let b = bin_catalogue(&Catalogue::from_cosmos_dir(dir)?, &opts)?;
+                let model = NoiseModel::from_std(g, &b.std1, &b.std2, Some(&b.mask))?;
+                let wcs = Wcs::centred(
+                    &g,
+                    b.centre_ra_deg,
+                    b.centre_dec_deg,
+                    opts.ra_increases_with_x,
+                );
+                Ok(ShearMaps {
+                    grid: g,
+                    data: ShearData::new(b.e1, b.e2, model)?,
+                    wcs: Some(wcs),
+                })
+            }
+            _ => Err(Error::invalid(
+                "shear",
+                "give --e1 and --e2 maps or --catalogue DIR",
+            )),
+        }
+    }
+}
+
+impl GridArgs {
+    /// The grid of the shear map `like` (its shape; the pixel size from
+    /// `--pixel-arcmin` or its WCS), or without a map (a catalogue) the
+    /// `--size`² grid of `--pixel-arcmin` pixels.
+    pub fn grid(&self, like: Option<&LoadedMap>) -> Result<Grid> {
+        match like {
+            Some(map) => Grid::new(map.nx, map.ny, pixel_size(self.pixel_arcmin, map)?),
+            None => {
+                let pixel = self
+                    .pixel_arcmin
+                    .ok_or_else(|| Error::invalid("--pixel-arcmin", "required with --catalogue"))?;
+                Grid::square(self.size, pixel)
+            }
+        }
+    }
+}
+
+impl NoiseArgs {
+    /// The noise model on `grid` of maps shaped like `like`: `--std1`/`--std2`
+    /// maps or a uniform `--sigma`, with `--mask`.
+    pub fn model(&self, grid: Grid, like: &LoadedMap) -> Result<NoiseModel> {
+        let mask = self.mask.as_ref().map(|p| load_mask(p, like)).transpose()?;
+        match (&self.std1, &self.std2, self.sigma) {
+            (Some(s1), Some(s2), None) => NoiseModel::from_std(
+                grid,
+                &load_nonnegative(s1, like)?,
+                &load_nonnegative(s2, like)?,
+                mask.as_deref(),
+            ),
+            (None, None, Some(s)) => NoiseModel::uniform(grid, s, mask.as_deref()),
+            _ => Err(Error::invalid(
+                "noise",
+                "give either --std1 and --std2 maps or a uniform --sigma",
+            )),
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use lensdiff::plot::{
 use lensdiff::prior::Denoiser;
 use lensdiff::prior::{GaussianPrior, NeuralPrior};
 use lensdiff::rng::{Philox, Stream};
-use lensdiff::sampler::{sample, GuidedPosterior, SampleSet, SamplerConfig, ShearData};
+use lensdiff::sampler::{sample, GuidedPosterior, RunSpec, SampleSet, SamplerConfig, ShearData};
 use lensdiff::smoothing::Boundary;
 use lensdiff::spectrum::{bin_edges, estimate_cl, Binning, ClTable};
 use lensdiff::{Error, Grid, Result};
@@ -90,15 +90,10 @@ fn neural_posterior(
     let batch = a.sampler.batch.clamp(1, a.neural_chains.max(1));
     let steps = a.neural_chains.div_ceil(batch) * ncfg.levels;
     let pb = progress(Some(steps as u64), "neural-prior posterior");
-    let set = sample(
-        &post,
-        &ncfg,
-        a.sampler.seed,
-        0,
-        a.neural_chains,
-        batch,
-        &mut |done, _| pb.set_position(done as u64),
-    )?;
+    let run = RunSpec::new(a.sampler.seed, a.neural_chains).in_batches(batch);
+    let set = sample(&post, &ncfg, &run, &mut |done, _| {
+        pb.set_position(done as u64)
+    })?;
     pb.finish_and_clear();
     Ok(set)
 }

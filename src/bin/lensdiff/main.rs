@@ -50,6 +50,25 @@ enum Command {
     Demo(demo::Args),
 }
 
+/// One line, like every other error: the first paragraph of clap's message
+/// (a list of missing arguments joined onto its heading), without the usage.
+fn one_line(text: &str) -> String {
+    let mut lines = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim);
+    let head = lines
+        .next()
+        .unwrap_or("bad arguments")
+        .trim_start_matches("error: ");
+    let rest: Vec<&str> = lines.collect();
+    if rest.is_empty() {
+        head.to_string()
+    } else {
+        format!("{head} {}", rest.join(", "))
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -63,14 +82,10 @@ fn main() -> ExitCode {
             ) {
                 e.exit();
             }
-            // one line, like every other error: the first line of clap's message
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("bad arguments")
-                .trim_start_matches("error: ");
-            eprintln!("lensdiff: error: {first} (see `lensdiff --help`)");
+            eprintln!(
+                "lensdiff: error: {} (see `lensdiff --help`)",
+                one_line(&e.to_string())
+            );
             return ExitCode::from(2);
         }
     };
@@ -91,5 +106,32 @@ fn main() -> ExitCode {
             eprintln!("lensdiff: error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (every id that a `requires` or
+    /// `conflicts_with` names exists, groups are sound); they run in debug builds.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn clap_messages_become_one_line() {
+        let text = "error: the following required arguments were not provided:\n  \
+                    <--e1 <E1>|--catalogue <CATALOGUE>>\n  --out <OUT>\n\nUsage: lensdiff wiener\n";
+        assert_eq!(
+            super::one_line(text),
+            "the following required arguments were not provided: \
+             <--e1 <E1>|--catalogue <CATALOGUE>>, --out <OUT>"
+        );
+        assert_eq!(
+            super::one_line("error: unexpected argument '--x' found\n\n  tip: ...\n"),
+            "unexpected argument '--x' found"
+        );
     }
 }

@@ -5,20 +5,19 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum;
 use lensdiff::backend::Device;
 use lensdiff::baselines::kaiser_squires;
-use lensdiff::catalogue::{bin_catalogue, BinningOptions, Catalogue, Projection};
-use lensdiff::io::Wcs;
-use lensdiff::noise::NoiseModel;
 use lensdiff::prior::Denoiser;
 use lensdiff::prior::{GaussianPrior, NeuralPrior, Prior};
-use lensdiff::sampler::device::sample_on;
 use lensdiff::sampler::{
-    Guidance, GuidedPosterior, RefineMethod, Refinement, SampleSet, SamplerConfig, SamplerKind,
-    ShearData,
+    sample, Guidance, GuidedPosterior, RefineMethod, Refinement, RunSpec, SampleSet, SamplerConfig,
+    SamplerKind,
 };
 use lensdiff::smoothing::Boundary;
 use lensdiff::{Error, Grid, Result};
 
-use crate::common::{load_cl, load_shear, progress, robust_range, save, save_figure, Panel};
+use crate::common::{
+    load_cl, progress, robust_range, save, save_figure, GridArgs, NoiseArgs, Panel, ShearInput,
+    ShearMaps,
+};
 use crate::simulate::Format;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -105,6 +104,13 @@ pub struct SamplerArgs {
 }
 
 impl SamplerArgs {
+    /// The seed, chains, batch and device of the run.
+    pub fn run_spec(&self) -> RunSpec {
+        RunSpec::new(self.seed, self.chains)
+            .in_batches(self.batch.max(1))
+            .on(self.device)
+    }
+
     pub fn config(&self) -> SamplerConfig {
         let name = match self.sampler {
             SamplerArg::Heun => "heun",
@@ -144,37 +150,12 @@ impl SamplerArgs {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Shear component 1 map (FITS or npy).
-    #[arg(long, requires = "e2", conflicts_with = "catalogue")]
-    pub e1: Option<PathBuf>,
-    /// Shear component 2 map.
-    #[arg(long)]
-    pub e2: Option<PathBuf>,
-    /// Instead of maps: a catalogue folder in the COSMOS layout, binned on the fly
-    /// (median centre, RA along +x) with --size and --pixel-arcmin.
-    #[arg(long)]
-    pub catalogue: Option<PathBuf>,
-    /// Binning of --catalogue: map side in pixels.
-    #[arg(long, default_value_t = 360)]
-    pub size: usize,
-    /// Binning of --catalogue: plate (jax-lensing) or gnomonic projection.
-    #[arg(long)]
-    pub plate: bool,
-    /// Per-pixel noise std of component 1 (0 = masked unless --mask).
-    #[arg(long, requires = "std2")]
-    pub std1: Option<PathBuf>,
-    /// Per-pixel noise std of component 2.
-    #[arg(long, requires = "std1")]
-    pub std2: Option<PathBuf>,
-    /// Uniform per-component noise std instead of std maps.
-    #[arg(long)]
-    pub sigma: Option<f64>,
-    /// Mask (non-zero = observed).
-    #[arg(long)]
-    pub mask: Option<PathBuf>,
-    /// Pixel size in arcmin (default: from the input's WCS; required with --catalogue).
-    #[arg(long)]
-    pub pixel_arcmin: Option<f64>,
+    #[command(flatten)]
+    pub input: ShearInput,
+    #[command(flatten)]
+    pub grid: GridArgs,
+    #[command(flatten)]
+    pub noise: NoiseArgs,
     /// C_ell table of the Gaussian prior, the prior used without --model
     /// (default: built-in kappaTNG-like spectrum); with a pure --model, the
     /// Gaussian model the guidance uses.
@@ -213,19 +194,10 @@ pub fn run_chains(
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let set = sample_on(
-        s.device,
-        post,
-        cfg,
-        s.seed,
-        0,
-        s.chains,
-        s.batch.max(1),
-        &mut |done, total| {
-            pb.set_length(total as u64);
-            pb.set_position(done as u64);
-        },
-    );
+    let set = sample(post, cfg, &s.run_spec(), &mut |done, total| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+    });
     pb.finish_and_clear();
     set
 }
@@ -375,9 +347,7 @@ fn sample_maybe_mpi(
         &world,
         post,
         cfg,
-        a.sampler.seed,
-        a.sampler.chains,
-        a.sampler.batch.max(1),
+        &a.sampler.run_spec(),
         gather,
         single,
         &mut |done, total| {
@@ -431,40 +401,7 @@ fn sample_maybe_mpi(
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (grid, g1, g2, noise, wcs) = match (&a.catalogue, &a.e1, &a.e2) {
-        (Some(dir), _, _) => {
-            let pix = a
-                .pixel_arcmin
-                .ok_or_else(|| Error::invalid("--pixel-arcmin", "required with --catalogue"))?;
-            let grid = Grid::square(a.size, pix)?;
-            let mut opts = BinningOptions::new(grid);
-            if a.plate {
-                opts.projection = Projection::Plate;
-            }
-            let b = bin_catalogue(&Catalogue::from_cosmos_dir(dir)?, &opts)?;
-            let noise = NoiseModel::from_std(grid, &b.std1, &b.std2, Some(&b.mask))?;
-            let wcs = Wcs::centred(&grid, b.centre_ra_deg, b.centre_dec_deg, true);
-            (grid, b.e1, b.e2, noise, Some(wcs))
-        }
-        (None, Some(e1p), Some(e2p)) => {
-            let m = load_shear(
-                e1p,
-                e2p,
-                a.pixel_arcmin,
-                a.mask.as_deref(),
-                a.std1.as_deref(),
-                a.std2.as_deref(),
-                a.sigma,
-            )?;
-            (m.grid, m.e1, m.e2, m.noise, m.wcs)
-        }
-        _ => {
-            return Err(Error::invalid(
-                "data",
-                "give --e1 and --e2 maps or --catalogue DIR",
-            ))
-        }
-    };
+    let ShearMaps { grid, data, wcs } = a.input.load(&a.grid, &a.noise)?;
     let table = load_cl(a.cl.as_deref())?;
     let prior: Box<dyn Prior> = match &a.model {
         Some(p) => {
@@ -478,7 +415,6 @@ pub fn run(a: Args) -> Result<()> {
         }
         None => Box::new(GaussianPrior::from_cl(grid, &table)?),
     };
-    let data = ShearData::new(g1, g2, noise)?;
     let post = GuidedPosterior::new(prior.as_ref(), &data, a.sampler.guidance())?;
     let cfg = a.sampler.config();
     std::fs::create_dir_all(&a.out).map_err(|source| Error::Io {

@@ -6,35 +6,21 @@ use lensdiff::baselines::{WienerFilter, WienerOptions};
 use lensdiff::Result;
 
 use crate::common::{
-    load_cl, load_shear, progress, robust_range, save, save_figure, stats, Panel, ShearMaps,
+    load_cl, progress, robust_range, save, save_figure, stats, GridArgs, NoiseArgs, Panel,
+    ShearInput, ShearMaps,
 };
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Shear component 1 map (FITS or npy).
-    #[arg(long)]
-    pub e1: PathBuf,
-    /// Shear component 2 map, same shape.
-    #[arg(long)]
-    pub e2: PathBuf,
-    /// Per-pixel noise std of component 1 (0 = masked unless --mask is given).
-    #[arg(long, requires = "std2", conflicts_with = "sigma")]
-    pub std1: Option<PathBuf>,
-    /// Per-pixel noise std of component 2.
-    #[arg(long, requires = "std1")]
-    pub std2: Option<PathBuf>,
-    /// Uniform per-component noise std instead of std maps.
-    #[arg(long)]
-    pub sigma: Option<f64>,
-    /// Mask (non-zero = observed); unobserved pixels carry no information.
-    #[arg(long)]
-    pub mask: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: ShearInput,
+    #[command(flatten)]
+    pub grid: GridArgs,
+    #[command(flatten)]
+    pub noise: NoiseArgs,
     /// Prior C_ell table: text `ell C_ell` or npy (2, n) (default: built-in kappaTNG-like spectrum).
     #[arg(long)]
     pub cl: Option<PathBuf>,
-    /// Pixel size in arcmin (default: from the input's WCS).
-    #[arg(long)]
-    pub pixel_arcmin: Option<f64>,
     /// Relative residual at which the conjugate-gradient solver stops.
     #[arg(long, default_value_t = 1e-6)]
     pub tol: f64,
@@ -50,21 +36,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let ShearMaps {
-        grid,
-        e1,
-        e2,
-        noise,
-        wcs,
-    } = load_shear(
-        &a.e1,
-        &a.e2,
-        a.pixel_arcmin,
-        a.mask.as_deref(),
-        a.std1.as_deref(),
-        a.std2.as_deref(),
-        a.sigma,
-    )?;
+    let ShearMaps { grid, data, wcs } = a.input.load(&a.grid, &a.noise)?;
     let table = load_cl(a.cl.as_deref())?;
     let wf = WienerFilter::new(grid, table.pixel_power(&grid))?;
     let opts = WienerOptions {
@@ -72,7 +44,7 @@ pub fn run(a: Args) -> Result<()> {
         max_iter: a.max_iter,
     };
     let pb = progress(None, "Wiener PCG");
-    let sol = wf.solve_with_progress(&e1, &e2, &noise, &opts, &mut |it, r| {
+    let sol = wf.solve_with_progress(&data.g1, &data.g2, &data.noise, &opts, &mut |it, r| {
         pb.set_message(format!("Wiener PCG: iteration {it}, residual {r:.2e}"));
     });
     pb.finish_and_clear();
@@ -84,13 +56,13 @@ pub fn run(a: Args) -> Result<()> {
         wcs.as_ref(),
         Some("kappa"),
     )?;
-    let m = noise.mask();
+    let m = data.noise.mask();
     let (mean, std, _, _) = stats(&sol.kappa, Some(&m));
     println!(
         "wiener: {}x{} map, {} observed pixels, {} iterations (residual {:.1e}): mean {mean:.3e} std {std:.3e} -> {}",
         grid.ny,
         grid.nx,
-        noise.n_observed(),
+        data.noise.n_observed(),
         sol.iterations,
         sol.residual,
         a.out.display()

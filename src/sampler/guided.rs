@@ -1,30 +1,33 @@
-//! The posterior score of the Gaussian prior on a backend, for every
-//! guidance scheme: `GuidedPosterior::score` with a `GaussianPrior`, as
-//! backend operations. The spectral guidance's conjugate-gradient solve
-//! (`GaussianSystem::solve`) runs batched: all chains iterate together, each
-//! with its own step sizes, and a chain stops updating once it has converged,
-//! so every chain does exactly the iterations it does on its own.
+//! The guided posterior score ([`GuidedPosterior`], formulas in the module
+//! docs of `posterior`) on a backend, for every prior and every guidance
+//! scheme, written once as backend operations around the prior's
+//! [`DevicePrior`] denoiser and VJP. The spectral guidance's
+//! conjugate-gradient solve (`GaussianSystem::solve`) runs batched: all chains
+//! iterate together, each with its own step sizes, and a chain stops updating
+//! once it has converged, so every chain does exactly the iterations it does
+//! on its own.
 
-use super::super::posterior::{inflated_tweedie_variance, posterior_power_of, warm_start_scale};
-use super::super::{Guidance, ScoreStats, ShearData};
+use super::posterior::{inflated_tweedie_variance, posterior_power_of, warm_start_scale};
+use super::state::State;
+use super::{Guidance, GuidedPosterior, ScoreStats, Target};
 use crate::backend::Backend;
 use crate::baselines::wiener::GaussianSystem;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::lensing::KaiserSquires;
-use crate::prior::{GaussianPrior, Prior};
-use crate::sampler::engine::DeviceModel;
+use crate::prior::{DevicePrior, PriorBackend};
 
-/// Iteration limit of the inner solve (as `GuidedPosterior`).
+/// Iteration limit of the inner solve.
 const MAX_INNER_ITERATIONS: usize = 500;
 
-/// The Gaussian-prior posterior score with its data, on a backend.
-pub struct DeviceGaussianPosterior<B: Backend> {
+/// A [`GuidedPosterior`] on backend `B`: the prior's device form, the
+/// Kaiser–Squires multipliers, the data and the weights, uploaded.
+pub struct GuidedScore<'a, B: Backend> {
     grid: Grid,
     guidance: Guidance,
-    /// Prior pixel power `S` (host copy for the per-level multipliers).
-    host_power: Vec<f64>,
-    power: B::Buf<f64>,
+    prior: Box<dyn DevicePrior<B> + 'a>,
+    /// The prior's Gaussian power `S`, when it has one (the initial draw).
+    power: Option<B::Buf<f64>>,
     ks64: KaiserSquires<f64>,
     p1: B::Buf<f32>,
     p2: B::Buf<f32>,
@@ -42,31 +45,25 @@ pub struct DeviceGaussianPosterior<B: Backend> {
     warm: Option<(B::Buf<f64>, f64)>,
 }
 
-impl<B: Backend> DeviceGaussianPosterior<B> {
-    /// Uploads the prior power, the Kaiser–Squires multipliers, the data and
-    /// the weights.
-    pub fn new(
-        be: &B,
-        prior: &GaussianPrior,
-        data: &ShearData,
-        guidance: Guidance,
-    ) -> Result<Self> {
-        let grid = *prior.grid();
-        if data.grid() != &grid {
-            return Err(Error::invalid(
-                "prior",
-                "prior and data have different grids",
-            ));
-        }
+impl<'a, B: PriorBackend> GuidedScore<'a, B> {
+    /// `post` on `be` (its prior through [`PriorBackend::prior`]).
+    pub fn new(be: &B, post: &GuidedPosterior<'a>) -> Result<Self> {
+        let (data, guidance) = (post.data(), post.guidance());
+        let grid = *data.grid();
+        let prior = be.prior(post.prior())?;
+        let power = match prior.gaussian_power() {
+            Some(p) => Some(be.upload(p)?),
+            None => None,
+        };
         let ks32 = KaiserSquires::<f32>::new(grid);
         let ks64 = KaiserSquires::<f64>::new(grid);
         let host_w1: Vec<f64> = data.noise.weight1().iter().map(|&w| w as f64).collect();
         let host_w2: Vec<f64> = data.noise.weight2().iter().map(|&w| w as f64).collect();
-        Ok(DeviceGaussianPosterior {
+        Ok(GuidedScore {
             grid,
             guidance,
-            host_power: prior.power().to_vec(),
-            power: be.upload(prior.power())?,
+            prior,
+            power,
             p1: be.upload(ks32.p1())?,
             p2: be.upload(ks32.p2())?,
             p1_64: be.upload(ks64.p1())?,
@@ -83,7 +80,9 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
             warm: None,
         })
     }
+}
 
+impl<B: Backend> GuidedScore<'_, B> {
     fn maps(&self, len: usize) -> usize {
         len / self.grid.len()
     }
@@ -96,12 +95,18 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
         be.alloc(2 * maps * self.grid.spectral_len())
     }
 
-    /// `out = D(x; sigma) = F^{-1}[S/(S + sigma²) F x]` (also the VJP).
-    fn denoise(&self, be: &B, x: &B::Buf<f32>, sigma: f64, out: &mut B::Buf<f32>) -> Result<()> {
-        let mut spec = self.spec32(be, self.maps(B::len(x)))?;
-        be.fft_forward(&self.grid, x, &mut spec)?;
-        be.gaussian_denoise_gain(&mut spec, &self.power, sigma * sigma)?;
-        be.fft_inverse(&self.grid, &mut spec, out)
+    /// The prior's Gaussian power, which the spectral and inflated schemes
+    /// need (`GuidedPosterior::new` checks that it exists).
+    fn host_power(&self) -> Result<&[f64]> {
+        self.prior.gaussian_power().ok_or_else(|| {
+            Error::invalid(
+                "guidance",
+                format!(
+                    "{} guidance needs a prior with a Gaussian power model",
+                    self.guidance.name()
+                ),
+            )
+        })
     }
 
     /// `(r1, r2) = P m` in f32.
@@ -124,7 +129,7 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
         be.fft_inverse(&self.grid, &mut s2, r2)
     }
 
-    /// `out += P^T (a ⊙ (gamma - P m))` (`GuidedPosterior::add_weighted_residual`).
+    /// `out += P^T (a ⊙ (gamma - P m))`.
     fn add_weighted_residual(
         &self,
         be: &B,
@@ -151,7 +156,7 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
         be.add_weighted_residual_accumulate(out, &back)
     }
 
-    /// `out = (d - x)/sigma² + J_D^T v` (the denoiser is symmetric: `J_D^T = D`).
+    /// `out = (d - x)/sigma² + J_D^T v`.
     fn finish_tweedie(
         &self,
         be: &B,
@@ -162,7 +167,7 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
         out: &mut B::Buf<f32>,
     ) -> Result<()> {
         let mut jv = be.alloc::<f32>(B::len(x))?;
-        self.denoise(be, v, sigma, &mut jv)?;
+        self.prior.denoise_vjp(be, x, sigma, v, &mut jv)?;
         be.tweedie_score_combine(out, d, x, &jv, (1.0 / (sigma * sigma)) as f32)
     }
 
@@ -239,7 +244,8 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
         v: &mut B::Buf<f32>,
     ) -> Result<u64> {
         let len = B::len(d);
-        let power = posterior_power_of(Some(&self.host_power), sigma);
+        let host_power = self.host_power()?.to_vec();
+        let power = posterior_power_of(Some(&host_power), sigma);
         let sqrt_power: Vec<f64> = power.iter().map(|p| p.sqrt()).collect();
         // q = gamma - P D(x)
         let mut d64 = be.alloc::<f64>(len)?;
@@ -251,8 +257,7 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
         let mut u = match self.warm.take() {
             Some((u, prev)) if B::len(&u) == len => {
                 if prev != sigma {
-                    let scale =
-                        be.upload(&warm_start_scale(Some(&self.host_power), prev, &power))?;
+                    let scale = be.upload(&warm_start_scale(Some(&host_power), prev, &power))?;
                     let mut spec = self.spec64(be, maps)?;
                     be.fft_forward_f64(&self.grid, &u, &mut spec)?;
                     be.fourier_scale(&mut spec, &scale)?;
@@ -266,7 +271,7 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
             _ => be.alloc::<f64>(len)?,
         };
         let sys = SpectralSystem::new(be, self, &power, &sqrt_power)?;
-        let iterations = sys.solve(be, self, &q1, &q2, &mut u, tol, maps)?;
+        let iterations = sys.solve(be, self, &q1, &q2, &mut u, tol)?;
         // y = C^{1/2} u, then the Woodbury correction W (q - P y)
         let mut y = be.alloc::<f64>(len)?;
         self.fourier_multiply(be, &u, &sys.sqrt_power, &mut y)?;
@@ -281,26 +286,22 @@ impl<B: Backend> DeviceGaussianPosterior<B> {
     }
 }
 
-impl<B: Backend> DeviceModel<B> for DeviceGaussianPosterior<B> {
-    /// The grid.
-    fn grid(&self) -> &Grid {
-        &self.grid
-    }
-
+impl<B: Backend> Target<B> for GuidedScore<'_, B> {
     /// Forgets per-chain state (the warm starts) before a batch.
     fn begin_batch(&mut self, _be: &B, _chains: usize) -> Result<()> {
         self.warm = None;
         Ok(())
     }
 
-    /// `out = grad log p_sigma(x | data)` for a batch (`GuidedPosterior::score`).
+    /// `out = grad log p_sigma(x | data)` for a batch.
     fn score(
         &mut self,
         be: &B,
-        x: &B::Buf<f32>,
+        x: &State<B>,
         sigma: f64,
-        out: &mut B::Buf<f32>,
+        out: &mut State<B>,
     ) -> Result<ScoreStats> {
+        let (x, out) = (&x.maps, &mut out.maps);
         let len = B::len(x);
         let maps = crate::backend::maps_of("x", len, self.grid.len())?;
         crate::backend::same_len("score", len, B::len(out))?;
@@ -308,7 +309,7 @@ impl<B: Backend> DeviceModel<B> for DeviceGaussianPosterior<B> {
         let n = self.grid.len();
         match self.guidance {
             Guidance::Annealed { c } => {
-                self.denoise(be, x, sigma, out)?;
+                self.prior.denoise(be, x, sigma, out)?;
                 be.prior_score(out, x, (1.0 / s2) as f32)?;
                 let (mut a1, mut a2) = (be.alloc::<f32>(n)?, be.alloc::<f32>(n)?);
                 be.annealed_weights(&self.w1, c * s2, &mut a1)?;
@@ -318,10 +319,10 @@ impl<B: Backend> DeviceModel<B> for DeviceGaussianPosterior<B> {
             }
             Guidance::Tweedie { inflate } => {
                 let mut d = be.alloc::<f32>(len)?;
-                self.denoise(be, x, sigma, &mut d)?;
+                self.prior.denoise(be, x, sigma, &mut d)?;
                 let mut v = be.alloc::<f32>(len)?;
                 if inflate {
-                    let k = inflated_tweedie_variance(&self.grid, Some(&self.host_power), sigma);
+                    let k = inflated_tweedie_variance(&self.grid, Some(self.host_power()?), sigma);
                     let (mut e1, mut e2) = (be.alloc::<f32>(n)?, be.alloc::<f32>(n)?);
                     be.annealed_weights(&self.w1, k, &mut e1)?;
                     be.annealed_weights(&self.w2, k, &mut e2)?;
@@ -334,7 +335,7 @@ impl<B: Backend> DeviceModel<B> for DeviceGaussianPosterior<B> {
             }
             Guidance::Spectral { tol } => {
                 let mut d = be.alloc::<f32>(len)?;
-                self.denoise(be, x, sigma, &mut d)?;
+                self.prior.denoise(be, x, sigma, &mut d)?;
                 let mut v = be.alloc::<f32>(len)?;
                 let it = self.spectral_likelihood(be, &d, sigma, tol, maps, &mut v)?;
                 self.finish_tweedie(be, x, &d, &v, sigma, out)?;
@@ -346,21 +347,29 @@ impl<B: Backend> DeviceModel<B> for DeviceGaussianPosterior<B> {
     }
 
     /// Turns white noise into a draw from the diffused prior at `sigma_max`:
-    /// `F^{-1}[sqrt(S + sigma_max²) F z]` (`diffused_prior_draw`).
-    fn initial(&self, be: &B, sigma_max: f64, z: &mut B::Buf<f32>) -> Result<()> {
+    /// `F^{-1}[sqrt(S + sigma_max²) F z]` with the prior's Gaussian power
+    /// `S`, `sigma_max z` without one.
+    fn initial(&self, be: &B, sigma_max: f64, z: &mut State<B>) -> Result<()> {
+        let z = &mut z.maps;
         let len = B::len(z);
+        let Some(power) = &self.power else {
+            // 0 + sigma z: the product, rounded once
+            let mut scaled = be.alloc::<f32>(len)?;
+            be.edm_churn_noise(&mut scaled, z, sigma_max as f32)?;
+            return be.copy(&scaled, z);
+        };
         let mut z64 = be.alloc::<f64>(len)?;
         be.map_to_f64(z, &mut z64)?;
         let mut spec = self.spec64(be, self.maps(len))?;
         be.fft_forward_f64(&self.grid, &z64, &mut spec)?;
-        be.diffused_prior_draw_multiply(&mut spec, &self.power, sigma_max * sigma_max)?;
+        be.diffused_prior_draw_multiply(&mut spec, power, sigma_max * sigma_max)?;
         be.fft_inverse_f64(&self.grid, &mut spec, &mut z64)?;
         be.map_to_f32(&z64, z)
     }
 
     /// `x_c = E + s x_c` with `E` the Kaiser–Squires E map of the data (the
     /// annealed-HMC start, `ks_map`).
-    fn start_hmc(&self, be: &B, sigma0: f64, x: &mut B::Buf<f32>) -> Result<()> {
+    fn start_hmc(&self, be: &B, sigma0: f64, x: &mut State<B>) -> Result<()> {
         let (mut s1, mut s2) = (self.spec32(be, 1)?, self.spec32(be, 1)?);
         be.fft_forward(&self.grid, &self.g1, &mut s1)?;
         be.fft_forward(&self.grid, &self.g2, &mut s2)?;
@@ -368,7 +377,7 @@ impl<B: Backend> DeviceModel<B> for DeviceGaussianPosterior<B> {
         be.ks_inverse_eb_multiply(&s1, &s2, &self.p1, &self.p2, &mut eh, &mut bh)?;
         let mut e = be.alloc::<f32>(self.grid.len())?;
         be.fft_inverse(&self.grid, &mut eh, &mut e)?;
-        be.hmc_start_from_map(x, &e, sigma0 as f32)
+        be.hmc_start_from_map(&mut x.maps, &e, sigma0 as f32)
     }
 }
 
@@ -384,12 +393,7 @@ struct SpectralSystem<B: Backend> {
 }
 
 impl<B: Backend> SpectralSystem<B> {
-    fn new(
-        be: &B,
-        m: &DeviceGaussianPosterior<B>,
-        power: &[f64],
-        sqrt_power: &[f64],
-    ) -> Result<Self> {
+    fn new(be: &B, m: &GuidedScore<'_, B>, power: &[f64], sqrt_power: &[f64]) -> Result<Self> {
         let host = GaussianSystem {
             ks: &m.ks64,
             power,
@@ -412,7 +416,7 @@ impl<B: Backend> SpectralSystem<B> {
     fn data_term(
         &self,
         be: &B,
-        m: &DeviceGaussianPosterior<B>,
+        m: &GuidedScore<'_, B>,
         u: &B::Buf<f64>,
         out: &mut B::Buf<f64>,
     ) -> Result<()> {
@@ -436,7 +440,7 @@ impl<B: Backend> SpectralSystem<B> {
     fn precondition(
         &self,
         be: &B,
-        m: &DeviceGaussianPosterior<B>,
+        m: &GuidedScore<'_, B>,
         r: &B::Buf<f64>,
         out: &mut B::Buf<f64>,
     ) -> Result<()> {
@@ -446,19 +450,18 @@ impl<B: Backend> SpectralSystem<B> {
     /// Batched PCG for every chain (`GaussianSystem::solve`): `u` holds the
     /// start (warm or zero) and receives the solution. Returns the iterations
     /// summed over chains; fails like the CPU if a chain does not converge.
-    #[allow(clippy::too_many_arguments)]
     fn solve(
         &self,
         be: &B,
-        m: &DeviceGaussianPosterior<B>,
+        m: &GuidedScore<'_, B>,
         q1: &B::Buf<f64>,
         q2: &B::Buf<f64>,
         u: &mut B::Buf<f64>,
         tol: f64,
-        chains: usize,
     ) -> Result<u64> {
         let n = m.grid.len();
         let len = B::len(u);
+        let chains = m.maps(len);
         // b = C^{1/2} P^T W q
         let (mut wq1, mut wq2) = (be.alloc::<f64>(len)?, be.alloc::<f64>(len)?);
         be.copy(q1, &mut wq1)?;
