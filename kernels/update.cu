@@ -21,15 +21,22 @@ __device__ __forceinline__ float axpby_update(float x, float a, float s, float b
     return add_rn(x, add_rn(mul_rn(a, s), mul_rn(b, z)));
 }
 
-// ---------------------------------------------------------------- reverse SDE
+// ---------------------------------------------------------------- reverse SDE, refinement
 
-// Mirrors the predictor loop of `euler_maruyama` (src/sampler/integrators.rs),
-// the reverse VE SDE step: x += a s + b z with dt = sigma_i² - sigma_{i+1}²,
-// a = dt as f32, b = sqrt(dt) as f32, s = score(x, sigma_i), z ~ N(0, 1)
-// (`fill_normal`, stream Sampler, step 8 (i + 1)).
-extern "C" __global__ void euler_maruyama_step(float* __restrict__ x, const float* __restrict__ s,
-                                               const float* __restrict__ z, float a, float b,
-                                               u64 len) {
+// Mirrors two loops of `x += a * s + b * z` (elementwise x += a s + b z, the
+// score step plus scaled noise), launched by two Backend methods:
+// - `euler_maruyama_step`: the predictor loop of `euler_maruyama`
+//   (src/sampler/integrators.rs), the reverse VE SDE step, with
+//   dt = sigma_i² - sigma_{i+1}², a = dt as f32, b = sqrt(dt) as f32,
+//   s = score(x, sigma_i), z ~ N(0, 1) (`fill_normal`, stream Sampler,
+//   step 8 (i + 1));
+// - `langevin_refine_step`: the Langevin branch of `refine`
+//   (src/sampler/hmc.rs), the unadjusted Langevin step, with eps = step²,
+//   a = eps as f32, b = sqrt(2 eps) as f32; with a metric, s and z are
+//   M^{-1} s and M^{-1/2} z (`metric_apply_multiply` with `inv_mass` and
+//   `inv_mass.sqrt()`).
+extern "C" __global__ void axpby_step(float* __restrict__ x, const float* __restrict__ s,
+                                      const float* __restrict__ z, float a, float b, u64 len) {
     LD_FOR_1D(i, len) { x[i] = axpby_update(x[i], a, s[i], b, z[i]); }
 }
 
@@ -143,16 +150,4 @@ extern "C" __global__ void hmc_start_from_map(float* __restrict__ x,
         const u64 base = c * n;
         LD_FOR_ELEMS(k, n) { x[base + k] = add_rn(start[k], mul_rn(s, x[base + k])); }
     }
-}
-
-// ---------------------------------------------------------------- refinement
-
-// Mirrors the Langevin branch of `refine` (src/sampler/hmc.rs), the
-// unadjusted Langevin step: x += a s + c z with eps = step², a = eps as f32,
-// c = sqrt(2 eps) as f32; with a metric, s and z are M^{-1} s and M^{-1/2} z
-// (`metric_apply_multiply` with `inv_mass` and `inv_mass.sqrt()`).
-extern "C" __global__ void langevin_refine_step(float* __restrict__ x, const float* __restrict__ s,
-                                                const float* __restrict__ z, float a, float c,
-                                                u64 len) {
-    LD_FOR_1D(i, len) { x[i] = axpby_update(x[i], a, s[i], c, z[i]); }
 }

@@ -11,7 +11,10 @@ registers and spills of every kernel.
 
 Fails (exit 1) on a compile error or warning, a kernel with nonzero spill
 stores or loads, a .cu file without an `extern "C" __global__` kernel, a kernel
-missing from the ptxas report, or a kernel not listed in kernels/README.md.
+missing from the ptxas report, a kernel not listed in kernels/README.md, or a
+kernel that is not a row of its file in the kernel table of the CUDA backend
+(`kernels!` in src/backend/cuda/kernels.rs; a row without a kernel too). The
+table's parameter types and launch shapes are checked by the Rust tests.
 Exits 3 when no NVRTC library can be found (install the PyPI wheel
 `nvidia-cuda-nvrtc`, or point LENSDIFF_NVRTC at libnvrtc.so).
 
@@ -39,6 +42,9 @@ INCLUDE = re.compile(r"^\s*#\s*include\b")
 _LB = r"(?:__launch_bounds__\s*\([^)]*\)\s*)?"
 KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+' + _LB + r"void\s+" + _LB + r"(\w+)\s*\(")
 FRONTEND_WARNING = re.compile(r"\(\d+\): warning\b")
+TABLE = os.path.join(ROOT, "src", "backend", "cuda", "kernels.rs")
+TABLE_FILE = re.compile(r'^\s*"(\w+\.cu)"\s*\{', re.M)
+TABLE_ROW = re.compile(r"^\s*fn\s+(\w+)\s*\(", re.M)
 
 
 def _version_key(path):
@@ -214,6 +220,25 @@ def compile_file(lib, path, arch):
     return declared, parse_ptxas(log), log, errors, True
 
 
+def table_rows(path=TABLE):
+    """{file.cu: [kernel, ...]} of the `kernels! { "file.cu" { fn name(..) => ..; } }`
+    invocation in the CUDA backend's kernel table, or None without that file."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    at = text.rfind("\nkernels! {")
+    if at < 0:
+        return {}
+    body = text[at:]
+    files = list(TABLE_FILE.finditer(body))
+    rows = {}
+    for i, m in enumerate(files):
+        end = files[i + 1].start() if i + 1 < len(files) else len(body)
+        rows[m.group(1)] = TABLE_ROW.findall(body, m.end(), end)
+    return rows
+
+
 def parse_ptxas(log):
     """{function: {entry, regs, stack, spill_st, spill_ld}} from a ptxas -v log."""
     funcs, cur = {}, None
@@ -268,6 +293,15 @@ def main():
         with open(readme_path, encoding="utf-8") as f:
             readme = f.read()
 
+    table = table_rows()
+    if table is None:
+        print(f"check_kernels: no kernel table {os.path.relpath(TABLE, ROOT)}", file=sys.stderr)
+        return 1
+    if not table:
+        print(f"check_kernels: no `kernels! {{` table in {os.path.relpath(TABLE, ROOT)}",
+              file=sys.stderr)
+        return 1
+
     failures, rows = [], []
     for path in files:
         declared, funcs, log, errors, compiled = compile_file(lib, path, args.arch)
@@ -275,6 +309,14 @@ def main():
         if errors and log.strip():
             print(f"--- {name}: NVRTC log\n{log.rstrip()}\n---", file=sys.stderr)
         failures.extend(errors)
+        listed = table.get(name, [])
+        for k in declared:
+            if k not in listed:
+                failures.append(f"{name}: kernel {k} is not a row of {name} in the kernel table "
+                                f"({os.path.relpath(TABLE, ROOT)})")
+        for k in listed:
+            if k not in declared:
+                failures.append(f"{name}: the kernel table lists {k}, which {name} does not define")
         if not compiled:
             continue
         for k in declared:

@@ -2,18 +2,22 @@
 //! time (nothing CUDA is needed to build the crate or to run it on the CPU).
 //!
 //! - `runtime`: library probing, [`Cuda::new`] / [`Cuda::with_stream`].
+//! - `kernels`: the kernel table, every kernel declared once (its `.cu` file,
+//!   typed parameters and launch shape), giving the typed launch wrappers,
+//!   the embedded `.cu` files and the kernel list that module loading uses.
 //! - [`module`]: the embedded `kernels/` sources, their `// uses:` assembly,
 //!   NVRTC compilation (once per process and architecture; optionally cached
 //!   on disk under `$LENSDIFF_KERNEL_CACHE`) and the PTX/CUBIN choice.
 //! - `fft`: cuFFT plans (R2C / C2R, D2Z / Z2D, dims `{ny, nx}`).
 //! - `ops`: every [`Backend`](super::Backend) method as one kernel launch
-//!   with the launch shape of kernels/README.md.
+//!   (through its `kernels` wrapper) with the launch shape of kernels/README.md.
 //!
 //! Buffers are `CudaSlice<T>` of this backend's stream; all work is queued on
 //! that one stream, in order, and [`Backend::download`](super::Backend::download)
 //! waits for it. Buffers of one backend must not be used with another.
 
 mod fft;
+mod kernels;
 pub mod module;
 mod ops;
 mod runtime;
@@ -99,30 +103,6 @@ impl Cuda {
             .ok_or_else(|| self.err("cuModuleGetFunction", format!("no kernel `{name}`")))
     }
 }
-
-/// Launches kernel `$name` on the backend's stream with shape `$cfg` and the
-/// arguments in order (buffers as `&` / `&mut CudaSlice`, scalars as `&x` of
-/// exactly the kernel's parameter type). An empty grid launches nothing.
-macro_rules! launch {
-    ($self:ident, $name:literal, $cfg:expr, $($arg:expr),+ $(,)?) => {{
-        let cfg: cudarc::driver::LaunchConfig = $cfg;
-        if cfg.grid_dim.0 == 0 || cfg.grid_dim.1 == 0 {
-            Ok(())
-        } else {
-            let f = $self.kernel($name)?;
-            let mut b = $self.stream.launch_builder(f);
-            $( cudarc::driver::PushKernelArg::arg(&mut b, $arg); )+
-            // SAFETY: the arguments match the kernel's parameters in number,
-            // order and type (see kernels/*.cu); the callers checked the
-            // buffer lengths against the sizes passed, and the kernels check
-            // every index against those sizes.
-            unsafe { b.launch(cfg) }
-                .map(|_| ())
-                .map_err(|e| $self.err(concat!("cuLaunchKernel(", $name, ")"), e))
-        }
-    }};
-}
-pub(crate) use launch;
 
 #[cfg(test)]
 mod tests;

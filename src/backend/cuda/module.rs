@@ -15,33 +15,29 @@ use std::sync::{Arc, Mutex, OnceLock};
 use cudarc::driver::{CudaContext, CudaFunction};
 use cudarc::nvrtc::{result as nvrtc, sys as nvrtc_sys, Ptx};
 
-/// Every file of `kernels/` as `(name, text)`, embedded in the binary.
-pub(crate) const SOURCES: &[(&str, &str)] = &[
+use super::kernels::{KERNELS, PROGRAMS};
+
+/// The shared `.cuh` files of `kernels/` as `(name, text)`, embedded in the
+/// binary (the `.cu` files are the kernel table's [`PROGRAMS`]).
+pub(crate) const HEADERS: &[(&str, &str)] = &[
     ("common.cuh", include_str!("../../../kernels/common.cuh")),
     ("philox.cuh", include_str!("../../../kernels/philox.cuh")),
-    ("philox.cu", include_str!("../../../kernels/philox.cu")),
-    ("spectral.cu", include_str!("../../../kernels/spectral.cu")),
-    ("update.cu", include_str!("../../../kernels/update.cu")),
-    ("guidance.cu", include_str!("../../../kernels/guidance.cu")),
-    ("reduce.cu", include_str!("../../../kernels/reduce.cu")),
-    ("cg.cu", include_str!("../../../kernels/cg.cu")),
 ];
 
 /// NVRTC options besides `-arch` (those of `scripts/check_kernels.py`, less
 /// its `--ptxas-options=-v` report).
 pub const OPTIONS: &[&str] = &["--std=c++17", "-lineinfo"];
 
-/// The embedded text of a kernel file.
+/// The embedded text of a kernel file (`.cuh` or `.cu`).
 pub(crate) fn source(name: &str) -> Option<&'static str> {
-    SOURCES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    (HEADERS.iter().chain(PROGRAMS))
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
 }
 
-/// The `.cu` files (one module each).
+/// The `.cu` files (one module each), in the order of the kernel table.
 pub(crate) fn programs() -> impl Iterator<Item = &'static str> {
-    SOURCES
-        .iter()
-        .map(|(n, _)| *n)
-        .filter(|n| n.ends_with(".cu"))
+    PROGRAMS.iter().map(|(n, _)| *n)
 }
 
 /// The files a text names in its `// uses: a.cuh b.cuh` lines (separated by
@@ -111,32 +107,6 @@ fn is_include(line: &str) -> bool {
     line.trim_start()
         .strip_prefix('#')
         .is_some_and(|r| r.trim_start().starts_with("include"))
-}
-
-/// The names of the `extern "C" __global__` kernels a file defines
-/// (an optional `__launch_bounds__(...)` after `void` is skipped).
-pub fn kernel_names(text: &str) -> Vec<&str> {
-    const MARK: &str = "extern \"C\" __global__";
-    let mut names = Vec::new();
-    let mut rest = text;
-    while let Some(at) = rest.find(MARK) {
-        rest = &rest[at + MARK.len()..];
-        let mut t = rest.trim_start();
-        let Some(after_void) = t.strip_prefix("void") else {
-            continue;
-        };
-        t = after_void.trim_start();
-        if let Some(lb) = t.strip_prefix("__launch_bounds__") {
-            t = lb.split_once(')').map_or("", |(_, r)| r).trim_start();
-        }
-        let end = t
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(t.len());
-        if end > 0 {
-            names.push(&t[..end]);
-        }
-    }
-    names
 }
 
 /// The PTX ISA version `(major, minor)` of a `.version X.Y` line.
@@ -452,7 +422,8 @@ fn images() -> &'static ImageCache {
     IMAGES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Every kernel of `kernels/`, loaded into one context, by name.
+/// Every kernel of the kernel table ([`KERNELS`]), loaded into one context,
+/// by name.
 pub(crate) struct Kernels(HashMap<&'static str, CudaFunction>);
 
 impl Kernels {
@@ -489,11 +460,10 @@ impl Kernels {
             let module = ctx
                 .load_module(ptx_obj)
                 .map_err(|e| format!("cuModuleLoadData({file}): {e}{}", built.advice(tc)))?;
-            for name in kernel_names(source(file).unwrap_or_default()) {
-                let f = module
-                    .load_function(name)
-                    .map_err(|e| format!("cuModuleGetFunction({name}): {e}"))?;
-                map.insert(name, f);
+            for k in KERNELS.iter().filter(|k| k.file == file) {
+                let f = (module.load_function(k.name))
+                    .map_err(|e| format!("cuModuleGetFunction({}): {e}", k.name))?;
+                map.insert(k.name, f);
             }
         }
         Ok(Kernels(map))

@@ -1,12 +1,14 @@
 //! [`Backend`] for [`Cuda`]: each method first checks its operands with the
 //! function of its name in `src/backend/shape.rs`, as the CPU backend does (same
-//! errors), then launches its kernel (kernels/README.md) with the scalars
-//! exactly as passed.
+//! errors), then launches its kernel (kernels/README.md) through the typed
+//! wrapper of the kernel table (`k::name`, src/backend/cuda/kernels.rs, which
+//! also sizes the launch) with the scalars exactly as passed.
 
 use cudarc::driver::CudaSlice;
 
 use super::fft::{inverse_scale_f32, inverse_scale_f64, Kind};
-use super::{flat, launch, per_chain, per_map, u32_arg, Cuda};
+use super::kernels as k;
+use super::{u32_arg, Cuda};
 use crate::backend::shape::{self, Modes, Pixels};
 use crate::backend::{Backend, Elem, NoiseKey};
 use crate::error::Result;
@@ -89,14 +91,7 @@ impl Backend for Cuda {
         let batch = shape::fft(grid, maps.len(), spec.len())?;
         let len = len64(self.fft_complex_to_real(grid, Kind::C2R, batch, spec, maps)?);
         let scale = inverse_scale_f32(grid);
-        launch!(
-            self,
-            "fft_inverse_scale",
-            flat(len as usize),
-            maps,
-            &scale,
-            &len
-        )
+        k::fft_inverse_scale(self, maps, scale, len)
     }
 
     fn fft_forward_f64(
@@ -118,14 +113,7 @@ impl Backend for Cuda {
         let batch = shape::fft(grid, maps.len(), spec.len())?;
         let len = len64(self.fft_complex_to_real(grid, Kind::Z2D, batch, spec, maps)?);
         let scale = inverse_scale_f64(grid);
-        launch!(
-            self,
-            "fft_inverse_scale_f64",
-            flat(len as usize),
-            maps,
-            &scale,
-            &len
-        )
+        k::fft_inverse_scale_f64(self, maps, scale, len)
     }
 
     // ------------------------------------------------------------ philox.cu
@@ -141,19 +129,16 @@ impl Backend for Cuda {
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         let (seed_lo, seed_hi) = (key.seed as u32, (key.seed >> 32) as u32);
         let stream = key.stream as u32;
-        let cfg = per_map(n.div_ceil(4), chains);
-        launch!(
+        k::fill_normal(
             self,
-            "fill_normal",
-            cfg,
             out,
-            &n32,
-            &chains32,
-            &seed_lo,
-            &seed_hi,
-            &stream,
-            &key.first_chain,
-            &step
+            n32,
+            chains32,
+            seed_lo,
+            seed_hi,
+            stream,
+            key.first_chain,
+            step,
         )
     }
 
@@ -175,19 +160,7 @@ impl Backend for Cuda {
             g2_hat.len(),
         )?;
         let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
-        let cfg = per_map(modes, maps);
-        launch!(
-            self,
-            "ks_forward_multiply",
-            cfg,
-            kappa_hat,
-            p1,
-            p2,
-            g1_hat,
-            g2_hat,
-            &modes32,
-            &maps32
-        )
+        k::ks_forward_multiply(self, kappa_hat, p1, p2, g1_hat, g2_hat, modes32, maps32)
     }
 
     fn ks_forward_multiply_f64(
@@ -206,19 +179,7 @@ impl Backend for Cuda {
             g2_hat.len(),
         )?;
         let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
-        let cfg = per_map(modes, maps);
-        launch!(
-            self,
-            "ks_forward_multiply_f64",
-            cfg,
-            kappa_hat,
-            p1,
-            p2,
-            g1_hat,
-            g2_hat,
-            &modes32,
-            &maps32
-        )
+        k::ks_forward_multiply_f64(self, kappa_hat, p1, p2, g1_hat, g2_hat, modes32, maps32)
     }
 
     fn ks_adjoint_multiply(
@@ -237,19 +198,7 @@ impl Backend for Cuda {
             kappa_hat.len(),
         )?;
         let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
-        let cfg = per_map(modes, maps);
-        launch!(
-            self,
-            "ks_adjoint_multiply",
-            cfg,
-            g1_hat,
-            g2_hat,
-            p1,
-            p2,
-            kappa_hat,
-            &modes32,
-            &maps32
-        )
+        k::ks_adjoint_multiply(self, g1_hat, g2_hat, p1, p2, kappa_hat, modes32, maps32)
     }
 
     fn ks_adjoint_multiply_f64(
@@ -268,19 +217,7 @@ impl Backend for Cuda {
             kappa_hat.len(),
         )?;
         let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
-        let cfg = per_map(modes, maps);
-        launch!(
-            self,
-            "ks_adjoint_multiply_f64",
-            cfg,
-            g1_hat,
-            g2_hat,
-            p1,
-            p2,
-            kappa_hat,
-            &modes32,
-            &maps32
-        )
+        k::ks_adjoint_multiply_f64(self, g1_hat, g2_hat, p1, p2, kappa_hat, modes32, maps32)
     }
 
     fn ks_inverse_eb_multiply(
@@ -301,20 +238,7 @@ impl Backend for Cuda {
             b_hat.len(),
         )?;
         let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
-        let cfg = per_map(modes, maps);
-        launch!(
-            self,
-            "ks_inverse_eb_multiply",
-            cfg,
-            g1_hat,
-            g2_hat,
-            p1,
-            p2,
-            e_hat,
-            b_hat,
-            &modes32,
-            &maps32
-        )
+        k::ks_inverse_eb_multiply(self, g1_hat, g2_hat, p1, p2, e_hat, b_hat, modes32, maps32)
     }
 
     fn gaussian_denoise_gain(
@@ -325,39 +249,19 @@ impl Backend for Cuda {
     ) -> Result<()> {
         let Modes { modes, maps } = shape::spectral_multiplier("x_hat", x_hat.len(), power.len())?;
         let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
-        let cfg = per_map(modes, maps);
-        launch!(
-            self,
-            "gaussian_denoise_gain",
-            cfg,
-            x_hat,
-            power,
-            &sigma2,
-            &modes32,
-            &maps32
-        )
+        k::gaussian_denoise_gain(self, x_hat, power, sigma2, modes32, maps32)
     }
 
     fn metric_apply_multiply(&self, x_hat: &mut CudaSlice<f32>, f: &CudaSlice<f32>) -> Result<()> {
         let Modes { modes, maps } = shape::spectral_multiplier("x_hat", x_hat.len(), f.len())?;
         let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
-        let cfg = per_map(modes, maps);
-        launch!(
-            self,
-            "metric_apply_multiply",
-            cfg,
-            x_hat,
-            f,
-            &modes32,
-            &maps32
-        )
+        k::metric_apply_multiply(self, x_hat, f, modes32, maps32)
     }
 
     fn fourier_scale(&self, x_hat: &mut CudaSlice<f64>, scale: &CudaSlice<f64>) -> Result<()> {
         let Modes { modes, maps } = shape::spectral_multiplier("x_hat", x_hat.len(), scale.len())?;
         let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
-        let cfg = per_map(modes, maps);
-        launch!(self, "fourier_scale", cfg, x_hat, scale, &modes32, &maps32)
+        k::fourier_scale(self, x_hat, scale, modes32, maps32)
     }
 
     fn diffused_prior_draw_multiply(
@@ -368,29 +272,19 @@ impl Backend for Cuda {
     ) -> Result<()> {
         let Modes { modes, maps } = shape::spectral_multiplier("z_hat", z_hat.len(), power.len())?;
         let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
-        let cfg = per_map(modes, maps);
-        launch!(
-            self,
-            "diffused_prior_draw_multiply",
-            cfg,
-            z_hat,
-            power,
-            &sigma2,
-            &modes32,
-            &maps32
-        )
+        k::diffused_prior_draw_multiply(self, z_hat, power, sigma2, modes32, maps32)
     }
 
     fn map_to_f64(&self, x: &CudaSlice<f32>, y: &mut CudaSlice<f64>) -> Result<()> {
         shape::map_convert(x.len(), y.len())?;
         let len = len64(x.len());
-        launch!(self, "map_to_f64", flat(x.len()), x, y, &len)
+        k::map_to_f64(self, x, y, len)
     }
 
     fn map_to_f32(&self, x: &CudaSlice<f64>, y: &mut CudaSlice<f32>) -> Result<()> {
         shape::map_convert(x.len(), y.len())?;
         let len = len64(x.len());
-        launch!(self, "map_to_f32", flat(x.len()), x, y, &len)
+        k::map_to_f32(self, x, y, len)
     }
 
     // ------------------------------------------------------------ update.cu
@@ -405,17 +299,7 @@ impl Backend for Cuda {
     ) -> Result<()> {
         shape::euler_maruyama_step(x.len(), s.len(), z.len())?;
         let len = len64(x.len());
-        launch!(
-            self,
-            "euler_maruyama_step",
-            flat(x.len()),
-            x,
-            s,
-            z,
-            &a,
-            &b,
-            &len
-        )
+        k::axpby_step(self, x, s, z, a, b, len)
     }
 
     fn langevin_corrector_step(
@@ -437,26 +321,13 @@ impl Backend for Cuda {
             n,
         )?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
-        let cfg = per_map(n, chains);
-        launch!(
-            self,
-            "langevin_corrector_step",
-            cfg,
-            x,
-            s,
-            z,
-            s_norm,
-            z_norm,
-            &snr,
-            &n32,
-            &chains32
-        )
+        k::langevin_corrector_step(self, x, s, z, s_norm, z_norm, snr, n32, chains32)
     }
 
     fn edm_churn_noise(&self, x: &mut CudaSlice<f32>, z: &CudaSlice<f32>, a: f32) -> Result<()> {
         shape::edm_churn_noise(x.len(), z.len())?;
         let len = len64(x.len());
-        launch!(self, "edm_churn_noise", flat(x.len()), x, z, &a, &len)
+        k::edm_churn_noise(self, x, z, a, len)
     }
 
     fn heun_predictor(
@@ -469,17 +340,7 @@ impl Backend for Cuda {
     ) -> Result<()> {
         shape::heun_predictor(d.len(), x.len(), xp.len())?;
         let len = len64(d.len());
-        launch!(
-            self,
-            "heun_predictor",
-            flat(d.len()),
-            d,
-            x,
-            xp,
-            &f,
-            &h,
-            &len
-        )
+        k::heun_predictor(self, d, x, xp, f, h, len)
     }
 
     fn heun_corrector(
@@ -492,17 +353,7 @@ impl Backend for Cuda {
     ) -> Result<()> {
         shape::heun_corrector(x.len(), d.len(), d2.len())?;
         let len = len64(x.len());
-        launch!(
-            self,
-            "heun_corrector",
-            flat(x.len()),
-            x,
-            d,
-            d2,
-            &h,
-            &f2,
-            &len
-        )
+        k::heun_corrector(self, x, d, d2, h, f2, len)
     }
 
     fn hmc_momentum_half_step(
@@ -513,15 +364,7 @@ impl Backend for Cuda {
     ) -> Result<()> {
         shape::hmc_momentum_half_step(p.len(), s.len())?;
         let len = len64(p.len());
-        launch!(
-            self,
-            "hmc_momentum_half_step",
-            flat(p.len()),
-            p,
-            s,
-            &e,
-            &len
-        )
+        k::hmc_momentum_half_step(self, p, s, e, len)
     }
 
     fn hmc_position_step(
@@ -533,17 +376,8 @@ impl Backend for Cuda {
     ) -> Result<()> {
         shape::hmc_position_step(x.len(), xprev.as_ref().map(|b| b.len()), v.len())?;
         let len = len64(x.len());
-        let cfg = flat(x.len());
-        match xprev {
-            Some(xp) => {
-                launch!(self, "hmc_position_step", cfg, x, xp, v, &e, &len)
-            }
-            None => {
-                // The kernel skips the copy for a null `xprev`.
-                let null: u64 = 0;
-                launch!(self, "hmc_position_step", cfg, x, &null, v, &e, &len)
-            }
-        }
+        // The kernel skips the copy for a null (`None`) `xprev`.
+        k::hmc_position_step(self, x, xprev, v, e, len)
     }
 
     fn hmc_accept(
@@ -555,16 +389,7 @@ impl Backend for Cuda {
     ) -> Result<()> {
         let chains = shape::hmc_accept(x.len(), xk.len(), accept.len(), n)?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
-        launch!(
-            self,
-            "hmc_accept",
-            per_map(n, chains),
-            x,
-            xk,
-            accept,
-            &n32,
-            &chains32
-        )
+        k::hmc_accept(self, x, xk, accept, n32, chains32)
     }
 
     fn hmc_start_from_map(
@@ -575,16 +400,7 @@ impl Backend for Cuda {
     ) -> Result<()> {
         let Pixels { n, chains } = shape::hmc_start_from_map(x.len(), start.len())?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
-        launch!(
-            self,
-            "hmc_start_from_map",
-            per_map(n, chains),
-            x,
-            start,
-            &s,
-            &n32,
-            &chains32
-        )
+        k::hmc_start_from_map(self, x, start, s, n32, chains32)
     }
 
     fn langevin_refine_step(
@@ -597,17 +413,7 @@ impl Backend for Cuda {
     ) -> Result<()> {
         shape::langevin_refine_step(x.len(), s.len(), z.len())?;
         let len = len64(x.len());
-        launch!(
-            self,
-            "langevin_refine_step",
-            flat(x.len()),
-            x,
-            s,
-            z,
-            &a,
-            &c,
-            &len
-        )
+        k::axpby_step(self, x, s, z, a, c, len)
     }
 
     // ------------------------------------------------------------ guidance.cu
@@ -615,13 +421,13 @@ impl Backend for Cuda {
     fn prior_score(&self, out: &mut CudaSlice<f32>, x: &CudaSlice<f32>, inv: f32) -> Result<()> {
         shape::prior_score(out.len(), x.len())?;
         let len = len64(x.len());
-        launch!(self, "prior_score", flat(x.len()), out, x, &inv, &len)
+        k::prior_score(self, out, x, inv, len)
     }
 
     fn annealed_weights(&self, w: &CudaSlice<f32>, k: f64, out: &mut CudaSlice<f32>) -> Result<()> {
         shape::annealed_weights(w.len(), out.len())?;
         let n = u32_arg("n", w.len())?;
-        launch!(self, "annealed_weights", flat(w.len()), w, &k, out, &n)
+        k::annealed_weights(self, w, k, out, n)
     }
 
     fn weighted_residual(
@@ -636,20 +442,7 @@ impl Backend for Cuda {
         let Pixels { n, chains } =
             shape::weighted_residual(r1.len(), r2.len(), g1.len(), g2.len(), w1.len(), w2.len())?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
-        let cfg = per_map(n, chains);
-        launch!(
-            self,
-            "weighted_residual",
-            cfg,
-            r1,
-            r2,
-            g1,
-            g2,
-            w1,
-            w2,
-            &n32,
-            &chains32
-        )
+        k::weighted_residual(self, r1, r2, g1, g2, w1, w2, n32, chains32)
     }
 
     fn add_weighted_residual_accumulate(
@@ -659,14 +452,7 @@ impl Backend for Cuda {
     ) -> Result<()> {
         shape::add_weighted_residual_accumulate(out.len(), back.len())?;
         let len = len64(back.len());
-        launch!(
-            self,
-            "add_weighted_residual_accumulate",
-            flat(back.len()),
-            out,
-            back,
-            &len
-        )
+        k::add_weighted_residual_accumulate(self, out, back, len)
     }
 
     fn tweedie_score_combine(
@@ -679,17 +465,7 @@ impl Backend for Cuda {
     ) -> Result<()> {
         shape::tweedie_score_combine(out.len(), d.len(), x.len(), jv.len())?;
         let len = len64(x.len());
-        launch!(
-            self,
-            "tweedie_score_combine",
-            flat(x.len()),
-            out,
-            d,
-            x,
-            jv,
-            &inv,
-            &len
-        )
+        k::tweedie_score_combine(self, out, d, x, jv, inv, len)
     }
 
     fn shear_residual_f64(
@@ -702,17 +478,7 @@ impl Backend for Cuda {
         let Pixels { n, chains } =
             shape::shear_residual_f64(q1.len(), q2.len(), g1.len(), g2.len())?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
-        launch!(
-            self,
-            "shear_residual_f64",
-            per_map(n, chains),
-            q1,
-            q2,
-            g1,
-            g2,
-            &n32,
-            &chains32
-        )
+        k::shear_residual_f64(self, q1, q2, g1, g2, n32, chains32)
     }
 
     fn weighted_residual_f64(
@@ -733,20 +499,7 @@ impl Backend for Cuda {
             w2.len(),
         )?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
-        let cfg = per_map(n, chains);
-        launch!(
-            self,
-            "weighted_residual_f64",
-            cfg,
-            y1,
-            y2,
-            q1,
-            q2,
-            w1,
-            w2,
-            &n32,
-            &chains32
-        )
+        k::weighted_residual_f64(self, y1, y2, q1, q2, w1, w2, n32, chains32)
     }
 
     // ------------------------------------------------------------ cg.cu
@@ -754,21 +507,13 @@ impl Backend for Cuda {
     fn multiply_weights_f64(&self, a: &mut CudaSlice<f64>, w: &CudaSlice<f64>) -> Result<()> {
         let Pixels { n, chains } = shape::multiply_weights_f64(a.len(), w.len())?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
-        launch!(
-            self,
-            "multiply_weights_f64",
-            per_map(n, chains),
-            a,
-            w,
-            &n32,
-            &chains32
-        )
+        k::multiply_weights_f64(self, a, w, n32, chains32)
     }
 
     fn add_assign_f64(&self, a: &mut CudaSlice<f64>, b: &CudaSlice<f64>) -> Result<()> {
         shape::add_assign_f64(a.len(), b.len())?;
         let len = len64(b.len());
-        launch!(self, "add_assign_f64", flat(b.len()), a, b, &len)
+        k::add_assign_f64(self, a, b, len)
     }
 
     fn cg_initial_residual(
@@ -781,18 +526,7 @@ impl Backend for Cuda {
     ) -> Result<()> {
         let chains = shape::cg_initial_residual(r.len(), ap.len(), u.len(), active.len(), n)?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
-        let cfg = per_map(n, chains);
-        launch!(
-            self,
-            "cg_initial_residual",
-            cfg,
-            r,
-            ap,
-            u,
-            active,
-            &n32,
-            &chains32
-        )
+        k::cg_initial_residual(self, r, ap, u, active, n32, chains32)
     }
 
     fn cg_update_solution(
@@ -815,20 +549,7 @@ impl Backend for Cuda {
             n,
         )?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
-        let cfg = per_map(n, chains);
-        launch!(
-            self,
-            "cg_update_solution",
-            cfg,
-            u,
-            r,
-            p,
-            ap,
-            alpha,
-            active,
-            &n32,
-            &chains32
-        )
+        k::cg_update_solution(self, u, r, p, ap, alpha, active, n32, chains32)
     }
 
     fn cg_update_direction(
@@ -841,18 +562,7 @@ impl Backend for Cuda {
     ) -> Result<()> {
         let chains = shape::cg_update_direction(p.len(), z.len(), beta.len(), active.len(), n)?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
-        let cfg = per_map(n, chains);
-        launch!(
-            self,
-            "cg_update_direction",
-            cfg,
-            p,
-            z,
-            beta,
-            active,
-            &n32,
-            &chains32
-        )
+        k::cg_update_direction(self, p, z, beta, active, n32, chains32)
     }
 
     // ------------------------------------------------------------ reduce.cu
@@ -860,15 +570,7 @@ impl Backend for Cuda {
     fn chain_norms(&self, x: &CudaSlice<f32>, n: usize, out: &mut CudaSlice<f64>) -> Result<()> {
         let chains = shape::chain_norms(x.len(), n, out.len())?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
-        launch!(
-            self,
-            "chain_norms",
-            per_chain(chains),
-            x,
-            &n32,
-            &chains32,
-            out
-        )
+        k::chain_norms(self, x, n32, chains32, out)
     }
 
     fn chain_dot_f64(
@@ -880,16 +582,7 @@ impl Backend for Cuda {
     ) -> Result<()> {
         let chains = shape::chain_dot_f64(a.len(), b.len(), n, out.len())?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
-        launch!(
-            self,
-            "chain_dot_f64",
-            per_chain(chains),
-            a,
-            b,
-            &n32,
-            &chains32,
-            out
-        )
+        k::chain_dot_f64(self, a, b, n32, chains32, out)
     }
 
     fn hmc_energy_increment(
@@ -904,19 +597,7 @@ impl Backend for Cuda {
         let chains =
             shape::hmc_energy_increment(du.len(), s.len(), s_new.len(), xk.len(), xprev.len(), n)?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
-        let cfg = per_chain(chains);
-        launch!(
-            self,
-            "hmc_energy_increment",
-            cfg,
-            du,
-            s,
-            s_new,
-            xk,
-            xprev,
-            &n32,
-            &chains32
-        )
+        k::hmc_energy_increment(self, du, s, s_new, xk, xprev, n32, chains32)
     }
 
     fn hmc_kinetic_change(
@@ -931,18 +612,6 @@ impl Backend for Cuda {
         let chains =
             shape::hmc_kinetic_change(p.len(), vp.len(), p0.len(), vp0.len(), n, out.len())?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
-        let cfg = per_chain(chains);
-        launch!(
-            self,
-            "hmc_kinetic_change",
-            cfg,
-            p,
-            vp,
-            p0,
-            vp0,
-            &n32,
-            &chains32,
-            out
-        )
+        k::hmc_kinetic_change(self, p, vp, p0, vp0, n32, chains32, out)
     }
 }

@@ -1,5 +1,7 @@
-//! Tests that need no GPU: source assembly, PTX versions, the cache key and
-//! cache files, launch shapes, and opening a device where CUDA is missing.
+//! Tests that need no GPU: source assembly, the kernel table against the
+//! kernels' C signatures, the callers of the Backend methods, PTX versions,
+//! the cache key and cache files, launch shapes, and opening a device where
+//! CUDA is missing.
 //! One test, `#[ignore]`d because it needs libnvrtc on LD_LIBRARY_PATH (no
 //! GPU), compiles every kernel file through [`module::compile`]:
 //! scripts/test.sh runs it with the NVRTC of the pip wheel
@@ -7,9 +9,10 @@
 
 use std::collections::HashMap;
 
+use super::kernels as k;
 use super::module::{
-    assemble_source, cache_key, compile, kernel_names, max_ptx_for_driver, parse_ptx_version,
-    programs, source, uses_of, Toolchain, SOURCES,
+    assemble_source, cache_key, compile, max_ptx_for_driver, parse_ptx_version, programs, source,
+    uses_of, Toolchain, HEADERS,
 };
 use super::*;
 use crate::backend::Backend;
@@ -35,10 +38,10 @@ fn every_kernel_file_assembles_with_its_dependencies_once_and_first() {
     for f in &on_disk {
         assert!(
             source(f).is_some(),
-            "kernels/{f} is not embedded in SOURCES"
+            "kernels/{f} is neither a HEADERS file nor a file of the kernel table"
         );
     }
-    assert_eq!(on_disk.len(), SOURCES.len());
+    assert_eq!(on_disk.len(), HEADERS.len() + k::PROGRAMS.len());
     for file in programs() {
         let text = assemble_source(file, source).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(!text.contains("#include"), "{file}");
@@ -91,49 +94,44 @@ fn assembly_rejects_missing_circular_and_included_files() {
 #[test]
 fn kernel_names_are_found_listed_and_launched() {
     let readme = include_str!("../../../kernels/README.md");
-    let mut all = Vec::new();
-    for file in programs() {
-        let names = kernel_names(source(file).unwrap_or_default());
-        assert!(!names.is_empty(), "{file}");
-        for k in &names {
-            assert!(
-                readme.contains(&format!("`{k}`")),
-                "{k} not in kernels/README.md"
-            );
-        }
-        all.extend(names);
+    let names: Vec<&str> = k::KERNELS.iter().map(|r| r.name).collect();
+    assert!(names.len() > 30 && names.contains(&"chain_norms") && names.contains(&"axpby_step"));
+    for (i, name) in names.iter().enumerate() {
+        assert!(
+            !names[..i].contains(name),
+            "{name} twice in the kernel table"
+        );
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "{name} not in kernels/README.md"
+        );
     }
-    assert_eq!(all.len(), 40);
-    assert!(all.contains(&"chain_norms") && all.contains(&"cg_update_direction"));
-    let lb = "extern \"C\" __global__ void __launch_bounds__(256)\n  foo_bar(int x)";
-    assert_eq!(kernel_names(lb), ["foo_bar"]);
-    // Every kernel the backend launches exists.
-    let ops = include_str!("ops.rs");
-    let launched: Vec<&str> = ops
-        .split("launch!(")
-        .skip(1)
-        .filter_map(|s| s.split('"').nth(1))
-        .collect();
-    assert!(launched.len() > 40);
-    for k in &launched {
-        assert!(all.contains(k), "ops.rs launches unknown kernel {k}");
+    // (that the table lists every kernel of kernels/*.cu, and only those, is
+    // every_table_row_matches_its_kernel)
+    assert_eq!(
+        launches("k::a(x, k::b); mask::c(); k::d_2(y)"),
+        ["a", "b", "d_2"]
+    );
+    let ops = strip_comments(include_str!("ops.rs"));
+    let launched = launches(&ops);
+    assert!(launched.len() >= names.len(), "{launched:?}");
+    for name in &launched {
+        assert!(
+            names.contains(name),
+            "ops.rs launches unknown kernel {name}"
+        );
     }
     // ...and every kernel is launched: no dead kernels
-    for k in &all {
-        assert!(launched.contains(k), "kernel {k} is never launched");
+    for name in &names {
+        assert!(launched.contains(name), "kernel {name} is never launched");
     }
-    // ...by a Backend method that something outside tests calls
+    // ...by Backend methods that something outside tests calls
     let dead = uncalled(&backend_methods(), &library_sources());
-    for f in rust_fns(&strip_comments(ops)) {
-        for k in f
-            .body
-            .split("launch!(")
-            .skip(1)
-            .filter_map(|s| s.split('"').nth(1))
-        {
+    for f in rust_fns(&ops) {
+        for name in launches(f.body) {
             assert!(
                 !dead.contains(&f.name),
-                "kernel {k} is launched only by Backend::{}, which nothing outside tests calls",
+                "kernel {name} is launched by Backend::{}, which nothing outside tests calls",
                 f.name
             );
         }
@@ -257,18 +255,16 @@ fn every_backend_method_and_kernel_has_a_caller_outside_tests() {
     let methods = backend_methods();
     assert!(methods.len() > 40 && methods.contains(&"fill_normal"));
     let dead = uncalled(&methods, &files);
-    // the kernels those methods launch
+    // the kernels those methods launch and no other method does
     let ops = strip_comments(include_str!("ops.rs"));
-    let dead_kernels: Vec<String> = rust_fns(&ops)
-        .iter()
-        .filter(|f| dead.contains(&f.name))
-        .flat_map(|f| {
-            f.body
-                .split("launch!(")
-                .skip(1)
-                .filter_map(|s| s.split('"').nth(1))
-        })
-        .map(|k| format!("`{k}`"))
+    let fns = rust_fns(&ops);
+    let (dead_fns, live_fns): (Vec<&RustFn>, Vec<&RustFn>) =
+        fns.iter().partition(|f| dead.contains(&f.name));
+    let live: Vec<&str> = live_fns.iter().flat_map(|f| launches(f.body)).collect();
+    let dead_kernels: Vec<String> = (dead_fns.iter())
+        .flat_map(|f| launches(f.body))
+        .filter(|name| !live.contains(name))
+        .map(|name| format!("`{name}`"))
         .collect();
     assert!(
         dead.is_empty(),
@@ -514,10 +510,11 @@ fn nvrtc_compiles_every_kernel_file() {
         let isa = parse_ptx_version(&ptx);
         assert!(isa.is_some(), "{file}: no .version in the PTX");
         assert!(cubin.starts_with(b"\x7fELF"), "{file}: no CUBIN");
-        for k in kernel_names(source(file).unwrap_or_default()) {
+        for row in k::KERNELS.iter().filter(|r| r.file == file) {
             assert!(
-                ptx.contains(&format!(".entry {k}(")),
-                "{file}: {k} not in the PTX"
+                ptx.contains(&format!(".entry {}(", row.name)),
+                "{file}: {} not in the PTX",
+                row.name
             );
         }
         eprintln!(
@@ -529,55 +526,7 @@ fn nvrtc_compiles_every_kernel_file() {
     assert!(bad.is_err_and(|e| e.contains("nvrtcCompileProgram(bad.cu") && e.contains("error")));
 }
 
-// ---------------------------------------------------------------- launch! against the kernels
-//
-// A static check of every `launch!(self, "name", cfg, args..)` of ops.rs
-// against the C signature of its kernel: a mismatch would otherwise only show
-// on a GPU, as wrong numbers or a crash. The signatures come from the
-// assembled kernel programs; what each argument is comes from the Rust text
-// of its method (parameter types, `let` bindings, `as` casts, struct fields
-// and the return types of the helpers of ops.rs, mod.rs, fft.rs and
-// src/backend/mod.rs). Checked:
-// - the kernel exists and takes as many parameters as the launch passes;
-// - a buffer goes to a pointer of its element type (`float*` / `cf32*` take a
-//   `CudaSlice<f32>`, `double*` / `cf64*` a `CudaSlice<f64>`, `u32*` a
-//   `CudaSlice<u32>`), a `&mut` buffer to a non-const pointer and a shared
-//   one to a `const` pointer;
-// - a scalar goes as `&x` with `x` of exactly the C type (`float` f32,
-//   `double` f64, `u32`, `u64`; never a `usize`);
-// - a `u64` zero stands for a pointer (null) only where the kernel tests that
-//   pointer (`if (p)`);
-// - the launch shape: `per_map` for a kernel with a `LD_FOR_MAPS` loop (in
-//   its body or a `__device__` function it calls), `flat` for `LD_FOR_1D`,
-//   `per_chain` otherwise (the reductions), sized from the same Rust values
-//   as the kernel's `n`/`spec_len` and `maps`/`chains` (`per_map`), `len`/`n`
-//   (`flat`) or `chains` (`per_chain`) arguments.
-// Not checked: values beyond that tracing (e.g. that a `u32` is the right
-// length), buffer lengths (the methods check them at run time as the CPU
-// does), the aliasing of `__restrict__` pointers, and Rust the small parser
-// does not model: arguments other than `x`, `&x`, `&mut x`, `&(e as T)` or
-// `&x.field` (an argument whose type cannot be inferred fails the test:
-// annotate its `let`), char literals holding brackets or quotes, `let`s of
-// other match arms (they are seen as if in scope).
-
-/// What a kernel parameter or a launch argument is to the kernel: a device
-/// pointer to elements of a Rust type (`cf32` values are pairs of `f32`),
-/// written or `const`, or a scalar of a Rust type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Class {
-    Ptr { elem: String, write: bool },
-    Scalar(String),
-}
-
-impl std::fmt::Display for Class {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Class::Ptr { elem, write: true } => write!(f, "a writable {elem} buffer"),
-            Class::Ptr { elem, write: false } => write!(f, "a const {elem} buffer"),
-            Class::Scalar(t) => write!(f, "a {t} scalar"),
-        }
-    }
-}
+// ---------------------------------------------------------------- Rust and C text
 
 /// The bracket depth (`()`, `[]`, `{}`; one more inside a string literal) at
 /// each byte of `s`; a closing bracket has the depth of what it encloses.
@@ -608,22 +557,6 @@ fn close_of(s: &str, open: usize) -> usize {
         .unwrap_or_else(|| panic!("unbalanced: {}", &s[open..(open + 60).min(s.len())]))
 }
 
-/// `s` split at its top-level commas, trimmed, empty pieces dropped.
-fn split_top(s: &str) -> Vec<&str> {
-    let d = depths(s);
-    let mut from = 0;
-    let mut parts = Vec::new();
-    for (i, c) in s.bytes().enumerate() {
-        if c == b',' && d[i] == 0 {
-            parts.push(s[from..i].trim());
-            from = i + 1;
-        }
-    }
-    parts.push(s[from..].trim());
-    parts.retain(|p| !p.is_empty());
-    parts
-}
-
 /// `s` without its `//` comments (a `//` inside a string literal stays).
 fn strip_comments(s: &str) -> String {
     let code = |l: &str| {
@@ -636,127 +569,25 @@ fn strip_comments(s: &str) -> String {
     s.lines().map(code).collect::<Vec<_>>().join("\n")
 }
 
-fn is_ident(s: &str) -> bool {
-    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+fn is_ident_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
 }
 
 /// The identifier that ends `s` (`self.ks_shape` -> `ks_shape`).
 fn last_ident(s: &str) -> &str {
     let s = s.trim_end();
-    let start = s.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+    let start = s.rfind(|c: char| !is_ident_char(c));
     &s[start.map_or(0, |i| i + 1)..]
 }
 
-/// `callee(args..)` (callee `""` for a parenthesised or tuple expression).
-fn call(e: &str) -> Option<(&str, Vec<&str>)> {
-    let open = e.find('(')?;
-    let whole = e.ends_with(')') && close_of(e, open) == e.len() - 1;
-    whole.then(|| (e[..open].trim(), split_top(&e[open + 1..e.len() - 1])))
+/// The identifier that starts `s`.
+fn first_ident(s: &str) -> &str {
+    &s[..s.find(|c: char| !is_ident_char(c)).unwrap_or(s.len())]
 }
 
-/// `(e, T)` of a top-level `e as T`.
-fn cast(e: &str) -> Option<(&str, &str)> {
-    let d = depths(e);
-    let at = e
-        .match_indices(" as ")
-        .map(|(i, _)| i)
-        .filter(|&i| d[i] == 0)
-        .last()?;
-    let ty = e[at + 4..].trim();
-    is_ident(ty).then(|| (e[..at].trim(), ty))
-}
-
-/// A C function at `at` (`__global__` / `__device__`): name, parameters
-/// (an optional `__launch_bounds__(..)` skipped) and `{ body }`.
-fn c_function(text: &str, at: usize) -> Option<(&str, &str, &str)> {
-    let rest = &text[at..];
-    let mut open = rest.find('(')?;
-    if rest[..open].contains([';', '{']) {
-        return None;
-    }
-    if last_ident(&rest[..open]) == "__launch_bounds__" {
-        let c = close_of(rest, open);
-        open = c + 1 + rest[c + 1..].find('(')?;
-    }
-    let close = close_of(rest, open);
-    let brace = close + rest[close..].find(['{', ';'])?;
-    let body = (rest.as_bytes()[brace] == b'{').then(|| &rest[brace..=close_of(rest, brace)])?;
-    Some((last_ident(&rest[..open]), &rest[open + 1..close], body))
-}
-
-/// The name and [`Class`] of a C parameter declaration (`const cf32* __restrict__ x`).
-fn c_param(decl: &str) -> (String, Class) {
-    let spaced = decl.replace('*', " * ");
-    let words: Vec<&str> = spaced
-        .split_whitespace()
-        .filter(|w| *w != "__restrict__")
-        .collect();
-    let (name, ty) = words
-        .split_last()
-        .unwrap_or_else(|| panic!("parameter `{decl}`"));
-    let stars = ty.iter().filter(|w| **w == "*").count();
-    let base = ty
-        .iter()
-        .find(|w| !matches!(**w, "const" | "*"))
-        .copied()
-        .unwrap_or("");
-    let rust = match base {
-        "float" | "cf32" => "f32",
-        "double" | "cf64" => "f64",
-        "u32" | "u64" => base,
-        "int" => "i32",
-        _ => panic!("kernel parameter `{decl}`: teach c_param its type"),
-    };
-    let class = match stars {
-        0 => Class::Scalar(rust.into()),
-        1 => Class::Ptr {
-            elem: rust.into(),
-            write: !ty[..ty.iter().position(|w| *w == "*").unwrap_or(0)].contains(&"const"),
-        },
-        _ => panic!("kernel parameter `{decl}`: a pointer to a pointer"),
-    };
-    (name.to_string(), class)
-}
-
-/// A kernel's parameters and its body followed by those of the `__device__`
-/// functions it calls (recursively, each once).
-struct Kernel {
-    params: Vec<(String, Class)>,
-    body: String,
-}
-
-fn parse_kernels(programs: &[String]) -> HashMap<String, Kernel> {
-    let mut kernels = HashMap::new();
-    for text in programs.iter().map(|t| strip_comments(t)) {
-        let device: HashMap<&str, &str> = (text.match_indices("__device__"))
-            .filter_map(|(at, _)| c_function(&text, at).map(|(n, _, b)| (n, b)))
-            .collect();
-        for (at, _) in text.match_indices("extern \"C\" __global__") {
-            let (name, params, body) = c_function(&text, at).expect("a kernel definition");
-            let (mut full, mut todo, mut seen) = (String::new(), vec![body], Vec::new());
-            while let Some(b) = todo.pop() {
-                full.push_str(b);
-                for (f, fb) in &device {
-                    if !seen.contains(f) && b.contains(&format!("{f}(")) {
-                        seen.push(f);
-                        todo.push(fb);
-                    }
-                }
-            }
-            let params = split_top(params).into_iter().map(c_param).collect();
-            kernels.insert(name.to_string(), Kernel { params, body: full });
-        }
-    }
-    kernels
-}
-
-/// A Rust function: its parameters `(name, type)`, return type (`Result`
-/// unwrapped) and `{ body }`.
+/// A Rust function: its name and `{ body }` (empty for a declaration).
 struct RustFn<'a> {
     name: &'a str,
-    params: Vec<(&'a str, &'a str)>,
-    ret: &'a str,
     body: &'a str,
 }
 
@@ -774,24 +605,8 @@ fn rust_fns(text: &str) -> Vec<RustFn<'_>> {
         let Some(brace) = rest[close..].find(['{', ';']).map(|b| close + b) else {
             continue;
         };
-        let ret = rest[close + 1..brace]
-            .trim()
-            .strip_prefix("->")
-            .unwrap_or("")
-            .trim();
-        let params = split_top(&rest[open + 1..close])
-            .into_iter()
-            .filter_map(|p| {
-                let (n, t) = p.split_once(':')?;
-                Some((n.trim().trim_start_matches("mut ").trim(), t.trim()))
-            });
         fns.push(RustFn {
             name: last_ident(rest[..open].split('<').next().unwrap_or("")),
-            params: params.collect(),
-            ret: ret
-                .strip_prefix("Result<")
-                .and_then(|r| r.strip_suffix('>'))
-                .unwrap_or(ret),
             body: match rest.as_bytes()[brace] {
                 b'{' => &rest[brace..=close_of(rest, brace)],
                 _ => "",
@@ -801,397 +616,330 @@ fn rust_fns(text: &str) -> Vec<RustFn<'_>> {
     fns
 }
 
-/// `(is a reference, is `&mut`, the rest)` of `&mut x`, `&x` or `x` (an
-/// expression or a type).
-fn refs(s: &str) -> (bool, bool, &str) {
-    match (s.strip_prefix("&mut "), s.strip_prefix('&')) {
-        (Some(r), _) => (true, true, r),
-        (None, Some(r)) => (true, false, r),
-        _ => (false, false, s),
-    }
+/// The kernels a piece of ops.rs launches: its `k::name(..)` calls.
+fn launches(code: &str) -> Vec<&str> {
+    (code.match_indices("k::"))
+        .filter(|(at, _)| !code[..*at].ends_with(is_ident_char))
+        .map(|(at, _)| first_ident(&code[at + 3..]))
+        .collect()
 }
 
-/// What is known, at a launch, of the names of its method: types and the
-/// value each traces back to (through `u32_arg`, `len64`, casts and `let`s).
-struct Scope<'a> {
-    types: HashMap<&'a str, String>,
-    values: HashMap<&'a str, String>,
-    rets: &'a HashMap<&'a str, &'a str>,
-    fields: &'a HashMap<String, String>,
+// ---------------------------------------------------------------- the table against the kernels
+//
+// Each row of the kernel table (kernels.rs) against the kernel's C source:
+// - the `.cu` file of the row defines `extern "C" __global__ void name(..)`,
+//   and defines no kernel the table leaves out;
+// - the parameters agree in number, order, name and C type (`*const f32` is
+//   `const float*`, `*mut cf32` is `cf32*`, `f64` is `double`, ...);
+// - a nullable parameter (`Option<*mut T>`) is tested by the kernel,
+//   `if (name)`;
+// - the shape sizes the loops of the kernel (in its body or in the
+//   functions it calls): `flat(s)` an `LD_FOR_1D(i, s)`, `per_map(e, m)` an
+//   `LD_FOR_MAPS(c, m)` and an `LD_FOR_ELEMS(k, e)` (`e` an identifier; any
+//   elements loop otherwise), `per_chain(c)` a loop of blocks
+//   (`= blockIdx.x; .. < c;`) and no grid-stride macro.
+// The Rust side of a launch needs no check: the wrappers are typed by the
+// rows, so the compiler checks every call of ops.rs.
+
+/// A kernel as its `.cu` source defines it.
+struct CKernel<'a> {
+    name: &'a str,
+    /// `(C type, name)`, `__restrict__` dropped: `("const cf32*", "x_hat")`.
+    params: Vec<(String, String)>,
+    /// `{ .. }`.
+    body: &'a str,
 }
 
-impl<'a> Scope<'a> {
-    /// The scope of `f` at the end of `before` (its body up to the launch).
-    fn new(
-        f: &RustFn<'a>,
-        before: &'a str,
-        rets: &'a HashMap<&'a str, &'a str>,
-        fields: &'a HashMap<String, String>,
-    ) -> Self {
-        let (types, values) = (HashMap::new(), HashMap::new());
-        let mut s = Scope {
-            types,
-            values,
-            rets,
-            fields,
+/// The `extern "C" __global__` kernels that `text` (comments stripped)
+/// defines; parameter lists are simple (no brackets inside).
+fn c_kernels(text: &str) -> Vec<CKernel<'_>> {
+    const MARK: &str = "extern \"C\" __global__";
+    let mut kernels = Vec::new();
+    for (at, _) in text.match_indices(MARK) {
+        let from = at + MARK.len();
+        let mut head = text[from..].trim_start();
+        head = head.strip_prefix("void").unwrap_or(head).trim_start();
+        if let Some(lb) = head.strip_prefix("__launch_bounds__") {
+            head = lb.split_once(')').map_or("", |(_, r)| r).trim_start();
+        }
+        let start = text.len() - head.len();
+        let (Some(open), Some(close)) = (head.find('('), head.find(')')) else {
+            continue;
         };
-        for &(name, ty) in &f.params {
-            s.types.insert(name, ty.to_string());
-        }
-        // `Some(x)` of the method's `Option` parameters (if of one type).
-        let options: Vec<&str> = (f.params.iter())
-            .filter_map(|(_, t)| t.strip_prefix("Option<")?.strip_suffix('>'))
-            .collect();
-        if let [inner] = options.as_slice() {
-            for (at, _) in before.match_indices("Some(") {
-                let x = before[at + 5..].split(')').next().unwrap_or("");
-                if is_ident(x) {
-                    s.types.insert(x, inner.to_string());
-                }
-            }
-        }
-        let d = depths(before);
-        for (at, _) in before.match_indices("let ") {
-            let stmt_end =
-                (at..before.len()).find(|&j| before.as_bytes()[j] == b';' && d[j] == d[at]);
-            let stmt = &before[at + 4..stmt_end.unwrap_or(at + 4)];
-            let Some((pat, expr)) = stmt.split_once(" = ") else {
-                continue;
-            };
-            let (pat, expr) = (pat.trim().trim_start_matches("mut "), expr.trim());
-            if let Some(names) = pat.strip_prefix('(').and_then(|p| p.strip_suffix(')')) {
-                let names = split_top(names);
-                let tuple = call(expr).filter(|(c, p)| c.is_empty() && p.len() == names.len());
-                let bound: Vec<(Option<String>, Option<String>)> = match tuple {
-                    Some((_, parts)) => (parts.iter())
-                        .map(|p| (s.type_of(p), Some(s.source(p))))
-                        .collect(),
-                    None => {
-                        let tys = s.type_of(expr).unwrap_or_default();
-                        let tys = tys.trim_start_matches('(').trim_end_matches(')');
-                        let tys: Vec<String> =
-                            split_top(tys).iter().map(|t| t.to_string()).collect();
-                        (0..names.len())
-                            .map(|i| (tys.get(i).cloned(), None))
-                            .collect()
-                    }
-                };
-                for (n, (t, v)) in names.into_iter().zip(bound) {
-                    s.bind(n, t, v);
-                }
-            } else if let Some((name, ty)) = pat.split_once(':') {
-                let v = s.source(expr);
-                s.bind(name.trim(), Some(ty.trim().to_string()), Some(v));
-            } else if is_ident(pat) {
-                let (t, v) = (s.type_of(expr), s.source(expr));
-                s.bind(pat, t, Some(v));
-            }
-        }
-        s
+        // (a declaration without a body is no definition)
+        let Some(brace) = (head[close + 1..].find(|c: char| !c.is_whitespace()))
+            .map(|b| close + 1 + b)
+            .filter(|&b| head.as_bytes()[b] == b'{')
+            .map(|b| start + b)
+        else {
+            continue;
+        };
+        let params = (head[open + 1..close].split(','))
+            .filter(|p| !p.trim().is_empty())
+            .map(|decl| {
+                let spaced = decl.replace('*', "* ");
+                let mut words: Vec<&str> = (spaced.split_whitespace())
+                    .filter(|w| *w != "__restrict__")
+                    .collect();
+                let name = words.pop().unwrap_or_default().to_string();
+                (words.join(" ").replace(" *", "*"), name)
+            });
+        kernels.push(CKernel {
+            name: head[..open].trim(),
+            params: params.collect(),
+            body: &text[brace..=close_of(text, brace)],
+        });
     }
-
-    /// A `let` of `name` (shadowing what it was).
-    fn bind(&mut self, name: &'a str, ty: Option<String>, value: Option<String>) {
-        self.types.remove(name);
-        self.values.remove(name);
-        if let Some(t) = ty {
-            self.types.insert(name, t);
-        }
-        if let Some(v) = value {
-            self.values.insert(name, v);
-        }
-    }
-
-    /// The Rust type of an expression, where the text shows it.
-    fn type_of(&self, e: &str) -> Option<String> {
-        let e = e.trim().trim_end_matches('?');
-        if let Some((_, ty)) = cast(e) {
-            return Some(ty.into());
-        }
-        if let Some(t) = self.types.get(e) {
-            return Some(t.clone());
-        }
-        if let Some((callee, args)) = call(e) {
-            return match (callee, args.as_slice()) {
-                ("", [inner]) => self.type_of(inner),
-                _ if callee.ends_with(".len") => Some("usize".into()),
-                _ => self.rets.get(last_ident(callee)).map(|t| t.to_string()),
-            };
-        }
-        let (obj, field) = e.rsplit_once('.')?;
-        let ty = self.type_of(obj)?;
-        self.fields
-            .get(&format!("{}.{field}", ty.trim_start_matches('&')))
-            .cloned()
-    }
-
-    /// The value an expression traces back to.
-    fn source(&self, e: &str) -> String {
-        let e = refs(e.trim()).2.trim().trim_end_matches('?');
-        if let Some((base, _)) = cast(e) {
-            return self.source(base);
-        }
-        if let Some((callee, args)) = call(e) {
-            if let ("", [v]) | ("u32_arg", [_, v]) | ("len64", [v]) =
-                (last_ident(callee), &args[..])
-            {
-                return self.source(v);
-            }
-        }
-        self.values.get(e).cloned().unwrap_or_else(|| e.to_string())
-    }
-
-    /// What a launch argument is to the kernel.
-    fn class_of(&self, arg: &str) -> Result<Class, String> {
-        let (by_ref, by_mut, e) = refs(arg);
-        let ty = self.type_of(e);
-        let ty =
-            ty.ok_or_else(|| format!("cannot infer the type of `{e}` (annotate its `let`)"))?;
-        let (ty_ref, ty_mut, inner) = refs(&ty);
-        match inner
-            .strip_prefix("CudaSlice<")
-            .and_then(|t| t.strip_suffix('>'))
-        {
-            Some(elem) if by_ref != ty_ref => Ok(Class::Ptr {
-                elem: elem.into(),
-                write: by_mut || ty_mut,
-            }),
-            None if by_ref && !by_mut && !ty_ref => Ok(Class::Scalar(inner.into())),
-            _ => Err(format!(
-                "`{arg}` (`{e}`: {ty}): pass buffers as `&`/`&mut CudaSlice`, scalars as `&x`"
-            )),
-        }
-    }
+    kernels
 }
 
-/// Checks every `launch!` of `ops` against `programs` (assembled kernel
-/// texts), with the helpers' return types and struct fields from `rust`;
-/// returns the number of launches and the mismatches.
-fn check_launches(programs: &[String], rust: &[&str], ops: &str) -> (usize, Vec<String>) {
-    let kernels = parse_kernels(programs);
-    let rust: Vec<String> = rust.iter().map(|t| strip_comments(t)).collect();
-    let mut fields = HashMap::new();
-    for text in &rust {
-        for (at, _) in text.match_indices("struct ") {
-            let rest = &text[at + 7..];
-            let name = rest
-                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .next();
-            let Some(open) = rest
-                .find(['{', ';', '('])
-                .filter(|&o| rest.as_bytes()[o] == b'{')
-            else {
-                continue;
-            };
-            for f in split_top(&rest[open + 1..close_of(rest, open)]) {
-                if let Some((n, t)) = f.split_once(':') {
-                    let key = format!("{}.{}", name.unwrap_or(""), last_ident(n));
-                    fields.insert(key, t.trim().to_string());
-                }
+/// The body `{ .. }` of the C function `name` that `text` defines.
+fn c_body<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    (text.match_indices(&format!("{name}(")))
+        .filter(|(at, _)| !text[..*at].ends_with(is_ident_char))
+        .find_map(|(at, _)| {
+            let close = close_of(text, at + name.len());
+            let brace = text.len() - text[close + 1..].trim_start().len();
+            (text.as_bytes().get(brace) == Some(&b'{'))
+                .then(|| &text[brace..=close_of(text, brace)])
+        })
+}
+
+/// `body` followed by the bodies of the functions of `text` it calls
+/// (recursively, each once).
+fn with_callees(text: &str, body: &str) -> String {
+    let (mut all, mut todo, mut seen) = (String::new(), vec![body.to_string()], Vec::new());
+    while let Some(b) = todo.pop() {
+        for (at, _) in b.match_indices('(') {
+            let f = last_ident(&b[..at]);
+            let skip = ["if", "for", "while", "switch", "return", "sizeof"];
+            if f.starts_with(|c: char| c.is_ascii_lowercase())
+                && !skip.contains(&f)
+                && !seen.contains(&f.to_string())
+            {
+                seen.push(f.to_string());
+                todo.extend(c_body(text, f).map(str::to_string));
             }
         }
+        all.push_str(&b);
     }
-    let rets: HashMap<&str, &str> = rust
-        .iter()
-        .rev()
-        .flat_map(|t| rust_fns(t))
-        .map(|f| (f.name, f.ret))
+    all
+}
+
+/// `(macro, bound)` of the grid-stride loops of `code`:
+/// `("LD_FOR_MAPS", "chains")`.
+fn loops(code: &str) -> Vec<(&'static str, String)> {
+    let mut found = Vec::new();
+    for m in ["LD_FOR_1D", "LD_FOR_MAPS", "LD_FOR_ELEMS"] {
+        for (at, _) in code.match_indices(&format!("{m}(")) {
+            let args = &code[at + m.len() + 1..];
+            let args = &args[..args.find(')').unwrap_or(0)];
+            let bound = args.split_once(',').map_or("", |(_, b)| b.trim());
+            found.push((m, bound.to_string()));
+        }
+    }
+    found
+}
+
+/// The mismatches between a table row and `program` (its `.cu` file, or the
+/// assembled program, comments stripped).
+fn check_row(row: &k::Kernel, program: &str) -> Vec<String> {
+    let name = row.name;
+    let Some(c) = c_kernels(program).into_iter().find(|c| c.name == name) else {
+        return vec![format!("{name}: no such kernel in {}", row.file)];
+    };
+    let mut errors = Vec::new();
+    let table: Vec<(&str, &str)> = row.params.iter().map(|p| (p.c, p.name)).collect();
+    let source: Vec<(&str, &str)> = (c.params.iter())
+        .map(|(t, n)| (t.as_str(), n.as_str()))
         .collect();
-    let ops = strip_comments(ops);
-    let (mut launches, mut errors) = (0, Vec::new());
-    for f in rust_fns(&ops) {
-        for (at, _) in f.body.match_indices("launch!(") {
-            launches += 1;
-            let open = at + "launch!".len();
-            let parts = split_top(&f.body[open + 1..close_of(f.body, open)]);
-            let [_, name, cfg, args @ ..] = parts.as_slice() else {
-                errors.push(format!("{}: a launch! without kernel and shape", f.name));
-                continue;
-            };
-            let name = name.trim_matches('"');
-            let Some(k) = kernels.get(name) else {
-                errors.push(format!("{name}: no such kernel"));
-                continue;
-            };
-            if args.len() != k.params.len() {
-                let (a, p) = (args.len(), k.params.len());
-                errors.push(format!("{name}: {a} arguments for {p} parameters"));
-                continue;
-            }
-            let scope = Scope::new(&f, &f.body[..at], &rets, &fields);
-            for ((param, want), arg) in k.params.iter().zip(args) {
-                match scope.class_of(arg) {
-                    Err(e) => errors.push(format!("{name}({param}): {e}")),
-                    Ok(got) if got == *want => {}
-                    // A null pointer: a u64 zero where the kernel tests the pointer.
-                    Ok(Class::Scalar(t))
-                        if matches!(want, Class::Ptr { .. })
-                            && t == "u64"
-                            && scope.source(arg) == "0"
-                            && k.body.contains(&format!("if ({param})")) => {}
-                    Ok(got) => {
-                        errors.push(format!("{name}({param}): takes {want}, `{arg}` is {got}"))
-                    }
-                }
-            }
-            // The launch shape and the values it is sized from.
-            let (shape, dims): (&str, &[&[&str]]) = if k.body.contains("LD_FOR_MAPS") {
-                ("per_map", &[&["n", "spec_len"], &["maps", "chains"]])
-            } else if k.body.contains("LD_FOR_1D") {
-                ("flat", &[&["len", "n"]])
-            } else {
-                ("per_chain", &[&["chains"]])
-            };
-            let cfg = scope.source(cfg);
-            let sizes = call(&cfg).filter(|(c, s)| *c == shape && s.len() == dims.len());
-            let Some((_, sizes)) = sizes else {
-                errors.push(format!(
-                    "{name}: launched with `{cfg}`, its loops want `{shape}(..)`"
-                ));
-                continue;
-            };
-            for (size, names) in sizes.into_iter().zip(dims) {
-                let Some(i) = k
-                    .params
-                    .iter()
-                    .position(|(p, _)| names.contains(&p.as_str()))
-                else {
-                    errors.push(format!(
-                        "{name}: no parameter {names:?} to size `{shape}` by"
-                    ));
-                    continue;
-                };
-                // fill_normal: one thread per block of four elements.
-                let size = size.strip_suffix(".div_ceil(4)").unwrap_or(size);
-                let (s, a) = (scope.source(size), scope.source(args[i]));
-                if s != a {
-                    let p = &k.params[i].0;
-                    errors.push(format!(
-                        "{name}: `{shape}` sized by `{s}`, its `{p}` is `{a}`"
-                    ));
-                }
-            }
+    if table != source {
+        let show = |ps: &[(&str, &str)]| {
+            let ps: Vec<String> = ps.iter().map(|(t, n)| format!("{t} {n}")).collect();
+            ps.join(", ")
+        };
+        errors.push(format!(
+            "{name}: the table says ({}), the kernel ({})",
+            show(&table),
+            show(&source)
+        ));
+    }
+    for p in row.params.iter().filter(|p| p.nullable) {
+        if !c.body.contains(&format!("if ({})", p.name)) {
+            errors.push(format!(
+                "{name}({}): may be null, the kernel never tests it",
+                p.name
+            ));
         }
     }
-    (launches, errors)
+    let code = with_callees(program, c.body);
+    let found = loops(&code);
+    let has = |m: &str, bound: Option<&str>| {
+        (found.iter()).any(|(fm, fb)| *fm == m && bound.is_none_or(|b| b == fb))
+    };
+    let is_ident = |s: &str| !s.is_empty() && first_ident(s) == s;
+    let ok = match (row.shape, row.sizes) {
+        ("flat", [len]) => has("LD_FOR_1D", Some(len)) && !has("LD_FOR_MAPS", None),
+        ("per_map", [elems, maps]) => {
+            has("LD_FOR_MAPS", Some(maps))
+                && has("LD_FOR_ELEMS", Some(*elems).filter(|e| is_ident(e)))
+                && !has("LD_FOR_1D", None)
+        }
+        ("per_chain", [chains]) => {
+            // a loop of blocks `for (u64 c = blockIdx.x; c < chains; ..)`
+            let over = |(at, _): (usize, &str)| {
+                let cond = code[at..].split(';').nth(1).unwrap_or("");
+                cond.trim().ends_with(&format!("< {chains}"))
+            };
+            found.is_empty() && code.match_indices("= blockIdx.x;").any(over)
+        }
+        _ => false,
+    };
+    if !ok {
+        errors.push(format!(
+            "{name}: launched as {}({}), its loops are {found:?}",
+            row.shape,
+            row.sizes.join(", ")
+        ));
+    }
+    errors
 }
 
 #[test]
-fn every_launch_matches_its_kernel_signature() {
-    let programs: Vec<String> = programs()
-        .map(|f| assemble_source(f, source).unwrap_or_else(|e| panic!("{e}")))
-        .collect();
-    let ops = include_str!("ops.rs");
-    let rust = [
-        ops,
-        include_str!("mod.rs"),
-        include_str!("fft.rs"),
-        include_str!("../mod.rs"),
-    ];
-    let (launches, errors) = check_launches(&programs, &rust, ops);
-    assert_eq!(launches, strip_comments(ops).matches("launch!(").count());
-    assert!(launches > 40, "{launches} launches");
+fn every_table_row_matches_its_kernel() {
+    let mut errors = Vec::new();
+    for file in programs() {
+        let text = strip_comments(&assemble_source(file, source).unwrap_or_else(|e| panic!("{e}")));
+        let own = strip_comments(source(file).unwrap_or_default());
+        let defined: Vec<&str> = c_kernels(&own).iter().map(|c| c.name).collect();
+        let rows: Vec<&k::Kernel> = k::KERNELS.iter().filter(|r| r.file == file).collect();
+        assert!(!defined.is_empty(), "{file}: no kernel");
+        for name in &defined {
+            if !rows.iter().any(|r| r.name == *name) {
+                errors.push(format!("{file}: kernel {name} is not in the table"));
+            }
+        }
+        for row in rows {
+            errors.extend(check_row(row, &text));
+        }
+    }
     assert!(
         errors.is_empty(),
-        "ops.rs against kernels/:\n{}",
+        "kernels.rs against kernels/:\n{}",
         errors.join("\n")
     );
 }
 
 #[test]
-fn the_launch_check_finds_each_kind_of_mismatch() {
-    let kernels = "extern \"C\" __global__ void scale(float* __restrict__ x, const double* w,
+fn the_table_check_finds_each_kind_of_mismatch() {
+    let program = "extern \"C\" __global__ void scale(float* __restrict__ x, const double* w,
                                                       float a, u32 n, u32 chains) {
-            LD_FOR_MAPS(c, chains) { LD_FOR_ELEMS(k, n) { x[c * n + k] *= a; } }
+            LD_FOR_MAPS(c, chains) { scale_one(x + c * n, w, a, n); }
         }
-        extern \"C\" __global__ void save(const float* x, float* prev, u64 len) {
+        __device__ void scale_one(float* x, const double* w, float a, u32 n) {
+            LD_FOR_ELEMS(k, n) { x[k] *= a; }
+        }
+        extern \"C\" __global__ void __launch_bounds__(256)
+            save(const float *x, float* prev, u64 len) {
             LD_FOR_1D(i, len) { if (prev) prev[i] = x[i]; }
+        }
+        extern \"C\" __global__ void declared_only(float* x);
+        extern \"C\" __global__ void sum(const float* x, u32 chains, double* out) {
+            for (u64 c = blockIdx.x; c < chains; c += gridDim.x) { out[c] = x[c]; }
         }";
-    let ops = "fn u32_arg(name: &'static str, v: usize) -> Result<u32> { todo!() }
-        impl Backend for Cuda {
-            fn scale(&self, x: &mut CudaSlice<f32>, w: &CudaSlice<f64>, a: f32, n: usize)
-                -> Result<()> {
-                let chains = x.len() / n; // (x, w)
-                let (n32, chains32) = (u32_arg(\"n\", n)?, u32_arg(\"chains\", chains)?);
-                launch!(self, \"scale\", per_map(n, chains), x, w, &a, &n32, &chains32)
-            }
-            fn save(&self, x: &CudaSlice<f32>, prev: Option<&mut CudaSlice<f32>>) -> Result<()> {
-                let len: u64 = x.len() as u64;
-                match prev {
-                    Some(p) => launch!(self, \"save\", flat(x.len()), x, p, &len),
-                    None => {
-                        let null: u64 = 0;
-                        launch!(self, \"save\", flat(x.len()), x, &null, &len)
-                    }
-                }
-            }
-        }";
-    let check = |k: &str, o: &str| check_launches(&[k.to_string()], &[o], o);
-    assert_eq!(check(kernels, ops), (3, vec![]));
-    for (from, to, error) in [
+    // rows as the table makes them (`'static`: leaked)
+    let row = |name, params: &[(&'static str, &'static str)], shape, sizes: &[&'static str]| {
+        let params = (params.iter())
+            .map(|&(name, c)| k::Arg {
+                name,
+                c,
+                nullable: name == "prev",
+            })
+            .collect::<Vec<_>>();
+        k::Kernel {
+            name,
+            file: "x.cu",
+            params: params.leak(),
+            shape,
+            sizes: sizes.to_vec().leak(),
+        }
+    };
+    let scale = row(
+        "scale",
+        &[
+            ("x", "float*"),
+            ("w", "const double*"),
+            ("a", "float"),
+            ("n", "u32"),
+            ("chains", "u32"),
+        ],
+        "per_map",
+        &["n", "chains"],
+    );
+    let save_params = [("x", "const float*"), ("prev", "float*"), ("len", "u64")];
+    let save = row("save", &save_params, "flat", &["len"]);
+    let sum_params = [("x", "const float*"), ("chains", "u32"), ("out", "double*")];
+    let sum = row("sum", &sum_params, "per_chain", &["chains"]);
+    for r in [&scale, &save, &sum] {
+        assert_eq!(check_row(r, program), Vec::<String>::new(), "{}", r.name);
+    }
+    let edit = |r: k::Kernel, f: &dyn Fn(&mut Vec<k::Arg>)| {
+        let mut params = r.params.to_vec();
+        f(&mut params);
+        k::Kernel {
+            params: params.leak(),
+            ..r
+        }
+    };
+    let shaped = |r: k::Kernel, shape, sizes: &[&'static str]| k::Kernel {
+        shape,
+        sizes: sizes.to_vec().leak(),
+        ..r
+    };
+    let renamed = k::Kernel {
+        name: "scales",
+        ..scale
+    };
+    let table = "scale: the table says";
+    for (r, error) in [
+        (renamed, "scales: no such kernel in x.cu"),
         (
-            "x, w, &a",
-            "w, x, &a",
-            "scale(x): takes a writable f32 buffer, `w` is a const f64",
+            edit(scale, &|p| p.swap(0, 1)),
+            "scale: the table says (const double* w, float* x,",
+        ),
+        (edit(scale, &|p| p.truncate(4)), table),
+        (edit(scale, &|p| p[0].c = "const float*"), table),
+        (edit(scale, &|p| p[2].c = "double"), table),
+        (edit(scale, &|p| p[3].name = "len"), table),
+        (
+            edit(save, &|p| p[0].nullable = true),
+            "save(x): may be null, the kernel never tests it",
         ),
         (
-            "&n32, &chains32",
-            "&n, &chains32",
-            "scale(n): takes a u32 scalar, `&n` is a usize",
+            shaped(scale, "per_map", &["chains", "n"]),
+            "scale: launched as per_map(chains, n)",
+        ),
+        (shaped(scale, "flat", &["n"]), "scale: launched as flat(n)"),
+        (
+            shaped(save, "per_chain", &["len"]),
+            "save: launched as per_chain(len)",
         ),
         (
-            "&a, &n32",
-            "&(a as f64), &n32",
-            "scale(a): takes a f32 scalar, `&(a as f64)` is a f64",
-        ),
-        (
-            "x, w, &a",
-            "&x, w, &a",
-            "scale(x): `&x` (`x`: &mut CudaSlice<f32>): pass buffers",
-        ),
-        (", &chains32)", ")", "scale: 4 arguments for 5 parameters"),
-        (
-            "per_map(n, chains)",
-            "flat(n)",
-            "scale: launched with `flat(n)`, its loops want",
-        ),
-        (
-            "per_map(n, chains)",
-            "per_map(chains, n)",
-            "scale: `per_map` sized by `x.len() / n`",
-        ),
-        (
-            "x, &null",
-            "&null, &null",
-            "save(x): takes a const f32 buffer, `&null` is a u64",
-        ),
-        (
-            "flat(x.len()), x, p",
-            "flat(x.len()), x, x",
-            "save(prev): takes a writable f32 buffer",
-        ),
-        (
-            "let null: u64 = 0;",
-            "let null = 0;",
-            "save(prev): cannot infer the type of `null`",
-        ),
-        (
-            "flat(x.len()), x, &null, &len",
-            "flat(x.len()), x, &len, &len",
-            "save(prev): takes",
+            shaped(sum, "per_chain", &["n"]),
+            "sum: launched as per_chain(n)",
         ),
     ] {
-        assert!(ops.contains(from), "{from}");
-        let (_, errors) = check(kernels, &ops.replacen(from, to, 1));
+        let errors = check_row(&r, program);
         assert!(
             errors.iter().any(|e| e.starts_with(error)),
-            "{to}: {errors:?}"
+            "{error}: {errors:?}"
         );
     }
-    let unchecked_null = kernels.replace("if (prev) ", "");
-    let (_, errors) = check(&unchecked_null, ops);
+    let names: Vec<&str> = c_kernels(program).iter().map(|c| c.name).collect();
+    assert_eq!(names, ["scale", "save", "sum"]);
+    let unchecked = program.replace("if (prev) ", "");
     assert_eq!(
-        errors,
-        ["save(prev): takes a writable f32 buffer, `&null` is a u64 scalar"]
+        check_row(&save, &unchecked),
+        ["save(prev): may be null, the kernel never tests it"]
     );
 }
