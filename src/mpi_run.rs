@@ -126,7 +126,7 @@ pub fn sample_distributed(
     run: &RunSpec,
     gather_samples: bool,
     single_thread: bool,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut (dyn FnMut(usize, usize) + Send),
 ) -> Result<DistributedRun> {
     let chains = run.chains;
     if chains == 0 {

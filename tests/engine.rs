@@ -1,11 +1,14 @@
 //! The sampling engine with the guided posterior, on the CPU backend (the
 //! reference; `tests/gpu.rs` runs the same engine on CUDA against it).
 //!
-//! The batched inner solve and the warm starts must keep every chain to
-//! itself: for every integrator, every guidance scheme and both refinements,
-//! a chain's map, chi², acceptance and inner iterations are bitwise the same
-//! whether it runs alone, in a batch of 2 or in one batch of 5. And the
-//! device-dispatching `sample` is the engine on the CPU backend.
+//! The CPU integrates each chain on its own (chains in parallel); a GPU
+//! integrates batches, with a batched inner solve and warm starts that must
+//! keep every chain to itself. `Cpu::batched()` runs the GPU's launch sequence
+//! on the reference arithmetic, so for every integrator, every guidance scheme
+//! and both refinements a chain's map, chi², acceptance and inner iterations
+//! must be bitwise the same whether it runs alone, in a batch of 2 or in one
+//! batch of 5. And the device-dispatching `sample` is the engine on the CPU
+//! backend.
 
 mod common;
 
@@ -33,14 +36,25 @@ fn chain(set: &SampleSet, c: usize) -> (Vec<f32>, f64, Option<f64>) {
 
 fn assert_batch_independent(post: &GuidedPosterior, cfg: &SamplerConfig, what: &str) {
     let none = &mut |_: usize, _: usize| {};
-    let one = sample(post, cfg, &RunSpec::new(11, 5).from_chain(3), none).unwrap();
-    let pairs = sample(
-        post,
-        cfg,
-        &RunSpec::new(11, 5).from_chain(3).in_batches(2),
-        none,
-    )
-    .unwrap();
+    let be = Cpu::batched();
+    let run = RunSpec::new(11, 5).from_chain(3);
+    let one = engine::run(&be, post, cfg, &run, none).unwrap();
+    let pairs = engine::run(&be, post, cfg, &run.in_batches(2), none).unwrap();
+    // chains on their own, in parallel
+    let parallel = sample(post, cfg, &run, none).unwrap();
+    assert_eq!(
+        one.samples, parallel.samples,
+        "{what}: samples, chains on their own"
+    );
+    assert_eq!(one.chi2, parallel.chi2, "{what}: chi2, chains on their own");
+    assert_eq!(
+        one.acceptance, parallel.acceptance,
+        "{what}: acceptance, chains on their own"
+    );
+    assert_eq!(
+        one.inner_iterations, parallel.inner_iterations,
+        "{what}: inner iterations, chains on their own"
+    );
     assert!(one.samples.iter().all(|v| v.is_finite()), "{what}");
     assert_eq!(one.samples, pairs.samples, "{what}: samples");
     assert_eq!(one.chi2, pairs.chi2, "{what}: chi2");
@@ -51,7 +65,7 @@ fn assert_batch_independent(post: &GuidedPosterior, cfg: &SamplerConfig, what: &
         "{what}: inner iterations"
     );
     // chain 3 + 2 alone is the third chain of the batch
-    let alone = sample(post, cfg, &RunSpec::new(11, 1).from_chain(5), none).unwrap();
+    let alone = engine::run(&be, post, cfg, &RunSpec::new(11, 1).from_chain(5), none).unwrap();
     assert_eq!(chain(&alone, 0), chain(&one, 2), "{what}: a chain alone");
 }
 
@@ -109,10 +123,18 @@ fn sample_on_the_cpu_device_is_the_engine_on_the_cpu_backend() {
         ..SamplerConfig::default()
     };
     let run = RunSpec::new(4, 3).on(Device::Cpu);
-    let a = sample(&post, &cfg, &run, &mut |_, _| {}).unwrap();
+    let mut calls = Vec::new();
+    let a = sample(&post, &cfg, &run, &mut |done, total| {
+        calls.push((done, total))
+    })
+    .unwrap();
     let b = engine::run(&Cpu::new(), &post, &cfg, &run, &mut |_, _| {}).unwrap();
     assert_eq!(a.samples, b.samples);
     assert_eq!(a.acceptance, b.acceptance);
+    // progress counts up to every level of every chain, and reports the end
+    let total = 3 * cfg.noise_levels(&post).unwrap().len();
+    assert_eq!(calls.last(), Some(&(total, total)));
+    assert!(calls.windows(2).all(|w| w[0].0 < w[1].0), "{calls:?}");
 }
 
 #[test]
@@ -247,13 +269,9 @@ fn the_state_carries_parameters_with_noise_of_their_own_through_every_integrator
             levels,
             ..SamplerConfig::default()
         };
-        let set = sample(
-            &model,
-            &cfg,
-            &RunSpec::new(9, chains).in_batches(64),
-            &mut |_, _| {},
-        )
-        .unwrap();
+        // batched (the State's parameter updates run on every batch operation)
+        let run = RunSpec::new(9, chains).in_batches(64);
+        let set = engine::run(&Cpu::batched(), &model, &cfg, &run, &mut |_, _| {}).unwrap();
         let (var, cross) = param_stats(&set);
         assert!(
             (var - V).abs() < 4.0 * 0.058 + 0.05,
@@ -264,7 +282,7 @@ fn the_state_carries_parameters_with_noise_of_their_own_through_every_integrator
             cross.abs() < 4.0 * 0.041,
             "{kind}: parameters follow the map noise ({cross})"
         );
-        // batches do not change a chain's parameters
+        // batches do not change a chain's parameters, nor chains run on their own
         let one = sample(&model, &cfg, &RunSpec::new(9, chains), &mut |_, _| {}).unwrap();
         assert_eq!(one.params, set.params, "{kind}");
     }

@@ -23,12 +23,29 @@ type PlanCache<T> = Mutex<Vec<((usize, usize), Arc<Fft2<T>>)>>;
 pub struct Cpu {
     plans32: PlanCache<f32>,
     plans64: PlanCache<f64>,
+    batched: bool,
 }
 
 impl Cpu {
-    /// A backend with an empty plan cache.
+    /// A backend with an empty plan cache. The sampler runs each chain on its
+    /// own, chains in parallel (`sampler::ModelBackend::chains_in_parallel`).
     pub fn new() -> Self {
         Cpu::default()
+    }
+
+    /// A backend on which the sampler integrates batches of chains together,
+    /// as on a GPU: the launch sequence of the CUDA backend, on the reference
+    /// arithmetic (the same chains as [`Cpu::new`], more slowly).
+    pub fn batched() -> Self {
+        Cpu {
+            batched: true,
+            ..Cpu::default()
+        }
+    }
+
+    /// Whether this backend batches chains ([`Cpu::batched`]).
+    pub fn is_batched(&self) -> bool {
+        self.batched
     }
 }
 
@@ -73,9 +90,16 @@ fn per_mode<T: Send + Sync + Copy>(
         .for_each(|m| m.iter_mut().enumerate().for_each(|(k, v)| f(v, k)));
 }
 
+/// Elements per parallel task at least: finer splits cost more in rayon's
+/// bookkeeping than they gain (`perf` showed ~10% of a 360² run there).
+const MIN_TASK: usize = 1 << 14;
+
 /// Elementwise `f(i, out_i)` over a flat buffer.
 fn elementwise<T: Send>(out: &mut [T], f: impl Fn(usize, &mut T) + Sync + Send) {
-    out.par_iter_mut().enumerate().for_each(|(i, o)| f(i, o));
+    out.par_iter_mut()
+        .with_min_len(MIN_TASK)
+        .enumerate()
+        .for_each(|(i, o)| f(i, o));
 }
 
 impl Backend for Cpu {
@@ -236,6 +260,7 @@ impl Backend for Cpu {
         as_complex_mut(e_hat)
             .par_iter_mut()
             .zip(as_complex_mut(b_hat).par_iter_mut())
+            .with_min_len(MIN_TASK)
             .enumerate()
             .for_each(|(i, (e, b))| {
                 let k = i % modes;
@@ -349,6 +374,7 @@ impl Backend for Cpu {
         d.par_iter_mut()
             .zip(xp.par_iter_mut())
             .zip(x.par_iter())
+            .with_min_len(MIN_TASK)
             .for_each(|((d, p), x)| {
                 *d *= f;
                 *p = x + h * *d;
@@ -428,7 +454,7 @@ impl Backend for Cpu {
 
     fn prior_score(&self, out: &mut Vec<f32>, x: &Vec<f32>, inv: f32) -> Result<()> {
         shape::prior_score(out.len(), x.len())?;
-        out.iter_mut().zip(x).for_each(|(o, x)| *o = (*o - x) * inv);
+        elementwise(out, |i, o| *o = (*o - x[i]) * inv);
         Ok(())
     }
 
@@ -451,18 +477,20 @@ impl Backend for Cpu {
     ) -> Result<()> {
         let Pixels { n, .. } =
             shape::weighted_residual(r1.len(), r2.len(), g1.len(), g2.len(), w1.len(), w2.len())?;
-        for (c1, c2) in r1.chunks_mut(n).zip(r2.chunks_mut(n)) {
-            for i in 0..n {
-                c1[i] = w1[i] * (g1[i] - c1[i]);
-                c2[i] = w2[i] * (g2[i] - c2[i]);
-            }
-        }
+        r1.par_chunks_mut(n)
+            .zip(r2.par_chunks_mut(n))
+            .for_each(|(c1, c2)| {
+                for i in 0..n {
+                    c1[i] = w1[i] * (g1[i] - c1[i]);
+                    c2[i] = w2[i] * (g2[i] - c2[i]);
+                }
+            });
         Ok(())
     }
 
     fn add_weighted_residual_accumulate(&self, out: &mut Vec<f32>, back: &Vec<f32>) -> Result<()> {
         shape::add_weighted_residual_accumulate(out.len(), back.len())?;
-        out.iter_mut().zip(back).for_each(|(o, b)| *o += b);
+        elementwise(out, |i, o| *o += back[i]);
         Ok(())
     }
 
@@ -475,9 +503,7 @@ impl Backend for Cpu {
         inv: f32,
     ) -> Result<()> {
         shape::tweedie_score_combine(out.len(), d.len(), x.len(), jv.len())?;
-        for i in 0..x.len() {
-            out[i] = (d[i] - x[i]) * inv + jv[i];
-        }
+        elementwise(out, |i, o| *o = (d[i] - x[i]) * inv + jv[i]);
         Ok(())
     }
 
@@ -489,12 +515,14 @@ impl Backend for Cpu {
         g2: &Vec<f32>,
     ) -> Result<()> {
         let Pixels { n, .. } = shape::shear_residual_f64(q1.len(), q2.len(), g1.len(), g2.len())?;
-        for (c1, c2) in q1.chunks_mut(n).zip(q2.chunks_mut(n)) {
-            for i in 0..n {
-                c1[i] = g1[i] as f64 - c1[i];
-                c2[i] = g2[i] as f64 - c2[i];
-            }
-        }
+        q1.par_chunks_mut(n)
+            .zip(q2.par_chunks_mut(n))
+            .for_each(|(c1, c2)| {
+                for i in 0..n {
+                    c1[i] = g1[i] as f64 - c1[i];
+                    c2[i] = g2[i] as f64 - c2[i];
+                }
+            });
         Ok(())
     }
 
@@ -515,10 +543,8 @@ impl Backend for Cpu {
             w1.len(),
             w2.len(),
         )?;
-        for i in 0..y1.len() {
-            y1[i] = w1[i % n] * (q1[i] - y1[i]);
-            y2[i] = w2[i % n] * (q2[i] - y2[i]);
-        }
+        elementwise(y1, |i, y| *y = w1[i % n] * (q1[i] - *y));
+        elementwise(y2, |i, y| *y = w2[i % n] * (q2[i] - *y));
         Ok(())
     }
 
@@ -531,7 +557,7 @@ impl Backend for Cpu {
 
     fn add_assign_f64(&self, a: &mut Vec<f64>, b: &Vec<f64>) -> Result<()> {
         shape::add_assign_f64(a.len(), b.len())?;
-        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        elementwise(a, |i, a| *a += b[i]);
         Ok(())
     }
 
@@ -544,13 +570,14 @@ impl Backend for Cpu {
         n: usize,
     ) -> Result<()> {
         shape::cg_initial_residual(r.len(), ap.len(), u.len(), active.len(), n)?;
-        for (c, r) in r.chunks_mut(n).enumerate() {
-            if active[c] != 0 {
+        r.par_chunks_mut(n)
+            .enumerate()
+            .filter(|(c, _)| active[*c] != 0)
+            .for_each(|(c, r)| {
                 for i in 0..n {
                     r[i] -= ap[c * n + i] + u[c * n + i];
                 }
-            }
-        }
+            });
         Ok(())
     }
 
@@ -639,13 +666,13 @@ impl Backend for Cpu {
         n: usize,
     ) -> Result<()> {
         shape::hmc_energy_increment(du.len(), s.len(), s_new.len(), xk.len(), xprev.len(), n)?;
-        for (c, d) in du.iter_mut().enumerate() {
+        du.par_iter_mut().enumerate().for_each(|(c, d)| {
             let mut acc = 0.0f64;
             for i in c * n..(c + 1) * n {
                 acc += 0.5 * (s[i] as f64 + s_new[i] as f64) * (xk[i] as f64 - xprev[i] as f64);
             }
             *d -= acc;
-        }
+        });
         Ok(())
     }
 
@@ -659,11 +686,11 @@ impl Backend for Cpu {
         out: &mut Vec<f64>,
     ) -> Result<()> {
         shape::hmc_kinetic_change(p.len(), vp.len(), p0.len(), vp0.len(), n, out.len())?;
-        for (c, o) in out.iter_mut().enumerate() {
+        out.par_iter_mut().enumerate().for_each(|(c, o)| {
             *o = (c * n..(c + 1) * n)
                 .map(|i| 0.5 * (p[i] as f64 * vp[i] as f64 - p0[i] as f64 * vp0[i] as f64))
                 .sum();
-        }
+        });
         Ok(())
     }
 }
@@ -681,6 +708,7 @@ fn ks_forward<T: rustfft::FftNum>(
     as_complex_mut(g1_hat)
         .par_iter_mut()
         .zip(as_complex_mut(g2_hat).par_iter_mut())
+        .with_min_len(MIN_TASK)
         .enumerate()
         .for_each(|(i, (a, b))| {
             *a = k[i] * p1[i % modes];
@@ -700,6 +728,7 @@ fn ks_adjoint<T: rustfft::FftNum>(
     let (s1, s2) = (as_complex(g1_hat), as_complex(g2_hat));
     as_complex_mut(kappa_hat)
         .par_iter_mut()
+        .with_min_len(MIN_TASK)
         .enumerate()
         .for_each(|(i, e)| *e = s1[i] * p1[i % modes] + s2[i] * p2[i % modes]);
 }

@@ -20,6 +20,7 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod pool;
 pub(crate) mod shape;
 
 use std::fmt;

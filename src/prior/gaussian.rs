@@ -12,6 +12,7 @@
 
 use crate::backend::cpu::Cpu;
 use crate::backend::cuda::Cuda;
+use crate::backend::pool::Pool;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
@@ -112,6 +113,8 @@ pub struct GaussianOn<B: Backend> {
     grid: Grid,
     host_power: Vec<f64>,
     power: B::Buf<f64>,
+    /// Spectra reused across calls.
+    spectra: Pool<B, f32>,
 }
 
 impl<B: Backend> GaussianOn<B> {
@@ -120,6 +123,7 @@ impl<B: Backend> GaussianOn<B> {
             grid,
             host_power: power.to_vec(),
             power: be.upload(power)?,
+            spectra: Pool::default(),
         })
     }
 }
@@ -131,7 +135,7 @@ impl<B: Backend> DevicePrior<B> for GaussianOn<B> {
 
     fn denoise(&self, be: &B, x: &B::Buf<f32>, sigma: f64, out: &mut B::Buf<f32>) -> Result<()> {
         let maps = crate::backend::maps_of("x", B::len(x), self.grid.len())?;
-        let mut spec = be.alloc::<f32>(2 * maps * self.grid.spectral_len())?;
+        let mut spec = self.spectra.take(be, 2 * maps * self.grid.spectral_len())?;
         be.fft_forward(&self.grid, x, &mut spec)?;
         be.gaussian_denoise_gain(&mut spec, &self.power, sigma * sigma)?;
         be.fft_inverse(&self.grid, &mut spec, out)

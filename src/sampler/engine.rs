@@ -11,6 +11,8 @@
 //! Metropolis decisions (one f64 per chain down, accept flags up) and, in the
 //! spectral guidance, the conjugate-gradient coefficients.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use super::state::State;
@@ -90,17 +92,29 @@ pub trait Target<B: Backend> {
 pub trait ModelBackend: Backend + Sized {
     /// `model` on this backend.
     fn target<'a>(&self, model: &'a dyn Model) -> Result<Box<dyn Target<Self> + 'a>>;
+
+    /// Whether [`run`] integrates each chain on its own, chains in parallel
+    /// threads (the CPU), rather than in batches (a GPU).
+    fn chains_in_parallel(&self) -> bool;
 }
 
 impl ModelBackend for Cpu {
     fn target<'a>(&self, model: &'a dyn Model) -> Result<Box<dyn Target<Cpu> + 'a>> {
         model.on_cpu(self)
     }
+
+    fn chains_in_parallel(&self) -> bool {
+        !self.is_batched()
+    }
 }
 
 impl ModelBackend for Cuda {
     fn target<'a>(&self, model: &'a dyn Model) -> Result<Box<dyn Target<Cuda> + 'a>> {
         model.on_cuda(self)
+    }
+
+    fn chains_in_parallel(&self) -> bool {
+        false
     }
 }
 
@@ -169,9 +183,9 @@ const CORRECTOR_SUBSLOTS: u64 = 7;
 
 /// Per-batch state of the integrators: the backend, the model's target, the
 /// noise keys and the work counters.
-pub(crate) struct Ctx<'a, B: Backend> {
+pub(crate) struct Ctx<'a, 't, B: Backend> {
     pub be: &'a B,
-    pub target: &'a mut dyn Target<B>,
+    pub target: &'a mut (dyn Target<B> + 't),
     pub grid: Grid,
     pub param_len: usize,
     pub seed: u64,
@@ -180,7 +194,7 @@ pub(crate) struct Ctx<'a, B: Backend> {
     pub inner: u64,
 }
 
-impl<B: Backend> Ctx<'_, B> {
+impl<B: Backend> Ctx<'_, '_, B> {
     /// A zeroed state of `chains` chains.
     pub fn state(&self, chains: usize) -> Result<State<B>> {
         State::zeros(self.be, chains, self.grid.len(), self.param_len)
@@ -226,16 +240,20 @@ impl<B: Backend> Ctx<'_, B> {
     }
 }
 
-/// Runs the chains of `run` (global indices `run.first_chain..`, in batches
-/// of at most `run.batch`) of `model` on backend `be` (`run.device` is not
-/// read: the backend is given). `progress(done, total)` is called after every
-/// level of every batch.
+/// Runs the chains of `run` (global indices `run.first_chain..`) of `model`
+/// on backend `be` (`run.device` is not read: the backend is given).
+/// Backends that batch ([`ModelBackend::chains_in_parallel`] false: CUDA)
+/// integrate batches of at most `run.batch` chains one after the other; the
+/// CPU integrates every chain on its own, chains in parallel on the rayon
+/// pool (its operations gain nothing from batching, and a chain then does
+/// exactly the inner iterations it needs). Either way a chain's result is the
+/// same. `progress(done, total)` is called as levels complete.
 pub fn run<B: ModelBackend>(
     be: &B,
     model: &dyn Model,
     cfg: &SamplerConfig,
     run: &RunSpec,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut (dyn FnMut(usize, usize) + Send),
 ) -> Result<SampleSet> {
     let (n_chains, batch) = (run.chains, run.batch);
     if n_chains == 0 {
@@ -248,107 +266,77 @@ pub fn run<B: ModelBackend>(
     check_kind(&cfg.kind)?;
     let levels = cfg.noise_levels(model)?;
     check_refinement(cfg)?;
-    let mut target = be.target(model)?;
-    let grid = *model.grid();
-    let n = grid.len();
-    let param_len = target.param_len();
     let t0 = Instant::now();
-    let mut samples = Vec::with_capacity(n_chains * n);
-    let mut params: Option<Vec<f32>> = None;
-    let mut acceptance: Option<Vec<f64>> = None;
-    let (mut nfe, mut inner) = (0u64, 0u64);
-    let n_batches = n_chains.div_ceil(batch);
-    let steps_per_batch = levels.len() + cfg.refine.map_or(0, |r| r.steps);
-    let total = n_batches * steps_per_batch;
-    let mut done = 0usize;
     // the refinement's preconditioner at sigma_min, the same for every batch
     let metric = cfg
         .refine
         .and_then(|_| model.metric(levels[levels.len() - 1]));
-    for bi in 0..n_batches {
-        let b = batch.min(n_chains - bi * batch);
-        target.begin_batch(be, b)?;
-        let mut ctx = Ctx {
-            be,
-            target: &mut *target,
-            grid,
-            param_len,
-            seed: run.seed,
-            first: run.first_chain + (bi * batch) as u64,
-            nfe: 0,
-            inner: 0,
+    let plan = Plan {
+        cfg,
+        levels: &levels,
+        metric: metric.as_deref(),
+        grid: *model.grid(),
+        seed: run.seed,
+    };
+    let steps_per_chain = levels.len() + cfg.refine.map_or(0, |r| r.steps);
+    let outs: Vec<BatchOut> = if be.chains_in_parallel() {
+        let total = n_chains * steps_per_chain;
+        let done = AtomicUsize::new(0);
+        let progress = Mutex::new(progress);
+        let tick = || {
+            let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+            // a busy callback is skipped, not waited for; the last tick always reports
+            let guard = if d == total {
+                progress.lock().ok()
+            } else {
+                progress.try_lock().ok()
+            };
+            if let Some(mut p) = guard {
+                p(d, total);
+            }
         };
-        let mut tick = |_: usize| {
-            done += 1;
-            progress(done, total);
+        let one_chain = |c: usize| -> Result<BatchOut> {
+            let mut target = be.target(model)?;
+            let first = run.first_chain + c as u64;
+            plan.batch(be, &mut *target, first, 1, &mut |_| tick())
         };
-        let mut x = ctx.state(b)?;
-        let mut acc = match cfg.kind {
-            SamplerKind::EulerMaruyama => {
-                integrators::euler_maruyama(&mut ctx, &levels, &mut x, None, &mut tick)?;
-                None
-            }
-            SamplerKind::PredictorCorrector {
-                snr,
-                corrector_steps,
-            } => {
-                let corrector = Some((snr, corrector_steps));
-                integrators::euler_maruyama(&mut ctx, &levels, &mut x, corrector, &mut tick)?;
-                None
-            }
-            SamplerKind::HeunOde => {
-                integrators::edm(&mut ctx, &levels, &mut x, None, &mut tick)?;
-                None
-            }
-            SamplerKind::EdmStochastic {
-                s_churn,
-                s_tmin,
-                s_tmax,
-                s_noise,
-            } => {
-                let churn = Some((s_churn, s_tmin, s_tmax, s_noise));
-                integrators::edm(&mut ctx, &levels, &mut x, churn, &mut tick)?;
-                None
-            }
-            SamplerKind::AnnealedHmc {
-                leapfrog_steps,
-                step_scale,
-            } => Some(hmc::annealed(
-                &mut ctx,
-                &levels,
-                &mut x,
-                leapfrog_steps,
-                step_scale,
-                &mut tick,
-            )?),
-        };
-        if let Some(r) = &cfg.refine {
-            let sigma = levels[levels.len() - 1];
-            let base = refine_base_step(levels.len());
-            let a = hmc::refine(
-                &mut ctx,
-                sigma,
-                r,
-                metric.as_deref(),
-                &mut x,
-                base,
-                &mut tick,
-            )?;
-            acc = merge_acceptance(acc, a);
+        let workers = rayon::current_num_threads().min(n_chains);
+        if workers <= 1 {
+            // one thread (as under MPI_THREAD_SINGLE): no other thread is made
+            (0..n_chains).map(one_chain).collect::<Result<Vec<_>>>()?
+        } else {
+            on_workers(workers, n_chains, &one_chain)?
         }
-        if let Some(a) = acc {
-            acceptance.get_or_insert_with(Vec::new).extend(a);
+    } else {
+        let mut target = be.target(model)?;
+        let n_batches = n_chains.div_ceil(batch);
+        let total = n_batches * steps_per_chain;
+        let mut done = 0usize;
+        let mut outs = Vec::with_capacity(n_batches);
+        for bi in 0..n_batches {
+            let b = batch.min(n_chains - bi * batch);
+            let first = run.first_chain + (bi * batch) as u64;
+            outs.push(plan.batch(be, &mut *target, first, b, &mut |_| {
+                done += 1;
+                progress(done, total);
+            })?);
         }
-        let host_x = be.download(&x.maps)?;
-        check_diverged(&cfg.kind, &host_x)?;
-        nfe = ctx.nfe;
-        inner += ctx.inner;
-        samples.extend_from_slice(&host_x);
-        if let Some(p) = &x.params {
-            let p = be.download(p)?;
-            check_diverged(&cfg.kind, &p)?;
+        outs
+    };
+    let grid = plan.grid;
+    let mut samples = Vec::with_capacity(n_chains * grid.len());
+    let (mut params, mut acceptance): (Option<Vec<f32>>, Option<Vec<f64>>) = (None, None);
+    let (mut nfe, mut inner) = (0u64, 0u64);
+    for out in outs {
+        samples.extend(out.maps);
+        if let Some(p) = out.params {
             params.get_or_insert_with(Vec::new).extend(p);
         }
+        if let Some(a) = out.acceptance {
+            acceptance.get_or_insert_with(Vec::new).extend(a);
+        }
+        nfe = out.nfe;
+        inner += out.inner;
     }
     let chi2 = model.chi2(&samples)?;
     Ok(SampleSet {
@@ -362,6 +350,180 @@ pub fn run<B: ModelBackend>(
         inner_iterations: inner,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// Runs `job(c)` for `c in 0..jobs` on `workers` threads, each taking the
+/// next job when done, and returns the results in job order. Each thread
+/// runs its jobs in a one-thread rayon pool of its own: a chain's operations
+/// do not split across threads, so the threads never interleave chains (which
+/// would multiply the working sets in the caches).
+fn on_workers<T: Send>(
+    workers: usize,
+    jobs: usize,
+    job: &(dyn Fn(usize) -> Result<T> + Sync),
+) -> Result<Vec<T>> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<T>>>> = Mutex::new((0..jobs).map(|_| None).collect());
+    let worker = || -> Result<()> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .map_err(|e| Error::invalid("threads", format!("cannot build a thread pool: {e}")))?;
+        pool.install(|| loop {
+            let c = next.fetch_add(1, Ordering::Relaxed);
+            if c >= jobs {
+                return;
+            }
+            let r = job(c);
+            let failed = r.is_err();
+            if let Ok(mut all) = results.lock() {
+                all[c] = Some(r);
+            }
+            if failed {
+                // the others stop taking jobs
+                next.store(jobs, Ordering::Relaxed);
+            }
+        });
+        Ok(())
+    };
+    let started: Vec<Result<()>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(worker)).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::invalid("threads", "a sampling thread panicked"))
+                })
+            })
+            .collect()
+    });
+    started.into_iter().collect::<Result<Vec<()>>>()?;
+    let all = results
+        .into_inner()
+        .map_err(|_| Error::invalid("threads", "a sampling thread panicked"))?;
+    // a failed job's error comes first; the jobs not run after it leave gaps
+    let mut out = Vec::with_capacity(jobs);
+    let mut gap = false;
+    for r in all {
+        match r {
+            Some(Ok(v)) => out.push(v),
+            Some(Err(e)) => return Err(e),
+            None => gap = true,
+        }
+    }
+    if gap {
+        return Err(Error::invalid("threads", "a chain was not run"));
+    }
+    Ok(out)
+}
+
+/// What every batch of a run shares.
+struct Plan<'a> {
+    cfg: &'a SamplerConfig,
+    levels: &'a [f64],
+    metric: Option<&'a [f64]>,
+    grid: Grid,
+    seed: u64,
+}
+
+/// The final state of a batch and what it cost.
+struct BatchOut {
+    maps: Vec<f32>,
+    params: Option<Vec<f32>>,
+    acceptance: Option<Vec<f64>>,
+    /// Score evaluations per chain.
+    nfe: u64,
+    /// Inner iterations summed over the batch's chains.
+    inner: u64,
+}
+
+impl Plan<'_> {
+    /// Integrates chains `first..first + b` with `target`; `tick` after every level.
+    fn batch<B: Backend>(
+        &self,
+        be: &B,
+        target: &mut dyn Target<B>,
+        first: u64,
+        b: usize,
+        tick: &mut dyn FnMut(usize),
+    ) -> Result<BatchOut> {
+        let (cfg, levels) = (self.cfg, self.levels);
+        target.begin_batch(be, b)?;
+        let param_len = target.param_len();
+        let mut ctx = Ctx {
+            be,
+            target,
+            grid: self.grid,
+            param_len,
+            seed: self.seed,
+            first,
+            nfe: 0,
+            inner: 0,
+        };
+        let mut x = ctx.state(b)?;
+        let mut acc = match cfg.kind {
+            SamplerKind::EulerMaruyama => {
+                integrators::euler_maruyama(&mut ctx, levels, &mut x, None, tick)?;
+                None
+            }
+            SamplerKind::PredictorCorrector {
+                snr,
+                corrector_steps,
+            } => {
+                let corrector = Some((snr, corrector_steps));
+                integrators::euler_maruyama(&mut ctx, levels, &mut x, corrector, tick)?;
+                None
+            }
+            SamplerKind::HeunOde => {
+                integrators::edm(&mut ctx, levels, &mut x, None, tick)?;
+                None
+            }
+            SamplerKind::EdmStochastic {
+                s_churn,
+                s_tmin,
+                s_tmax,
+                s_noise,
+            } => {
+                let churn = Some((s_churn, s_tmin, s_tmax, s_noise));
+                integrators::edm(&mut ctx, levels, &mut x, churn, tick)?;
+                None
+            }
+            SamplerKind::AnnealedHmc {
+                leapfrog_steps,
+                step_scale,
+            } => Some(hmc::annealed(
+                &mut ctx,
+                levels,
+                &mut x,
+                leapfrog_steps,
+                step_scale,
+                tick,
+            )?),
+        };
+        if let Some(r) = &cfg.refine {
+            let sigma = levels[levels.len() - 1];
+            let base = refine_base_step(levels.len());
+            let a = hmc::refine(&mut ctx, sigma, r, self.metric, &mut x, base, tick)?;
+            acc = merge_acceptance(acc, a);
+        }
+        let maps = be.download(&x.maps)?;
+        check_diverged(&cfg.kind, &maps)?;
+        let params = match &x.params {
+            Some(p) => {
+                let p = be.download(p)?;
+                check_diverged(&cfg.kind, &p)?;
+                Some(p)
+            }
+            None => None,
+        };
+        Ok(BatchOut {
+            maps,
+            params,
+            acceptance: acc,
+            nfe: ctx.nfe,
+            inner: ctx.inner,
+        })
+    }
 }
 
 /// The integrator's own settings: a positive finite corrector SNR.

@@ -10,6 +10,7 @@
 use super::posterior::{inflated_tweedie_variance, posterior_power_of, warm_start_scale};
 use super::state::State;
 use super::{Guidance, GuidedPosterior, ScoreStats, Target};
+use crate::backend::pool::{Pool, Pooled};
 use crate::backend::Backend;
 use crate::baselines::wiener::GaussianSystem;
 use crate::error::{Error, Result};
@@ -43,6 +44,9 @@ pub struct GuidedScore<'a, B: Backend> {
     host_w2: Vec<f64>,
     /// The spectral guidance's last inner solution `u` and its level.
     warm: Option<(B::Buf<f64>, f64)>,
+    /// Work buffers reused across evaluations.
+    pool32: Pool<B, f32>,
+    pool64: Pool<B, f64>,
 }
 
 impl<'a, B: PriorBackend> GuidedScore<'a, B> {
@@ -78,6 +82,8 @@ impl<'a, B: PriorBackend> GuidedScore<'a, B> {
             host_w1,
             host_w2,
             warm: None,
+            pool32: Pool::default(),
+            pool64: Pool::default(),
         })
     }
 }
@@ -87,12 +93,24 @@ impl<B: Backend> GuidedScore<'_, B> {
         len / self.grid.len()
     }
 
-    fn spec32(&self, be: &B, maps: usize) -> Result<B::Buf<f32>> {
-        be.alloc(2 * maps * self.grid.spectral_len())
+    /// A work half spectrum of `maps` maps (contents unspecified: an output).
+    fn spec32(&self, be: &B, maps: usize) -> Result<Pooled<B, f32>> {
+        self.pool32.take(be, 2 * maps * self.grid.spectral_len())
     }
 
-    fn spec64(&self, be: &B, maps: usize) -> Result<B::Buf<f64>> {
-        be.alloc(2 * maps * self.grid.spectral_len())
+    /// f64 [`Self::spec32`].
+    fn spec64(&self, be: &B, maps: usize) -> Result<Pooled<B, f64>> {
+        self.pool64.take(be, 2 * maps * self.grid.spectral_len())
+    }
+
+    /// A work batch of `len` pixels (contents unspecified: an output).
+    fn work32(&self, be: &B, len: usize) -> Result<Pooled<B, f32>> {
+        self.pool32.take(be, len)
+    }
+
+    /// f64 [`Self::work32`].
+    fn work64(&self, be: &B, len: usize) -> Result<Pooled<B, f64>> {
+        self.pool64.take(be, len)
     }
 
     /// The prior's Gaussian power, which the spectral and inflated schemes
@@ -140,7 +158,7 @@ impl<B: Backend> GuidedScore<'_, B> {
     ) -> Result<()> {
         let len = B::len(m);
         let maps = self.maps(len);
-        let (mut r1, mut r2) = (be.alloc::<f32>(len)?, be.alloc::<f32>(len)?);
+        let (mut r1, mut r2) = (self.work32(be, len)?, self.work32(be, len)?);
         self.ks_forward(be, m, &mut r1, &mut r2)?;
         be.weighted_residual(&mut r1, &mut r2, &self.g1, &self.g2, a1, a2)?;
         let (mut s1, mut s2, mut kh) = (
@@ -151,7 +169,7 @@ impl<B: Backend> GuidedScore<'_, B> {
         be.fft_forward(&self.grid, &r1, &mut s1)?;
         be.fft_forward(&self.grid, &r2, &mut s2)?;
         be.ks_adjoint_multiply(&s1, &s2, &self.p1, &self.p2, &mut kh)?;
-        let mut back = be.alloc::<f32>(len)?;
+        let mut back = self.work32(be, len)?;
         be.fft_inverse(&self.grid, &mut kh, &mut back)?;
         be.add_weighted_residual_accumulate(out, &back)
     }
@@ -166,7 +184,7 @@ impl<B: Backend> GuidedScore<'_, B> {
         sigma: f64,
         out: &mut B::Buf<f32>,
     ) -> Result<()> {
-        let mut jv = be.alloc::<f32>(B::len(x))?;
+        let mut jv = self.work32(be, B::len(x))?;
         self.prior.denoise_vjp(be, x, sigma, v, &mut jv)?;
         be.tweedie_score_combine(out, d, x, &jv, (1.0 / (sigma * sigma)) as f32)
     }
@@ -248,9 +266,9 @@ impl<B: Backend> GuidedScore<'_, B> {
         let power = posterior_power_of(Some(&host_power), sigma);
         let sqrt_power: Vec<f64> = power.iter().map(|p| p.sqrt()).collect();
         // q = gamma - P D(x)
-        let mut d64 = be.alloc::<f64>(len)?;
+        let mut d64 = self.work64(be, len)?;
         be.map_to_f64(d, &mut d64)?;
-        let (mut q1, mut q2) = (be.alloc::<f64>(len)?, be.alloc::<f64>(len)?);
+        let (mut q1, mut q2) = (self.work64(be, len)?, self.work64(be, len)?);
         self.ks_forward_f64(be, &d64, &mut q1, &mut q2)?;
         be.shear_residual_f64(&mut q1, &mut q2, &self.g1, &self.g2)?;
         // warm start: the previous u, carried to this level's variables
@@ -273,13 +291,13 @@ impl<B: Backend> GuidedScore<'_, B> {
         let sys = SpectralSystem::new(be, self, &power, &sqrt_power)?;
         let iterations = sys.solve(be, self, &q1, &q2, &mut u, tol)?;
         // y = C^{1/2} u, then the Woodbury correction W (q - P y)
-        let mut y = be.alloc::<f64>(len)?;
+        let mut y = self.work64(be, len)?;
         self.fourier_multiply(be, &u, &sys.sqrt_power, &mut y)?;
         self.warm = Some((u, sigma));
-        let (mut y1, mut y2) = (be.alloc::<f64>(len)?, be.alloc::<f64>(len)?);
+        let (mut y1, mut y2) = (self.work64(be, len)?, self.work64(be, len)?);
         self.ks_forward_f64(be, &y, &mut y1, &mut y2)?;
         be.weighted_residual_f64(&mut y1, &mut y2, &q1, &q2, &self.w1_64, &self.w2_64)?;
-        let mut back = be.alloc::<f64>(len)?;
+        let mut back = self.work64(be, len)?;
         self.ks_adjoint_scaled_f64(be, &y1, &y2, None, &mut back)?;
         be.map_to_f32(&back, v)?;
         Ok(iterations)
@@ -311,19 +329,19 @@ impl<B: Backend> Target<B> for GuidedScore<'_, B> {
             Guidance::Annealed { c } => {
                 self.prior.denoise(be, x, sigma, out)?;
                 be.prior_score(out, x, (1.0 / s2) as f32)?;
-                let (mut a1, mut a2) = (be.alloc::<f32>(n)?, be.alloc::<f32>(n)?);
+                let (mut a1, mut a2) = (self.work32(be, n)?, self.work32(be, n)?);
                 be.annealed_weights(&self.w1, c * s2, &mut a1)?;
                 be.annealed_weights(&self.w2, c * s2, &mut a2)?;
                 self.add_weighted_residual(be, x, &a1, &a2, out)?;
                 Ok(ScoreStats::default())
             }
             Guidance::Tweedie { inflate } => {
-                let mut d = be.alloc::<f32>(len)?;
+                let mut d = self.work32(be, len)?;
                 self.prior.denoise(be, x, sigma, &mut d)?;
                 let mut v = be.alloc::<f32>(len)?;
                 if inflate {
                     let k = inflated_tweedie_variance(&self.grid, Some(self.host_power()?), sigma);
-                    let (mut e1, mut e2) = (be.alloc::<f32>(n)?, be.alloc::<f32>(n)?);
+                    let (mut e1, mut e2) = (self.work32(be, n)?, self.work32(be, n)?);
                     be.annealed_weights(&self.w1, k, &mut e1)?;
                     be.annealed_weights(&self.w2, k, &mut e2)?;
                     self.add_weighted_residual(be, &d, &e1, &e2, &mut v)?;
@@ -334,9 +352,9 @@ impl<B: Backend> Target<B> for GuidedScore<'_, B> {
                 Ok(ScoreStats::default())
             }
             Guidance::Spectral { tol } => {
-                let mut d = be.alloc::<f32>(len)?;
+                let mut d = self.work32(be, len)?;
                 self.prior.denoise(be, x, sigma, &mut d)?;
-                let mut v = be.alloc::<f32>(len)?;
+                let mut v = self.work32(be, len)?;
                 let it = self.spectral_likelihood(be, &d, sigma, tol, maps, &mut v)?;
                 self.finish_tweedie(be, x, &d, &v, sigma, out)?;
                 Ok(ScoreStats {
@@ -427,7 +445,7 @@ impl<B: Backend> SpectralSystem<B> {
         let mut t = m.spec64(be, maps)?;
         be.copy(&uh, &mut t)?;
         be.fourier_scale(&mut t, &self.p1s)?;
-        let (mut a1, mut a2) = (be.alloc::<f64>(len)?, be.alloc::<f64>(len)?);
+        let (mut a1, mut a2) = (m.work64(be, len)?, m.work64(be, len)?);
         be.fft_inverse_f64(&m.grid, &mut t, &mut a1)?;
         be.fourier_scale(&mut uh, &self.p2s)?;
         be.fft_inverse_f64(&m.grid, &mut uh, &mut a2)?;
@@ -463,12 +481,12 @@ impl<B: Backend> SpectralSystem<B> {
         let len = B::len(u);
         let chains = m.maps(len);
         // b = C^{1/2} P^T W q
-        let (mut wq1, mut wq2) = (be.alloc::<f64>(len)?, be.alloc::<f64>(len)?);
+        let (mut wq1, mut wq2) = (m.work64(be, len)?, m.work64(be, len)?);
         be.copy(q1, &mut wq1)?;
         be.copy(q2, &mut wq2)?;
         be.multiply_weights_f64(&mut wq1, &m.w1_64)?;
         be.multiply_weights_f64(&mut wq2, &m.w2_64)?;
-        let mut b = be.alloc::<f64>(len)?;
+        let mut b = m.work64(be, len)?;
         m.ks_adjoint_scaled_f64(be, &wq1, &wq2, Some(&self.sqrt_power), &mut b)?;
         let mut dots = be.alloc::<f64>(chains)?;
         be.chain_dot_f64(&b, &b, n, &mut dots)?;
@@ -491,9 +509,9 @@ impl<B: Backend> SpectralSystem<B> {
             .zip(&bnorm)
             .map(|(uu, b)| u32::from(*b > 0.0 && *uu > 0.0))
             .collect();
-        let mut r = be.alloc::<f64>(len)?;
-        be.copy(&b, &mut r)?;
-        let mut ap = be.alloc::<f64>(len)?;
+        let mut r = m.work64(be, len)?;
+        be.copy(&*b, &mut *r)?;
+        let mut ap = m.work64(be, len)?;
         if warm.iter().any(|&w| w != 0) {
             self.data_term(be, m, u, &mut ap)?;
             be.cg_initial_residual(&mut r, &ap, u, &be.upload(&warm)?, n)?;
@@ -505,10 +523,10 @@ impl<B: Backend> SpectralSystem<B> {
             .zip(&bnorm)
             .map(|(rr, b)| if *b > 0.0 { rr.sqrt() / b } else { 0.0 })
             .collect();
-        let mut z = be.alloc::<f64>(len)?;
+        let mut z = m.work64(be, len)?;
         self.precondition(be, m, &r, &mut z)?;
-        let mut p = be.alloc::<f64>(len)?;
-        be.copy(&z, &mut p)?;
+        let mut p = m.work64(be, len)?;
+        be.copy(&*z, &mut *p)?;
         be.chain_dot_f64(&r, &z, n, &mut dots)?;
         let mut rz = be.download(&dots)?;
         let mut active: Vec<u32> = (0..chains)

@@ -329,7 +329,7 @@ pub fn sample(
     model: &dyn Model,
     cfg: &SamplerConfig,
     run: &RunSpec,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut (dyn FnMut(usize, usize) + Send),
 ) -> Result<SampleSet> {
     match run.device {
         Device::Cpu => engine::run(&Cpu::new(), model, cfg, run, progress),

@@ -81,10 +81,7 @@ impl<B: Backend> State<B> {
     }
 
     /// The parameter parts of `self` and `other`, both present or both absent.
-    fn params_with<'a>(
-        &'a mut self,
-        other: &'a Self,
-    ) -> Result<Option<PartPair<'a, B>>> {
+    fn params_with<'a>(&'a mut self, other: &'a Self) -> Result<Option<PartPair<'a, B>>> {
         match (&mut self.params, &other.params) {
             (Some(a), Some(b)) => Ok(Some((a, b))),
             (None, None) => Ok(None),
