@@ -266,12 +266,12 @@ pub fn run(a: Args) -> Result<()> {
             "results": results,
             "kernels": kern,
         });
-        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default()).map_err(
-            |source| Error::Io {
-                path: path.clone(),
-                source,
-            },
-        )?;
+        let text = serde_json::to_string_pretty(&doc)
+            .map_err(|e| Error::invalid("--json", format!("cannot encode the results: {e}")))?;
+        std::fs::write(path, text).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
     }
     Ok(())
 }
