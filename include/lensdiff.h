@@ -262,11 +262,14 @@ typedef struct {
    */
   uint32_t chains;
   /**
-   * Chains integrated together (memory ~ 6 x batch x map size x 4 bytes).
+   * Chains in memory at once (~ 6 x batch x map size x 4 bytes): on a GPU the
+   * chains integrated together; on the CPU, chains run in parallel, at most
+   * `batch` and at most the rayon pool's thread count at a time.
    */
   uint32_t batch;
   /**
-   * Global index of the first chain (to split chains across processes).
+   * Global index of the first chain (to split chains across processes; MPI
+   * runs number their chains from it too).
    */
   uint64_t first_chain;
   /**

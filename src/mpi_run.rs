@@ -132,6 +132,12 @@ pub fn sample_distributed(
     if chains == 0 {
         return Err(Error::invalid("chains", "need at least one chain"));
     }
+    if run.first_chain.checked_add(chains as u64).is_none() {
+        return Err(Error::invalid(
+            "first_chain",
+            "first_chain + chains overflow the 64-bit chain index",
+        ));
+    }
     let comm = comm.duplicate();
     let (rank, size) = (comm.rank() as usize, comm.size() as usize);
     let range = rank_chains(chains, rank, size);

@@ -298,3 +298,26 @@ fn the_state_carries_parameters_with_noise_of_their_own_through_every_integrator
         .params
         .is_none());
 }
+
+#[test]
+fn progress_only_counts_up_and_overflowing_chain_indices_are_refused() {
+    let (prior, data) = problem(8);
+    let post = GuidedPosterior::new(&prior, &data, Guidance::Annealed { c: 0.5 }).unwrap();
+    let cfg = SamplerConfig {
+        levels: 5,
+        ..SamplerConfig::default()
+    };
+    // 6 chains on the worker threads, at most 2 at a time
+    let mut calls = Vec::new();
+    let run = RunSpec::new(2, 6).in_batches(2);
+    sample(&post, &cfg, &run, &mut |d, t| calls.push((d, t))).unwrap();
+    assert_eq!(calls.last(), Some(&(30, 30)));
+    assert!(calls.windows(2).all(|w| w[0].0 < w[1].0), "{calls:?}");
+    let e = sample(
+        &post,
+        &cfg,
+        &RunSpec::new(2, 2).from_chain(u64::MAX),
+        &mut |_, _| {},
+    );
+    assert!(format!("{}", e.unwrap_err()).contains("first_chain"));
+}

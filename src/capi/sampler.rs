@@ -82,9 +82,12 @@ pub struct LensdiffSamplerConfig {
     pub seed: u64,
     /// Number of chains.
     pub chains: u32,
-    /// Chains integrated together (memory ~ 6 x batch x map size x 4 bytes).
+    /// Chains in memory at once (~ 6 x batch x map size x 4 bytes): on a GPU the
+    /// chains integrated together; on the CPU, chains run in parallel, at most
+    /// `batch` and at most the rayon pool's thread count at a time.
     pub batch: u32,
-    /// Global index of the first chain (to split chains across processes).
+    /// Global index of the first chain (to split chains across processes; MPI
+    /// runs number their chains from it too).
     pub first_chain: u64,
     /// `LENSDIFF_DEVICE_*` (a caller whose `struct_size` predates this field gets the CPU).
     pub device_kind: i32,

@@ -262,6 +262,15 @@ pub fn run<B: ModelBackend>(
     if batch == 0 {
         return Err(Error::invalid("batch", "batch size must be at least 1"));
     }
+    if run.first_chain.checked_add(n_chains as u64).is_none() {
+        return Err(Error::invalid(
+            "first_chain",
+            format!(
+                "chains {}.. + {n_chains} overflow the 64-bit chain index",
+                run.first_chain
+            ),
+        ));
+    }
     check_counters(cfg, cfg.levels)?;
     check_kind(&cfg.kind)?;
     let levels = cfg.noise_levels(model)?;
@@ -282,17 +291,22 @@ pub fn run<B: ModelBackend>(
     let outs: Vec<BatchOut> = if be.chains_in_parallel() {
         let total = n_chains * steps_per_chain;
         let done = AtomicUsize::new(0);
-        let progress = Mutex::new(progress);
+        // the callback and the last count it reported
+        let progress = Mutex::new((0usize, progress));
         let tick = || {
             let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-            // a busy callback is skipped, not waited for; the last tick always reports
+            // a busy callback is skipped, not waited for; the last tick always
+            // reports, and the counts it sees only go up
             let guard = if d == total {
                 progress.lock().ok()
             } else {
                 progress.try_lock().ok()
             };
-            if let Some(mut p) = guard {
-                p(d, total);
+            if let Some(mut g) = guard {
+                if d > g.0 {
+                    g.0 = d;
+                    (g.1)(d, total);
+                }
             }
         };
         let one_chain = |c: usize| -> Result<BatchOut> {
@@ -300,7 +314,8 @@ pub fn run<B: ModelBackend>(
             let first = run.first_chain + c as u64;
             plan.batch(be, &mut *target, first, 1, &mut |_| tick())
         };
-        let workers = rayon::current_num_threads().min(n_chains);
+        // at most `batch` chains in memory at once
+        let workers = rayon::current_num_threads().min(n_chains).min(batch);
         if workers <= 1 {
             // one thread (as under MPI_THREAD_SINGLE): no other thread is made
             (0..n_chains).map(one_chain).collect::<Result<Vec<_>>>()?
@@ -364,30 +379,41 @@ fn on_workers<T: Send>(
 ) -> Result<Vec<T>> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<T>>>> = Mutex::new((0..jobs).map(|_| None).collect());
+    // takes jobs until none is left; a failed or panicking job stops the others
+    let take_jobs = || loop {
+        let c = next.fetch_add(1, Ordering::Relaxed);
+        if c >= jobs {
+            return;
+        }
+        let stop = StopOnUnwind(&next, jobs);
+        let r = job(c);
+        std::mem::forget(stop);
+        let failed = r.is_err();
+        if let Ok(mut all) = results.lock() {
+            all[c] = Some(r);
+        }
+        if failed {
+            next.store(jobs, Ordering::Relaxed);
+        }
+    };
     let worker = || -> Result<()> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
+            .use_current_thread()
             .build()
             .map_err(|e| Error::invalid("threads", format!("cannot build a thread pool: {e}")))?;
-        pool.install(|| loop {
-            let c = next.fetch_add(1, Ordering::Relaxed);
-            if c >= jobs {
-                return;
-            }
-            let r = job(c);
-            let failed = r.is_err();
-            if let Ok(mut all) = results.lock() {
-                all[c] = Some(r);
-            }
-            if failed {
-                // the others stop taking jobs
-                next.store(jobs, Ordering::Relaxed);
-            }
-        });
+        pool.install(take_jobs);
         Ok(())
     };
     let started: Vec<Result<()>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(worker)).collect();
+        // a thread the system refuses is one worker less
+        let handles: Vec<_> = (0..workers)
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(scope, worker).ok())
+            .collect();
+        if handles.is_empty() {
+            // no thread at all: every job on this one
+            take_jobs();
+        }
         handles
             .into_iter()
             .map(|h| {
@@ -415,6 +441,16 @@ fn on_workers<T: Send>(
         return Err(Error::invalid("threads", "a chain was not run"));
     }
     Ok(out)
+}
+
+/// Stops the other workers from taking jobs if dropped while unwinding (a
+/// job panicked); forgotten after a job returns.
+struct StopOnUnwind<'a>(&'a AtomicUsize, usize);
+
+impl Drop for StopOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.0.store(self.1, Ordering::Relaxed);
+    }
 }
 
 /// What every batch of a run shares.

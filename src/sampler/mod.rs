@@ -285,7 +285,9 @@ pub struct RunSpec {
     pub first_chain: u64,
     /// Number of chains.
     pub chains: usize,
-    /// Chains integrated together (memory and throughput; not the results).
+    /// Chains in memory at once (memory and throughput, never the results):
+    /// on a GPU the chains integrated together, on the CPU at most this many
+    /// chains run in parallel.
     pub batch: usize,
     /// Where to run.
     pub device: Device,
