@@ -12,9 +12,9 @@
 // (common.cuh), so it gives bitwise the CPU values. Distinct pointer
 // arguments must not alias; an updated array is a single in/out pointer.
 //
-// Launch shape: flat kernels (`len` = chains * n) use blockDim = 256,
-// gridDim = ceil(len / 256) (1-D grid-stride); per-chain and broadcast kernels
-// (`n`, `chains`) use blockDim = (256, 1), gridDim = (ceil(n / 256),
+// (`x += y` is the elementwise `add`, src/backend/elementwise.rs.)
+//
+// Launch shape: per-chain and broadcast kernels (`n`, `chains`) use blockDim = (256, 1), gridDim = (ceil(n / 256),
 // min(chains, 65535)) (2-D grid-stride). Any shape is correct.
 
 // Mirrors `multiply_weights_f64`: a *= w per chain, with the per-pixel
@@ -26,12 +26,6 @@ extern "C" __global__ void multiply_weights_f64(double* __restrict__ a,
         const u64 base = c * n;
         LD_FOR_ELEMS(k, n) { a[base + k] = mul_rn(a[base + k], w[k]); }
     }
-}
-
-// Mirrors `add_assign_f64`: a += b, flat.
-extern "C" __global__ void add_assign_f64(double* __restrict__ a, const double* __restrict__ b,
-                                          u64 len) {
-    LD_FOR_1D(i, len) { a[i] = add_rn(a[i], b[i]); }
 }
 
 // Mirrors `cg_initial_residual`: r -= ap + u on the active chains (the

@@ -12,27 +12,20 @@
 //
 // Launch shape: broadcast kernels (`n`, `chains`) use blockDim = (256, 1),
 // gridDim = (ceil(n / 256), min(chains, 65535)) (2-D grid-stride); flat kernels
-// (`len` = chains * n) use blockDim = 256, gridDim = ceil(len / 256). Any shape
-// is correct.
+// (`n` weights) use blockDim = 256, gridDim = ceil(n / 256). Any shape is correct.
 //
 // The score of each guidance scheme on the device, f32 unless noted
 // (FFT = cuFFT R2C/C2R around the multipliers of spectral.cu):
+// (the elementwise `prior_score`, `add` and `tweedie_score_combine` are rows of
+// the elementwise table, src/backend/elementwise.rs):
 //   annealed:  out = D(x) (prior); prior_score; annealed_weights (k = c sigma²);
 //              P x (ks_forward_multiply); weighted_residual;
-//              P^T (ks_adjoint_multiply); add_weighted_residual_accumulate.
+//              P^T (ks_adjoint_multiply); add (out += P^T r).
 //   tweedie:   d = D(x); [annealed_weights, k = v if inflated]; P d;
 //              weighted_residual; P^T -> v; jv = J_D^T v; tweedie_score_combine.
 //   spectral:  d = D(x); map_to_f64; P d (f64); shear_residual_f64; CG solve
 //              (not elementwise); P y (f64); weighted_residual_f64; P^T (f64);
 //              map_to_f32 -> v; jv = J_D^T v; tweedie_score_combine.
-
-// Mirrors the default `Prior::score` (src/prior/mod.rs), Tweedie's formula
-// (the prior term of the annealed guidance): out = (out - x) inv with out =
-// D(x; sigma) on entry and inv = (1 / sigma²) as f32.
-extern "C" __global__ void prior_score(float* __restrict__ out, const float* __restrict__ x,
-                                       float inv, u64 len) {
-    LD_FOR_1D(i, len) { out[i] = mul_rn(sub_rn(out[i], x[i]), inv); }
-}
 
 // Mirrors the `inflate` closure of `GuidedPosterior::score` (annealed
 // guidance, Remy et al. 2023): a = (w / (1 + k w)) as f32 computed in f64 from
@@ -65,25 +58,6 @@ extern "C" __global__ void weighted_residual(float* __restrict__ r1, float* __re
             r2[i] = mul_rn(w2[k], sub_rn(g2[k], r2[i]));
         }
     }
-}
-
-// Mirrors the last line of `GuidedPosterior::add_weighted_residual`:
-// out += back with back = P^T (w ⊙ (gamma - P m)).
-extern "C" __global__ void add_weighted_residual_accumulate(float* __restrict__ out,
-                                                            const float* __restrict__ back,
-                                                            u64 len) {
-    LD_FOR_1D(i, len) { out[i] = add_rn(out[i], back[i]); }
-}
-
-// Mirrors the final loop of `GuidedPosterior::score` (tweedie and spectral
-// guidance): out = (d - x) inv + jv with d = D(x; sigma), inv = (1 / sigma²)
-// as f32 and jv = J_D^T v the guidance term.
-extern "C" __global__ void tweedie_score_combine(float* __restrict__ out,
-                                                 const float* __restrict__ d,
-                                                 const float* __restrict__ x,
-                                                 const float* __restrict__ jv, float inv,
-                                                 u64 len) {
-    LD_FOR_1D(i, len) { out[i] = add_rn(mul_rn(sub_rn(d[i], x[i]), inv), jv[i]); }
 }
 
 // Mirrors the first residual loop of the spectral guidance in

@@ -20,8 +20,8 @@
 // Normalisation (src/fft.rs): `Fft2::forward` is unnormalised like cuFFT's
 // R2C; `Fft2::inverse` is the unnormalised C2R followed by `*m = *v * scale`
 // on every output pixel with `scale = 1 / N` (N = nx ny, rounded to T).
-// cuFFT's C2R is unnormalised, so the 1/N goes in `fft_inverse_scale` /
-// `fft_inverse_scale_f64` below, launched on the map after each C2R: that is
+// cuFFT's C2R is unnormalised, so the 1/N goes in the elementwise `scale`
+// kernel (src/backend/elementwise.rs), launched on the map after each C2R: that is
 // the CPU order of operations. (For a power-of-two N, folding 1/N into the
 // multiplier instead is exact, but it is not what the CPU does for other N.)
 //
@@ -131,7 +131,7 @@ __device__ __forceinline__ void spectrum_scale_impl(C* __restrict__ spec, const 
 // (`KaiserSquires<f32>`): g1_hat = p1 kappa_hat, g2_hat = p2 kappa_hat, with
 // the real multipliers `KaiserSquires::p1()` / `p2()` computed on the CPU
 // (`ks_multipliers`: p(0) = 0, the Nyquist handling of p2). Inverse C2R of
-// each output + `fft_inverse_scale` give gamma1, gamma2.
+// each output + the `1/N` scale give gamma1, gamma2.
 extern "C" __global__ void ks_forward_multiply(const cf32* __restrict__ kappa_hat,
                                                const float* __restrict__ p1,
                                                const float* __restrict__ p2,
@@ -155,7 +155,7 @@ extern "C" __global__ void ks_forward_multiply_f64(const cf64* __restrict__ kapp
 
 // Mirrors `KaiserSquires::adjoint` (its `combine_one` without B), f32:
 // kappa_hat = p1 g1_hat + p2 g2_hat (the E-mode inversion; the multipliers are
-// real and even, so this is the adjoint). Inverse C2R + `fft_inverse_scale`
+// real and even, so this is the adjoint). Inverse C2R + the `1/N` scale
 // give P^T (gamma1, gamma2).
 extern "C" __global__ void ks_adjoint_multiply(const cf32* __restrict__ g1_hat,
                                                const cf32* __restrict__ g2_hat,
@@ -210,22 +210,20 @@ extern "C" __global__ void gaussian_denoise_gain(cf32* __restrict__ x_hat,
     }
 }
 
-// Mirrors `Metric::apply(x, f)` (src/sampler/hmc.rs), the Fourier-diagonal
-// mass matrix of preconditioned HMC / Langevin refinement: x_hat *= f with an
-// f32 gain array, one of `Metric::sqrt_mass`, `Metric::inv_mass`, or the
-// `half = inv_mass.sqrt()` of the Langevin refinement (computed on the host).
-extern "C" __global__ void metric_apply_multiply(cf32* __restrict__ x_hat,
-                                                 const float* __restrict__ f, u32 spec_len,
-                                                 u32 maps) {
+// x_hat *= f per mode, f32 and f64 (`Backend::spectral_scale`): `Metric::apply`
+// (src/sampler/hmc.rs, the Fourier-diagonal mass matrix of preconditioned HMC and
+// Langevin refinement, with `sqrt_mass`, `inv_mass` or `inv_mass.sqrt()` made on
+// the host) and the warm-start rescaling of the spectral guidance
+// (src/sampler/guided.rs, f64).
+extern "C" __global__ void spectral_scale(cf32* __restrict__ x_hat, const float* __restrict__ f,
+                                          u32 spec_len, u32 maps) {
     spectrum_scale_impl(x_hat, f, spec_len, maps);
 }
 
-// Mirrors `fourier_scale(fft, x, scale)` (src/sampler/posterior.rs), the
-// warm-start rescaling of the spectral guidance: x_hat *= scale, f64.
-extern "C" __global__ void fourier_scale(cf64* __restrict__ x_hat,
-                                         const double* __restrict__ scale, u32 spec_len,
-                                         u32 maps) {
-    spectrum_scale_impl(x_hat, scale, spec_len, maps);
+extern "C" __global__ void spectral_scale_f64(cf64* __restrict__ x_hat,
+                                              const double* __restrict__ f, u32 spec_len,
+                                              u32 maps) {
+    spectrum_scale_impl(x_hat, f, spec_len, maps);
 }
 
 // Mirrors the spectral loop of `diffused_prior_draw` (src/sampler/posterior.rs),
@@ -242,21 +240,9 @@ extern "C" __global__ void diffused_prior_draw_multiply(cf64* __restrict__ z_hat
     }
 }
 
-// ---------------------------------------------------------------- FFT glue (real maps)
+// ---------------------------------------------------------------- precision (real maps)
 // These run on real maps `[maps][n]` (n = nx ny), flat: blockDim = 256,
 // gridDim = ceil(len / 256) (1-D grid-stride, len = maps * n).
-
-// Mirrors the last loop of `Fft2::inverse` (src/fft.rs), f32: x *= scale with
-// scale = 1 / N (the host's `T::one() / T::from_usize(nx * ny)`), the
-// normalisation that cuFFT's C2R leaves out.
-extern "C" __global__ void fft_inverse_scale(float* __restrict__ x, float scale, u64 len) {
-    LD_FOR_1D(i, len) { x[i] = mul_rn(x[i], scale); }
-}
-
-// Mirrors the last loop of `Fft2::inverse` for f64 plans: x *= 1 / N.
-extern "C" __global__ void fft_inverse_scale_f64(double* __restrict__ x, double scale, u64 len) {
-    LD_FOR_1D(i, len) { x[i] = mul_rn(x[i], scale); }
-}
 
 // Mirrors `m.iter().map(|&v| v as f64)`: the widening before every f64
 // transform of an f32 map (`diffused_prior_draw` and the spectral

@@ -11,6 +11,10 @@
 // values bitwise for the same inputs. Distinct pointer arguments must not
 // alias; the updated array is a single in/out pointer.
 //
+// The updates that are one expression per element (Euler–Maruyama, Langevin
+// refinement, churn noise, Heun correction, momentum half step) are rows of the
+// elementwise table (src/backend/elementwise.rs), generated into elementwise.cu.
+//
 // Launch shape: flat kernels (`len` = chains * n) use blockDim = 256,
 // gridDim = ceil(len / 256) (1-D grid-stride); per-chain kernels (`n`,
 // `chains`) use blockDim = (256, 1), gridDim = (ceil(n / 256), min(chains,
@@ -22,23 +26,6 @@ __device__ __forceinline__ float axpby_update(float x, float a, float s, float b
 }
 
 // ---------------------------------------------------------------- reverse SDE, refinement
-
-// Mirrors two loops of `x += a * s + b * z` (elementwise x += a s + b z, the
-// score step plus scaled noise), launched by two Backend methods:
-// - `euler_maruyama_step`: the predictor loop of `euler_maruyama`
-//   (src/sampler/integrators.rs), the reverse VE SDE step, with
-//   dt = sigma_i² - sigma_{i+1}², a = dt as f32, b = sqrt(dt) as f32,
-//   s = score(x, sigma_i), z ~ N(0, 1) (`fill_normal`, stream Sampler,
-//   step 8 (i + 1));
-// - `langevin_refine_step`: the Langevin branch of `refine`
-//   (src/sampler/hmc.rs), the unadjusted Langevin step, with eps = step²,
-//   a = eps as f32, b = sqrt(2 eps) as f32; with a metric, s and z are
-//   M^{-1} s and M^{-1/2} z (`metric_apply_multiply` with `inv_mass` and
-//   `inv_mass.sqrt()`).
-extern "C" __global__ void axpby_step(float* __restrict__ x, const float* __restrict__ s,
-                                      const float* __restrict__ z, float a, float b, u64 len) {
-    LD_FOR_1D(i, len) { x[i] = axpby_update(x[i], a, s[i], b, z[i]); }
-}
 
 // Mirrors the corrector loop of `euler_maruyama` with `Some((snr, m))`
 // (predictor-corrector, Song et al. alg. 4), per chain c:
@@ -71,13 +58,6 @@ extern "C" __global__ void langevin_corrector_step(float* __restrict__ x,
 
 // ---------------------------------------------------------------- Heun / EDM
 
-// Mirrors the churn loop of `edm` (src/sampler/integrators.rs, Karras et al.
-// alg. 2): x += a z with a = (sqrt(sh² - si²) s_noise) as f32.
-extern "C" __global__ void edm_churn_noise(float* __restrict__ x, const float* __restrict__ z,
-                                           float a, u64 len) {
-    LD_FOR_1D(i, len) { x[i] = add_rn(x[i], mul_rn(a, z[i])); }
-}
-
 // Mirrors the Euler predictor of `edm` (both loops fused): d holds
 // s(x, sh) on entry; d *= f with f = (-sh) as f32, so d = dx/dsigma; then
 // xp = x + h d with h = (sn - sh) as f32. d is kept for `heun_corrector`.
@@ -90,28 +70,7 @@ extern "C" __global__ void heun_predictor(float* __restrict__ d, const float* __
     }
 }
 
-// Mirrors the Heun corrector of `edm`: x += (0.5 h) (d + f2 d2) with d from
-// `heun_predictor`, d2 = s(xp, sn) and f2 = (-sn) as f32 (the Rust
-// `*x += 0.5 * h * (d + f2 * d2)`).
-extern "C" __global__ void heun_corrector(float* __restrict__ x, const float* __restrict__ d,
-                                          const float* __restrict__ d2, float h, float f2,
-                                          u64 len) {
-    const float half_h = mul_rn(0.5f, h);
-    LD_FOR_1D(i, len) {
-        x[i] = add_rn(x[i], mul_rn(half_h, add_rn(d[i], mul_rn(f2, d2[i]))));
-    }
-}
-
 // ---------------------------------------------------------------- HMC
-
-// Mirrors the two momentum half steps of the leapfrog loop of
-// `hmc_transition` (src/sampler/hmc.rs): p += (0.5 e) s with e = eps as f32
-// and s the score at the current position.
-extern "C" __global__ void hmc_momentum_half_step(float* __restrict__ p,
-                                                  const float* __restrict__ s, float e, u64 len) {
-    const float half_e = mul_rn(0.5f, e);
-    LD_FOR_1D(i, len) { p[i] = add_rn(p[i], mul_rn(half_e, s[i])); }
-}
 
 // Mirrors the position step of the leapfrog loop of `hmc_transition`, with the
 // `xprev = xk.clone()` before it fused in: xprev = x (skipped when xprev is

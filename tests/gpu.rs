@@ -1,8 +1,10 @@
 //! GPU against CPU (validation ladder step 4), in one test binary that the
 //! GPU script (`bench/gpu_check.sh`) runs where the GPU is:
 //!
-//! 1. **Kernel parity**: every [`Backend`] operation on random inputs, on the
-//!    device and on the CPU backend (the reference). Pure outputs are
+//! 1. **Kernel parity**: every [`Backend`] operation on random inputs (the
+//!    generic ones in both precisions, and every row of the elementwise table,
+//!    `lensdiff::backend::elementwise::OPERATIONS`, run by name in `f32` and
+//!    `f64`), on the device and on the CPU backend (the reference). Pure outputs are
 //!    poisoned with NaN before the device run, so an element a kernel fails to
 //!    write shows up as a NaN. The error is `max |gpu - cpu| / max |cpu|`
 //!    per output; the bound is 0 (bitwise) for elementwise kernels, which use
@@ -26,7 +28,8 @@ mod common;
 
 use common::SplitMix;
 use lensdiff::backend::cpu::Cpu;
-use lensdiff::backend::{Backend, Elem, NoiseKey};
+use lensdiff::backend::elementwise::{run_named, OPERATIONS};
+use lensdiff::backend::{Backend, Elem, NoiseKey, Real};
 use lensdiff::grid::Grid;
 use lensdiff::prior::Prior;
 use lensdiff::rng::Stream;
@@ -54,6 +57,11 @@ fn rnd(len: usize, seed: u64) -> Vec<f32> {
 
 fn rnd64(len: usize, seed: u64) -> Vec<f64> {
     SplitMix(seed).vec(len)
+}
+
+/// [`rnd`] or [`rnd64`], whichever `T` is.
+fn rnd_real<T: Real>(len: usize, seed: u64) -> Vec<T> {
+    rnd64(len, seed).into_iter().map(T::narrow).collect()
 }
 
 fn positive64(len: usize, seed: u64) -> Vec<f64> {
@@ -112,7 +120,7 @@ fn host<B: Backend, T: Elem + Poison>(be: &B, b: &B::Buf<T>) -> Result<Vec<f64>>
 /// One line of the parity table.
 #[derive(Debug)]
 struct Row {
-    name: &'static str,
+    name: String,
     elements: usize,
     error: f64,
     unwritten: usize,
@@ -125,12 +133,7 @@ impl Row {
     }
 }
 
-fn compare(
-    name: &'static str,
-    bound: f64,
-    cpu: Result<Vec<Vec<f64>>>,
-    dev: Result<Vec<Vec<f64>>>,
-) -> Row {
+fn compare(name: &str, bound: f64, cpu: Result<Vec<Vec<f64>>>, dev: Result<Vec<Vec<f64>>>) -> Row {
     let (cpu, dev) = match (cpu, dev) {
         (Ok(c), Ok(d)) => (c, d),
         (c, d) => panic!("{name}: cpu {:?} / device {:?}", c.err(), d.err()),
@@ -149,7 +152,7 @@ fn compare(
         elements += c.len();
     }
     Row {
-        name,
+        name: name.to_string(),
         elements,
         error,
         unwritten,
@@ -171,28 +174,28 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
     let mut rows = Vec::new();
     let r = &mut rows;
     // --- FFTs: cuFFT and rustfft round differently (a few ulps x log N)
-    case!(r, dev, "fft_forward", 1e-5, |be| {
+    case!(r, dev, "fft_forward f32", 1e-5, |be| {
         let x = be.upload(&rnd(MAPS * n(), 1))?;
         let mut s = poison::<B, f32>(be, 2 * MAPS * modes())?;
         be.fft_forward(&grid(), &x, &mut s)?;
         Ok(vec![host(be, &s)?])
     });
-    case!(r, dev, "fft_inverse", 1e-5, |be| {
+    case!(r, dev, "fft_inverse f32", 1e-5, |be| {
         let mut s = be.upload(&hermitian::<f32>(MAPS, 2))?;
         let mut x = poison::<B, f32>(be, MAPS * n())?;
         be.fft_inverse(&grid(), &mut s, &mut x)?;
         Ok(vec![host(be, &x)?])
     });
-    case!(r, dev, "fft_forward_f64", 1e-13, |be| {
+    case!(r, dev, "fft_forward f64", 1e-13, |be| {
         let x = be.upload(&rnd64(MAPS * n(), 3))?;
         let mut s = poison::<B, f64>(be, 2 * MAPS * modes())?;
-        be.fft_forward_f64(&grid(), &x, &mut s)?;
+        be.fft_forward(&grid(), &x, &mut s)?;
         Ok(vec![host(be, &s)?])
     });
-    case!(r, dev, "fft_inverse_f64", 1e-13, |be| {
+    case!(r, dev, "fft_inverse f64", 1e-13, |be| {
         let mut s = be.upload(&hermitian::<f64>(MAPS, 4))?;
         let mut x = poison::<B, f64>(be, MAPS * n())?;
-        be.fft_inverse_f64(&grid(), &mut s, &mut x)?;
+        be.fft_inverse(&grid(), &mut s, &mut x)?;
         Ok(vec![host(be, &x)?])
     });
     // --- random numbers: the device's f64 log/sin/cos may differ by an ulp
@@ -209,7 +212,7 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
         Ok(vec![host(be, &z)?])
     });
     // --- spectral multipliers: bitwise
-    case!(r, dev, "ks_forward_multiply", 0.0, |be| {
+    case!(r, dev, "ks_forward_multiply f32", 0.0, |be| {
         let k = be.upload(&rnd(2 * MAPS * modes(), 5))?;
         let (p1, p2) = (be.upload(&rnd(modes(), 6))?, be.upload(&rnd(modes(), 7))?);
         let mut a = poison::<B, f32>(be, 2 * MAPS * modes())?;
@@ -217,7 +220,7 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
         be.ks_forward_multiply(&k, &p1, &p2, &mut a, &mut b)?;
         Ok(vec![host(be, &a)?, host(be, &b)?])
     });
-    case!(r, dev, "ks_forward_multiply_f64", 0.0, |be| {
+    case!(r, dev, "ks_forward_multiply f64", 0.0, |be| {
         let k = be.upload(&rnd64(2 * MAPS * modes(), 8))?;
         let (p1, p2) = (
             be.upload(&rnd64(modes(), 9))?,
@@ -225,10 +228,10 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
         );
         let mut a = poison::<B, f64>(be, 2 * MAPS * modes())?;
         let mut b = poison::<B, f64>(be, 2 * MAPS * modes())?;
-        be.ks_forward_multiply_f64(&k, &p1, &p2, &mut a, &mut b)?;
+        be.ks_forward_multiply(&k, &p1, &p2, &mut a, &mut b)?;
         Ok(vec![host(be, &a)?, host(be, &b)?])
     });
-    case!(r, dev, "ks_adjoint_multiply", 0.0, |be| {
+    case!(r, dev, "ks_adjoint_multiply f32", 0.0, |be| {
         let g1 = be.upload(&rnd(2 * MAPS * modes(), 11))?;
         let g2 = be.upload(&rnd(2 * MAPS * modes(), 12))?;
         let (p1, p2) = (be.upload(&rnd(modes(), 13))?, be.upload(&rnd(modes(), 14))?);
@@ -236,7 +239,7 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
         be.ks_adjoint_multiply(&g1, &g2, &p1, &p2, &mut k)?;
         Ok(vec![host(be, &k)?])
     });
-    case!(r, dev, "ks_adjoint_multiply_f64", 0.0, |be| {
+    case!(r, dev, "ks_adjoint_multiply f64", 0.0, |be| {
         let g1 = be.upload(&rnd64(2 * MAPS * modes(), 15))?;
         let g2 = be.upload(&rnd64(2 * MAPS * modes(), 16))?;
         let (p1, p2) = (
@@ -244,7 +247,7 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
             be.upload(&rnd64(modes(), 18))?,
         );
         let mut k = poison::<B, f64>(be, 2 * MAPS * modes())?;
-        be.ks_adjoint_multiply_f64(&g1, &g2, &p1, &p2, &mut k)?;
+        be.ks_adjoint_multiply(&g1, &g2, &p1, &p2, &mut k)?;
         Ok(vec![host(be, &k)?])
     });
     case!(r, dev, "ks_inverse_eb_multiply", 0.0, |be| {
@@ -262,16 +265,16 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
         be.gaussian_denoise_gain(&mut s, &p, 0.37)?;
         Ok(vec![host(be, &s)?])
     });
-    case!(r, dev, "metric_apply_multiply", 0.0, |be| {
+    case!(r, dev, "spectral_scale f32", 0.0, |be| {
         let mut s = be.upload(&rnd(2 * MAPS * modes(), 25))?;
         let f = be.upload(&rnd(modes(), 26))?;
-        be.metric_apply_multiply(&mut s, &f)?;
+        be.spectral_scale(&mut s, &f)?;
         Ok(vec![host(be, &s)?])
     });
-    case!(r, dev, "fourier_scale", 0.0, |be| {
+    case!(r, dev, "spectral_scale f64", 0.0, |be| {
         let mut s = be.upload(&rnd64(2 * MAPS * modes(), 27))?;
         let f = be.upload(&rnd64(modes(), 28))?;
-        be.fourier_scale(&mut s, &f)?;
+        be.spectral_scale(&mut s, &f)?;
         Ok(vec![host(be, &s)?])
     });
     case!(r, dev, "diffused_prior_draw_multiply", 0.0, |be| {
@@ -280,28 +283,22 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
         be.diffused_prior_draw_multiply(&mut s, &p, 0.21)?;
         Ok(vec![host(be, &s)?])
     });
-    case!(r, dev, "map_to_f64", 0.0, |be| {
+    case!(r, dev, "cast f32 -> f64", 0.0, |be| {
         let x = be.upload(&rnd(MAPS * n(), 31))?;
         let mut y = poison::<B, f64>(be, MAPS * n())?;
-        be.map_to_f64(&x, &mut y)?;
+        be.cast(&x, &mut y)?;
         Ok(vec![host(be, &y)?])
     });
-    case!(r, dev, "map_to_f32", 0.0, |be| {
+    case!(r, dev, "cast f64 -> f32", 0.0, |be| {
         let x = be.upload(&rnd64(MAPS * n(), 32))?;
         let mut y = poison::<B, f32>(be, MAPS * n())?;
-        be.map_to_f32(&x, &mut y)?;
+        be.cast(&x, &mut y)?;
         Ok(vec![host(be, &y)?])
     });
+    // --- the elementwise table: bitwise, every row in both precisions
+    elementwise_rows::<D, f32>(r, dev, 1000);
+    elementwise_rows::<D, f64>(r, dev, 2000);
     // --- update steps: bitwise
-    case!(r, dev, "euler_maruyama_step", 0.0, |be| {
-        let mut x = be.upload(&rnd(MAPS * n(), 33))?;
-        let (s, z) = (
-            be.upload(&rnd(MAPS * n(), 34))?,
-            be.upload(&rnd(MAPS * n(), 35))?,
-        );
-        be.euler_maruyama_step(&mut x, &s, &z, 0.013, 0.11)?;
-        Ok(vec![host(be, &x)?])
-    });
     case!(r, dev, "langevin_corrector_step", 0.0, |be| {
         let mut x = be.upload(&rnd(MAPS * n(), 36))?;
         let (s, z) = (
@@ -314,33 +311,12 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
         be.langevin_corrector_step(&mut x, &s, &z, &sn, &zn, 0.16, n())?;
         Ok(vec![host(be, &x)?])
     });
-    case!(r, dev, "edm_churn_noise", 0.0, |be| {
-        let mut x = be.upload(&rnd(MAPS * n(), 39))?;
-        let z = be.upload(&rnd(MAPS * n(), 40))?;
-        be.edm_churn_noise(&mut x, &z, 0.07)?;
-        Ok(vec![host(be, &x)?])
-    });
     case!(r, dev, "heun_predictor", 0.0, |be| {
         let mut d = be.upload(&rnd(MAPS * n(), 41))?;
         let x = be.upload(&rnd(MAPS * n(), 42))?;
         let mut xp = poison::<B, f32>(be, MAPS * n())?;
         be.heun_predictor(&mut d, &x, &mut xp, -0.3, -0.02)?;
         Ok(vec![host(be, &d)?, host(be, &xp)?])
-    });
-    case!(r, dev, "heun_corrector", 0.0, |be| {
-        let mut x = be.upload(&rnd(MAPS * n(), 43))?;
-        let (d, d2) = (
-            be.upload(&rnd(MAPS * n(), 44))?,
-            be.upload(&rnd(MAPS * n(), 45))?,
-        );
-        be.heun_corrector(&mut x, &d, &d2, -0.02, -0.28)?;
-        Ok(vec![host(be, &x)?])
-    });
-    case!(r, dev, "hmc_momentum_half_step", 0.0, |be| {
-        let mut p = be.upload(&rnd(MAPS * n(), 46))?;
-        let s = be.upload(&rnd(MAPS * n(), 47))?;
-        be.hmc_momentum_half_step(&mut p, &s, 0.031)?;
-        Ok(vec![host(be, &p)?])
     });
     case!(r, dev, "hmc_position_step", 0.0, |be| {
         let mut x = be.upload(&rnd(MAPS * n(), 48))?;
@@ -363,22 +339,7 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
         be.hmc_start_from_map(&mut x, &start, 0.9)?;
         Ok(vec![host(be, &x)?])
     });
-    case!(r, dev, "langevin_refine_step", 0.0, |be| {
-        let mut x = be.upload(&rnd(MAPS * n(), 56))?;
-        let (s, z) = (
-            be.upload(&rnd(MAPS * n(), 57))?,
-            be.upload(&rnd(MAPS * n(), 58))?,
-        );
-        be.langevin_refine_step(&mut x, &s, &z, 0.01, 0.14)?;
-        Ok(vec![host(be, &x)?])
-    });
     // --- guidance: bitwise
-    case!(r, dev, "prior_score", 0.0, |be| {
-        let mut o = be.upload(&rnd(MAPS * n(), 59))?;
-        let x = be.upload(&rnd(MAPS * n(), 60))?;
-        be.prior_score(&mut o, &x, 12.5)?;
-        Ok(vec![host(be, &o)?])
-    });
     case!(r, dev, "annealed_weights", 0.0, |be| {
         let w = be.upload(&positive(n(), 61))?;
         let mut a = poison::<B, f32>(be, n())?;
@@ -395,21 +356,6 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
         );
         be.weighted_residual(&mut r1, &mut r2, &g1, &g2, &w1, &w2)?;
         Ok(vec![host(be, &r1)?, host(be, &r2)?])
-    });
-    case!(r, dev, "add_weighted_residual_accumulate", 0.0, |be| {
-        let mut o = be.upload(&rnd(MAPS * n(), 68))?;
-        be.add_weighted_residual_accumulate(&mut o, &be.upload(&rnd(MAPS * n(), 69))?)?;
-        Ok(vec![host(be, &o)?])
-    });
-    case!(r, dev, "tweedie_score_combine", 0.0, |be| {
-        let mut o = poison::<B, f32>(be, MAPS * n())?;
-        let (d, x) = (
-            be.upload(&rnd(MAPS * n(), 70))?,
-            be.upload(&rnd(MAPS * n(), 71))?,
-        );
-        let jv = be.upload(&rnd(MAPS * n(), 72))?;
-        be.tweedie_score_combine(&mut o, &d, &x, &jv, 3.5)?;
-        Ok(vec![host(be, &o)?])
     });
     case!(r, dev, "shear_residual_f64", 0.0, |be| {
         let mut q1 = be.upload(&rnd64(MAPS * n(), 73))?;
@@ -436,11 +382,6 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
     case!(r, dev, "multiply_weights_f64", 0.0, |be| {
         let mut a = be.upload(&rnd64(MAPS * n(), 83))?;
         be.multiply_weights_f64(&mut a, &be.upload(&positive64(n(), 84))?)?;
-        Ok(vec![host(be, &a)?])
-    });
-    case!(r, dev, "add_assign_f64", 0.0, |be| {
-        let mut a = be.upload(&rnd64(MAPS * n(), 85))?;
-        be.add_assign_f64(&mut a, &be.upload(&rnd64(MAPS * n(), 86))?)?;
         Ok(vec![host(be, &a)?])
     });
     case!(r, dev, "cg_initial_residual", 0.0, |be| {
@@ -523,6 +464,45 @@ fn parity<D: Backend>(dev: &D) -> Vec<Row> {
     rows
 }
 
+/// The cases of [`parity`] besides the elementwise table (one per
+/// precision of a generic operation).
+const CASES: usize = 33;
+
+/// Every row of the elementwise table in precision `T`: random buffers (the
+/// output too, which a row may read; a distinct seed each, from `seed0` on)
+/// and random scalars, run by name on the CPU backend and on the device.
+fn elementwise_rows<D: Backend, T: Real + Poison>(rows: &mut Vec<Row>, dev: &D, seed0: u64) {
+    fn run<B: Backend, T: Real + Poison>(
+        be: &B,
+        op: &lensdiff::backend::elementwise::Row,
+        seed: u64,
+    ) -> Result<Vec<Vec<f64>>> {
+        let len = MAPS * n();
+        let mut out = be.upload(&rnd_real::<T>(len, seed))?;
+        let ins = (1..=op.inputs.len() as u64)
+            .map(|k| be.upload(&rnd_real::<T>(len, seed + k)))
+            .collect::<Result<Vec<_>>>()?;
+        let ins: Vec<&B::Buf<T>> = ins.iter().collect();
+        let scalars = rnd_real::<T>(op.scalars.len(), seed + 1 + op.inputs.len() as u64);
+        run_named(be, op.name, &mut out, &ins, &scalars)?;
+        Ok(vec![host(be, &out)?])
+    }
+    let precision = match T::PRECISION {
+        lensdiff::backend::Precision::F32 => "f32",
+        lensdiff::backend::Precision::F64 => "f64",
+    };
+    for (i, op) in OPERATIONS.iter().enumerate() {
+        // every row uses fewer than 16 seeds: buffers and scalars
+        let seed = seed0 + 16 * i as u64;
+        rows.push(compare(
+            &format!("{} ({precision})", op.name),
+            0.0,
+            run::<Cpu, T>(&Cpu::new(), op, seed),
+            run::<D, T>(dev, op, seed),
+        ));
+    }
+}
+
 fn table(title: &str, rows: &[Row]) -> String {
     let mut s = format!("{title}\n\n| kernel | elements | max rel. error | bound | unwritten | ok |\n|---|---|---|---|---|---|\n");
     for r in rows {
@@ -552,7 +532,17 @@ fn parity_harness_with_the_cpu_backend_as_the_device() {
     // the CPU against itself: every error is exactly 0 and every poisoned
     // output element is overwritten, so the harness reads what it should
     let rows = parity(&Cpu::new());
-    assert_eq!(rows.len(), 42, "one case per Backend operation");
+    assert_eq!(
+        rows.len(),
+        CASES + 2 * OPERATIONS.len(),
+        "one case per Backend operation and precision, one per elementwise row and precision"
+    );
+    for op in OPERATIONS {
+        for p in ["f32", "f64"] {
+            let name = format!("{} ({p})", op.name);
+            assert!(rows.iter().any(|r| r.name == name), "{name}");
+        }
+    }
     for r in &rows {
         assert_eq!(r.unwritten, 0, "{r:?}");
         assert_eq!(r.error, 0.0, "{r:?}");

@@ -2,27 +2,49 @@
 //! is the loop of the CPU sampler that its name's kernel mirrors, written with
 //! the same expression, so results are bitwise those of `crate::sampler`.
 
+use std::any::Any;
 use std::sync::{Arc, Mutex};
 
 use num_complex::Complex;
 use rayon::prelude::*;
 
 use super::shape::{self, Modes, Pixels};
-use super::{Backend, Elem, NoiseKey};
+use super::{Backend, Elem, ElementwiseOp, NoiseKey, Precision, Real};
 use crate::error::Result;
 use crate::fft::Fft2;
 use crate::grid::Grid;
 use crate::rng::Philox;
 
-/// Cached FFT plans by grid shape `(nx, ny)`.
-type PlanCache<T> = Mutex<Vec<((usize, usize), Arc<Fft2<T>>)>>;
+/// FFT plans by grid shape `(nx, ny)` and precision, made on first use (the
+/// lengths alone do not identify a shape: 3 x 4 and 6 x 2 grids have the same
+/// `map_len` and `spectral_len`).
+#[derive(Default)]
+struct Plans(Mutex<Vec<(PlanKey, Arc<dyn Any + Send + Sync>)>>);
+
+type PlanKey = (usize, usize, Precision);
+
+impl Plans {
+    fn get<T: Real>(&self, grid: &Grid) -> Arc<Fft2<T>> {
+        let mut c = match self.0.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        let key = (grid.nx, grid.ny, T::PRECISION);
+        let cached = c.iter().find(|(k, _)| *k == key);
+        if let Some(p) = cached.and_then(|(_, p)| p.clone().downcast::<Fft2<T>>().ok()) {
+            return p;
+        }
+        let p = Arc::new(Fft2::<T>::new(grid.nx, grid.ny));
+        c.push((key, p.clone()));
+        p
+    }
+}
 
 /// The host backend (the reference). Every method checks its arguments with
 /// the function of its name in [`shape`] first, as [`super::cuda::Cuda`] does.
 #[derive(Default)]
 pub struct Cpu {
-    plans32: PlanCache<f32>,
-    plans64: PlanCache<f64>,
+    plans: Plans,
     batched: bool,
 }
 
@@ -47,23 +69,6 @@ impl Cpu {
     pub fn is_batched(&self) -> bool {
         self.batched
     }
-}
-
-/// One plan per grid shape `(nx, ny)`, made on first use (the lengths alone
-/// do not identify a shape: 3 x 4 and 6 x 2 grids have the same `map_len`
-/// and `spectral_len`).
-fn plan<T: rustfft::FftNum>(cache: &PlanCache<T>, grid: &Grid) -> Arc<Fft2<T>> {
-    let mut c = match cache.lock() {
-        Ok(c) => c,
-        Err(p) => p.into_inner(),
-    };
-    let key = (grid.nx, grid.ny);
-    if let Some((_, p)) = c.iter().find(|(k, _)| *k == key) {
-        return p.clone();
-    }
-    let p = Arc::new(Fft2::new(grid.nx, grid.ny));
-    c.push((key, p.clone()));
-    p
 }
 
 /// An interleaved `(re, im)` buffer seen as complex values.
@@ -135,24 +140,23 @@ impl Backend for Cpu {
         Ok(())
     }
 
-    fn fft_forward(&self, grid: &Grid, maps: &Vec<f32>, spec: &mut Vec<f32>) -> Result<()> {
+    fn fft_forward<T: Real>(&self, grid: &Grid, maps: &Vec<T>, spec: &mut Vec<T>) -> Result<()> {
         shape::fft(grid, maps.len(), spec.len())?;
-        plan(&self.plans32, grid).forward_batch(maps, as_complex_mut(spec))
+        self.plans
+            .get::<T>(grid)
+            .forward_batch(maps, as_complex_mut(spec))
     }
 
-    fn fft_inverse(&self, grid: &Grid, spec: &mut Vec<f32>, maps: &mut Vec<f32>) -> Result<()> {
+    fn fft_inverse<T: Real>(
+        &self,
+        grid: &Grid,
+        spec: &mut Vec<T>,
+        maps: &mut Vec<T>,
+    ) -> Result<()> {
         shape::fft(grid, maps.len(), spec.len())?;
-        plan(&self.plans32, grid).inverse_batch(as_complex(spec), maps)
-    }
-
-    fn fft_forward_f64(&self, grid: &Grid, maps: &Vec<f64>, spec: &mut Vec<f64>) -> Result<()> {
-        shape::fft(grid, maps.len(), spec.len())?;
-        plan(&self.plans64, grid).forward_batch(maps, as_complex_mut(spec))
-    }
-
-    fn fft_inverse_f64(&self, grid: &Grid, spec: &mut Vec<f64>, maps: &mut Vec<f64>) -> Result<()> {
-        shape::fft(grid, maps.len(), spec.len())?;
-        plan(&self.plans64, grid).inverse_batch(as_complex(spec), maps)
+        self.plans
+            .get::<T>(grid)
+            .inverse_batch(as_complex(spec), maps)
     }
 
     fn fill_normal(&self, out: &mut Vec<f32>, n: usize, key: NoiseKey, step: u64) -> Result<()> {
@@ -163,13 +167,13 @@ impl Backend for Cpu {
         Ok(())
     }
 
-    fn ks_forward_multiply(
+    fn ks_forward_multiply<T: Real>(
         &self,
-        kappa_hat: &Vec<f32>,
-        p1: &Vec<f32>,
-        p2: &Vec<f32>,
-        g1_hat: &mut Vec<f32>,
-        g2_hat: &mut Vec<f32>,
+        kappa_hat: &Vec<T>,
+        p1: &Vec<T>,
+        p2: &Vec<T>,
+        g1_hat: &mut Vec<T>,
+        g2_hat: &mut Vec<T>,
     ) -> Result<()> {
         let m = shape::ks_forward_multiply(
             kappa_hat.len(),
@@ -182,51 +186,13 @@ impl Backend for Cpu {
         Ok(())
     }
 
-    fn ks_forward_multiply_f64(
+    fn ks_adjoint_multiply<T: Real>(
         &self,
-        kappa_hat: &Vec<f64>,
-        p1: &Vec<f64>,
-        p2: &Vec<f64>,
-        g1_hat: &mut Vec<f64>,
-        g2_hat: &mut Vec<f64>,
-    ) -> Result<()> {
-        let m = shape::ks_forward_multiply(
-            kappa_hat.len(),
-            p1.len(),
-            p2.len(),
-            g1_hat.len(),
-            g2_hat.len(),
-        )?;
-        ks_forward(m, kappa_hat, p1, p2, g1_hat, g2_hat);
-        Ok(())
-    }
-
-    fn ks_adjoint_multiply(
-        &self,
-        g1_hat: &Vec<f32>,
-        g2_hat: &Vec<f32>,
-        p1: &Vec<f32>,
-        p2: &Vec<f32>,
-        kappa_hat: &mut Vec<f32>,
-    ) -> Result<()> {
-        let m = shape::ks_adjoint_multiply(
-            g1_hat.len(),
-            g2_hat.len(),
-            p1.len(),
-            p2.len(),
-            kappa_hat.len(),
-        )?;
-        ks_adjoint(m, g1_hat, g2_hat, p1, p2, kappa_hat);
-        Ok(())
-    }
-
-    fn ks_adjoint_multiply_f64(
-        &self,
-        g1_hat: &Vec<f64>,
-        g2_hat: &Vec<f64>,
-        p1: &Vec<f64>,
-        p2: &Vec<f64>,
-        kappa_hat: &mut Vec<f64>,
+        g1_hat: &Vec<T>,
+        g2_hat: &Vec<T>,
+        p1: &Vec<T>,
+        p2: &Vec<T>,
+        kappa_hat: &mut Vec<T>,
     ) -> Result<()> {
         let m = shape::ks_adjoint_multiply(
             g1_hat.len(),
@@ -282,15 +248,9 @@ impl Backend for Cpu {
         Ok(())
     }
 
-    fn metric_apply_multiply(&self, x_hat: &mut Vec<f32>, f: &Vec<f32>) -> Result<()> {
+    fn spectral_scale<T: Real>(&self, x_hat: &mut Vec<T>, f: &Vec<T>) -> Result<()> {
         shape::spectral_multiplier("x_hat", x_hat.len(), f.len())?;
-        per_mode(x_hat, f.len(), |v, k| *v *= f[k]);
-        Ok(())
-    }
-
-    fn fourier_scale(&self, x_hat: &mut Vec<f64>, scale: &Vec<f64>) -> Result<()> {
-        shape::spectral_multiplier("x_hat", x_hat.len(), scale.len())?;
-        per_mode(x_hat, scale.len(), |v, k| *v *= scale[k]);
+        per_mode(x_hat, f.len(), |v, k| *v = *v * f[k]);
         Ok(())
     }
 
@@ -306,28 +266,30 @@ impl Backend for Cpu {
         Ok(())
     }
 
-    fn map_to_f64(&self, x: &Vec<f32>, y: &mut Vec<f64>) -> Result<()> {
-        shape::map_convert(x.len(), y.len())?;
-        elementwise(y, |i, y| *y = x[i] as f64);
+    fn cast<S: Real, D: Real>(&self, x: &Vec<S>, y: &mut Vec<D>) -> Result<()> {
+        shape::cast(x.len(), y.len())?;
+        elementwise(y, |i, y| *y = D::narrow(x[i].widen()));
         Ok(())
     }
 
-    fn map_to_f32(&self, x: &Vec<f64>, y: &mut Vec<f32>) -> Result<()> {
-        shape::map_convert(x.len(), y.len())?;
-        elementwise(y, |i, y| *y = x[i] as f32);
-        Ok(())
-    }
-
-    fn euler_maruyama_step(
+    fn elementwise<T: Real, O: ElementwiseOp<N, S>, const N: usize, const S: usize>(
         &self,
-        x: &mut Vec<f32>,
-        s: &Vec<f32>,
-        z: &Vec<f32>,
-        a: f32,
-        b: f32,
+        _op: O,
+        out: &mut Vec<T>,
+        ins: [&Vec<T>; N],
+        scalars: [T; S],
     ) -> Result<()> {
-        shape::euler_maruyama_step(x.len(), s.len(), z.len())?;
-        elementwise(x, |i, x| *x += a * s[i] + b * z[i]);
+        shape::elementwise(out.len(), &ins.map(|b| b.len()))?;
+        out.par_chunks_mut(MIN_TASK)
+            .enumerate()
+            .for_each(|(c, out)| {
+                let (start, len) = (c * MIN_TASK, out.len());
+                // inputs cut to the chunk's length, so the loop has no bounds checks
+                let ins = ins.map(|b| &b[start..start + len]);
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = O::apply(*o, ins.map(|b| b[i]), scalars);
+                }
+            });
         Ok(())
     }
 
@@ -356,12 +318,6 @@ impl Backend for Cpu {
         Ok(())
     }
 
-    fn edm_churn_noise(&self, x: &mut Vec<f32>, z: &Vec<f32>, a: f32) -> Result<()> {
-        shape::edm_churn_noise(x.len(), z.len())?;
-        elementwise(x, |i, x| *x += a * z[i]);
-        Ok(())
-    }
-
     fn heun_predictor(
         &self,
         d: &mut Vec<f32>,
@@ -379,25 +335,6 @@ impl Backend for Cpu {
                 *d *= f;
                 *p = x + h * *d;
             });
-        Ok(())
-    }
-
-    fn heun_corrector(
-        &self,
-        x: &mut Vec<f32>,
-        d: &Vec<f32>,
-        d2: &Vec<f32>,
-        h: f32,
-        f2: f32,
-    ) -> Result<()> {
-        shape::heun_corrector(x.len(), d.len(), d2.len())?;
-        elementwise(x, |i, x| *x += 0.5 * h * (d[i] + f2 * d2[i]));
-        Ok(())
-    }
-
-    fn hmc_momentum_half_step(&self, p: &mut Vec<f32>, s: &Vec<f32>, e: f32) -> Result<()> {
-        shape::hmc_momentum_half_step(p.len(), s.len())?;
-        elementwise(p, |i, p| *p += 0.5 * e * s[i]);
         Ok(())
     }
 
@@ -439,25 +376,6 @@ impl Backend for Cpu {
         Ok(())
     }
 
-    fn langevin_refine_step(
-        &self,
-        x: &mut Vec<f32>,
-        s: &Vec<f32>,
-        z: &Vec<f32>,
-        a: f32,
-        c: f32,
-    ) -> Result<()> {
-        shape::langevin_refine_step(x.len(), s.len(), z.len())?;
-        elementwise(x, |i, x| *x += a * s[i] + c * z[i]);
-        Ok(())
-    }
-
-    fn prior_score(&self, out: &mut Vec<f32>, x: &Vec<f32>, inv: f32) -> Result<()> {
-        shape::prior_score(out.len(), x.len())?;
-        elementwise(out, |i, o| *o = (*o - x[i]) * inv);
-        Ok(())
-    }
-
     fn annealed_weights(&self, w: &Vec<f32>, k: f64, out: &mut Vec<f32>) -> Result<()> {
         shape::annealed_weights(w.len(), out.len())?;
         out.iter_mut()
@@ -485,25 +403,6 @@ impl Backend for Cpu {
                     c2[i] = w2[i] * (g2[i] - c2[i]);
                 }
             });
-        Ok(())
-    }
-
-    fn add_weighted_residual_accumulate(&self, out: &mut Vec<f32>, back: &Vec<f32>) -> Result<()> {
-        shape::add_weighted_residual_accumulate(out.len(), back.len())?;
-        elementwise(out, |i, o| *o += back[i]);
-        Ok(())
-    }
-
-    fn tweedie_score_combine(
-        &self,
-        out: &mut Vec<f32>,
-        d: &Vec<f32>,
-        x: &Vec<f32>,
-        jv: &Vec<f32>,
-        inv: f32,
-    ) -> Result<()> {
-        shape::tweedie_score_combine(out.len(), d.len(), x.len(), jv.len())?;
-        elementwise(out, |i, o| *o = (d[i] - x[i]) * inv + jv[i]);
         Ok(())
     }
 
@@ -552,12 +451,6 @@ impl Backend for Cpu {
         let Pixels { n, .. } = shape::multiply_weights_f64(a.len(), w.len())?;
         a.par_chunks_mut(n)
             .for_each(|m| m.iter_mut().zip(w).for_each(|(a, w)| *a *= w));
-        Ok(())
-    }
-
-    fn add_assign_f64(&self, a: &mut Vec<f64>, b: &Vec<f64>) -> Result<()> {
-        shape::add_assign_f64(a.len(), b.len())?;
-        elementwise(a, |i, a| *a += b[i]);
         Ok(())
     }
 

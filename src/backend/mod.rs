@@ -1,11 +1,15 @@
 //! Compute backends: where the sampler's arithmetic runs.
 //!
-//! [`Backend`] lists every operation the Gaussian-prior samplers need, each
-//! named after its CUDA kernel in `kernels/` (and, through the kernel's doc
-//! comment, after the CPU loop it mirrors). Two implementations:
+//! [`Backend`] lists the operations the samplers need, grouped by what they
+//! compute: memory, FFTs, random numbers, per-mode spectral multipliers,
+//! per-chain updates and reductions, and one generic entry for the
+//! elementwise operations of the table in [`elementwise`] (called through
+//! their methods of [`Elementwise`]: `be.axpby(&mut x, &s, &z, a, b)`).
+//! Operations that exist in both precisions are generic over [`Real`]
+//! (`f32`, `f64`). Two implementations:
 //!
 //! - [`cpu::Cpu`]: host vectors, rustfft plans, rayon; the reference. Each
-//!   operation is the loop of the CPU sampler it names, with the same
+//!   operation is the loop of the CPU sampler it replaced, with the same
 //!   arithmetic in the same order; the sampler's CPU path is the engine
 //!   ([`crate::sampler::engine`]) on this backend.
 //! - [`cuda::Cuda`]: cudarc (driver API, NVRTC, cuFFT) loaded at run time;
@@ -20,8 +24,13 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod elementwise;
 pub mod pool;
+pub mod real;
 pub(crate) mod shape;
+
+pub use elementwise::{Elementwise, ElementwiseOp};
+pub use real::{Precision, Real};
 
 use std::fmt;
 use std::str::FromStr;
@@ -107,8 +116,8 @@ pub struct NoiseKey {
 /// `chains = len / n` maps per batch; per-pixel operands (`g1`, `w1`, `start`)
 /// have length `n` and are broadcast over maps; spectral multipliers have
 /// length `grid.spectral_len()` (one real per mode) and are broadcast too.
-/// Each method's doc names the kernel it launches on CUDA and the CPU loop
-/// it mirrors; the formulas are in `kernels/README.md`. Both backends check
+/// Each method's doc names the kernel it launches on CUDA (whose comment in
+/// `kernels/` names the CPU loop it mirrors and its formula). Both backends check
 /// the argument lengths with the same function of `shape.rs` before touching
 /// memory, so a bad shape is the same [`Error::ShapeMismatch`] (never a
 /// panic) on either; every method has a caller outside tests
@@ -138,34 +147,21 @@ pub trait Backend: Send + Sync {
     // ------------------------------------------------------------ FFT
 
     /// Unnormalised forward R2C transforms of a batch of maps
-    /// (`Fft2::forward`; cuFFT R2C with dims `{ny, nx}`).
-    fn fft_forward(
+    /// (`Fft2::forward`; cuFFT R2C with dims `{ny, nx}`, D2Z in f64).
+    fn fft_forward<T: Real>(
         &self,
         grid: &Grid,
-        maps: &Self::Buf<f32>,
-        spec: &mut Self::Buf<f32>,
+        maps: &Self::Buf<T>,
+        spec: &mut Self::Buf<T>,
     ) -> Result<()>;
     /// Inverse C2R transforms normalised by `1/N` (`Fft2::inverse`; cuFFT C2R
-    /// then `fft_inverse_scale`). `spec` is left undefined (cuFFT overwrites it).
-    fn fft_inverse(
+    /// or Z2D, then the elementwise `scale`). `spec` is left undefined (cuFFT
+    /// overwrites it).
+    fn fft_inverse<T: Real>(
         &self,
         grid: &Grid,
-        spec: &mut Self::Buf<f32>,
-        maps: &mut Self::Buf<f32>,
-    ) -> Result<()>;
-    /// f64 [`Backend::fft_forward`] (`Fft2<f64>`, cuFFT D2Z).
-    fn fft_forward_f64(
-        &self,
-        grid: &Grid,
-        maps: &Self::Buf<f64>,
-        spec: &mut Self::Buf<f64>,
-    ) -> Result<()>;
-    /// f64 [`Backend::fft_inverse`] (cuFFT Z2D then `fft_inverse_scale_f64`).
-    fn fft_inverse_f64(
-        &self,
-        grid: &Grid,
-        spec: &mut Self::Buf<f64>,
-        maps: &mut Self::Buf<f64>,
+        spec: &mut Self::Buf<T>,
+        maps: &mut Self::Buf<T>,
     ) -> Result<()>;
 
     // ------------------------------------------------------------ philox.cu
@@ -182,40 +178,22 @@ pub trait Backend: Send + Sync {
     // ------------------------------------------------------------ spectral.cu
 
     /// `ks_forward_multiply`: `g1 = p1 k`, `g2 = p2 k` per mode.
-    fn ks_forward_multiply(
+    fn ks_forward_multiply<T: Real>(
         &self,
-        kappa_hat: &Self::Buf<f32>,
-        p1: &Self::Buf<f32>,
-        p2: &Self::Buf<f32>,
-        g1_hat: &mut Self::Buf<f32>,
-        g2_hat: &mut Self::Buf<f32>,
-    ) -> Result<()>;
-    /// `ks_forward_multiply_f64`.
-    fn ks_forward_multiply_f64(
-        &self,
-        kappa_hat: &Self::Buf<f64>,
-        p1: &Self::Buf<f64>,
-        p2: &Self::Buf<f64>,
-        g1_hat: &mut Self::Buf<f64>,
-        g2_hat: &mut Self::Buf<f64>,
+        kappa_hat: &Self::Buf<T>,
+        p1: &Self::Buf<T>,
+        p2: &Self::Buf<T>,
+        g1_hat: &mut Self::Buf<T>,
+        g2_hat: &mut Self::Buf<T>,
     ) -> Result<()>;
     /// `ks_adjoint_multiply`: `k = p1 g1 + p2 g2`.
-    fn ks_adjoint_multiply(
+    fn ks_adjoint_multiply<T: Real>(
         &self,
-        g1_hat: &Self::Buf<f32>,
-        g2_hat: &Self::Buf<f32>,
-        p1: &Self::Buf<f32>,
-        p2: &Self::Buf<f32>,
-        kappa_hat: &mut Self::Buf<f32>,
-    ) -> Result<()>;
-    /// `ks_adjoint_multiply_f64`.
-    fn ks_adjoint_multiply_f64(
-        &self,
-        g1_hat: &Self::Buf<f64>,
-        g2_hat: &Self::Buf<f64>,
-        p1: &Self::Buf<f64>,
-        p2: &Self::Buf<f64>,
-        kappa_hat: &mut Self::Buf<f64>,
+        g1_hat: &Self::Buf<T>,
+        g2_hat: &Self::Buf<T>,
+        p1: &Self::Buf<T>,
+        p2: &Self::Buf<T>,
+        kappa_hat: &mut Self::Buf<T>,
     ) -> Result<()>;
     /// `ks_inverse_eb_multiply`: `E = p1 g1 + p2 g2`, `B = p1 g2 - p2 g1`.
     #[allow(clippy::too_many_arguments)]
@@ -235,10 +213,9 @@ pub trait Backend: Send + Sync {
         power: &Self::Buf<f64>,
         sigma2: f64,
     ) -> Result<()>;
-    /// `metric_apply_multiply`: `x *= f` (f32 multiplier).
-    fn metric_apply_multiply(&self, x_hat: &mut Self::Buf<f32>, f: &Self::Buf<f32>) -> Result<()>;
-    /// `fourier_scale`: `x *= scale` (f64).
-    fn fourier_scale(&self, x_hat: &mut Self::Buf<f64>, scale: &Self::Buf<f64>) -> Result<()>;
+    /// `spectral_scale`: `x *= f` per mode (a metric's gains in f32, the
+    /// warm-start rescaling of the spectral guidance in f64).
+    fn spectral_scale<T: Real>(&self, x_hat: &mut Self::Buf<T>, f: &Self::Buf<T>) -> Result<()>;
     /// `diffused_prior_draw_multiply`: `z *= sqrt(S + sigma²)`.
     fn diffused_prior_draw_multiply(
         &self,
@@ -246,22 +223,26 @@ pub trait Backend: Send + Sync {
         power: &Self::Buf<f64>,
         sigma2: f64,
     ) -> Result<()>;
-    /// `map_to_f64`: `y = x as f64`.
-    fn map_to_f64(&self, x: &Self::Buf<f32>, y: &mut Self::Buf<f64>) -> Result<()>;
-    /// `map_to_f32`: `y = x as f32`.
-    fn map_to_f32(&self, x: &Self::Buf<f64>, y: &mut Self::Buf<f32>) -> Result<()>;
+    /// `cast`: `y = x as D` (`map_to_f64` widens exactly, `map_to_f32`
+    /// rounds to nearest; a copy when `S = D`).
+    fn cast<S: Real, D: Real>(&self, x: &Self::Buf<S>, y: &mut Self::Buf<D>) -> Result<()>;
+
+    // ------------------------------------------------------------ elementwise
+
+    /// The elementwise operation `O` of the table in
+    /// [`elementwise`](self::elementwise) (called through its method of
+    /// [`Elementwise`]): `out_i = O(out_i, ins_i, scalars)` for every
+    /// element, all buffers of one length.
+    fn elementwise<T: Real, O: ElementwiseOp<N, S>, const N: usize, const S: usize>(
+        &self,
+        op: O,
+        out: &mut Self::Buf<T>,
+        ins: [&Self::Buf<T>; N],
+        scalars: [T; S],
+    ) -> Result<()>;
 
     // ------------------------------------------------------------ update.cu
 
-    /// `euler_maruyama_step`: `x += a s + b z`.
-    fn euler_maruyama_step(
-        &self,
-        x: &mut Self::Buf<f32>,
-        s: &Self::Buf<f32>,
-        z: &Self::Buf<f32>,
-        a: f32,
-        b: f32,
-    ) -> Result<()>;
     /// `langevin_corrector_step`: per chain with `|s| > 0`,
     /// `eps = 2 (snr |z|/|s|)²`, `x += eps s + sqrt(2 eps) z`.
     #[allow(clippy::too_many_arguments)]
@@ -275,8 +256,6 @@ pub trait Backend: Send + Sync {
         snr: f64,
         n: usize,
     ) -> Result<()>;
-    /// `edm_churn_noise`: `x += a z`.
-    fn edm_churn_noise(&self, x: &mut Self::Buf<f32>, z: &Self::Buf<f32>, a: f32) -> Result<()>;
     /// `heun_predictor`: `d *= f`, `xp = x + h d`.
     fn heun_predictor(
         &self,
@@ -285,22 +264,6 @@ pub trait Backend: Send + Sync {
         xp: &mut Self::Buf<f32>,
         f: f32,
         h: f32,
-    ) -> Result<()>;
-    /// `heun_corrector`: `x += 0.5 h (d + f2 d2)`.
-    fn heun_corrector(
-        &self,
-        x: &mut Self::Buf<f32>,
-        d: &Self::Buf<f32>,
-        d2: &Self::Buf<f32>,
-        h: f32,
-        f2: f32,
-    ) -> Result<()>;
-    /// `hmc_momentum_half_step`: `p += 0.5 e s`.
-    fn hmc_momentum_half_step(
-        &self,
-        p: &mut Self::Buf<f32>,
-        s: &Self::Buf<f32>,
-        e: f32,
     ) -> Result<()>;
     /// `hmc_position_step`: `xprev = x` (when given), `x += e v`.
     fn hmc_position_step(
@@ -325,20 +288,9 @@ pub trait Backend: Send + Sync {
         start: &Self::Buf<f32>,
         s: f32,
     ) -> Result<()>;
-    /// `langevin_refine_step`: `x += a s + c z`.
-    fn langevin_refine_step(
-        &self,
-        x: &mut Self::Buf<f32>,
-        s: &Self::Buf<f32>,
-        z: &Self::Buf<f32>,
-        a: f32,
-        c: f32,
-    ) -> Result<()>;
 
     // ------------------------------------------------------------ guidance.cu
 
-    /// `prior_score`: `out = (out - x) inv` (out holds `D(x)`).
-    fn prior_score(&self, out: &mut Self::Buf<f32>, x: &Self::Buf<f32>, inv: f32) -> Result<()>;
     /// `annealed_weights`: `out = (w / (1 + k w)) as f32` in f64.
     fn annealed_weights(&self, w: &Self::Buf<f32>, k: f64, out: &mut Self::Buf<f32>) -> Result<()>;
     /// `weighted_residual`: `r = w (g - r)` per component, in place.
@@ -351,21 +303,6 @@ pub trait Backend: Send + Sync {
         g2: &Self::Buf<f32>,
         w1: &Self::Buf<f32>,
         w2: &Self::Buf<f32>,
-    ) -> Result<()>;
-    /// `add_weighted_residual_accumulate`: `out += back`.
-    fn add_weighted_residual_accumulate(
-        &self,
-        out: &mut Self::Buf<f32>,
-        back: &Self::Buf<f32>,
-    ) -> Result<()>;
-    /// `tweedie_score_combine`: `out = (d - x) inv + jv`.
-    fn tweedie_score_combine(
-        &self,
-        out: &mut Self::Buf<f32>,
-        d: &Self::Buf<f32>,
-        x: &Self::Buf<f32>,
-        jv: &Self::Buf<f32>,
-        inv: f32,
     ) -> Result<()>;
     /// `shear_residual_f64`: `q = g as f64 - q` per component, in place.
     fn shear_residual_f64(
@@ -391,8 +328,6 @@ pub trait Backend: Send + Sync {
 
     /// `multiply_weights_f64`: `a *= w` (w broadcast over maps).
     fn multiply_weights_f64(&self, a: &mut Self::Buf<f64>, w: &Self::Buf<f64>) -> Result<()>;
-    /// `add_assign_f64`: `a += b`.
-    fn add_assign_f64(&self, a: &mut Self::Buf<f64>, b: &Self::Buf<f64>) -> Result<()>;
     /// `cg_initial_residual`: `r -= ap + u` on chains with `active[c] != 0`.
     fn cg_initial_residual(
         &self,

@@ -8,7 +8,7 @@
 //! grid outside [`Grid::new`]'s domain) unless every length fits; it returns
 //! the counts the method needs. [`Cpu`](super::cpu::Cpu) and
 //! [`Cuda`](super::cuda::Cuda) call the function of the method's name (or of
-//! its family: [`fft`], [`spectral_multiplier`], [`map_convert`]) first,
+//! its family: [`fft`], [`spectral_multiplier`], [`elementwise`]) first,
 //! before touching memory, with the same arguments, so the same bad input
 //! gives the same error on both (`src/backend/cuda/tests.rs` checks that
 //! statically, `tests/backend_shapes.rs` that the CPU never panics). The
@@ -85,7 +85,7 @@ pub(crate) fn fill_normal(out: usize, n: usize) -> Result<usize> {
     maps_of("noise", out, n)
 }
 
-/// `ks_forward_multiply` (`_f64`): spectra batches of one length against
+/// `ks_forward_multiply`: spectra batches of one length against
 /// `p1`, `p2` of one length.
 pub(crate) fn ks_forward_multiply(
     kappa_hat: usize,
@@ -100,7 +100,7 @@ pub(crate) fn ks_forward_multiply(
     Ok(m)
 }
 
-/// `ks_adjoint_multiply` (`_f64`).
+/// `ks_adjoint_multiply`.
 pub(crate) fn ks_adjoint_multiply(
     g1_hat: usize,
     g2_hat: usize,
@@ -129,21 +129,20 @@ pub(crate) fn ks_inverse_eb_multiply(
     Ok(m)
 }
 
-/// `gaussian_denoise_gain`, `metric_apply_multiply`, `fourier_scale`,
-/// `diffused_prior_draw_multiply`: a spectra batch `name` against a per-mode
+/// `gaussian_denoise_gain`, `spectral_scale`, `diffused_prior_draw_multiply`: a spectra batch `name` against a per-mode
 /// multiplier of `modes` values.
 pub(crate) fn spectral_multiplier(name: &'static str, spec: usize, modes: usize) -> Result<Modes> {
     spec_maps(name, spec, modes)
 }
 
-/// `map_to_f64` / `map_to_f32`: `y` as long as `x`.
-pub(crate) fn map_convert(x: usize, y: usize) -> Result<()> {
+/// `cast`: `y` as long as `x`.
+pub(crate) fn cast(x: usize, y: usize) -> Result<()> {
     same_len("map", y, x)
 }
 
-/// `euler_maruyama_step`.
-pub(crate) fn euler_maruyama_step(x: usize, s: usize, z: usize) -> Result<()> {
-    all_len(x, &[("operand", s), ("operand", z)])
+/// `elementwise`: every input as long as `out`.
+pub(crate) fn elementwise(out: usize, ins: &[usize]) -> Result<()> {
+    ins.iter().try_for_each(|&l| same_len("operand", out, l))
 }
 
 /// `langevin_corrector_step`: one norm per chain. Returns the chain count.
@@ -161,24 +160,9 @@ pub(crate) fn langevin_corrector_step(
     Ok(chains)
 }
 
-/// `edm_churn_noise`.
-pub(crate) fn edm_churn_noise(x: usize, z: usize) -> Result<()> {
-    same_len("z", x, z)
-}
-
 /// `heun_predictor`.
 pub(crate) fn heun_predictor(d: usize, x: usize, xp: usize) -> Result<()> {
     all_len(d, &[("x", x), ("xp", xp)])
-}
-
-/// `heun_corrector`.
-pub(crate) fn heun_corrector(x: usize, d: usize, d2: usize) -> Result<()> {
-    all_len(x, &[("operand", d), ("operand", d2)])
-}
-
-/// `hmc_momentum_half_step`.
-pub(crate) fn hmc_momentum_half_step(p: usize, s: usize) -> Result<()> {
-    same_len("s", p, s)
 }
 
 /// `hmc_position_step`: `v` and, when given, `xprev` as long as `x`.
@@ -201,16 +185,6 @@ pub(crate) fn hmc_start_from_map(x: usize, start: usize) -> Result<Pixels> {
     Ok(Pixels { n: start, chains })
 }
 
-/// `langevin_refine_step`.
-pub(crate) fn langevin_refine_step(x: usize, s: usize, z: usize) -> Result<()> {
-    all_len(x, &[("operand", s), ("operand", z)])
-}
-
-/// `prior_score`.
-pub(crate) fn prior_score(out: usize, x: usize) -> Result<()> {
-    same_len("x", out, x)
-}
-
 /// `annealed_weights`.
 pub(crate) fn annealed_weights(w: usize, out: usize) -> Result<()> {
     same_len("weights", out, w)
@@ -230,16 +204,6 @@ pub(crate) fn weighted_residual(
     same_len("r2", r1, r2)?;
     all_len(g1, &[("g2", g2), ("w1", w1), ("w2", w2)])?;
     Ok(Pixels { n: g1, chains })
-}
-
-/// `add_weighted_residual_accumulate`.
-pub(crate) fn add_weighted_residual_accumulate(out: usize, back: usize) -> Result<()> {
-    same_len("back", out, back)
-}
-
-/// `tweedie_score_combine`.
-pub(crate) fn tweedie_score_combine(out: usize, d: usize, x: usize, jv: usize) -> Result<()> {
-    all_len(out, &[("operand", d), ("operand", x), ("jv", jv)])
 }
 
 /// `shear_residual_f64`: `q1`, `q2` batches of maps of `g1.len()` pixels.
@@ -269,11 +233,6 @@ pub(crate) fn weighted_residual_f64(
 pub(crate) fn multiply_weights_f64(a: usize, w: usize) -> Result<Pixels> {
     let chains = maps_of("a", a, w)?;
     Ok(Pixels { n: w, chains })
-}
-
-/// `add_assign_f64`.
-pub(crate) fn add_assign_f64(a: usize, b: usize) -> Result<()> {
-    same_len("b", a, b)
 }
 
 /// A CG batch `a` with `others` of its length and one `active` flag per
@@ -411,6 +370,7 @@ mod tests {
         assert_eq!(cg_update_solution(24, 24, 24, 24, 2, 2, 12).unwrap(), 2);
         assert!(is_shape(cg_update_solution(24, 24, 24, 24, 2, 2, 0)));
         // elementwise operations accept empty operands
-        assert!(euler_maruyama_step(0, 0, 0).is_ok());
+        assert!(elementwise(0, &[0, 0]).is_ok());
+        assert!(is_shape(elementwise(3, &[3, 2])));
     }
 }

@@ -11,7 +11,7 @@ use super::posterior::{inflated_tweedie_variance, posterior_power_of, warm_start
 use super::state::State;
 use super::{Guidance, GuidedPosterior, ScoreStats, Target};
 use crate::backend::pool::{Pool, Pooled};
-use crate::backend::Backend;
+use crate::backend::{Backend, Elementwise};
 use crate::baselines::wiener::GaussianSystem;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
@@ -171,7 +171,7 @@ impl<B: Backend> GuidedScore<'_, B> {
         be.ks_adjoint_multiply(&s1, &s2, &self.p1, &self.p2, &mut kh)?;
         let mut back = self.work32(be, len)?;
         be.fft_inverse(&self.grid, &mut kh, &mut back)?;
-        be.add_weighted_residual_accumulate(out, &back)
+        be.add(out, &back)
     }
 
     /// `out = (d - x)/sigma² + J_D^T v`.
@@ -198,9 +198,9 @@ impl<B: Backend> GuidedScore<'_, B> {
         out: &mut B::Buf<f64>,
     ) -> Result<()> {
         let mut spec = self.spec64(be, self.maps(B::len(x)))?;
-        be.fft_forward_f64(&self.grid, x, &mut spec)?;
-        be.fourier_scale(&mut spec, f)?;
-        be.fft_inverse_f64(&self.grid, &mut spec, out)
+        be.fft_forward(&self.grid, x, &mut spec)?;
+        be.spectral_scale(&mut spec, f)?;
+        be.fft_inverse(&self.grid, &mut spec, out)
     }
 
     /// `(y1, y2) = P y` in f64.
@@ -217,10 +217,10 @@ impl<B: Backend> GuidedScore<'_, B> {
             self.spec64(be, maps)?,
             self.spec64(be, maps)?,
         );
-        be.fft_forward_f64(&self.grid, y, &mut kh)?;
-        be.ks_forward_multiply_f64(&kh, &self.p1_64, &self.p2_64, &mut s1, &mut s2)?;
-        be.fft_inverse_f64(&self.grid, &mut s1, y1)?;
-        be.fft_inverse_f64(&self.grid, &mut s2, y2)
+        be.fft_forward(&self.grid, y, &mut kh)?;
+        be.ks_forward_multiply(&kh, &self.p1_64, &self.p2_64, &mut s1, &mut s2)?;
+        be.fft_inverse(&self.grid, &mut s1, y1)?;
+        be.fft_inverse(&self.grid, &mut s2, y2)
     }
 
     /// `out = F^{-1}[(p1 F a1 + p2 F a2) f]`: `P^T` followed by a Fourier
@@ -239,13 +239,13 @@ impl<B: Backend> GuidedScore<'_, B> {
             self.spec64(be, maps)?,
             self.spec64(be, maps)?,
         );
-        be.fft_forward_f64(&self.grid, a1, &mut s1)?;
-        be.fft_forward_f64(&self.grid, a2, &mut s2)?;
-        be.ks_adjoint_multiply_f64(&s1, &s2, &self.p1_64, &self.p2_64, &mut t)?;
+        be.fft_forward(&self.grid, a1, &mut s1)?;
+        be.fft_forward(&self.grid, a2, &mut s2)?;
+        be.ks_adjoint_multiply(&s1, &s2, &self.p1_64, &self.p2_64, &mut t)?;
         if let Some(f) = f {
-            be.fourier_scale(&mut t, f)?;
+            be.spectral_scale(&mut t, f)?;
         }
-        be.fft_inverse_f64(&self.grid, &mut t, out)
+        be.fft_inverse(&self.grid, &mut t, out)
     }
 
     /// The spectral (Woodbury) likelihood gradient before the VJP:
@@ -267,7 +267,7 @@ impl<B: Backend> GuidedScore<'_, B> {
         let sqrt_power: Vec<f64> = power.iter().map(|p| p.sqrt()).collect();
         // q = gamma - P D(x)
         let mut d64 = self.work64(be, len)?;
-        be.map_to_f64(d, &mut d64)?;
+        be.cast(d, &mut d64)?;
         let (mut q1, mut q2) = (self.work64(be, len)?, self.work64(be, len)?);
         self.ks_forward_f64(be, &d64, &mut q1, &mut q2)?;
         be.shear_residual_f64(&mut q1, &mut q2, &self.g1, &self.g2)?;
@@ -277,10 +277,10 @@ impl<B: Backend> GuidedScore<'_, B> {
                 if prev != sigma {
                     let scale = be.upload(&warm_start_scale(Some(&host_power), prev, &power))?;
                     let mut spec = self.spec64(be, maps)?;
-                    be.fft_forward_f64(&self.grid, &u, &mut spec)?;
-                    be.fourier_scale(&mut spec, &scale)?;
+                    be.fft_forward(&self.grid, &u, &mut spec)?;
+                    be.spectral_scale(&mut spec, &scale)?;
                     let mut w = be.alloc::<f64>(len)?;
-                    be.fft_inverse_f64(&self.grid, &mut spec, &mut w)?;
+                    be.fft_inverse(&self.grid, &mut spec, &mut w)?;
                     w
                 } else {
                     u
@@ -299,7 +299,7 @@ impl<B: Backend> GuidedScore<'_, B> {
         be.weighted_residual_f64(&mut y1, &mut y2, &q1, &q2, &self.w1_64, &self.w2_64)?;
         let mut back = self.work64(be, len)?;
         self.ks_adjoint_scaled_f64(be, &y1, &y2, None, &mut back)?;
-        be.map_to_f32(&back, v)?;
+        be.cast(&back, v)?;
         Ok(iterations)
     }
 }
@@ -373,16 +373,16 @@ impl<B: Backend> Target<B> for GuidedScore<'_, B> {
         let Some(power) = &self.power else {
             // 0 + sigma z: the product, rounded once
             let mut scaled = be.alloc::<f32>(len)?;
-            be.edm_churn_noise(&mut scaled, z, sigma_max as f32)?;
+            be.axpy(&mut scaled, z, sigma_max as f32)?;
             return be.copy(&scaled, z);
         };
         let mut z64 = be.alloc::<f64>(len)?;
-        be.map_to_f64(z, &mut z64)?;
+        be.cast(z, &mut z64)?;
         let mut spec = self.spec64(be, self.maps(len))?;
-        be.fft_forward_f64(&self.grid, &z64, &mut spec)?;
+        be.fft_forward(&self.grid, &z64, &mut spec)?;
         be.diffused_prior_draw_multiply(&mut spec, power, sigma_max * sigma_max)?;
-        be.fft_inverse_f64(&self.grid, &mut spec, &mut z64)?;
-        be.map_to_f32(&z64, z)
+        be.fft_inverse(&self.grid, &mut spec, &mut z64)?;
+        be.cast(&z64, z)
     }
 
     /// `x_c = E + s x_c` with `E` the Kaiser–Squires E map of the data (the
@@ -441,14 +441,14 @@ impl<B: Backend> SpectralSystem<B> {
         let len = B::len(u);
         let maps = m.maps(len);
         let mut uh = m.spec64(be, maps)?;
-        be.fft_forward_f64(&m.grid, u, &mut uh)?;
+        be.fft_forward(&m.grid, u, &mut uh)?;
         let mut t = m.spec64(be, maps)?;
         be.copy(&uh, &mut t)?;
-        be.fourier_scale(&mut t, &self.p1s)?;
+        be.spectral_scale(&mut t, &self.p1s)?;
         let (mut a1, mut a2) = (m.work64(be, len)?, m.work64(be, len)?);
-        be.fft_inverse_f64(&m.grid, &mut t, &mut a1)?;
-        be.fourier_scale(&mut uh, &self.p2s)?;
-        be.fft_inverse_f64(&m.grid, &mut uh, &mut a2)?;
+        be.fft_inverse(&m.grid, &mut t, &mut a1)?;
+        be.spectral_scale(&mut uh, &self.p2s)?;
+        be.fft_inverse(&m.grid, &mut uh, &mut a2)?;
         be.multiply_weights_f64(&mut a1, &m.w1_64)?;
         be.multiply_weights_f64(&mut a2, &m.w2_64)?;
         m.ks_adjoint_scaled_f64(be, &a1, &a2, Some(&self.sqrt_power), out)
@@ -537,7 +537,7 @@ impl<B: Backend> SpectralSystem<B> {
         while active.iter().any(|&a| a != 0) && it < MAX_INNER_ITERATIONS {
             let act = be.upload(&active)?;
             self.data_term(be, m, &p, &mut ap)?;
-            be.add_assign_f64(&mut ap, &p)?;
+            be.add(&mut ap, &p)?;
             be.chain_dot_f64(&p, &ap, n, &mut dots)?;
             let pap = be.download(&dots)?;
             let alpha: Vec<f64> = (0..chains)

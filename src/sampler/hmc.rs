@@ -53,7 +53,7 @@ impl<B: Backend> DeviceMetric<B> {
         let maps = x.chains();
         let mut spec = be.alloc::<f32>(2 * maps * self.grid.spectral_len())?;
         be.fft_forward(&self.grid, &x.maps, &mut spec)?;
-        be.metric_apply_multiply(&mut spec, f)?;
+        be.spectral_scale(&mut spec, f)?;
         be.fft_inverse(&self.grid, &mut spec, &mut x.maps)
     }
 }
@@ -90,7 +90,7 @@ fn hmc_transition<B: Backend>(
     let mut v = x.zeros_like(be)?;
     for _ in 0..l {
         // p <- p + eps/2 s; x <- x + eps M^{-1} p; p <- p + eps/2 s(x)
-        p.hmc_momentum_half_step(be, &s, e)?;
+        p.axpy(be, &s, 0.5 * e)?;
         match metric {
             Some(m) => {
                 v.copy_from(be, &p)?;
@@ -100,7 +100,7 @@ fn hmc_transition<B: Backend>(
             None => xk.hmc_position_step(be, &mut xprev, &p, e)?,
         }
         ctx.score(&xk, sigma, &mut s_new)?;
-        p.hmc_momentum_half_step(be, &s_new, e)?;
+        p.axpy(be, &s_new, 0.5 * e)?;
         State::hmc_energy_increment(be, &mut du, &s, &s_new, &xk, &xprev)?;
         std::mem::swap(&mut s, &mut s_new);
     }
@@ -198,7 +198,7 @@ pub(crate) fn refine<B: Backend>(
                     m.apply(be, &mut s, &m.inv_mass)?;
                     m.apply(be, &mut z, &m.sqrt_inv_mass)?;
                 }
-                x.langevin_refine_step(be, &s, &z, a, c)?;
+                x.axpby(be, &s, &z, a, c)?;
                 tick(k);
             }
             Ok(None)

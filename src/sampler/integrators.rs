@@ -29,7 +29,7 @@ pub(crate) fn euler_maruyama<B: Backend>(
         ctx.score(x, levels[i], &mut s)?;
         let dt = levels[i] * levels[i] - levels[i + 1] * levels[i + 1];
         ctx.normal(&mut z, step, 0)?;
-        x.euler_maruyama_step(be, &s, &z, dt as f32, dt.sqrt() as f32)?;
+        x.axpby(be, &s, &z, dt as f32, dt.sqrt() as f32)?;
         if let Some((snr, m)) = corrector {
             for j in 0..m {
                 ctx.score(x, levels[i + 1], &mut s)?;
@@ -75,13 +75,13 @@ pub(crate) fn edm<B: Backend>(
             let s_noise = churn.map_or(1.0, |c| c.3);
             ctx.normal(&mut z, i as u64 + 1, 0)?;
             let a = ((sh * sh - si * si).sqrt() * s_noise) as f32;
-            x.edm_churn_noise(be, &z, a)?;
+            x.axpy(be, &z, a)?;
         }
         // d = dx/dsigma = -sigma s(x, sigma)
         ctx.score(x, sh, &mut d)?;
         d.heun_predictor(be, x, &mut xp, -sh as f32, (sn - sh) as f32)?;
         ctx.score(&xp, sn, &mut d2)?;
-        x.heun_corrector(be, &d, &d2, (sn - sh) as f32, -sn as f32)?;
+        x.heun_corrector(be, &d, &d2, 0.5 * (sn - sh) as f32, -sn as f32)?;
         tick(i + 1);
     }
     Ok(())

@@ -3,12 +3,12 @@
 //! parameter vector, each part in its own backend buffer.
 //!
 //! Each integrator update is a [`State`] method named after the backend
-//! operation it runs on every part (`x.euler_maruyama_step(be, &s, &z, a, b)`),
+//! operation it runs on every part (`x.axpby(be, &s, &z, a, b)`),
 //! so an integrator is written once whatever the state holds. Per-chain
 //! reductions (the corrector's norms, HMC's energy changes) sum over the
 //! parts; a state without parameters runs exactly the operations of a map.
 
-use crate::backend::{Backend, NoiseKey};
+use crate::backend::{Backend, Elementwise, NoiseKey};
 use crate::error::{Error, Result};
 use crate::rng::Stream;
 
@@ -126,18 +126,11 @@ impl<B: Backend> State<B> {
         Ok(())
     }
 
-    /// `x += a s + b z` ([`Backend::euler_maruyama_step`]).
-    pub fn euler_maruyama_step(
-        &mut self,
-        be: &B,
-        s: &Self,
-        z: &Self,
-        a: f32,
-        b: f32,
-    ) -> Result<()> {
-        be.euler_maruyama_step(&mut self.maps, &s.maps, &z.maps, a, b)?;
+    /// `x += a s + b z` ([`Elementwise::axpby`]).
+    pub fn axpby(&mut self, be: &B, s: &Self, z: &Self, a: f32, b: f32) -> Result<()> {
+        be.axpby(&mut self.maps, &s.maps, &z.maps, a, b)?;
         if let Some((x, sp)) = self.params_with(s)? {
-            be.euler_maruyama_step(x, sp, part(&z.params)?, a, b)?;
+            be.axpby(x, sp, part(&z.params)?, a, b)?;
         }
         Ok(())
     }
@@ -175,11 +168,11 @@ impl<B: Backend> State<B> {
         Ok(())
     }
 
-    /// `x += a z` ([`Backend::edm_churn_noise`]).
-    pub fn edm_churn_noise(&mut self, be: &B, z: &Self, a: f32) -> Result<()> {
-        be.edm_churn_noise(&mut self.maps, &z.maps, a)?;
+    /// `x += a z` ([`Elementwise::axpy`]).
+    pub fn axpy(&mut self, be: &B, z: &Self, a: f32) -> Result<()> {
+        be.axpy(&mut self.maps, &z.maps, a)?;
         if let Some((x, zp)) = self.params_with(z)? {
-            be.edm_churn_noise(x, zp, a)?;
+            be.axpy(x, zp, a)?;
         }
         Ok(())
     }
@@ -200,20 +193,11 @@ impl<B: Backend> State<B> {
         Ok(())
     }
 
-    /// `x += 0.5 h (d + f2 d2)` ([`Backend::heun_corrector`]).
-    pub fn heun_corrector(&mut self, be: &B, d: &Self, d2: &Self, h: f32, f2: f32) -> Result<()> {
-        be.heun_corrector(&mut self.maps, &d.maps, &d2.maps, h, f2)?;
+    /// `x += c (d + f2 d2)` ([`Elementwise::heun_corrector`], `c = 0.5 h`).
+    pub fn heun_corrector(&mut self, be: &B, d: &Self, d2: &Self, c: f32, f2: f32) -> Result<()> {
+        be.heun_corrector(&mut self.maps, &d.maps, &d2.maps, c, f2)?;
         if let Some((x, dp)) = self.params_with(d)? {
-            be.heun_corrector(x, dp, part(&d2.params)?, h, f2)?;
-        }
-        Ok(())
-    }
-
-    /// `p += 0.5 e s` ([`Backend::hmc_momentum_half_step`]).
-    pub fn hmc_momentum_half_step(&mut self, be: &B, s: &Self, e: f32) -> Result<()> {
-        be.hmc_momentum_half_step(&mut self.maps, &s.maps, e)?;
-        if let Some((p, sp)) = self.params_with(s)? {
-            be.hmc_momentum_half_step(p, sp, e)?;
+            be.heun_corrector(x, dp, part(&d2.params)?, c, f2)?;
         }
         Ok(())
     }
@@ -278,22 +262,6 @@ impl<B: Backend> State<B> {
         be.hmc_accept(&mut self.maps, &xk.maps, accept, n)?;
         if let Some((x, xq)) = self.params_with(xk)? {
             be.hmc_accept(x, xq, accept, p)?;
-        }
-        Ok(())
-    }
-
-    /// `x += a s + c z` ([`Backend::langevin_refine_step`]).
-    pub fn langevin_refine_step(
-        &mut self,
-        be: &B,
-        s: &Self,
-        z: &Self,
-        a: f32,
-        c: f32,
-    ) -> Result<()> {
-        be.langevin_refine_step(&mut self.maps, &s.maps, &z.maps, a, c)?;
-        if let Some((x, sp)) = self.params_with(s)? {
-            be.langevin_refine_step(x, sp, part(&z.params)?, a, c)?;
         }
         Ok(())
     }

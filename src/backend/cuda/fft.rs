@@ -11,7 +11,7 @@ use cudarc::driver::sys::CUdeviceptr;
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 
 use super::Cuda;
-use crate::backend::Elem;
+use crate::backend::{Elem, Real};
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 
@@ -190,12 +190,7 @@ impl Cuda {
 }
 
 /// The scale of the last loop of `Fft2::inverse`: `1 / N` with `N = nx ny`
-/// rounded to f32 (`T::one() / T::from_usize(nx * ny)`).
-pub(crate) fn inverse_scale_f32(grid: &Grid) -> f32 {
-    1.0f32 / (grid.nx * grid.ny) as f32
-}
-
-/// f64 [`inverse_scale_f32`].
-pub(crate) fn inverse_scale_f64(grid: &Grid) -> f64 {
-    1.0f64 / (grid.nx * grid.ny) as f64
+/// rounded to `T` (`T::one() / T::from_usize(nx * ny)`; `N` is exact in f64).
+pub(crate) fn inverse_scale<T: Real>(grid: &Grid) -> T {
+    T::narrow(1.0) / T::narrow((grid.nx * grid.ny) as f64)
 }

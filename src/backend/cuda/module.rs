@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use cudarc::driver::{CudaContext, CudaFunction};
 use cudarc::nvrtc::{result as nvrtc, sys as nvrtc_sys, Ptx};
 
-use super::kernels::{KERNELS, PROGRAMS};
+use super::kernels::{kernel_names, ELEMENTWISE_PROGRAM, PROGRAMS};
 
 /// The shared `.cuh` files of `kernels/` as `(name, text)`, embedded in the
 /// binary (the `.cu` files are the kernel table's [`PROGRAMS`]).
@@ -28,16 +28,25 @@ pub(crate) const HEADERS: &[(&str, &str)] = &[
 /// its `--ptxas-options=-v` report).
 pub const OPTIONS: &[&str] = &["--std=c++17", "-lineinfo"];
 
-/// The embedded text of a kernel file (`.cuh` or `.cu`).
+/// The text of a kernel file: a `.cuh` or `.cu` of `kernels/` (embedded), or
+/// the program generated from the elementwise table.
 pub(crate) fn source(name: &str) -> Option<&'static str> {
+    if name == ELEMENTWISE_PROGRAM {
+        static GENERATED: OnceLock<String> = OnceLock::new();
+        return Some(GENERATED.get_or_init(crate::backend::elementwise::cuda_source));
+    }
     (HEADERS.iter().chain(PROGRAMS))
         .find(|(n, _)| *n == name)
         .map(|(_, t)| *t)
 }
 
-/// The `.cu` files (one module each), in the order of the kernel table.
+/// The programs (one module each): the `.cu` files in the order of the
+/// kernel table, then the generated elementwise program.
 pub(crate) fn programs() -> impl Iterator<Item = &'static str> {
-    PROGRAMS.iter().map(|(n, _)| *n)
+    PROGRAMS
+        .iter()
+        .map(|(n, _)| *n)
+        .chain([ELEMENTWISE_PROGRAM])
 }
 
 /// The files a text names in its `// uses: a.cuh b.cuh` lines (separated by
@@ -422,7 +431,7 @@ fn images() -> &'static ImageCache {
     IMAGES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Every kernel of the kernel table ([`KERNELS`]), loaded into one context,
+/// Every kernel of every program ([`kernel_names`]), loaded into one context,
 /// by name.
 pub(crate) struct Kernels(HashMap<&'static str, CudaFunction>);
 
@@ -460,10 +469,10 @@ impl Kernels {
             let module = ctx
                 .load_module(ptx_obj)
                 .map_err(|e| format!("cuModuleLoadData({file}): {e}{}", built.advice(tc)))?;
-            for k in KERNELS.iter().filter(|k| k.file == file) {
-                let f = (module.load_function(k.name))
-                    .map_err(|e| format!("cuModuleGetFunction({}): {e}", k.name))?;
-                map.insert(k.name, f);
+            for name in kernel_names(file) {
+                let f = (module.load_function(name))
+                    .map_err(|e| format!("cuModuleGetFunction({name}): {e}"))?;
+                map.insert(name, f);
             }
         }
         Ok(Kernels(map))

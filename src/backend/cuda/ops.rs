@@ -4,15 +4,32 @@
 //! wrapper of the kernel table (`k::name`, src/backend/cuda/kernels.rs, which
 //! also sizes the launch) with the scalars exactly as passed.
 
+use std::any::Any;
+
 use cudarc::driver::CudaSlice;
 
-use super::fft::{inverse_scale_f32, inverse_scale_f64, Kind};
+use super::fft::{inverse_scale, Kind};
 use super::kernels as k;
 use super::{u32_arg, Cuda};
 use crate::backend::shape::{self, Modes, Pixels};
-use crate::backend::{Backend, Elem, NoiseKey};
-use crate::error::Result;
+use crate::backend::{Backend, Elem, Elementwise, ElementwiseOp, NoiseKey, Precision, Real};
+use crate::error::{Error, Result};
 use crate::grid::Grid;
+
+/// `x` as a buffer of `B`, which is its own type (`cast` dispatches on the
+/// precisions, so `A` and `B` are the same type where this is called).
+fn retype<A: Elem, B: Elem>(x: &CudaSlice<A>) -> Result<&CudaSlice<B>> {
+    (x as &dyn Any)
+        .downcast_ref()
+        .ok_or_else(|| Error::invalid("cast", "element type mismatch"))
+}
+
+/// Mutable [`retype`].
+fn retype_mut<A: Elem, B: Elem>(x: &mut CudaSlice<A>) -> Result<&mut CudaSlice<B>> {
+    (x as &mut dyn Any)
+        .downcast_mut()
+        .ok_or_else(|| Error::invalid("cast", "element type mismatch"))
+}
 
 /// `len` as the kernels' 64-bit flat length.
 fn len64(len: usize) -> u64 {
@@ -72,48 +89,26 @@ impl Backend for Cuda {
 
     // ------------------------------------------------------------ FFT
 
-    fn fft_forward(
+    fn fft_forward<T: Real>(
         &self,
         grid: &Grid,
-        maps: &CudaSlice<f32>,
-        spec: &mut CudaSlice<f32>,
+        maps: &CudaSlice<T>,
+        spec: &mut CudaSlice<T>,
     ) -> Result<()> {
         let batch = shape::fft(grid, maps.len(), spec.len())?;
-        self.fft_real_to_complex(grid, Kind::R2C, batch, maps, spec)
+        self.fft_real_to_complex(grid, T::pick(Kind::R2C, Kind::D2Z), batch, maps, spec)
     }
 
-    fn fft_inverse(
+    fn fft_inverse<T: Real>(
         &self,
         grid: &Grid,
-        spec: &mut CudaSlice<f32>,
-        maps: &mut CudaSlice<f32>,
+        spec: &mut CudaSlice<T>,
+        maps: &mut CudaSlice<T>,
     ) -> Result<()> {
         let batch = shape::fft(grid, maps.len(), spec.len())?;
-        let len = len64(self.fft_complex_to_real(grid, Kind::C2R, batch, spec, maps)?);
-        let scale = inverse_scale_f32(grid);
-        k::fft_inverse_scale(self, maps, scale, len)
-    }
-
-    fn fft_forward_f64(
-        &self,
-        grid: &Grid,
-        maps: &CudaSlice<f64>,
-        spec: &mut CudaSlice<f64>,
-    ) -> Result<()> {
-        let batch = shape::fft(grid, maps.len(), spec.len())?;
-        self.fft_real_to_complex(grid, Kind::D2Z, batch, maps, spec)
-    }
-
-    fn fft_inverse_f64(
-        &self,
-        grid: &Grid,
-        spec: &mut CudaSlice<f64>,
-        maps: &mut CudaSlice<f64>,
-    ) -> Result<()> {
-        let batch = shape::fft(grid, maps.len(), spec.len())?;
-        let len = len64(self.fft_complex_to_real(grid, Kind::Z2D, batch, spec, maps)?);
-        let scale = inverse_scale_f64(grid);
-        k::fft_inverse_scale_f64(self, maps, scale, len)
+        let kind = T::pick(Kind::C2R, Kind::Z2D);
+        self.fft_complex_to_real(grid, kind, batch, spec, maps)?;
+        self.scale(maps, inverse_scale::<T>(grid))
     }
 
     // ------------------------------------------------------------ philox.cu
@@ -144,13 +139,13 @@ impl Backend for Cuda {
 
     // ------------------------------------------------------------ spectral.cu
 
-    fn ks_forward_multiply(
+    fn ks_forward_multiply<T: Real>(
         &self,
-        kappa_hat: &CudaSlice<f32>,
-        p1: &CudaSlice<f32>,
-        p2: &CudaSlice<f32>,
-        g1_hat: &mut CudaSlice<f32>,
-        g2_hat: &mut CudaSlice<f32>,
+        kappa_hat: &CudaSlice<T>,
+        p1: &CudaSlice<T>,
+        p2: &CudaSlice<T>,
+        g1_hat: &mut CudaSlice<T>,
+        g2_hat: &mut CudaSlice<T>,
     ) -> Result<()> {
         let Modes { modes, maps } = shape::ks_forward_multiply(
             kappa_hat.len(),
@@ -160,35 +155,16 @@ impl Backend for Cuda {
             g2_hat.len(),
         )?;
         let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
-        k::ks_forward_multiply(self, kappa_hat, p1, p2, g1_hat, g2_hat, modes32, maps32)
+        k::ks_forward_multiply::<T>(self, kappa_hat, p1, p2, g1_hat, g2_hat, modes32, maps32)
     }
 
-    fn ks_forward_multiply_f64(
+    fn ks_adjoint_multiply<T: Real>(
         &self,
-        kappa_hat: &CudaSlice<f64>,
-        p1: &CudaSlice<f64>,
-        p2: &CudaSlice<f64>,
-        g1_hat: &mut CudaSlice<f64>,
-        g2_hat: &mut CudaSlice<f64>,
-    ) -> Result<()> {
-        let Modes { modes, maps } = shape::ks_forward_multiply(
-            kappa_hat.len(),
-            p1.len(),
-            p2.len(),
-            g1_hat.len(),
-            g2_hat.len(),
-        )?;
-        let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
-        k::ks_forward_multiply_f64(self, kappa_hat, p1, p2, g1_hat, g2_hat, modes32, maps32)
-    }
-
-    fn ks_adjoint_multiply(
-        &self,
-        g1_hat: &CudaSlice<f32>,
-        g2_hat: &CudaSlice<f32>,
-        p1: &CudaSlice<f32>,
-        p2: &CudaSlice<f32>,
-        kappa_hat: &mut CudaSlice<f32>,
+        g1_hat: &CudaSlice<T>,
+        g2_hat: &CudaSlice<T>,
+        p1: &CudaSlice<T>,
+        p2: &CudaSlice<T>,
+        kappa_hat: &mut CudaSlice<T>,
     ) -> Result<()> {
         let Modes { modes, maps } = shape::ks_adjoint_multiply(
             g1_hat.len(),
@@ -198,26 +174,7 @@ impl Backend for Cuda {
             kappa_hat.len(),
         )?;
         let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
-        k::ks_adjoint_multiply(self, g1_hat, g2_hat, p1, p2, kappa_hat, modes32, maps32)
-    }
-
-    fn ks_adjoint_multiply_f64(
-        &self,
-        g1_hat: &CudaSlice<f64>,
-        g2_hat: &CudaSlice<f64>,
-        p1: &CudaSlice<f64>,
-        p2: &CudaSlice<f64>,
-        kappa_hat: &mut CudaSlice<f64>,
-    ) -> Result<()> {
-        let Modes { modes, maps } = shape::ks_adjoint_multiply(
-            g1_hat.len(),
-            g2_hat.len(),
-            p1.len(),
-            p2.len(),
-            kappa_hat.len(),
-        )?;
-        let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
-        k::ks_adjoint_multiply_f64(self, g1_hat, g2_hat, p1, p2, kappa_hat, modes32, maps32)
+        k::ks_adjoint_multiply::<T>(self, g1_hat, g2_hat, p1, p2, kappa_hat, modes32, maps32)
     }
 
     fn ks_inverse_eb_multiply(
@@ -252,16 +209,10 @@ impl Backend for Cuda {
         k::gaussian_denoise_gain(self, x_hat, power, sigma2, modes32, maps32)
     }
 
-    fn metric_apply_multiply(&self, x_hat: &mut CudaSlice<f32>, f: &CudaSlice<f32>) -> Result<()> {
+    fn spectral_scale<T: Real>(&self, x_hat: &mut CudaSlice<T>, f: &CudaSlice<T>) -> Result<()> {
         let Modes { modes, maps } = shape::spectral_multiplier("x_hat", x_hat.len(), f.len())?;
         let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
-        k::metric_apply_multiply(self, x_hat, f, modes32, maps32)
-    }
-
-    fn fourier_scale(&self, x_hat: &mut CudaSlice<f64>, scale: &CudaSlice<f64>) -> Result<()> {
-        let Modes { modes, maps } = shape::spectral_multiplier("x_hat", x_hat.len(), scale.len())?;
-        let (modes32, maps32) = (u32_arg("spec_len", modes)?, u32_arg("maps", maps)?);
-        k::fourier_scale(self, x_hat, scale, modes32, maps32)
+        k::spectral_scale::<T>(self, x_hat, f, modes32, maps32)
     }
 
     fn diffused_prior_draw_multiply(
@@ -275,32 +226,33 @@ impl Backend for Cuda {
         k::diffused_prior_draw_multiply(self, z_hat, power, sigma2, modes32, maps32)
     }
 
-    fn map_to_f64(&self, x: &CudaSlice<f32>, y: &mut CudaSlice<f64>) -> Result<()> {
-        shape::map_convert(x.len(), y.len())?;
+    fn cast<S: Real, D: Real>(&self, x: &CudaSlice<S>, y: &mut CudaSlice<D>) -> Result<()> {
+        shape::cast(x.len(), y.len())?;
         let len = len64(x.len());
-        k::map_to_f64(self, x, y, len)
+        match (S::PRECISION, D::PRECISION) {
+            (Precision::F32, Precision::F64) => {
+                k::map_to_f64(self, retype(x)?, retype_mut(y)?, len)
+            }
+            (Precision::F64, Precision::F32) => {
+                k::map_to_f32(self, retype(x)?, retype_mut(y)?, len)
+            }
+            _ => self.copy(retype::<S, D>(x)?, y),
+        }
     }
 
-    fn map_to_f32(&self, x: &CudaSlice<f64>, y: &mut CudaSlice<f32>) -> Result<()> {
-        shape::map_convert(x.len(), y.len())?;
-        let len = len64(x.len());
-        k::map_to_f32(self, x, y, len)
+    fn elementwise<T: Real, O: ElementwiseOp<N, S>, const N: usize, const S: usize>(
+        &self,
+        _op: O,
+        out: &mut CudaSlice<T>,
+        ins: [&CudaSlice<T>; N],
+        scalars: [T; S],
+    ) -> Result<()> {
+        shape::elementwise(out.len(), &ins.map(|b| b.len()))?;
+        let len = len64(out.len());
+        k::elementwise(self, O::ROW.kernel::<T>(), out, &ins, &scalars, len)
     }
 
     // ------------------------------------------------------------ update.cu
-
-    fn euler_maruyama_step(
-        &self,
-        x: &mut CudaSlice<f32>,
-        s: &CudaSlice<f32>,
-        z: &CudaSlice<f32>,
-        a: f32,
-        b: f32,
-    ) -> Result<()> {
-        shape::euler_maruyama_step(x.len(), s.len(), z.len())?;
-        let len = len64(x.len());
-        k::axpby_step(self, x, s, z, a, b, len)
-    }
 
     fn langevin_corrector_step(
         &self,
@@ -324,12 +276,6 @@ impl Backend for Cuda {
         k::langevin_corrector_step(self, x, s, z, s_norm, z_norm, snr, n32, chains32)
     }
 
-    fn edm_churn_noise(&self, x: &mut CudaSlice<f32>, z: &CudaSlice<f32>, a: f32) -> Result<()> {
-        shape::edm_churn_noise(x.len(), z.len())?;
-        let len = len64(x.len());
-        k::edm_churn_noise(self, x, z, a, len)
-    }
-
     fn heun_predictor(
         &self,
         d: &mut CudaSlice<f32>,
@@ -341,30 +287,6 @@ impl Backend for Cuda {
         shape::heun_predictor(d.len(), x.len(), xp.len())?;
         let len = len64(d.len());
         k::heun_predictor(self, d, x, xp, f, h, len)
-    }
-
-    fn heun_corrector(
-        &self,
-        x: &mut CudaSlice<f32>,
-        d: &CudaSlice<f32>,
-        d2: &CudaSlice<f32>,
-        h: f32,
-        f2: f32,
-    ) -> Result<()> {
-        shape::heun_corrector(x.len(), d.len(), d2.len())?;
-        let len = len64(x.len());
-        k::heun_corrector(self, x, d, d2, h, f2, len)
-    }
-
-    fn hmc_momentum_half_step(
-        &self,
-        p: &mut CudaSlice<f32>,
-        s: &CudaSlice<f32>,
-        e: f32,
-    ) -> Result<()> {
-        shape::hmc_momentum_half_step(p.len(), s.len())?;
-        let len = len64(p.len());
-        k::hmc_momentum_half_step(self, p, s, e, len)
     }
 
     fn hmc_position_step(
@@ -403,26 +325,7 @@ impl Backend for Cuda {
         k::hmc_start_from_map(self, x, start, s, n32, chains32)
     }
 
-    fn langevin_refine_step(
-        &self,
-        x: &mut CudaSlice<f32>,
-        s: &CudaSlice<f32>,
-        z: &CudaSlice<f32>,
-        a: f32,
-        c: f32,
-    ) -> Result<()> {
-        shape::langevin_refine_step(x.len(), s.len(), z.len())?;
-        let len = len64(x.len());
-        k::axpby_step(self, x, s, z, a, c, len)
-    }
-
     // ------------------------------------------------------------ guidance.cu
-
-    fn prior_score(&self, out: &mut CudaSlice<f32>, x: &CudaSlice<f32>, inv: f32) -> Result<()> {
-        shape::prior_score(out.len(), x.len())?;
-        let len = len64(x.len());
-        k::prior_score(self, out, x, inv, len)
-    }
 
     fn annealed_weights(&self, w: &CudaSlice<f32>, k: f64, out: &mut CudaSlice<f32>) -> Result<()> {
         shape::annealed_weights(w.len(), out.len())?;
@@ -443,29 +346,6 @@ impl Backend for Cuda {
             shape::weighted_residual(r1.len(), r2.len(), g1.len(), g2.len(), w1.len(), w2.len())?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         k::weighted_residual(self, r1, r2, g1, g2, w1, w2, n32, chains32)
-    }
-
-    fn add_weighted_residual_accumulate(
-        &self,
-        out: &mut CudaSlice<f32>,
-        back: &CudaSlice<f32>,
-    ) -> Result<()> {
-        shape::add_weighted_residual_accumulate(out.len(), back.len())?;
-        let len = len64(back.len());
-        k::add_weighted_residual_accumulate(self, out, back, len)
-    }
-
-    fn tweedie_score_combine(
-        &self,
-        out: &mut CudaSlice<f32>,
-        d: &CudaSlice<f32>,
-        x: &CudaSlice<f32>,
-        jv: &CudaSlice<f32>,
-        inv: f32,
-    ) -> Result<()> {
-        shape::tweedie_score_combine(out.len(), d.len(), x.len(), jv.len())?;
-        let len = len64(x.len());
-        k::tweedie_score_combine(self, out, d, x, jv, inv, len)
     }
 
     fn shear_residual_f64(
@@ -508,12 +388,6 @@ impl Backend for Cuda {
         let Pixels { n, chains } = shape::multiply_weights_f64(a.len(), w.len())?;
         let (n32, chains32) = (u32_arg("n", n)?, u32_arg("chains", chains)?);
         k::multiply_weights_f64(self, a, w, n32, chains32)
-    }
-
-    fn add_assign_f64(&self, a: &mut CudaSlice<f64>, b: &CudaSlice<f64>) -> Result<()> {
-        shape::add_assign_f64(a.len(), b.len())?;
-        let len = len64(b.len());
-        k::add_assign_f64(self, a, b, len)
     }
 
     fn cg_initial_residual(

@@ -15,6 +15,7 @@ use super::module::{
     uses_of, Toolchain, HEADERS,
 };
 use super::*;
+use crate::backend::elementwise::OPERATIONS;
 use crate::backend::Backend;
 
 /// The `#line 1 "<name>"` markers of an assembled program, in order.
@@ -93,18 +94,13 @@ fn assembly_rejects_missing_circular_and_included_files() {
 
 #[test]
 fn kernel_names_are_found_listed_and_launched() {
-    let readme = include_str!("../../../kernels/README.md");
-    let names: Vec<&str> = k::KERNELS.iter().map(|r| r.name).collect();
-    assert!(names.len() > 30 && names.contains(&"chain_norms") && names.contains(&"axpby_step"));
-    for (i, name) in names.iter().enumerate() {
-        assert!(
-            !names[..i].contains(name),
-            "{name} twice in the kernel table"
-        );
-        assert!(
-            readme.contains(&format!("`{name}`")),
-            "{name} not in kernels/README.md"
-        );
+    let names: Vec<&str> = k::kernels().map(|r| r.name).collect();
+    assert!(names.len() > 25 && names.contains(&"chain_norms"));
+    assert!(names.contains(&"spectral_scale") && names.contains(&"spectral_scale_f64"));
+    let every: Vec<&str> = programs().flat_map(k::kernel_names).collect();
+    assert!(every.contains(&"axpby") && every.contains(&"axpby_f64"));
+    for (i, name) in every.iter().enumerate() {
+        assert!(!every[..i].contains(name), "{name} twice in the programs");
     }
     // (that the table lists every kernel of kernels/*.cu, and only those, is
     // every_table_row_matches_its_kernel)
@@ -113,20 +109,31 @@ fn kernel_names_are_found_listed_and_launched() {
         ["a", "b", "d_2"]
     );
     let ops = strip_comments(include_str!("ops.rs"));
-    let launched = launches(&ops);
-    assert!(launched.len() >= names.len(), "{launched:?}");
+    // `k::elementwise` launches the generated kernels (by the row's name)
+    let launched: Vec<&str> = (launches(&ops).into_iter())
+        .filter(|n| *n != "elementwise")
+        .collect();
+    let generic = names.iter().filter(|n| n.ends_with("_f64")).count();
+    assert!(launched.len() + generic >= names.len(), "{launched:?}");
     for name in &launched {
         assert!(
             names.contains(name),
             "ops.rs launches unknown kernel {name}"
         );
     }
-    // ...and every kernel is launched: no dead kernels
+    // ...and every kernel is launched: no dead kernels (a generic row's
+    // wrapper launches both of its kernels)
     for name in &names {
-        assert!(launched.contains(name), "kernel {name} is never launched");
+        let row = name.strip_suffix("_f64").filter(|r| names.contains(r));
+        assert!(
+            launched.contains(name) || row.is_some_and(|r| launched.contains(&r)),
+            "kernel {name} is never launched"
+        );
     }
     // ...by Backend methods that something outside tests calls
-    let dead = uncalled(&backend_methods(), &library_sources());
+    let mut dead = uncalled(&backend_methods(), &library_sources());
+    // (the elementwise rows' callers: every_backend_method_and_kernel_has_a_caller_outside_tests)
+    dead.retain(|m| *m != "elementwise");
     for f in rust_fns(&ops) {
         for name in launches(f.body) {
             assert!(
@@ -253,8 +260,27 @@ fn every_backend_method_and_kernel_has_a_caller_outside_tests() {
     assert!(files.iter().all(|(p, _)| !p.contains("backend")));
     assert!(files.iter().any(|(p, _)| p.ends_with("bench_cmd.rs")));
     let methods = backend_methods();
-    assert!(methods.len() > 40 && methods.contains(&"fill_normal"));
-    let dead = uncalled(&methods, &files);
+    assert!(methods.len() > 25 && methods.contains(&"fill_normal"));
+    let mut dead = uncalled(&methods, &files);
+    // `elementwise` is called through the methods of the elementwise rows;
+    // each row needs a caller outside tests (or in a backend: `scale`
+    // normalises cuFFT's inverse)
+    let rows: Vec<&str> = OPERATIONS.iter().map(|r| r.name).collect();
+    let backends = vec![
+        (
+            "cpu.rs".to_string(),
+            strip_comments(include_str!("../cpu.rs")),
+        ),
+        ("ops.rs".to_string(), strip_comments(include_str!("ops.rs"))),
+    ];
+    let dead_rows: Vec<&str> = (uncalled(&rows, &files).into_iter())
+        .filter(|r| uncalled(&[*r], &backends).contains(r))
+        .collect();
+    assert!(
+        dead_rows.is_empty(),
+        "elementwise rows nothing calls: {dead_rows:?}"
+    );
+    dead.retain(|m| *m != "elementwise");
     // the kernels those methods launch and no other method does
     let ops = strip_comments(include_str!("ops.rs"));
     let fns = rust_fns(&ops);
@@ -318,7 +344,7 @@ fn both_backends_check_shapes_first_with_the_same_call() {
     let methods: Vec<&str> = (backend_methods().into_iter())
         .filter(|m| !unshaped.contains(m))
         .collect();
-    assert!(methods.len() > 40, "{methods:?}");
+    assert!(methods.len() > 25, "{methods:?}");
     for m in methods {
         let (c, g) = (cpu.get(m), cuda.get(m));
         assert!(c.is_some(), "Cpu::{m} does not start with a shape:: check");
@@ -510,11 +536,10 @@ fn nvrtc_compiles_every_kernel_file() {
         let isa = parse_ptx_version(&ptx);
         assert!(isa.is_some(), "{file}: no .version in the PTX");
         assert!(cubin.starts_with(b"\x7fELF"), "{file}: no CUBIN");
-        for row in k::KERNELS.iter().filter(|r| r.file == file) {
+        for name in k::kernel_names(file) {
             assert!(
-                ptx.contains(&format!(".entry {}(", row.name)),
-                "{file}: {} not in the PTX",
-                row.name
+                ptx.contains(&format!(".entry {name}(")),
+                "{file}: {name} not in the PTX"
             );
         }
         eprintln!(
@@ -812,7 +837,16 @@ fn every_table_row_matches_its_kernel() {
         let text = strip_comments(&assemble_source(file, source).unwrap_or_else(|e| panic!("{e}")));
         let own = strip_comments(source(file).unwrap_or_default());
         let defined: Vec<&str> = c_kernels(&own).iter().map(|c| c.name).collect();
-        let rows: Vec<&k::Kernel> = k::KERNELS.iter().filter(|r| r.file == file).collect();
+        if file == k::ELEMENTWISE_PROGRAM {
+            // generated from the rows: the kernels of the rows, flat loops
+            assert_eq!(defined, k::kernel_names(file), "{file}");
+            for name in defined {
+                assert!(with_callees(&text, c_body(&text, name).unwrap_or(""))
+                    .contains("LD_FOR_1D(i, len)"));
+            }
+            continue;
+        }
+        let rows: Vec<&k::Kernel> = k::kernels().filter(|r| r.file == file).collect();
         assert!(!defined.is_empty(), "{file}: no kernel");
         for name in &defined {
             if !rows.iter().any(|r| r.name == *name) {

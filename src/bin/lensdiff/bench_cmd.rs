@@ -9,7 +9,8 @@ use clap::Args as ClapArgs;
 use ndarray::{ArrayD, IxDyn};
 
 use lensdiff::backend::cpu::Cpu;
-use lensdiff::backend::{Backend, Device, NoiseKey};
+use lensdiff::backend::elementwise::{run_named, Row, OPERATIONS};
+use lensdiff::backend::{Backend, Device, Elementwise, NoiseKey};
 use lensdiff::error::{Error, Result};
 use lensdiff::grid::Grid;
 use lensdiff::lensing::KaiserSquires;
@@ -408,34 +409,32 @@ fn kernel_bandwidth<B: Backend>(be: &B, grid: &Grid, maps: usize) -> Result<Vec<
         2.0 * f4,
         time(be, reps, || be.copy(&x, &mut w))?,
     );
-    push(
-        "euler_maruyama_step",
-        4.0 * f4,
-        time(be, reps, || {
-            be.euler_maruyama_step(&mut w, &y, &z, 1e-3, 1e-3)
-        })?,
-    );
+    // the elementwise table, every row by name: `w` the output, inputs from
+    // `y`, `z`, `x`, every scalar 1 (values stay finite and normal)
+    for op in OPERATIONS {
+        let ins = [&y, &z, &x];
+        let ins = ins.get(..op.inputs.len()).ok_or_else(|| {
+            Error::invalid(
+                "bench",
+                format!(
+                    "`{}` has more inputs than the benchmark has buffers",
+                    op.name
+                ),
+            )
+        })?;
+        let scalars = vec![1.0f32; op.scalars.len()];
+        push(
+            op.name,
+            elementwise_bytes(op) * f4,
+            time(be, reps, || run_named(be, op.name, &mut w, ins, &scalars))?,
+        );
+    }
     push(
         "heun_predictor",
         4.0 * f4,
         time(be, reps, || {
             be.heun_predictor(&mut w, &y, &mut z, 1.0, 1e-3)
         })?,
-    );
-    push(
-        "heun_corrector",
-        4.0 * f4,
-        time(be, reps, || be.heun_corrector(&mut w, &y, &z, 1e-3, -1.0))?,
-    );
-    push(
-        "edm_churn_noise",
-        3.0 * f4,
-        time(be, reps, || be.edm_churn_noise(&mut w, &y, 1e-3))?,
-    );
-    push(
-        "hmc_momentum_half_step",
-        3.0 * f4,
-        time(be, reps, || be.hmc_momentum_half_step(&mut w, &y, 1e-3))?,
     );
     push(
         "hmc_position_step",
@@ -445,30 +444,6 @@ fn kernel_bandwidth<B: Backend>(be: &B, grid: &Grid, maps: usize) -> Result<Vec<
         })?,
     );
     push(
-        "langevin_refine_step",
-        4.0 * f4,
-        time(be, reps, || {
-            be.langevin_refine_step(&mut w, &y, &z, 1e-3, 1e-3)
-        })?,
-    );
-    push(
-        "prior_score",
-        3.0 * f4,
-        time(be, reps, || be.prior_score(&mut w, &y, 1.0))?,
-    );
-    push(
-        "tweedie_score_combine",
-        4.0 * f4,
-        time(be, reps, || {
-            be.tweedie_score_combine(&mut w, &y, &z, &x, 1.0)
-        })?,
-    );
-    push(
-        "add_weighted_residual_accumulate",
-        3.0 * f4,
-        time(be, reps, || be.add_weighted_residual_accumulate(&mut w, &y))?,
-    );
-    push(
         "weighted_residual",
         4.0 * f4,
         time(be, reps, || {
@@ -476,14 +451,14 @@ fn kernel_bandwidth<B: Backend>(be: &B, grid: &Grid, maps: usize) -> Result<Vec<
         })?,
     );
     push(
-        "map_to_f64",
+        "cast (f32 to f64)",
         f4 + f8,
-        time(be, reps, || be.map_to_f64(&y, &mut a64))?,
+        time(be, reps, || be.cast(&y, &mut a64))?,
     );
     push(
-        "map_to_f32",
+        "cast (f64 to f32)",
         f8 + f4,
-        time(be, reps, || be.map_to_f32(&b64, &mut w))?,
+        time(be, reps, || be.cast(&b64, &mut w))?,
     );
     push(
         "fill_normal",
@@ -509,9 +484,9 @@ fn kernel_bandwidth<B: Backend>(be: &B, grid: &Grid, maps: usize) -> Result<Vec<
         })?,
     );
     push(
-        "metric_apply_multiply",
+        "spectral_scale",
         2.0 * s4,
-        time(be, reps, || be.metric_apply_multiply(&mut spec, &mode32))?,
+        time(be, reps, || be.spectral_scale(&mut spec, &mode32))?,
     );
     push(
         "ks_forward_multiply",
@@ -528,22 +503,22 @@ fn kernel_bandwidth<B: Backend>(be: &B, grid: &Grid, maps: usize) -> Result<Vec<
         })?,
     );
     push(
-        "fourier_scale",
+        "spectral_scale_f64",
         2.0 * s8,
-        time(be, reps, || be.fourier_scale(&mut spec64, &mode64))?,
+        time(be, reps, || be.spectral_scale(&mut spec64, &mode64))?,
     );
     push(
         "ks_forward_multiply_f64",
         3.0 * s8,
         time(be, reps, || {
-            be.ks_forward_multiply_f64(&spec64, &mode64, &mode64, &mut spec64b, &mut spec64c)
+            be.ks_forward_multiply(&spec64, &mode64, &mode64, &mut spec64b, &mut spec64c)
         })?,
     );
     push(
         "ks_adjoint_multiply_f64",
         3.0 * s8,
         time(be, reps, || {
-            be.ks_adjoint_multiply_f64(&spec64b, &spec64c, &mode64, &mode64, &mut spec64)
+            be.ks_adjoint_multiply(&spec64b, &spec64c, &mode64, &mode64, &mut spec64)
         })?,
     );
     push(
@@ -552,9 +527,9 @@ fn kernel_bandwidth<B: Backend>(be: &B, grid: &Grid, maps: usize) -> Result<Vec<
         time(be, reps, || be.multiply_weights_f64(&mut a64, &pix64))?,
     );
     push(
-        "add_assign_f64",
+        "add_f64",
         3.0 * f8,
-        time(be, reps, || be.add_assign_f64(&mut a64, &b64))?,
+        time(be, reps, || be.add(&mut a64, &b64))?,
     );
     push(
         "cg_update_solution",
@@ -588,9 +563,16 @@ fn kernel_bandwidth<B: Backend>(be: &B, grid: &Grid, maps: usize) -> Result<Vec<
     push(
         "fft_forward_f64 (D2Z)",
         f8 + s8,
-        time(be, reps, || be.fft_forward_f64(grid, &b64, &mut spec64))?,
+        time(be, reps, || be.fft_forward(grid, &b64, &mut spec64))?,
     );
     Ok(rows)
+}
+
+/// Elements an elementwise row moves per output element: its inputs, the
+/// write, and the read of the output when its expression uses it
+/// ([`Row::reads_out`]; the generated kernel loads it only then).
+fn elementwise_bytes(op: &Row) -> f64 {
+    (op.inputs.len() + 1 + usize::from(op.reads_out())) as f64
 }
 
 fn print_kernels(device: &str, maps: usize, rows: &[KernelRow]) {
