@@ -1,6 +1,6 @@
-// kernels/update.cu: the elementwise update steps of the samplers, twins of
-// the loops of src/sampler/integrators.rs and src/sampler/hmc.rs (and the
-// no-power branch of `diffused_prior_draw`, src/sampler/posterior.rs).
+// kernels/update.cu: the sampler updates that are not one expression per
+// element (per-chain step sizes, two outputs, broadcast start maps), twins of
+// the loops of src/sampler/integrators.rs and src/sampler/hmc.rs.
 //
 // uses: common.cuh
 //
@@ -75,7 +75,7 @@ extern "C" __global__ void heun_predictor(float* __restrict__ d, const float* __
 // Mirrors the position step of the leapfrog loop of `hmc_transition`, with the
 // `xprev = xk.clone()` before it fused in: xprev = x (skipped when xprev is
 // null), then x += e v with v = p, or M^{-1} p with a metric
-// (`metric_apply_multiply`).
+// (`spectral_scale`).
 extern "C" __global__ void hmc_position_step(float* __restrict__ x, float* __restrict__ xprev,
                                              const float* __restrict__ v, float e, u64 len) {
     LD_FOR_1D(i, len) {

@@ -25,8 +25,17 @@ use super::real::{add_rn, mul_rn, sub_rn, Real};
 use super::Backend;
 use crate::error::{Error, Result};
 
-/// An operation of the table with `N` buffer inputs and `S` scalars.
-pub trait ElementwiseOp<const N: usize, const S: usize>: Copy + Send + Sync + 'static {
+mod sealed {
+    /// Only the table's operations: the CUDA launch trusts a row to match
+    /// its generated kernel.
+    pub trait Sealed {}
+}
+
+/// An operation of the table with `N` buffer inputs and `S` scalars (sealed:
+/// the rows of this file only).
+pub trait ElementwiseOp<const N: usize, const S: usize>:
+    sealed::Sealed + Copy + Send + Sync + 'static
+{
     /// Its row.
     const ROW: &'static Row;
     /// `out_i` from `out_i` (when the row reads it), the inputs at `i` and the
@@ -84,6 +93,8 @@ macro_rules! elementwise {
         }
 
         $(
+            impl sealed::Sealed for ops::$name {}
+
             impl ElementwiseOp<{ <[&str]>::len(&[$(stringify!($in)),*]) },
                                { <[&str]>::len(&[$(stringify!($s)),*]) }> for ops::$name {
                 const ROW: &'static Row = &Row {
@@ -262,6 +273,70 @@ mod tests {
         }
     }
 
+    /// Every token of an expression: the row's names, the rounding helpers,
+    /// brackets and commas. A bare `+` or `*` would compile in both languages
+    /// but NVRTC may fuse it into an FMA (Rust never does), and a literal is
+    /// a `double` in C.
+    #[test]
+    fn expressions_use_only_names_and_the_rounding_helpers() {
+        for row in OPERATIONS {
+            let names: Vec<&str> = [row.out]
+                .iter()
+                .chain(row.inputs)
+                .chain(row.scalars)
+                .copied()
+                .chain(["add_rn", "sub_rn", "mul_rn", "div_rn"])
+                .collect();
+            let rest: String = row.expr.chars().filter(|c| !"(), ".contains(*c)).collect();
+            let words = row
+                .expr
+                .split(|c: char| "(), ".contains(c))
+                .filter(|w| !w.is_empty());
+            for w in words {
+                assert!(names.contains(&w), "{}: `{w}` in {}", row.name, row.expr);
+            }
+            assert!(!rest.is_empty(), "{}", row.name);
+        }
+    }
+
+    /// Buffers over several CPU chunks (`MIN_TASK` elements each, the last one
+    /// short) against the row applied element by element.
+    #[test]
+    fn every_row_matches_its_expression_across_chunks() {
+        let be = Cpu::new();
+        let len = 40_000 + 7;
+        let buf = |seed: u32| -> Vec<f64> {
+            (0..len)
+                .map(|i| ((i as u32).wrapping_mul(2_654_435_761) ^ seed) as f64 / 4e9 - 0.5)
+                .collect()
+        };
+        for (r, row) in OPERATIONS.iter().enumerate() {
+            let out0 = buf(r as u32);
+            let ins: Vec<Vec<f64>> = (0..row.inputs.len()).map(|j| buf(100 + j as u32)).collect();
+            let scalars: Vec<f64> = (0..row.scalars.len()).map(|j| 0.3 + j as f64).collect();
+            let refs: Vec<&Vec<f64>> = ins.iter().collect();
+            let mut out = out0.clone();
+            run_named(&be, row.name, &mut out, &refs, &scalars).unwrap();
+            // the same row on one element at a time (one-element buffers)
+            for i in [0, 16_383, 16_384, 32_768, len - 1] {
+                let mut one = vec![out0[i]];
+                let ins_i: Vec<Vec<f64>> = ins.iter().map(|b| vec![b[i]]).collect();
+                let refs_i: Vec<&Vec<f64>> = ins_i.iter().collect();
+                run_named(&be, row.name, &mut one, &refs_i, &scalars).unwrap();
+                assert_eq!(out[i].to_bits(), one[0].to_bits(), "{} at {i}", row.name);
+            }
+        }
+        // and one row against its hand-written loop on every element
+        let (x0, s, z) = (buf(1), buf(2), buf(3));
+        let mut x = x0.clone();
+        be.axpby(&mut x, &s, &z, 0.25, -1.5).unwrap();
+        for i in 0..len {
+            let mut want = x0[i];
+            want += 0.25 * s[i] + -1.5 * z[i];
+            assert_eq!(x[i].to_bits(), want.to_bits(), "{i}");
+        }
+    }
+
     #[test]
     fn named_runs_check_the_arity_and_the_name() {
         let be = Cpu::new();
@@ -304,9 +379,16 @@ mod tests {
              const double* __restrict__ s_, const double* __restrict__ z_, double a, double b, u64 len)"
         ));
         assert!(src.contains("x_[i] = add_rn(x, add_rn(mul_rn(a, s), mul_rn(b, z)));"));
-        let reads: Vec<bool> = OPERATIONS.iter().map(|r| r.reads_out()).collect();
-        assert_eq!(reads, [true, true, true, true, true, true, false]);
-        // prior_score reads `out`, tweedie_score_combine only writes it
-        assert_eq!(src.matches("const float out = out_[i];").count(), 1);
+        // a row loads `out` exactly when its expression reads it
+        for row in OPERATIONS {
+            let load = format!("const float {0} = {0}_[i];", row.out);
+            let body = &src[src.find(&format!("void {}(", row.name)).unwrap_or(0)..];
+            let body = &body[..body.find("\n}\n").unwrap_or(body.len())];
+            assert_eq!(body.contains(&load), row.reads_out(), "{}", row.name);
+        }
+        let tweedie = OPERATIONS
+            .iter()
+            .find(|r| r.name == "tweedie_score_combine");
+        assert!(tweedie.is_some_and(|r| !r.reads_out()));
     }
 }

@@ -129,8 +129,8 @@ pub(crate) fn ks_inverse_eb_multiply(
     Ok(m)
 }
 
-/// `gaussian_denoise_gain`, `spectral_scale`, `diffused_prior_draw_multiply`: a spectra batch `name` against a per-mode
-/// multiplier of `modes` values.
+/// `gaussian_denoise_gain`, `spectral_scale`, `diffused_prior_draw_multiply`:
+/// a spectra batch `name` against a per-mode multiplier of `modes` values.
 pub(crate) fn spectral_multiplier(name: &'static str, spec: usize, modes: usize) -> Result<Modes> {
     spec_maps(name, spec, modes)
 }

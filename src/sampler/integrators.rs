@@ -81,7 +81,7 @@ pub(crate) fn edm<B: Backend>(
         ctx.score(x, sh, &mut d)?;
         d.heun_predictor(be, x, &mut xp, -sh as f32, (sn - sh) as f32)?;
         ctx.score(&xp, sn, &mut d2)?;
-        x.heun_corrector(be, &d, &d2, 0.5 * (sn - sh) as f32, -sn as f32)?;
+        x.heun_corrector(be, &d, &d2, 0.5 * ((sn - sh) as f32), -sn as f32)?;
         tick(i + 1);
     }
     Ok(())

@@ -91,7 +91,7 @@ impl Cuda {
 
     /// Unnormalised inverse transforms (`kind` C2R or Z2D) of a batch of
     /// `batch` half spectra (which cuFFT overwrites) into maps (shapes
-    /// checked by the caller with `shape::fft`); returns the map length.
+    /// checked by the caller with `shape::fft`).
     pub(crate) fn fft_complex_to_real<T: Elem>(
         &self,
         grid: &Grid,
@@ -99,11 +99,10 @@ impl Cuda {
         batch: usize,
         spec: &mut CudaSlice<T>,
         maps: &mut CudaSlice<T>,
-    ) -> Result<usize> {
+    ) -> Result<()> {
         let (i, _ri) = spec.device_ptr_mut(&self.stream);
         let (o, _ro) = maps.device_ptr_mut(&self.stream);
-        self.exec(grid, kind, batch, i, o)?;
-        Ok(batch * grid.len())
+        self.exec(grid, kind, batch, i, o)
     }
 
     /// Runs `kind` from device address `i` into `o` with a cached plan.

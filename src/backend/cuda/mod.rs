@@ -10,7 +10,9 @@
 //!   on disk under `$LENSDIFF_KERNEL_CACHE`) and the PTX/CUBIN choice.
 //! - `fft`: cuFFT plans (R2C / C2R, D2Z / Z2D, dims `{ny, nx}`).
 //! - `ops`: every [`Backend`](super::Backend) method as one kernel launch
-//!   (through its `kernels` wrapper) with the launch shape of kernels/README.md.
+//!   (through its `kernels` wrapper) with the launch shape of kernels/README.md;
+//!   the elementwise operations launch the kernels generated from their rows
+//!   (`crate::backend::elementwise`, program `elementwise.cu`).
 //!
 //! Buffers are `CudaSlice<T>` of this backend's stream; all work is queued on
 //! that one stream, in order, and [`Backend::download`](super::Backend::download)

@@ -2,7 +2,8 @@
 //! function of its name in `src/backend/shape.rs`, as the CPU backend does (same
 //! errors), then launches its kernel (kernels/README.md) through the typed
 //! wrapper of the kernel table (`k::name`, src/backend/cuda/kernels.rs, which
-//! also sizes the launch) with the scalars exactly as passed.
+//! also sizes the launch) with the scalars exactly as passed. The elementwise
+//! operations launch the kernel generated from their row (`k::elementwise`).
 
 use std::any::Any;
 
