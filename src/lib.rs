@@ -32,6 +32,7 @@ pub mod backend;
 pub mod baselines;
 pub mod capi;
 pub mod catalogue;
+pub mod cosmo;
 pub mod distributed;
 pub mod error;
 pub mod fft;

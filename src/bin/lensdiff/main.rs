@@ -7,6 +7,7 @@
 mod bench_cmd;
 mod bin_cmd;
 mod common;
+mod cosmo_cmd;
 mod demo;
 mod ks_cmd;
 mod sample_cmd;
@@ -42,6 +43,8 @@ enum Command {
     Simulate(simulate::Args),
     /// Binned angular power spectrum of a map or a stack of maps.
     Spectrum(spectrum_cmd::Args),
+    /// Convergence C_ell from cosmological parameters (flat wCDM, Eisenstein-Hu, halofit, Limber; tomographic bins).
+    Cosmo(cosmo_cmd::Args),
     /// Train a neural denoiser prior (U-Net, denoising score matching) on maps or simulations.
     Train(Box<train_cmd::Args>),
     /// Samples per second at the 360² COSMOS geometry on the CPU and CUDA devices, and kernel bandwidths.
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Wiener(a) => wiener_cmd::run(a),
         Command::Simulate(a) => simulate::run(a),
         Command::Spectrum(a) => spectrum_cmd::run(a),
+        Command::Cosmo(a) => cosmo_cmd::run(a),
         Command::Train(a) => train_cmd::run(*a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench_cmd::run(a),
