@@ -12,6 +12,9 @@
 //! values clipped, `k = 0` set to 0), and `sigma_g² = xi_g(0)` after clipping.
 //! Then `kappa >= -lambda` and the field has positive skewness.
 
+pub mod sbi_lens;
+pub mod tomography;
+
 use num_complex::Complex;
 use rayon::prelude::*;
 

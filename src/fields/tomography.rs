@@ -1,0 +1,1 @@
+//! Tomographic Gaussian and log-normal fields: several source bins with their auto and cross spectra.
