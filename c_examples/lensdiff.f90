@@ -75,6 +75,32 @@ module lensdiff
     integer(c_int32_t), parameter, public :: LENSDIFF_DEVICE_CPU = 0
     integer(c_int32_t), parameter, public :: LENSDIFF_DEVICE_CUDA = 1
 
+    ! --- source n(z) and transfer functions of lensdiff_cosmology -----------------
+    integer(c_int32_t), parameter, public :: LENSDIFF_NZ_PLANE = 0
+    integer(c_int32_t), parameter, public :: LENSDIFF_NZ_GAUSSIAN = 1
+    integer(c_int32_t), parameter, public :: LENSDIFF_NZ_SMAIL = 2
+    integer(c_int32_t), parameter, public :: LENSDIFF_TRANSFER_EH = 0
+    integer(c_int32_t), parameter, public :: LENSDIFF_TRANSFER_EH_NOWIGGLE = 1
+    integer(c_int32_t), parameter, public :: LENSDIFF_TRANSFER_BBKS = 2
+
+    ! lensdiff_cosmology, field for field (112 bytes, naturally aligned).
+    ! Always initialise with lensdiff_cosmology_init.
+    type, bind(C), public :: lensdiff_cosmology
+        integer(c_int32_t) :: struct_size   ! uint32_t, set by lensdiff_cosmology_init
+        integer(c_int32_t) :: nz_kind       ! LENSDIFF_NZ_*
+        real(c_double)     :: omega_c
+        real(c_double)     :: omega_b
+        real(c_double)     :: h
+        real(c_double)     :: n_s
+        real(c_double)     :: sigma8
+        real(c_double)     :: w0
+        real(c_double)     :: wa
+        real(c_double)     :: t_cmb         ! K
+        real(c_double)     :: nz_params(4)  ! plane: z; gaussian: mean, sigma; smail: a, b, z0, z_max
+        integer(c_int32_t) :: transfer      ! LENSDIFF_TRANSFER_*
+        integer(c_int32_t) :: nonlinear     ! 1 = halofit, 0 = linear
+    end type lensdiff_cosmology
+
     ! lensdiff_sampler_config, field for field (96 bytes, naturally aligned).
     ! Always initialise with lensdiff_sampler_config_init.
     type, bind(C), public :: lensdiff_sampler_config
@@ -103,6 +129,7 @@ module lensdiff
         lensdiff_problem_set_shear, lensdiff_problem_set_noise_std, &
         lensdiff_problem_set_noise_uniform, lensdiff_problem_set_mask, &
         lensdiff_problem_set_prior_cl, lensdiff_problem_set_prior_default, &
+        lensdiff_cosmology_init, lensdiff_problem_set_prior_cosmology, &
         lensdiff_problem_bin_catalogue, lensdiff_problem_simulate, lensdiff_ks, lensdiff_wiener
     public :: lensdiff_sampler_config_init, lensdiff_sampler_create, lensdiff_sampler_destroy, &
         lensdiff_sampler_run, lensdiff_sampler_run_mpi, lensdiff_sampler_chains, &
@@ -208,6 +235,20 @@ module lensdiff
             type(c_ptr), value :: p
             integer(c_int) :: lensdiff_problem_set_prior_default
         end function lensdiff_problem_set_prior_default
+
+        function lensdiff_cosmology_init(cosmo) bind(C, name='lensdiff_cosmology_init')
+            import :: c_int, lensdiff_cosmology
+            type(lensdiff_cosmology), intent(out) :: cosmo
+            integer(c_int) :: lensdiff_cosmology_init
+        end function lensdiff_cosmology_init
+
+        function lensdiff_problem_set_prior_cosmology(p, cosmo) &
+            bind(C, name='lensdiff_problem_set_prior_cosmology')
+            import :: c_int, c_ptr, lensdiff_cosmology
+            type(c_ptr), value :: p
+            type(lensdiff_cosmology), intent(in) :: cosmo
+            integer(c_int) :: lensdiff_problem_set_prior_cosmology
+        end function lensdiff_problem_set_prior_cosmology
 
         ! weight: c_null_ptr or c_loc(w) of n doubles
         function lensdiff_problem_bin_catalogue(p, ra, dec, e1, e2, weight, n, projection) &

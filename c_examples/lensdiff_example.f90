@@ -28,6 +28,7 @@ program lensdiff_example
 
     type(c_ptr) :: problem = c_null_ptr, sampler = c_null_ptr
     type(lensdiff_sampler_config) :: cfg
+    type(lensdiff_cosmology) :: cosmo
     character(len=:), allocatable :: outdir
     integer :: n, hole, x, y, ios, arglen
     integer(c_size_t) :: npix, chains
@@ -82,6 +83,12 @@ program lensdiff_example
     ! --- the problem: grid, prior, mask, noise, simulated data -----------------
     call check(lensdiff_problem_create(int(n, c_size_t), int(n, c_size_t), PIXEL_ARCMIN, problem), &
         'lensdiff_problem_create')
+    ! (a prior from a cosmology is one call away; as in C, the built-in prior replaces it)
+    call check(lensdiff_cosmology_init(cosmo), 'lensdiff_cosmology_init')
+    if (cosmo%struct_size /= int(c_sizeof(cosmo), c_int32_t)) &
+        error stop 'lensdiff_cosmology: the Fortran type differs from the C struct'
+    call check(lensdiff_problem_set_prior_cosmology(problem, cosmo), &
+        'lensdiff_problem_set_prior_cosmology')
     call check(lensdiff_problem_set_prior_default(problem), 'lensdiff_problem_set_prior_default')
     call check(lensdiff_problem_set_mask(problem, mask, npix), 'lensdiff_problem_set_mask')
     call check(lensdiff_problem_set_noise_uniform(problem, NOISE_SIGMA), &

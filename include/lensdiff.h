@@ -56,6 +56,37 @@
 #define LENSDIFF_FIELD_LOGNORMAL 1
 
 /**
+ * Every source at one redshift, `nz_params[0] = z` (for [`LensdiffCosmology`]).
+ */
+#define LENSDIFF_NZ_PLANE 0
+
+/**
+ * A Gaussian n(z) on `z > 0`, `nz_params = {mean, sigma}`.
+ */
+#define LENSDIFF_NZ_GAUSSIAN 1
+
+/**
+ * A Smail et al. (1994) n(z) `z^a exp(-(z/z0)^b)` on `0 < z < z_max`,
+ * `nz_params = {a, b, z0, z_max}` (the default: 2, 0.68, 0.11, 3.5).
+ */
+#define LENSDIFF_NZ_SMAIL 2
+
+/**
+ * Eisenstein & Hu (1998) transfer function with baryon wiggles (the default).
+ */
+#define LENSDIFF_TRANSFER_EH 0
+
+/**
+ * Eisenstein & Hu (1998) without wiggles.
+ */
+#define LENSDIFF_TRANSFER_EH_NOWIGGLE 1
+
+/**
+ * Bardeen et al. (1986).
+ */
+#define LENSDIFF_TRANSFER_BBKS 2
+
+/**
  * Probability-flow ODE, Heun's method (the default).
  */
 #define LENSDIFF_SAMPLER_HEUN 0
@@ -202,6 +233,68 @@ typedef struct lensdiff_problem lensdiff_problem;
  * Opaque: a sampler bound to a copy of a problem's data and prior.
  */
 typedef struct lensdiff_sampler lensdiff_sampler;
+
+/**
+ * A flat wCDM cosmology and one source n(z), for
+ * [`lensdiff_problem_set_prior_cosmology`]. Always initialise with
+ * [`lensdiff_cosmology_init`], which sets `struct_size` and the defaults
+ * (later versions may append fields; the library reads only the fields that
+ * `struct_size` covers, the others keep their defaults).
+ */
+typedef struct {
+  /**
+   * `sizeof(lensdiff_cosmology)` as compiled by the caller.
+   */
+  uint32_t struct_size;
+  /**
+   * `LENSDIFF_NZ_*`: the source redshift distribution.
+   */
+  int32_t nz_kind;
+  /**
+   * Cold dark matter density today, `Omega_c`.
+   */
+  double omega_c;
+  /**
+   * Baryon density today, `Omega_b` (flat: `Omega_de = 1 - Omega_c - Omega_b`).
+   */
+  double omega_b;
+  /**
+   * `H0 / (100 km/s/Mpc)`.
+   */
+  double h;
+  /**
+   * Primordial spectral index.
+   */
+  double n_s;
+  /**
+   * RMS linear density contrast in spheres of 8 Mpc/h today.
+   */
+  double sigma8;
+  /**
+   * Dark-energy equation of state today.
+   */
+  double w0;
+  /**
+   * Its evolution, `w(a) = w0 + wa (1 - a)`.
+   */
+  double wa;
+  /**
+   * CMB temperature in K.
+   */
+  double t_cmb;
+  /**
+   * The n(z) parameters (see `LENSDIFF_NZ_*`; unused entries are ignored).
+   */
+  double nz_params[4];
+  /**
+   * `LENSDIFF_TRANSFER_*`.
+   */
+  int32_t transfer;
+  /**
+   * Non-zero: halofit (Takahashi et al. 2012) nonlinear spectrum; 0: linear.
+   */
+  int32_t nonlinear;
+} lensdiff_cosmology;
 
 /**
  * Sampler settings. Always initialise with [`lensdiff_sampler_config_init`],
@@ -456,6 +549,30 @@ lensdiff_status lensdiff_wiener(const lensdiff_problem *p,
                                 float *out,
                                 size_t len,
                                 uint32_t *iterations);
+
+/**
+ * Fills `cosmo` with the defaults and sets `struct_size`: the sbi_lens
+ * LSST-Y10 fiducial cosmology (Omega_c 0.2664, Omega_b 0.0492, h 0.6727,
+ * n_s 0.9645, sigma_8 0.831, w0 -1, wa 0, T_CMB 2.725 K), a Smail n(z)
+ * (a 2, b 0.68, z0 0.11, z_max 3.5), Eisenstein–Hu with wiggles, halofit.
+ *
+ * # Safety
+ * `cosmo` must be NULL or valid for writing a `lensdiff_cosmology`.
+ */
+lensdiff_status lensdiff_cosmology_init(lensdiff_cosmology *cosmo);
+
+/**
+ * Sets a Gaussian prior from a cosmology: the Limber convergence spectrum
+ * C_ell of the source n(z) (flat wCDM, halofit or linear), computed at
+ * log-spaced multipoles covering every mode of the grid and set exactly as
+ * [`lensdiff_problem_set_prior_cl`] would set that table.
+ *
+ * # Safety
+ * `cosmo` must be NULL or point to at least `cosmo->struct_size` readable
+ * bytes, initialised with [`lensdiff_cosmology_init`].
+ */
+lensdiff_status lensdiff_problem_set_prior_cosmology(lensdiff_problem *p,
+                                                     const lensdiff_cosmology *cosmo);
 
 /**
  * Fills `cfg` with the defaults (Heun ODE, 64 levels, spectral guidance,

@@ -401,6 +401,151 @@ unsafe fn matrix() -> Vec<Case> {
         S::StaleHandle,
         lensdiff_problem_set_prior_default(stale)
     );
+    // cosmology_init, set_prior_cosmology
+    case!(
+        c,
+        "lensdiff_cosmology_init",
+        "NULL pointer",
+        S::NullPointer,
+        lensdiff_cosmology_init(null_mut())
+    );
+    let mut cosmo = std::mem::zeroed::<LensdiffCosmology>();
+    assert_eq!(lensdiff_cosmology_init(&mut cosmo), S::Ok);
+    let with = |f: &dyn Fn(&mut LensdiffCosmology)| {
+        let mut k = cosmo;
+        f(&mut k);
+        k
+    };
+    case!(
+        c,
+        "lensdiff_problem_set_prior_cosmology",
+        "NULL handle",
+        S::NullPointer,
+        lensdiff_problem_set_prior_cosmology(null_mut(), &cosmo)
+    );
+    case!(
+        c,
+        "lensdiff_problem_set_prior_cosmology",
+        "use after destroy",
+        S::StaleHandle,
+        lensdiff_problem_set_prior_cosmology(stale, &cosmo)
+    );
+    case!(
+        c,
+        "lensdiff_problem_set_prior_cosmology",
+        "NULL cosmology",
+        S::NullPointer,
+        lensdiff_problem_set_prior_cosmology(p, null())
+    );
+    case!(
+        c,
+        "lensdiff_problem_set_prior_cosmology",
+        "struct_size 0 (not initialised)",
+        S::InvalidArgument,
+        lensdiff_problem_set_prior_cosmology(p, &with(&|k| k.struct_size = 0))
+    );
+    case!(
+        c,
+        "lensdiff_problem_set_prior_cosmology",
+        "sigma8 NaN",
+        S::NonFinite,
+        lensdiff_problem_set_prior_cosmology(p, &with(&|k| k.sigma8 = f64::NAN))
+    );
+    case!(
+        c,
+        "lensdiff_problem_set_prior_cosmology",
+        "omega_c infinite",
+        S::NonFinite,
+        lensdiff_problem_set_prior_cosmology(p, &with(&|k| k.omega_c = f64::INFINITY))
+    );
+    case!(
+        c,
+        "lensdiff_problem_set_prior_cosmology",
+        "Omega_c + Omega_b > 1",
+        S::InvalidArgument,
+        lensdiff_problem_set_prior_cosmology(p, &with(&|k| k.omega_c = 1.2))
+    );
+    case!(
+        c,
+        "lensdiff_problem_set_prior_cosmology",
+        "sigma8 = 0",
+        S::InvalidArgument,
+        lensdiff_problem_set_prior_cosmology(p, &with(&|k| k.sigma8 = 0.0))
+    );
+    case!(
+        c,
+        "lensdiff_problem_set_prior_cosmology",
+        "h = 0",
+        S::InvalidArgument,
+        lensdiff_problem_set_prior_cosmology(p, &with(&|k| k.h = 0.0))
+    );
+    case!(
+        c,
+        "lensdiff_problem_set_prior_cosmology",
+        "w0 + wa >= 0",
+        S::InvalidArgument,
+        lensdiff_problem_set_prior_cosmology(p, &with(&|k| k.w0 = 0.5))
+    );
+    case!(
+        c,
+        "lensdiff_problem_set_prior_cosmology",
+        "unknown nz_kind",
+        S::InvalidArgument,
+        lensdiff_problem_set_prior_cosmology(p, &with(&|k| k.nz_kind = 7))
+    );
+    case!(
+        c,
+        "lensdiff_problem_set_prior_cosmology",
+        "unknown transfer",
+        S::InvalidArgument,
+        lensdiff_problem_set_prior_cosmology(p, &with(&|k| k.transfer = -1))
+    );
+    case!(
+        c,
+        "lensdiff_problem_set_prior_cosmology",
+        "source plane at z = 0",
+        S::InvalidArgument,
+        lensdiff_problem_set_prior_cosmology(
+            p,
+            &with(&|k| {
+                k.nz_kind = LENSDIFF_NZ_PLANE;
+                k.nz_params = [0.0; 4];
+            })
+        )
+    );
+    case!(
+        c,
+        "lensdiff_problem_set_prior_cosmology",
+        "Gaussian n(z) sigma NaN",
+        S::NonFinite,
+        lensdiff_problem_set_prior_cosmology(
+            p,
+            &with(&|k| {
+                k.nz_kind = LENSDIFF_NZ_GAUSSIAN;
+                k.nz_params = [1.0, f64::NAN, 0.0, 0.0];
+            })
+        )
+    );
+    case!(
+        c,
+        "lensdiff_problem_set_prior_cosmology",
+        "Smail n(z) z0 <= 0",
+        S::InvalidArgument,
+        lensdiff_problem_set_prior_cosmology(p, &with(&|k| k.nz_params[2] = 0.0))
+    );
+    case!(
+        c,
+        "lensdiff_problem_set_prior_cosmology",
+        "sources beyond z = 999",
+        S::InvalidArgument,
+        lensdiff_problem_set_prior_cosmology(
+            p,
+            &with(&|k| {
+                k.nz_kind = LENSDIFF_NZ_GAUSSIAN;
+                k.nz_params = [2000.0, 1.0, 0.0, 0.0];
+            })
+        )
+    );
     // bin_catalogue
     let ra = [150.0, 150.01, 150.02];
     let dec = [2.0, 2.01, 2.02];
@@ -1273,5 +1418,195 @@ fn device_selection_fails_cleanly_without_cuda_and_rejects_bad_values() {
         assert_eq!(lensdiff_sampler_run(s), LensdiffStatus::Ok);
         lensdiff_sampler_destroy(s);
         lensdiff_problem_destroy(p);
+    }
+}
+
+/// A problem whose prior comes from `cosmo`, or (`None`) from the C_ell
+/// table `(ell, cl)` through `lensdiff_problem_set_prior_cl`; returns the
+/// convergence map it simulates with seed 3 (a function of the prior power).
+unsafe fn simulated_kappa(
+    grid: &lensdiff::Grid,
+    cosmo: Option<*const LensdiffCosmology>,
+    table: Option<(&[f64], &[f64])>,
+) -> (LensdiffStatus, Vec<f32>) {
+    let mut p = null_mut();
+    assert_eq!(
+        lensdiff_problem_create(grid.nx, grid.ny, grid.pixel_arcmin, &mut p),
+        S::Ok
+    );
+    let st = match (cosmo, table) {
+        (Some(c), _) => lensdiff_problem_set_prior_cosmology(p, c),
+        (None, Some((l, c))) => lensdiff_problem_set_prior_cl(p, l.as_ptr(), c.as_ptr(), l.len()),
+        (None, None) => lensdiff_problem_set_prior_default(p),
+    };
+    let mut k = vec![0.0f32; grid.len()];
+    if st == S::Ok {
+        assert_eq!(lensdiff_problem_set_noise_uniform(p, 0.05), S::Ok);
+        assert_eq!(
+            lensdiff_problem_simulate(
+                p,
+                LENSDIFF_FIELD_GAUSSIAN,
+                0.0,
+                0.3,
+                30.0,
+                3,
+                k.as_mut_ptr(),
+                k.len()
+            ),
+            S::Ok
+        );
+    }
+    assert_eq!(lensdiff_problem_destroy(p), S::Ok);
+    (st, k)
+}
+
+#[test]
+fn prior_from_a_cosmology_equals_the_prior_from_its_cl() {
+    use lensdiff::cosmo::limber::{convergence_cl, ClOptions};
+    use lensdiff::cosmo::linear::Transfer;
+    use lensdiff::cosmo::nz::Nz;
+    use lensdiff::cosmo::Cosmology;
+    let grid = lensdiff::Grid::new(16, 12, 2.0).unwrap();
+    // the multipoles cover every mode of the grid
+    let ells = cosmology_prior_ells(&grid);
+    let modes = grid.ell_map();
+    let lo = modes
+        .iter()
+        .copied()
+        .filter(|&l| l > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let hi = modes.iter().copied().fold(0.0, f64::max);
+    assert!(ells[0] < lo && *ells.last().unwrap() > hi, "{ells:?}");
+    assert!(ells.windows(2).all(|w| w[1] > w[0]));
+    unsafe {
+        let mut dflt = std::mem::zeroed::<LensdiffCosmology>();
+        assert_eq!(lensdiff_cosmology_init(&mut dflt), S::Ok);
+        assert_eq!(
+            dflt.struct_size as usize,
+            std::mem::size_of::<LensdiffCosmology>()
+        );
+        let fid = Cosmology::sbi_lens_fiducial();
+        assert_eq!(
+            (
+                dflt.omega_c,
+                dflt.omega_b,
+                dflt.h,
+                dflt.n_s,
+                dflt.sigma8,
+                dflt.w0,
+                dflt.wa,
+                dflt.t_cmb
+            ),
+            (
+                fid.omega_c,
+                fid.omega_b,
+                fid.h,
+                fid.n_s,
+                fid.sigma8,
+                fid.w0,
+                fid.wa,
+                fid.t_cmb
+            )
+        );
+        let mut other = dflt;
+        other.omega_c = 0.3;
+        other.sigma8 = 0.75;
+        other.w0 = -0.9;
+        other.wa = 0.1;
+        other.nz_kind = LENSDIFF_NZ_GAUSSIAN;
+        other.nz_params = [0.9, 0.2, 0.0, 0.0];
+        other.transfer = LENSDIFF_TRANSFER_BBKS;
+        other.nonlinear = 0;
+        let mut plane = dflt;
+        plane.nz_kind = LENSDIFF_NZ_PLANE;
+        plane.nz_params = [1.2, 0.0, 0.0, 0.0];
+        plane.transfer = LENSDIFF_TRANSFER_EH_NOWIGGLE;
+        let cases = [
+            (
+                dflt,
+                fid,
+                Nz::Smail {
+                    a: 2.0,
+                    b: 0.68,
+                    z0: 0.11,
+                    z_max: 3.5,
+                },
+                ClOptions::default(),
+            ),
+            (
+                other,
+                Cosmology::new(0.3, fid.omega_b, fid.h, fid.n_s, 0.75, -0.9, 0.1).unwrap(),
+                Nz::Gaussian {
+                    mean: 0.9,
+                    sigma: 0.2,
+                },
+                ClOptions {
+                    transfer: Transfer::Bbks,
+                    nonlinear: false,
+                    ..ClOptions::default()
+                },
+            ),
+            (
+                plane,
+                fid,
+                Nz::Plane { z: 1.2 },
+                ClOptions {
+                    transfer: Transfer::EisensteinHuNoWiggle,
+                    ..ClOptions::default()
+                },
+            ),
+        ];
+        let (_, from_default) = simulated_kappa(&grid, None, None);
+        let mut seen: Vec<Vec<f32>> = vec![];
+        for (c, cosmo, nz, opts) in cases {
+            let cl = convergence_cl(&cosmo, &[nz.source().unwrap()], &ells, &opts).unwrap();
+            let (st, a) = simulated_kappa(&grid, Some(&c), None);
+            assert_eq!(st, S::Ok, "{}", last_error());
+            let (st, b) = simulated_kappa(&grid, None, Some((&ells, &cl.cl[0])));
+            assert_eq!(st, S::Ok);
+            assert_eq!(a, b, "{c:?}");
+            assert_ne!(a, from_default);
+            assert!(!seen.contains(&a), "distinct settings give distinct priors");
+            seen.push(a);
+        }
+    }
+}
+
+#[test]
+fn cosmology_struct_size_is_forward_compatible() {
+    let grid = lensdiff::Grid::new(12, 12, 1.0).unwrap();
+    assert_eq!(std::mem::size_of::<LensdiffCosmology>(), 112, "v1 layout");
+    unsafe {
+        let mut c = std::mem::zeroed::<LensdiffCosmology>();
+        assert_eq!(lensdiff_cosmology_init(&mut c), S::Ok);
+        let (st, v1) = simulated_kappa(&grid, Some(&c), None);
+        assert_eq!(st, S::Ok);
+        // a v1-sized struct, stated explicitly
+        c.struct_size = 112;
+        assert_eq!(simulated_kappa(&grid, Some(&c), None), (S::Ok, v1.clone()));
+        // a newer caller's bigger struct: its unknown tail is not read
+        #[repr(C)]
+        struct Newer {
+            v1: LensdiffCosmology,
+            tail: [u8; 40],
+        }
+        let mut newer = Newer {
+            v1: c,
+            tail: [0xff; 40],
+        };
+        newer.v1.struct_size = std::mem::size_of::<Newer>() as u32;
+        let ptr = &newer as *const Newer as *const LensdiffCosmology;
+        assert_eq!(simulated_kappa(&grid, Some(ptr), None), (S::Ok, v1));
+        // smaller than v1: an error that names the fix
+        for size in [0u32, 4, 104, 111] {
+            c.struct_size = size;
+            let (st, _) = simulated_kappa(&grid, Some(&c), None);
+            assert_eq!(st, S::InvalidArgument, "struct_size {size}");
+            let m = last_error();
+            assert!(
+                m.contains("struct_size") && m.contains("lensdiff_cosmology_init"),
+                "{m}"
+            );
+        }
     }
 }

@@ -6,6 +6,10 @@ use super::{
 };
 use crate::baselines::{kaiser_squires, WienerFilter, WienerOptions};
 use crate::catalogue::{bin_catalogue, BinningOptions, Catalogue, Projection};
+use crate::cosmo::limber::{convergence_cl, ClOptions};
+use crate::cosmo::linear::Transfer;
+use crate::cosmo::nz::Nz;
+use crate::cosmo::Cosmology;
 use crate::fields::{gaussian_fields, simulate_shear, LogNormal};
 use crate::grid::Grid;
 use crate::noise::NoiseModel;
@@ -59,7 +63,7 @@ impl LensdiffProblem {
         self.prior_power.as_deref().ok_or_else(|| {
             CError::new(
                 LensdiffStatus::CallOrder,
-                "no prior: call lensdiff_problem_set_prior_cl or _set_prior_default first",
+                "no prior: call lensdiff_problem_set_prior_cl, _set_prior_cosmology or _set_prior_default first",
             )
         })
     }
@@ -428,6 +432,215 @@ pub unsafe extern "C" fn lensdiff_wiener(
         if !iterations.is_null() {
             *iterations = sol.iterations as u32;
         }
+        Ok(())
+    })
+}
+
+/// Every source at one redshift, `nz_params[0] = z` (for [`LensdiffCosmology`]).
+pub const LENSDIFF_NZ_PLANE: i32 = 0;
+/// A Gaussian n(z) on `z > 0`, `nz_params = {mean, sigma}`.
+pub const LENSDIFF_NZ_GAUSSIAN: i32 = 1;
+/// A Smail et al. (1994) n(z) `z^a exp(-(z/z0)^b)` on `0 < z < z_max`,
+/// `nz_params = {a, b, z0, z_max}` (the default: 2, 0.68, 0.11, 3.5).
+pub const LENSDIFF_NZ_SMAIL: i32 = 2;
+/// Eisenstein & Hu (1998) transfer function with baryon wiggles (the default).
+pub const LENSDIFF_TRANSFER_EH: i32 = 0;
+/// Eisenstein & Hu (1998) without wiggles.
+pub const LENSDIFF_TRANSFER_EH_NOWIGGLE: i32 = 1;
+/// Bardeen et al. (1986).
+pub const LENSDIFF_TRANSFER_BBKS: i32 = 2;
+
+/// Size of the first version of [`LensdiffCosmology`] (0.2): the least a
+/// caller's `struct_size` may say.
+const COSMOLOGY_V1_SIZE: usize = 112;
+
+/// A flat wCDM cosmology and one source n(z), for
+/// [`lensdiff_problem_set_prior_cosmology`]. Always initialise with
+/// [`lensdiff_cosmology_init`], which sets `struct_size` and the defaults
+/// (later versions may append fields; the library reads only the fields that
+/// `struct_size` covers, the others keep their defaults).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LensdiffCosmology {
+    /// `sizeof(lensdiff_cosmology)` as compiled by the caller.
+    pub struct_size: u32,
+    /// `LENSDIFF_NZ_*`: the source redshift distribution.
+    pub nz_kind: i32,
+    /// Cold dark matter density today, `Omega_c`.
+    pub omega_c: f64,
+    /// Baryon density today, `Omega_b` (flat: `Omega_de = 1 - Omega_c - Omega_b`).
+    pub omega_b: f64,
+    /// `H0 / (100 km/s/Mpc)`.
+    pub h: f64,
+    /// Primordial spectral index.
+    pub n_s: f64,
+    /// RMS linear density contrast in spheres of 8 Mpc/h today.
+    pub sigma8: f64,
+    /// Dark-energy equation of state today.
+    pub w0: f64,
+    /// Its evolution, `w(a) = w0 + wa (1 - a)`.
+    pub wa: f64,
+    /// CMB temperature in K.
+    pub t_cmb: f64,
+    /// The n(z) parameters (see `LENSDIFF_NZ_*`; unused entries are ignored).
+    pub nz_params: [f64; 4],
+    /// `LENSDIFF_TRANSFER_*`.
+    pub transfer: i32,
+    /// Non-zero: halofit (Takahashi et al. 2012) nonlinear spectrum; 0: linear.
+    pub nonlinear: i32,
+}
+
+impl Default for LensdiffCosmology {
+    fn default() -> Self {
+        let c = Cosmology::sbi_lens_fiducial();
+        LensdiffCosmology {
+            struct_size: std::mem::size_of::<LensdiffCosmology>() as u32,
+            nz_kind: LENSDIFF_NZ_SMAIL,
+            omega_c: c.omega_c,
+            omega_b: c.omega_b,
+            h: c.h,
+            n_s: c.n_s,
+            sigma8: c.sigma8,
+            w0: c.w0,
+            wa: c.wa,
+            t_cmb: c.t_cmb,
+            nz_params: [2.0, 0.68, 0.11, 3.5],
+            transfer: LENSDIFF_TRANSFER_EH,
+            nonlinear: 1,
+        }
+    }
+}
+
+impl LensdiffCosmology {
+    /// The validated Rust cosmology, source distribution and options.
+    pub(crate) fn to_rust(self) -> CResult<(Cosmology, Nz, ClOptions)> {
+        let cosmo = Cosmology {
+            omega_c: self.omega_c,
+            omega_b: self.omega_b,
+            h: self.h,
+            n_s: self.n_s,
+            sigma8: self.sigma8,
+            w0: self.w0,
+            wa: self.wa,
+            t_cmb: self.t_cmb,
+        };
+        cosmo.validate()?;
+        let [p0, p1, p2, p3] = self.nz_params;
+        let nz = match self.nz_kind {
+            LENSDIFF_NZ_PLANE => Nz::Plane { z: p0 },
+            LENSDIFF_NZ_GAUSSIAN => Nz::Gaussian {
+                mean: p0,
+                sigma: p1,
+            },
+            LENSDIFF_NZ_SMAIL => Nz::Smail {
+                a: p0,
+                b: p1,
+                z0: p2,
+                z_max: p3,
+            },
+            k => {
+                return Err(CError::new(
+                    LensdiffStatus::InvalidArgument,
+                    format!("unknown nz_kind {k}"),
+                ))
+            }
+        };
+        nz.validate()?;
+        let transfer = match self.transfer {
+            LENSDIFF_TRANSFER_EH => Transfer::EisensteinHu,
+            LENSDIFF_TRANSFER_EH_NOWIGGLE => Transfer::EisensteinHuNoWiggle,
+            LENSDIFF_TRANSFER_BBKS => Transfer::Bbks,
+            t => {
+                return Err(CError::new(
+                    LensdiffStatus::InvalidArgument,
+                    format!("unknown transfer {t}"),
+                ))
+            }
+        };
+        let opts = ClOptions {
+            transfer,
+            nonlinear: self.nonlinear != 0,
+            ..ClOptions::default()
+        };
+        Ok((cosmo, nz, opts))
+    }
+}
+
+/// Points per decade of the multipoles of [`cosmology_prior_ells`].
+const PRIOR_ELLS_PER_DECADE: f64 = 64.0;
+
+/// The multipoles at which [`lensdiff_problem_set_prior_cosmology`] computes
+/// C_ell for `grid`: log-spaced, 64 per decade, from half the fundamental
+/// multipole `2 pi / (max(nx, ny) Δ)` to 1.5 times the grid's corner
+/// multipole `sqrt(2) pi / Δ` (so every mode of `ClTable::pixel_power` is
+/// interpolated, never extrapolated).
+pub fn cosmology_prior_ells(grid: &Grid) -> Vec<f64> {
+    use std::f64::consts::PI;
+    let lo = 0.5 * 2.0 * PI / (grid.nx.max(grid.ny) as f64 * grid.pixel_rad());
+    let hi = 1.5 * std::f64::consts::SQRT_2 * PI / grid.pixel_rad();
+    let decades = (hi / lo).log10();
+    let n = ((decades * PRIOR_ELLS_PER_DECADE).ceil() as usize).max(16) + 1;
+    let (a, b) = (lo.ln(), hi.ln());
+    (0..n)
+        .map(|i| (a + (b - a) * i as f64 / (n - 1) as f64).exp())
+        .collect()
+}
+
+/// Fills `cosmo` with the defaults and sets `struct_size`: the sbi_lens
+/// LSST-Y10 fiducial cosmology (Omega_c 0.2664, Omega_b 0.0492, h 0.6727,
+/// n_s 0.9645, sigma_8 0.831, w0 -1, wa 0, T_CMB 2.725 K), a Smail n(z)
+/// (a 2, b 0.68, z0 0.11, z_max 3.5), Eisenstein–Hu with wiggles, halofit.
+///
+/// # Safety
+/// `cosmo` must be NULL or valid for writing a `lensdiff_cosmology`.
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_cosmology_init(cosmo: *mut LensdiffCosmology) -> LensdiffStatus {
+    guard(|| {
+        *out_ptr(cosmo, "cosmo")? = LensdiffCosmology::default();
+        Ok(())
+    })
+}
+
+/// Sets a Gaussian prior from a cosmology: the Limber convergence spectrum
+/// C_ell of the source n(z) (flat wCDM, halofit or linear), computed at
+/// log-spaced multipoles covering every mode of the grid and set exactly as
+/// [`lensdiff_problem_set_prior_cl`] would set that table.
+///
+/// # Safety
+/// `cosmo` must be NULL or point to at least `cosmo->struct_size` readable
+/// bytes, initialised with [`lensdiff_cosmology_init`].
+#[no_mangle]
+pub unsafe extern "C" fn lensdiff_problem_set_prior_cosmology(
+    p: *mut LensdiffProblem,
+    cosmo: *const LensdiffCosmology,
+) -> LensdiffStatus {
+    guard(|| {
+        let pr = problem_mut(p)?;
+        if cosmo.is_null() {
+            return Err(CError::new(LensdiffStatus::NullPointer, "cosmo is NULL"));
+        }
+        // size-prefixed ABI: read what the caller's struct holds (at least the
+        // first version's fields), the rest keeps its defaults
+        let size = std::ptr::read_unaligned(cosmo as *const u32) as usize;
+        let ours = std::mem::size_of::<LensdiffCosmology>();
+        if size < COSMOLOGY_V1_SIZE {
+            return Err(CError::new(
+                LensdiffStatus::InvalidArgument,
+                format!("cosmo->struct_size is {size}, expected at least {COSMOLOGY_V1_SIZE}: call lensdiff_cosmology_init"),
+            ));
+        }
+        let mut c = LensdiffCosmology::default();
+        std::ptr::copy_nonoverlapping(
+            cosmo as *const u8,
+            &mut c as *mut LensdiffCosmology as *mut u8,
+            size.min(ours),
+        );
+        c.struct_size = ours as u32;
+        let (cosmology, nz, opts) = c.to_rust()?;
+        let ells = cosmology_prior_ells(&pr.grid);
+        let cl = convergence_cl(&cosmology, &[nz.source()?], &ells, &opts)?;
+        let t = ClTable::new(ells, cl.cl[0].clone())?;
+        pr.prior_power = Some(t.pixel_power(&pr.grid));
         Ok(())
     })
 }

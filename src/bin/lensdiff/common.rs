@@ -396,3 +396,124 @@ pub fn stats(data: &[f32], mask: Option<&[bool]>) -> (f64, f64, f64, f64) {
 pub fn parse_device(s: &str) -> std::result::Result<lensdiff::backend::Device, String> {
     s.parse().map_err(|e: lensdiff::Error| e.to_string())
 }
+
+/// The cosmological parameters of `cosmo`, and of `simulate --cosmology` and
+/// `train --cosmology`: flat wCDM and one source distribution. Every flag is
+/// optional so that a command can tell which were given; the defaults (the
+/// sbi_lens LSST-Y10 fiducial) are applied by [`CosmologyArgs::cosmology`]
+/// and [`CosmologyArgs::nz`].
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct CosmologyArgs {
+    /// Cold dark matter density Omega_c (Omega_m = Omega_c + Omega_b) [default: 0.2664].
+    #[arg(long, allow_hyphen_values = true)]
+    pub omega_c: Option<f64>,
+    /// Baryon density Omega_b [default: 0.0492].
+    #[arg(long, allow_hyphen_values = true)]
+    pub omega_b: Option<f64>,
+    /// Reduced Hubble constant h = H0 / (100 km/s/Mpc) [default: 0.6727].
+    #[arg(long, allow_hyphen_values = true)]
+    pub h: Option<f64>,
+    /// Primordial spectral index n_s [default: 0.9645].
+    #[arg(long, allow_hyphen_values = true)]
+    pub n_s: Option<f64>,
+    /// Amplitude sigma_8 of linear fluctuations in 8 Mpc/h spheres today [default: 0.831].
+    #[arg(long, allow_hyphen_values = true)]
+    pub sigma8: Option<f64>,
+    /// Dark-energy equation of state today, w0 [default: -1].
+    #[arg(long, allow_hyphen_values = true)]
+    pub w0: Option<f64>,
+    /// Its evolution wa: w(a) = w0 + wa (1 - a) [default: 0].
+    #[arg(long, allow_hyphen_values = true)]
+    pub wa: Option<f64>,
+    /// CMB temperature in K (enters the Eisenstein-Hu transfer function) [default: 2.725].
+    #[arg(long)]
+    pub t_cmb: Option<f64>,
+    /// Source redshifts: smail:A,B,Z0[,ZMAX] (n ∝ z^A exp(-(z/Z0)^B), ZMAX 10 by default),
+    /// gauss:MEAN,SIGMA, plane:Z, or file:PATH (two columns z n(z)) [default: smail:2,0.68,0.11,3.5].
+    #[arg(long)]
+    pub nz: Option<String>,
+}
+
+impl CosmologyArgs {
+    /// The source distribution of `--nz` (spec as given, or the default).
+    pub fn nz_spec(&self) -> &str {
+        self.nz.as_deref().unwrap_or("smail:2,0.68,0.11,3.5")
+    }
+
+    /// The validated cosmology of the flags, defaults filled in.
+    pub fn cosmology(&self) -> Result<lensdiff::cosmo::Cosmology> {
+        let f = lensdiff::cosmo::Cosmology::sbi_lens_fiducial();
+        lensdiff::cosmo::Cosmology::new(
+            self.omega_c.unwrap_or(f.omega_c),
+            self.omega_b.unwrap_or(f.omega_b),
+            self.h.unwrap_or(f.h),
+            self.n_s.unwrap_or(f.n_s),
+            self.sigma8.unwrap_or(f.sigma8),
+            self.w0.unwrap_or(f.w0),
+            self.wa.unwrap_or(f.wa),
+        )?
+        .with_t_cmb(self.t_cmb.unwrap_or(lensdiff::cosmo::DEFAULT_T_CMB))
+    }
+
+    /// The parsed `--nz`.
+    pub fn nz(&self) -> Result<lensdiff::cosmo::nz::Nz> {
+        lensdiff::cosmo::nz::Nz::parse(self.nz_spec())
+    }
+
+    /// The first flag given other than `--omega-c` and `--sigma8`: the
+    /// parameters that the sbi_lens model fixes.
+    pub fn fixed_by_sbi_lens(&self) -> Option<&'static str> {
+        [
+            ("--omega-b", self.omega_b.is_some()),
+            ("--h", self.h.is_some()),
+            ("--n-s", self.n_s.is_some()),
+            ("--w0", self.w0.is_some()),
+            ("--wa", self.wa.is_some()),
+            ("--t-cmb", self.t_cmb.is_some()),
+            ("--nz", self.nz.is_some()),
+        ]
+        .into_iter()
+        .find(|f| f.1)
+        .map(|f| f.0)
+    }
+
+    /// The first cosmology flag given, if any.
+    pub fn first_given(&self) -> Option<&'static str> {
+        [
+            ("--omega-c", self.omega_c.is_some()),
+            ("--sigma8", self.sigma8.is_some()),
+        ]
+        .into_iter()
+        .find(|f| f.1)
+        .map(|f| f.0)
+        .or_else(|| self.fixed_by_sbi_lens())
+    }
+
+    /// Fails when a cosmology flag is given but unused (neither
+    /// `--cosmology` nor an sbi-lognormal simulator).
+    pub fn check_used(&self, used: bool) -> Result<()> {
+        match self.first_given() {
+            Some(flag) if !used => Err(Error::invalid(
+                "--cosmology",
+                format!("{flag} is used only with --cosmology or sbi-lognormal"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The convergence C_ell of the whole `--nz` (one bin; Eisenstein-Hu,
+    /// halofit, Limber) on 128 log-spaced multipoles covering every mode of
+    /// `grid` (from half its fundamental to its corner multipole).
+    pub fn cl_table(&self, grid: &Grid) -> Result<lensdiff::spectrum::ClTable> {
+        use lensdiff::cosmo::limber::{convergence_cl, ClOptions};
+        let cosmo = self.cosmology()?;
+        let source = self.nz()?.source()?;
+        let lo = std::f64::consts::PI / (grid.nx.max(grid.ny) as f64 * grid.pixel_rad());
+        let hi = 1.5 * std::f64::consts::PI / grid.pixel_rad();
+        let ells: Vec<f64> = (0..128)
+            .map(|i| (lo.ln() + (hi.ln() - lo.ln()) * i as f64 / 127.0).exp())
+            .collect();
+        let cl = convergence_cl(&cosmo, &[source], &ells, &ClOptions::default())?;
+        lensdiff::spectrum::ClTable::new(ells, cl.cl[0].clone())
+    }
+}

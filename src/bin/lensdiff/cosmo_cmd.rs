@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use lensdiff::cosmo::limber::{convergence_cl, AngularCl, ClOptions};
 use lensdiff::cosmo::linear::Transfer;
-use lensdiff::cosmo::nz::Nz;
-use lensdiff::cosmo::Cosmology;
 use lensdiff::plot::{save_lineplot, series_color, LinePlot, LineStyle, Series};
 use lensdiff::{Error, Result};
+
+use crate::common::CosmologyArgs;
 
 /// The transfer function, as a flag value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -23,34 +23,8 @@ pub enum TransferArg {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Cold dark matter density Omega_c (Omega_m = Omega_c + Omega_b).
-    #[arg(long, default_value_t = 0.2664, allow_hyphen_values = true)]
-    pub omega_c: f64,
-    /// Baryon density Omega_b.
-    #[arg(long, default_value_t = 0.0492, allow_hyphen_values = true)]
-    pub omega_b: f64,
-    /// Reduced Hubble constant h = H0 / (100 km/s/Mpc).
-    #[arg(long, default_value_t = 0.6727, allow_hyphen_values = true)]
-    pub h: f64,
-    /// Primordial spectral index n_s.
-    #[arg(long, default_value_t = 0.9645, allow_hyphen_values = true)]
-    pub n_s: f64,
-    /// Amplitude sigma_8 of linear fluctuations in 8 Mpc/h spheres today.
-    #[arg(long, default_value_t = 0.831, allow_hyphen_values = true)]
-    pub sigma8: f64,
-    /// Dark-energy equation of state today, w0.
-    #[arg(long, default_value_t = -1.0, allow_hyphen_values = true)]
-    pub w0: f64,
-    /// Its evolution wa: w(a) = w0 + wa (1 - a).
-    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
-    pub wa: f64,
-    /// CMB temperature in K (enters the Eisenstein-Hu transfer function).
-    #[arg(long, default_value_t = lensdiff::cosmo::DEFAULT_T_CMB)]
-    pub t_cmb: f64,
-    /// Source redshifts: smail:A,B,Z0[,ZMAX] (n ∝ z^A exp(-(z/Z0)^B), ZMAX 10 by default),
-    /// gauss:MEAN,SIGMA, plane:Z, or file:PATH (two columns z n(z)).
-    #[arg(long, default_value = "smail:2,0.68,0.11,3.5")]
-    pub nz: String,
+    #[command(flatten)]
+    pub cosmology: CosmologyArgs,
     /// Tomographic bins with equal numbers of galaxies.
     #[arg(long, default_value_t = 1)]
     pub bins: usize,
@@ -101,9 +75,8 @@ fn ells(a: &Args) -> Result<Vec<f64>> {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let cosmo = Cosmology::new(a.omega_c, a.omega_b, a.h, a.n_s, a.sigma8, a.w0, a.wa)?
-        .with_t_cmb(a.t_cmb)?;
-    let nz = Nz::parse(&a.nz)?;
+    let cosmo = a.cosmology.cosmology()?;
+    let nz = a.cosmology.nz()?;
     let bins = nz.bins(a.bins, a.sigma_z)?;
     let ells = ells(&a)?;
     let opts = ClOptions {
@@ -126,7 +99,7 @@ pub fn run(a: Args) -> Result<()> {
         cosmo.w0,
         cosmo.wa,
         bins.len(),
-        a.nz,
+        a.cosmology.nz_spec(),
         ells.len(),
         a.ell_min,
         a.ell_max,

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
+use lensdiff::fields::sbi_lens::{self, SbiLens128};
 use lensdiff::fields::LogNormal;
 use lensdiff::nn::UNetConfig;
 use lensdiff::prior::train::{BandLoss, HELDOUT_SIGMAS};
@@ -12,7 +13,8 @@ use lensdiff::prior::{
 use lensdiff::spectrum::ClTable;
 use lensdiff::{Error, Grid, Result};
 
-use crate::common::{load_cl, progress};
+use crate::common::{load_cl, progress, CosmologyArgs};
+use crate::simulate::{check_sbi_lens_grid, sbi_lens_model};
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
 pub enum Simulated {
@@ -20,6 +22,10 @@ pub enum Simulated {
     Gaussian,
     /// Log-normal fields with the C_ell of --cl and shift --lambda.
     Lognormal,
+    /// The sbi_lens 128² log-normal model (as in `lensdiff simulate`; crops 128 of
+    /// 2.34375', (Omega_c, sigma_8) from --omega-c, --sigma8, default 0.3, 0.8), with the
+    /// expected variance of the Gaussian field in exp(g - var/2) instead of each map's own.
+    SbiLognormal,
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -43,22 +49,29 @@ pub struct Args {
     /// Training maps: FITS or npy stack [count][ny][nx] (or one map). Omit to simulate with --simulate.
     #[arg(long, conflicts_with = "simulate")]
     pub data: Option<PathBuf>,
-    /// Simulate training fields on the fly (a fresh realisation for every item of every step).
-    #[arg(long, value_enum)]
+    /// Simulate training fields on the fly (a fresh realisation for every item of every step;
+    /// alias --simulator).
+    #[arg(long, alias = "simulator", value_enum)]
     pub simulate: Option<Simulated>,
     /// C_ell table (text `ell C_ell` or npy (2, n)) of simulated fields and of the hybrid's Gaussian part
     /// (default: built-in kappaTNG-like spectrum).
     #[arg(long)]
     pub cl: Option<PathBuf>,
-    /// Log-normal shift of simulated fields.
-    #[arg(long, default_value_t = 0.03)]
-    pub lambda: f64,
+    /// C_ell from the cosmology flags (--omega-c .. --nz, as `lensdiff cosmo`; one source bin)
+    /// instead of --cl.
+    #[arg(long, conflicts_with = "cl")]
+    pub cosmology: bool,
+    #[command(flatten)]
+    pub cosmo: CosmologyArgs,
+    /// Log-normal shift of simulated fields [default: 0.03].
+    #[arg(long)]
+    pub lambda: Option<f64>,
     /// Seed of the simulated fields.
     #[arg(long, default_value_t = 1)]
     pub data_seed: u64,
-    /// Pixel size in arcmin of the training maps.
-    #[arg(long, default_value_t = 0.5)]
-    pub pixel_arcmin: f64,
+    /// Pixel size in arcmin of the training maps [default: 0.5; 2.34375 with sbi-lognormal].
+    #[arg(long)]
+    pub pixel_arcmin: Option<f64>,
     /// Network size.
     #[arg(long, value_enum, default_value_t = Net::Demo)]
     pub net: Net,
@@ -77,9 +90,9 @@ pub struct Args {
     /// Maps per step.
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
-    /// Side of the square training crops.
-    #[arg(long, default_value_t = 32)]
-    pub crop: usize,
+    /// Side of the square training crops [default: 32; 128 with sbi-lognormal].
+    #[arg(long)]
+    pub crop: Option<usize>,
     /// Peak learning rate.
     #[arg(long, default_value_t = 2e-3)]
     pub lr: f64,
@@ -112,7 +125,12 @@ pub struct Args {
     pub out: PathBuf,
 }
 
-fn training_data(a: &Args, grid: &Grid, table: &ClTable) -> Result<TrainingData> {
+fn training_data(
+    a: &Args,
+    grid: &Grid,
+    table: &ClTable,
+    sbi: Option<&SbiLens128>,
+) -> Result<TrainingData> {
     match (&a.data, a.simulate) {
         (Some(path), _) => {
             let stack = lensdiff::io::read_stack(path)?;
@@ -133,14 +151,20 @@ fn training_data(a: &Args, grid: &Grid, table: &ClTable) -> Result<TrainingData>
                     seed: a.data_seed,
                 },
                 Simulated::Lognormal => TrainingData::LogNormal {
-                    field: LogNormal::new(grid, &power, a.lambda)?,
+                    field: LogNormal::new(grid, &power, a.lambda.unwrap_or(0.03))?,
+                    seed: a.data_seed,
+                },
+                Simulated::SbiLognormal => TrainingData::LogNormal {
+                    field: sbi
+                        .ok_or_else(|| Error::invalid("--simulate", "no sbi_lens model"))?
+                        .as_lognormal(),
                     seed: a.data_seed,
                 },
             })
         }
         (None, None) => Err(Error::invalid(
             "--data",
-            "give training maps with --data or simulate them with --simulate gaussian|lognormal",
+            "give training maps with --data or simulate them with --simulate gaussian|lognormal|sbi-lognormal",
         )),
     }
 }
@@ -176,9 +200,30 @@ fn print_bands(trainer: &Trainer, wiener: Option<&GaussianPrior>) -> Result<Vec<
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let table = load_cl(a.cl.as_deref())?;
-    let grid = Grid::square(a.crop, a.pixel_arcmin)?;
-    let data = training_data(&a, &grid, &table)?;
+    a.cosmo
+        .check_used(a.cosmology || a.simulate == Some(Simulated::SbiLognormal))?;
+    let sbi = if a.simulate == Some(Simulated::SbiLognormal) {
+        check_sbi_lens_grid(&[("--crop", a.crop)], a.pixel_arcmin)?;
+        Some(sbi_lens_model(
+            &a.cosmo,
+            a.cl.is_some(),
+            a.cosmology,
+            a.lambda.is_some(),
+        )?)
+    } else {
+        None
+    };
+    let (crop, pixel_arcmin) = match &sbi {
+        Some(_) => (sbi_lens::N_PIX, sbi_lens::PIXEL_ARCMIN),
+        None => (a.crop.unwrap_or(32), a.pixel_arcmin.unwrap_or(0.5)),
+    };
+    let grid = Grid::square(crop, pixel_arcmin)?;
+    let table = match &sbi {
+        Some(m) => m.grid_cl_table()?,
+        None if a.cosmology => a.cosmo.cl_table(&grid)?,
+        None => load_cl(a.cl.as_deref())?,
+    };
+    let data = training_data(&a, &grid, &table, sbi.as_ref())?;
     let checkpoint = a
         .checkpoint
         .clone()
@@ -210,26 +255,37 @@ pub fn run(a: Args) -> Result<()> {
             let gaussian = (kind == DenoiserKind::Hybrid).then(|| table.clone());
             let mut den = Denoiser::new(
                 config,
-                DenoiserMeta::new(kind, sd, a.pixel_arcmin),
+                DenoiserMeta::new(kind, sd, pixel_arcmin),
                 gaussian,
                 a.seed,
             )?;
             let what = match (&a.data, a.simulate) {
                 (Some(p), _) => format!("maps from {}", p.display()),
                 (None, Some(Simulated::Gaussian)) => "simulated Gaussian fields".to_string(),
-                (None, _) => format!("simulated log-normal fields (lambda {})", a.lambda),
+                (None, Some(Simulated::SbiLognormal)) => {
+                    let m = sbi.as_ref().map(|m| m.cosmology());
+                    format!(
+                        "the sbi_lens 128² log-normal model (Omega_c {}, sigma_8 {})",
+                        m.map_or(f64::NAN, |c| c.omega_c),
+                        m.map_or(f64::NAN, |c| c.sigma8)
+                    )
+                }
+                (None, _) => format!(
+                    "simulated log-normal fields (lambda {})",
+                    a.lambda.unwrap_or(0.03)
+                ),
             };
             den.set_description(format!(
                 "{} denoiser trained by `lensdiff train` on {what}, {}x{} crops at {} arcmin",
                 kind.name(),
-                a.crop,
-                a.crop,
-                a.pixel_arcmin
+                crop,
+                crop,
+                pixel_arcmin
             ));
             let cfg = TrainConfig {
                 steps: a.steps,
                 batch: a.batch,
-                crop: a.crop,
+                crop,
                 lr: a.lr,
                 warmup: a.warmup,
                 ema_decay: a.ema,
