@@ -69,36 +69,48 @@ pub struct LogNormal {
     pub gaussian_variance: f64,
 }
 
+/// `fft2(ln(1 + xi / lambda²))` with `xi = ifft2(P)` the correlation function
+/// of the pixel power `P` (half spectrum): the spectrum of a log-normal
+/// field's Gaussian part before its negative (or imaginary) parts are dealt
+/// with. Fails unless `lambda` is finite and positive and `1 + xi/lambda² > 0`.
+pub(crate) fn log_correlation_spectrum(
+    grid: &Grid,
+    power: &[f64],
+    lambda: f64,
+) -> Result<Vec<Complex<f64>>> {
+    if !(lambda.is_finite() && lambda > 0.0) {
+        return Err(Error::invalid(
+            "lambda",
+            format!("shift must be finite and positive, got {lambda}"),
+        ));
+    }
+    let fft = Fft2::<f64>::new(grid.nx, grid.ny);
+    // xi(r) = (1/N) sum_k P(k) e^{i k r}: the inverse transform of P.
+    let spec: Vec<Complex<f64>> = power.iter().map(|&p| Complex::new(p, 0.0)).collect();
+    let mut xi = vec![0.0f64; grid.len()];
+    fft.inverse(&spec, &mut xi);
+    let l2 = lambda * lambda;
+    for (i, v) in xi.iter_mut().enumerate() {
+        let a = 1.0 + *v / l2;
+        if a <= 0.0 {
+            return Err(Error::invalid(
+                "lambda",
+                format!("shift {lambda} too small: 1 + xi/lambda² = {a:.3} <= 0 at pixel {i}"),
+            ));
+        }
+        *v = a.ln();
+    }
+    let mut pg = vec![Complex::new(0.0, 0.0); grid.spectral_len()];
+    fft.forward(&xi, &mut pg);
+    Ok(pg)
+}
+
 impl LogNormal {
     /// Builds the Gaussian spectrum for a log-normal field whose pixel power
     /// is `power` (half spectrum) and whose shift is `lambda`.
     pub fn new(grid: &Grid, power: &[f64], lambda: f64) -> Result<Self> {
         check_power(grid, power)?;
-        if !(lambda.is_finite() && lambda > 0.0) {
-            return Err(Error::invalid(
-                "lambda",
-                format!("shift must be finite and positive, got {lambda}"),
-            ));
-        }
-        let fft = Fft2::<f64>::new(grid.nx, grid.ny);
-        let n = grid.len();
-        // xi(r) = (1/N) sum_k P(k) e^{i k r}: the inverse transform of P.
-        let spec: Vec<Complex<f64>> = power.iter().map(|&p| Complex::new(p, 0.0)).collect();
-        let mut xi = vec![0.0f64; n];
-        fft.inverse(&spec, &mut xi);
-        let l2 = lambda * lambda;
-        for (i, v) in xi.iter_mut().enumerate() {
-            let a = 1.0 + *v / l2;
-            if a <= 0.0 {
-                return Err(Error::invalid(
-                    "lambda",
-                    format!("shift {lambda} too small: 1 + xi/lambda² = {a:.3} <= 0 at pixel {i}"),
-                ));
-            }
-            *v = a.ln();
-        }
-        let mut pg = vec![Complex::new(0.0, 0.0); grid.spectral_len()];
-        fft.forward(&xi, &mut pg);
+        let pg = log_correlation_spectrum(grid, power, lambda)?;
         let mut gaussian_power: Vec<f64> = pg.iter().map(|c| c.re.max(0.0)).collect();
         gaussian_power[0] = 0.0;
         let mut var = 0.0;
@@ -110,7 +122,7 @@ impl LogNormal {
         Ok(LogNormal {
             lambda,
             gaussian_power,
-            gaussian_variance: var / n as f64,
+            gaussian_variance: var / grid.len() as f64,
         })
     }
 

@@ -387,29 +387,7 @@ impl SbiLens128 {
 
 /// `P_G = |fft2(ln(1 + ifft2(P)/lambda²))|`, zero at `k = 0`.
 fn gaussian_power(grid: &Grid, power: &[f64], lambda: f64) -> Result<Vec<f64>> {
-    if !(lambda.is_finite() && lambda > 0.0) {
-        return Err(Error::invalid(
-            "lambda",
-            format!("shift must be finite and positive, got {lambda}"),
-        ));
-    }
-    let fft = Fft2::<f64>::new(grid.nx, grid.ny);
-    let spec: Vec<Complex<f64>> = power.iter().map(|&p| Complex::new(p, 0.0)).collect();
-    let mut xi = vec![0.0f64; grid.len()];
-    fft.inverse(&spec, &mut xi);
-    let l2 = lambda * lambda;
-    for (i, v) in xi.iter_mut().enumerate() {
-        let a = 1.0 + *v / l2;
-        if a <= 0.0 {
-            return Err(Error::invalid(
-                "lambda",
-                format!("shift {lambda} too small: 1 + xi/lambda² = {a:.3} <= 0 at pixel {i}"),
-            ));
-        }
-        *v = a.ln();
-    }
-    let mut pg = vec![Complex::new(0.0, 0.0); grid.spectral_len()];
-    fft.forward(&xi, &mut pg);
+    let pg = super::log_correlation_spectrum(grid, power, lambda)?;
     let mut out: Vec<f64> = pg.iter().map(|c| c.norm()).collect();
     out[0] = 0.0;
     Ok(out)
