@@ -382,60 +382,18 @@ impl Halofit {
 mod tests {
     use super::*;
 
-    /// BBKS as CCL's `ccl_bbks.c` (Bardeen et al. 1986 with Sugiyama's 1995
-    /// shape): `T(q) = ln(1 + 2.34q)/(2.34q) [1 + 3.89q + (16.1q)² +
-    /// (5.46q)³ + (6.71q)⁴]^-1/4`, `q = Θ² k_Mpc / (Ω_m h² exp[-Ω_b (1 +
-    /// √(2h)/Ω_m)])`, `Θ = T_CMB / 2.7`, i.e. `q = k / shape` for `k` in
-    /// h/Mpc; `P ∝ k^n_s T²`, normalised to `σ_8` by a top-hat quadrature.
-    /// The cosmology of the pyccl references: `Ω_c = 0.25`, `Ω_b = 0.05`,
+    /// The linear spectrum of the pyccl references: BBKS in CCL's convention
+    /// (`linear.rs`, 1.4e-6 from pyccl) for `Ω_c = 0.25`, `Ω_b = 0.05`,
     /// `h = 0.7`, `n_s = 0.96`, pyccl's default `T_CMB = 2.7255`.
-    struct Bbks {
-        shape: f64,
-        n_s: f64,
-        amp: f64,
-    }
+    struct Bbks;
 
     impl Bbks {
-        fn ccl(sigma8: f64) -> Bbks {
-            let (om, ob, h, theta): (f64, f64, f64, f64) = (0.30, 0.05, 0.7, 2.7255 / 2.7);
-            let mut b = Bbks {
-                shape: om * h * (-ob * (1.0 + (2.0 * h).sqrt() / om)).exp() / (theta * theta),
-                n_s: 0.96,
-                amp: 1.0,
-            };
-            b.amp = (sigma8 / b.sigma_tophat(8.0)).powi(2);
-            b
-        }
-
-        fn power(&self, k: f64) -> f64 {
-            let q = k / self.shape;
-            let x = 2.34 * q;
-            let poly =
-                1.0 + 3.89 * q + (16.1 * q).powi(2) + (5.46 * q).powi(3) + (6.71 * q).powi(4);
-            let t = (1.0 + x).ln() / x * poly.powf(-0.25);
-            self.amp * k.powf(self.n_s) * t * t
-        }
-
-        /// `σ(R)` with the top hat `W = 3 (sin x - x cos x)/x³`: trapezoid
-        /// in `ln k` on `[1e-6, 1e4]` with step 1e-3 (60 nodes per
-        /// oscillation of `W²` at `kR = 100`, beyond which the integrand is
-        /// < 1e-8 of its peak).
-        fn sigma_tophat(&self, r: f64) -> f64 {
-            let (lo, hi, dl) = (1e-6f64.ln(), 1e4f64.ln(), 1e-3);
-            let n = ((hi - lo) / dl) as usize;
-            let mut s = 0.0;
-            for i in 0..=n {
-                let k = (lo + i as f64 * dl).exp();
-                let x = k * r;
-                let w = if x < 1e-2 {
-                    1.0 - x * x / 10.0
-                } else {
-                    3.0 * (x.sin() - x * x.cos()) / (x * x * x)
-                };
-                let f = k * k * k * self.power(k) / TWO_PI2 * w * w;
-                s += if i == 0 || i == n { 0.5 * f } else { f };
-            }
-            (s * dl).sqrt()
+        fn ccl(sigma8: f64) -> crate::cosmo::linear::LinearPower {
+            let c = crate::cosmo::Cosmology::new(0.25, 0.05, 0.7, 0.96, sigma8, -1.0, 0.0)
+                .and_then(|c| c.with_t_cmb(2.7255))
+                .unwrap();
+            crate::cosmo::linear::LinearPower::new(&c, crate::cosmo::linear::Transfer::Bbks)
+                .unwrap()
         }
     }
 
