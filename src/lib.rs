@@ -51,6 +51,7 @@ pub mod rng;
 pub mod sampler;
 pub mod smoothing;
 pub mod spectrum;
+pub mod vmath;
 
 pub use error::{Error, Result};
 pub use grid::Grid;

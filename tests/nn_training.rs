@@ -336,3 +336,45 @@ fn learned_prior_on_lognormal_fields_beats_wiener_and_is_calibrated() {
     assert!((c68 - 0.6827).abs() <= 0.05, "68% coverage {c68}");
     assert!((c95 - 0.9545).abs() <= 0.05, "95% coverage {c95}");
 }
+
+#[test]
+fn training_on_the_sbi_lens_model_uses_its_exact_maps() {
+    // the held-out maps are sbi_lens maps: each with its own variance in the
+    // exponent (see tests/fields.rs, own_variance_defect, for the bound)
+    let model = lensdiff::fields::sbi_lens::SbiLens128::truth().unwrap();
+    let pixel = model.grid().pixel_arcmin;
+    let data = || TrainingData::SbiLens {
+        model: Box::new(model.clone()),
+        seed: 5,
+    };
+    let mut net = UNetConfig::demo();
+    net.channels = vec![4, 8];
+    let meta = DenoiserMeta::new(DenoiserKind::Pure, 0.02, pixel);
+    let den = Denoiser::new(net, meta, None, 1).unwrap();
+    let cfg = TrainConfig {
+        steps: 1,
+        batch: 2,
+        crop: 128,
+        heldout: 3,
+        ..TrainConfig::default()
+    };
+    let t = Trainer::new(den.clone(), data(), cfg.clone()).unwrap();
+    let lambda = model.lambda();
+    let defect = t
+        .heldout()
+        .chunks(128 * 128)
+        .map(|m| {
+            let y: Vec<f64> = m.iter().map(|&k| (1.0 + k as f64 / lambda).ln()).collect();
+            let n = y.len() as f64;
+            let mean = y.iter().sum::<f64>() / n;
+            let var = y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+            (mean + 0.5 * var).abs()
+        })
+        .fold(0.0, f64::max);
+    assert!(defect < 1e-6, "{defect:e}");
+    assert_eq!(t.heldout().len(), 3 * 128 * 128);
+    // other crops or pixel sizes are refused
+    let small = TrainConfig { crop: 64, ..cfg };
+    let e = Trainer::new(den, data(), small).err().unwrap().to_string();
+    assert!(e.contains("own 128x128 grid"), "{e}");
+}

@@ -44,6 +44,7 @@
 use std::f64::consts::{LN_10, PI};
 
 use crate::error::{Error, Result};
+use crate::vmath;
 
 /// The smallest tabulated filter radius, Mpc/h: below it (`D σ₀(R_MIN) < 1`)
 /// `R_σ` is clamped.
@@ -356,25 +357,42 @@ impl Halofit {
             return 0.0;
         }
         let p = if p_lin_a < 0.0 { 0.0 } else { p_lin_a };
-        let ln_k = k.ln();
-        let ln_y = ln_k + self.ln_r_sigma;
-        let y = k * self.r_sigma;
-        let f = y * (0.25 + 0.125 * y);
-        let d_l = k * k * k * p / TWO_PI2;
-        // Δ²_Q / Δ²_L; exp(-f) wins over (1 + Δ²)^β once f is large
-        let quasi = if f < 1e4 {
-            (self.beta * d_l.ln_1p() - f).exp() / (1.0 + self.alpha * d_l)
-        } else {
-            0.0
-        };
-        // Δ²_H 2π²/k³ in logs (no 0 * inf at tiny or huge k)
-        let denom = 1.0
-            + self.b_n * (self.f2 * ln_y).exp()
-            + (self.three_minus_gamma * (self.ln_c_f3 + ln_y)).exp();
-        let halo = TWO_PI2 * (self.ln_a_n + self.three_f1 * ln_y - 3.0 * ln_k).exp()
-            / denom
-            / (1.0 + self.nu / (y * y));
-        p * quasi + self.halo_scale * halo
+        let mut out = [0.0];
+        self.power_many(&[k], &[k.ln()], &[p.ln()], &mut out);
+        out[0]
+    }
+
+    /// [`Halofit::power`] over many wavenumbers, from `k > 0`, `ln k` and
+    /// `ln p_lin_a` (`-inf` for a zero power), into `out`: the form of the
+    /// Limber loop, which has the logarithms already and vectorises this
+    /// ([`crate::vmath`]). Slices of different lengths use the shortest.
+    pub fn power_many(&self, k: &[f64], ln_k: &[f64], ln_p: &[f64], out: &mut [f64]) {
+        let ln_two_pi2 = TWO_PI2.ln();
+        vmath::with_avx2(
+            #[inline(always)]
+            || {
+                for (((o, &k), &ln_k), &ln_p) in out.iter_mut().zip(k).zip(ln_k).zip(ln_p) {
+                    let ln_y = ln_k + self.ln_r_sigma;
+                    let y = k * self.r_sigma;
+                    let f = y * (0.25 + 0.125 * y);
+                    let p = vmath::exp(ln_p);
+                    let d_l = vmath::exp(3.0 * ln_k + ln_p - ln_two_pi2);
+                    // Δ²_Q / Δ²_L; exp(-f) wins over (1 + Δ²)^β once f is large
+                    let quasi =
+                        vmath::exp(self.beta * vmath::ln(1.0 + d_l) - f) / (1.0 + self.alpha * d_l);
+                    let quasi = if f < 1e4 { quasi } else { 0.0 };
+                    // Δ²_H 2π²/k³ in logs (no 0 * inf at tiny or huge k)
+                    let denom = 1.0
+                        + self.b_n * vmath::exp(self.f2 * ln_y)
+                        + vmath::exp(self.three_minus_gamma * (self.ln_c_f3 + ln_y));
+                    let halo = TWO_PI2
+                        * vmath::exp(self.ln_a_n + self.three_f1 * ln_y - 3.0 * ln_k)
+                        / denom
+                        / (1.0 + self.nu / (y * y));
+                    *o = p * quasi + self.halo_scale * halo;
+                }
+            },
+        )
     }
 }
 

@@ -20,7 +20,9 @@
 //!   `kappa = lambda (exp(g - var(g)/2) - 1)` with `var(g)` the variance of
 //!   that realisation (`jnp.var`, population variance). Note the absolute
 //!   value, where [`super::LogNormal`] clips negative powers, and the
-//!   realisation's own variance, where `LogNormal` uses the expected one.
+//!   realisation's own variance, where `LogNormal` uses the expected one
+//!   (`lensdiff train --simulate sbi-lognormal` trains on these maps,
+//!   `TrainingData::SbiLens`).
 //! - **Shift.** `lambda(Omega_m, sigma_8)`: bilinear interpolation of the
 //!   8x8 table [`LOGNORMAL_SHIFT`] with sbi_lens's index convention
 //!   (`(Omega_m - 0.2)/0.2·8 - 0.5`, `(sigma_8 - 0.6)/0.4·8 - 0.5`, as
@@ -48,8 +50,6 @@ use crate::fft::Fft2;
 use crate::grid::Grid;
 use crate::rng::{Philox, Stream};
 use crate::spectrum::ClTable;
-
-use super::LogNormal;
 
 /// Baryon density of the model (fixed).
 pub const OMEGA_B: f64 = 0.0486;
@@ -335,26 +335,6 @@ impl SbiLens128 {
             }
         });
         Ok(out)
-    }
-
-    /// The model as a [`LogNormal`] field (for code that takes one, e.g.
-    /// `TrainingData::LogNormal`): the same Gaussian power and shift, but
-    /// `exp(g - sigma_g²/2)` with the *expected* variance
-    /// `sigma_g² = sum P_G / N` instead of each realisation's. Map for map
-    /// (same seed and index) the two differ by the realisation's variance
-    /// fluctuation, a factor `exp(-(var(g) - sigma_g²)/2)` on `1 + kappa/lambda`.
-    pub fn as_lognormal(&self) -> LogNormal {
-        let g = &self.grid;
-        let nkx = g.nkx();
-        let var: f64 = (self.gaussian_power.iter().enumerate())
-            .map(|(j, p)| g.hermitian_weight(j % nkx) * p)
-            .sum::<f64>()
-            / g.len() as f64;
-        LogNormal {
-            lambda: self.lambda,
-            gaussian_power: self.gaussian_power.clone(),
-            gaussian_variance: var,
-        }
     }
 
     /// Adds the model's pixel noise ([`noise_sigma`]) to a stack of maps;

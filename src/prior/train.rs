@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::denoiser::{from_json, to_json, Denoiser, EdmScaling};
 use super::GaussianPrior;
 use crate::error::{Error, Result};
+use crate::fields::sbi_lens::SbiLens128;
 use crate::fields::{gaussian_fields, LogNormal};
 use crate::grid::Grid;
 use crate::nn::{Dims4, Weights};
@@ -199,6 +200,15 @@ pub enum TrainingData {
         /// Seed of the fields.
         seed: u64,
     },
+    /// The sbi_lens 128² log-normal model, each map with its own Gaussian
+    /// variance in the exponent ([`SbiLens128::sample`]); the crop must be the
+    /// model's 128² grid.
+    SbiLens {
+        /// The model at one cosmology.
+        model: Box<SbiLens128>,
+        /// Seed of the fields.
+        seed: u64,
+    },
 }
 
 impl TrainingData {
@@ -242,6 +252,7 @@ impl TrainingData {
                 gaussian_fields(grid, power, *seed, 1 << 47, 64)?
             }
             TrainingData::LogNormal { field, seed } => field.sample(grid, *seed, 1 << 47, 64)?,
+            TrainingData::SbiLens { model, seed } => model.sample(*seed, 1 << 47, 64)?,
         };
         let n = maps.len() as f64;
         let mean = maps.iter().map(|&v| v as f64).sum::<f64>() / n;
@@ -261,6 +272,13 @@ impl TrainingData {
             TrainingData::Gaussian { seed, .. } => format!("Gaussian fields, seed {seed}"),
             TrainingData::LogNormal { field, seed } => {
                 format!("log-normal fields (lambda {}), seed {seed}", field.lambda)
+            }
+            TrainingData::SbiLens { model, seed } => {
+                let c = model.cosmology();
+                format!(
+                    "sbi_lens 128^2 log-normal fields (Omega_c {}, sigma_8 {}), seed {seed}",
+                    c.omega_c, c.sigma8
+                )
             }
         }
     }
@@ -345,6 +363,21 @@ impl Trainer {
             TrainingData::LogNormal { field, .. } => {
                 crate::spectrum::check_power(&grid, &field.gaussian_power)?
             }
+            TrainingData::SbiLens { model, .. } => {
+                let g = model.grid();
+                if (g.nx, g.ny) != (grid.nx, grid.ny)
+                    || (g.pixel_arcmin / grid.pixel_arcmin - 1.0).abs() > 1e-9
+                {
+                    return Err(Error::invalid(
+                        "crop",
+                        format!(
+                            "the sbi_lens model trains on its own {}x{} grid of {}' pixels, \
+                             not crops of {crop} at {}'",
+                            g.nx, g.ny, g.pixel_arcmin, grid.pixel_arcmin
+                        ),
+                    ));
+                }
+            }
         }
         let gauss = denoiser.gaussian_prior(grid)?;
         let n = denoiser.unet().n_params();
@@ -428,6 +461,7 @@ impl Trainer {
             TrainingData::LogNormal { field, seed } => {
                 field.sample(&self.grid, *seed, HELDOUT_FIRST, h)
             }
+            TrainingData::SbiLens { model, seed } => model.sample(*seed, HELDOUT_FIRST, h),
         }
     }
 
@@ -458,6 +492,7 @@ impl Trainer {
             TrainingData::LogNormal { field, seed } => {
                 field.sample(&self.grid, *seed, t * b as u64, b)
             }
+            TrainingData::SbiLens { model, seed } => model.sample(*seed, t * b as u64, b),
         }
     }
 

@@ -23,8 +23,8 @@ pub enum Simulated {
     /// Log-normal fields with the C_ell of --cl and shift --lambda.
     Lognormal,
     /// The sbi_lens 128² log-normal model (as in `lensdiff simulate`; crops 128 of
-    /// 2.34375', (Omega_c, sigma_8) from --omega-c, --sigma8, default 0.3, 0.8), with the
-    /// expected variance of the Gaussian field in exp(g - var/2) instead of each map's own.
+    /// 2.34375', (Omega_c, sigma_8) from --omega-c, --sigma8, default 0.3, 0.8), exactly as
+    /// sbi_lens draws them (each map's own Gaussian variance in exp(g - var/2)).
     SbiLognormal,
 }
 
@@ -154,10 +154,11 @@ fn training_data(
                     field: LogNormal::new(grid, &power, a.lambda.unwrap_or(0.03))?,
                     seed: a.data_seed,
                 },
-                Simulated::SbiLognormal => TrainingData::LogNormal {
-                    field: sbi
-                        .ok_or_else(|| Error::invalid("--simulate", "no sbi_lens model"))?
-                        .as_lognormal(),
+                Simulated::SbiLognormal => TrainingData::SbiLens {
+                    model: Box::new(
+                        sbi.ok_or_else(|| Error::invalid("--simulate", "no sbi_lens model"))?
+                            .clone(),
+                    ),
                     seed: a.data_seed,
                 },
             })
