@@ -152,7 +152,7 @@ pub fn check_finite(name: &'static str, data: &[f32]) -> Result<()> {
 }
 
 /// Fails with [`Error::ShapeMismatch`] unless `data.len() == expected`.
-pub fn check_len(name: &'static str, data: &[f32], expected: usize) -> Result<()> {
+pub fn check_len<T>(name: &'static str, data: &[T], expected: usize) -> Result<()> {
     if data.len() == expected {
         Ok(())
     } else {

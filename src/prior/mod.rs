@@ -15,6 +15,7 @@
 pub mod denoiser;
 pub mod device;
 pub mod gaussian;
+pub mod joint;
 pub mod neural;
 pub mod train;
 

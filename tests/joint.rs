@@ -1,0 +1,162 @@
+//! The joint prior of cosmological parameters and the map (issue #15): the
+//! rings, the spectrum table, the quadrature and the exact Gaussian joint
+//! denoiser against a brute-force grid.
+
+use std::sync::OnceLock;
+
+use lensdiff::cosmo::limber::ClOptions;
+use lensdiff::cosmo::nz::Nz;
+use lensdiff::fields::sbi_lens;
+use lensdiff::grid::Grid;
+use lensdiff::prior::joint::gaussian::{GaussianJoint, Quad};
+use lensdiff::prior::joint::{ParamSpace, Rings, SpectrumTable};
+use lensdiff::rng::{Philox, Stream};
+
+/// The oracle problem of issue #15: 64² maps of the sbi_lens pixel
+/// (2.34375'), its source n(z) and fixed parameters, `(omega_c, sigma8)`
+/// with the sbi_lens priors.
+fn problem() -> &'static (GaussianJoint, f64) {
+    static P: OnceLock<(GaussianJoint, f64)> = OnceLock::new();
+    P.get_or_init(|| {
+        let grid = Grid::square(64, sbi_lens::PIXEL_ARCMIN).unwrap();
+        let rings = Rings::new(&grid);
+        let space = ParamSpace::sbi_lens();
+        let base = lensdiff::cosmo::Cosmology::new(
+            0.3,
+            sbi_lens::OMEGA_B,
+            sbi_lens::H,
+            sbi_lens::N_S,
+            0.8,
+            -1.0,
+            0.0,
+        )
+        .unwrap();
+        let bin = Nz::Smail {
+            a: 0.5,
+            b: 2.0,
+            z0: 1.0,
+            z_max: 10.0,
+        }
+        .source()
+        .unwrap();
+        let t0 = std::time::Instant::now();
+        let table =
+            SpectrumTable::cosmology(&space, &rings, &base, &bin, &ClOptions::default()).unwrap();
+        eprintln!("table: {:.2} s", t0.elapsed().as_secs_f64());
+        // sigma_d: the prior pixel std at the prior mean
+        let mut ln_s = vec![0.0; rings.len()];
+        table.ln_power(&[0.0, 0.0], &mut ln_s);
+        let var: f64 = ln_s
+            .iter()
+            .zip(rings.counts())
+            .map(|(l, n)| n * l.exp())
+            .sum::<f64>()
+            / grid.len() as f64;
+        let sd = var.sqrt();
+        (GaussianJoint::new(table, rings, sd).unwrap(), sd)
+    })
+}
+
+/// A draw of `(u, k)` from the joint prior at `u` (k a Gaussian field of
+/// power S_u in joint units), plus noise sigma on both parts.
+fn diffused_draw(j: &GaussianJoint, u: &[f64], sigma: f64, seed: u64) -> (Vec<f64>, Vec<f64>) {
+    let rings = j.rings();
+    let g = *rings.grid();
+    let mut ln_s = vec![0.0; rings.len()];
+    j.table().ln_power(u, &mut ln_s);
+    let power: Vec<f64> = rings.expand(
+        &ln_s
+            .iter()
+            .map(|l| l.exp() / j.sigma_d().powi(2))
+            .collect::<Vec<_>>(),
+    );
+    let k = lensdiff::fields::gaussian_fields(&g, &power, seed, 0, 1).unwrap();
+    let mut z = vec![0.0f64; g.len() + u.len()];
+    Philox::new(seed, Stream::Sampler, 0, 0).fill_normal_f64(&mut z);
+    let ks: Vec<f64> = k
+        .iter()
+        .zip(&z)
+        .map(|(k, z)| *k as f64 + sigma * z)
+        .collect();
+    let us: Vec<f64> = u
+        .iter()
+        .zip(&z[g.len()..])
+        .map(|(u, z)| u + sigma * z)
+        .collect();
+    (us, ks)
+}
+
+#[test]
+fn rings_partition_the_spectrum_by_parseval() {
+    for (nx, ny) in [(64, 64), (30, 18), (9, 7)] {
+        let g = Grid::new(nx, ny, 1.0).unwrap();
+        let rings = Rings::new(&g);
+        // sum of weights over non-zero modes = N - 1
+        let dof: f64 = rings.counts().iter().sum();
+        assert_eq!(dof, (g.len() - 1) as f64, "{nx}x{ny}");
+        // Parseval: sum_r a_r = sum x² - (sum x)²/N
+        let mut x = vec![0.0f64; g.len()];
+        Philox::new(3, Stream::Field, 0, 0).fill_normal_f64(&mut x);
+        let fft = lensdiff::fft::Fft2::<f64>::new(nx, ny);
+        let mut spec = vec![num_complex::Complex::new(0.0, 0.0); g.spectral_len()];
+        fft.forward(&x, &mut spec);
+        let a: f64 = rings.cross(&spec, &spec).iter().sum();
+        let s: f64 = x.iter().sum();
+        let want = x.iter().map(|v| v * v).sum::<f64>() - s * s / g.len() as f64;
+        assert!((a / want - 1.0).abs() < 1e-12, "{nx}x{ny}: {a} vs {want}");
+        // rings are increasing in ell and every mode of a ring has its ell
+        assert!(rings.ells().windows(2).all(|w| w[0] < w[1]));
+        let ell = g.ell_map();
+        for (m, l) in ell.iter().enumerate() {
+            if let Some(r) = rings.ring_of(m) {
+                assert!((rings.ells()[r] / l - 1.0).abs() < 1e-12);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_exact_joint_denoiser_matches_a_brute_force_grid_to_1e_4() {
+    let (j, _) = problem();
+    let grid_quad = Quad::Grid {
+        points: 161,
+        half_width: 12.0,
+    };
+    let mut worst_u: f64 = 0.0;
+    let mut worst_k: f64 = 0.0;
+    let mut seed = 0;
+    for sigma in [1e-3, 0.02, 0.1, 0.3, 1.0, 3.0, 30.0] {
+        // a consistent draw and one whose map comes from other parameters
+        for (u_map, u_par) in [([0.5, -0.7], [0.5, -0.7]), ([1.5, 1.0], [-0.5, 0.3])] {
+            seed += 1;
+            let (_, ks) = diffused_draw(j, &u_map, sigma, seed);
+            let (us, _) = diffused_draw(j, &u_par, sigma, seed + 100);
+            let t = std::time::Instant::now();
+            let a = j.denoise(&us, &ks, sigma).unwrap();
+            let dt = t.elapsed().as_secs_f64();
+            let b = j
+                .clone()
+                .with_quadrature(grid_quad)
+                .denoise(&us, &ks, sigma)
+                .unwrap();
+            let err_u = (0..2)
+                .map(|d| (a.u[d] - b.u[d]).abs() / b.u_cov[d * 3].sqrt())
+                .fold(0.0, f64::max);
+            let num: f64 = a.k.iter().zip(&b.k).map(|(x, y)| (x - y).powi(2)).sum();
+            let den: f64 = b.k.iter().map(|y| y * y).sum();
+            let err_k = (num / den).sqrt();
+            eprintln!(
+                "sigma {sigma:7.3}: u* {:?} sd {:.3e} {:.3e}, err u {err_u:.1e} k {err_k:.1e}, {} passes, {:.2} ms",
+                b.u,
+                b.u_cov[0].sqrt(),
+                b.u_cov[3].sqrt(),
+                a.passes,
+                dt * 1e3
+            );
+            worst_u = worst_u.max(err_u);
+            worst_k = worst_k.max(err_k);
+        }
+    }
+    assert!(worst_u < 1e-4, "{worst_u:e}");
+    assert!(worst_k < 1e-4, "{worst_k:e}");
+}
