@@ -19,6 +19,7 @@ use crate::backend::cpu::Cpu;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::prior::joint::gaussian::{GaussianJoint, Quad};
+use crate::prior::joint::quadrature::Gauss;
 
 /// Moments of `p(theta, kappa | y)` from a brute-force quadrature over `u`.
 #[derive(Debug, Clone)]
@@ -168,18 +169,27 @@ impl Model for JointGaussianPosterior<'_> {
     }
 
     fn on_cpu(&self, _be: &Cpu) -> Result<Box<dyn Target<Cpu> + '_>> {
-        Ok(Box::new(JointOracleTarget(self)))
+        Ok(Box::new(JointOracleTarget {
+            model: self,
+            warm: Vec::new(),
+        }))
     }
 }
 
-struct JointOracleTarget<'m, 'a>(&'m JointGaussianPosterior<'a>);
+/// The model on the CPU, with each chain's last posterior of `u` as the
+/// quadrature's warm start (reset per batch).
+struct JointOracleTarget<'m, 'a> {
+    model: &'m JointGaussianPosterior<'a>,
+    warm: Vec<Option<Gauss>>,
+}
 
 impl Target<Cpu> for JointOracleTarget<'_, '_> {
     fn param_len(&self) -> usize {
-        self.0.u_mean.len()
+        self.model.u_mean.len()
     }
 
-    fn begin_batch(&mut self, _be: &Cpu, _chains: usize) -> Result<()> {
+    fn begin_batch(&mut self, _be: &Cpu, chains: usize) -> Result<()> {
+        self.warm = vec![None; chains];
         Ok(())
     }
 
@@ -196,15 +206,20 @@ impl Target<Cpu> for JointOracleTarget<'_, '_> {
             _ => return Err(Error::invalid("state", "the joint model needs parameters")),
         };
         let inv = 1.0 / (sigma * sigma);
+        if self.warm.len() != x.chains() {
+            self.warm = vec![None; x.chains()];
+        }
+        let joint = self.model.joint;
         let results: Vec<Result<()>> = x
             .maps
             .par_chunks(n)
             .zip(out.maps.par_chunks_mut(n))
             .zip(xp.par_chunks(p).zip(op.par_chunks_mut(p)))
-            .map(|((xm, om), (xu, ou))| {
+            .zip(self.warm.par_iter_mut())
+            .map(|(((xm, om), (xu, ou)), warm)| {
                 let k: Vec<f64> = xm.iter().map(|&v| v as f64).collect();
                 let u: Vec<f64> = xu.iter().map(|&v| v as f64).collect();
-                let d = self.0.joint.denoise(&u, &k, sigma)?;
+                let d = joint.denoise_warm(&u, &k, sigma, warm)?;
                 for ((o, dk), k) in om.iter_mut().zip(&d.k).zip(&k) {
                     *o = ((dk - k) * inv) as f32;
                 }
@@ -223,7 +238,7 @@ impl Target<Cpu> for JointOracleTarget<'_, '_> {
     /// the default `sigma_max` (20 prior scales) the neglected non-Gaussianity
     /// and correlations are `O(V / sigma²) < 1/400` of the spread.
     fn initial(&self, _be: &Cpu, sigma_max: f64, z: &mut State<Cpu>) -> Result<()> {
-        let g = *self.0.grid();
+        let g = *self.model.grid();
         let n = g.len();
         let fft = crate::fft::Fft2::<f64>::new(g.nx, g.ny);
         let s2 = sigma_max * sigma_max;
@@ -234,8 +249,8 @@ impl Target<Cpu> for JointOracleTarget<'_, '_> {
             fft.forward(&x, &mut spec);
             for ((s, mean), var) in spec
                 .iter_mut()
-                .zip(&self.0.start_mean)
-                .zip(&self.0.start_var)
+                .zip(&self.model.start_mean)
+                .zip(&self.model.start_var)
             {
                 *s = *s * (var + s2).sqrt() + mean * sqrt_n;
             }
@@ -244,9 +259,9 @@ impl Target<Cpu> for JointOracleTarget<'_, '_> {
             m.iter_mut().zip(&y).for_each(|(o, y)| *o = *y as f32);
         });
         if let Some(params) = &mut z.params {
-            let p = self.0.u_mean.len();
+            let p = self.model.u_mean.len();
             for c in params.chunks_mut(p) {
-                for ((v, m), var) in c.iter_mut().zip(&self.0.u_mean).zip(&self.0.u_var) {
+                for ((v, m), var) in c.iter_mut().zip(&self.model.u_mean).zip(&self.model.u_var) {
                     *v = (m + (var + s2).sqrt() * *v as f64) as f32;
                 }
             }
