@@ -4,56 +4,21 @@
 
 use std::sync::OnceLock;
 
-use lensdiff::cosmo::limber::ClOptions;
-use lensdiff::cosmo::nz::Nz;
 use lensdiff::fields::sbi_lens;
 use lensdiff::grid::Grid;
 use lensdiff::prior::joint::gaussian::{GaussianJoint, Quad};
-use lensdiff::prior::joint::{ParamSpace, Rings, SpectrumTable};
+use lensdiff::prior::joint::Rings;
 use lensdiff::rng::{Philox, Stream};
 
-/// The oracle problem of issue #15: 64² maps of the sbi_lens pixel
-/// (2.34375'), its source n(z) and fixed parameters, `(omega_c, sigma8)`
-/// with the sbi_lens priors.
+/// The oracle problem of issue #15 ([`GaussianJoint::sbi_lens`]): 64² maps
+/// of the sbi_lens pixel (2.34375'), its source n(z) and fixed parameters,
+/// `(omega_c, sigma8)` with the sbi_lens priors.
 fn problem() -> &'static (GaussianJoint, f64) {
     static P: OnceLock<(GaussianJoint, f64)> = OnceLock::new();
     P.get_or_init(|| {
-        let grid = Grid::square(64, sbi_lens::PIXEL_ARCMIN).unwrap();
-        let rings = Rings::new(&grid);
-        let space = ParamSpace::sbi_lens();
-        let base = lensdiff::cosmo::Cosmology::new(
-            0.3,
-            sbi_lens::OMEGA_B,
-            sbi_lens::H,
-            sbi_lens::N_S,
-            0.8,
-            -1.0,
-            0.0,
-        )
-        .unwrap();
-        let bin = Nz::Smail {
-            a: 0.5,
-            b: 2.0,
-            z0: 1.0,
-            z_max: 10.0,
-        }
-        .source()
-        .unwrap();
-        let t0 = std::time::Instant::now();
-        let table =
-            SpectrumTable::cosmology(&space, &rings, &base, &bin, &ClOptions::default()).unwrap();
-        eprintln!("table: {:.2} s", t0.elapsed().as_secs_f64());
-        // sigma_d: the prior pixel std at the prior mean
-        let mut ln_s = vec![0.0; rings.len()];
-        table.ln_power(&[0.0, 0.0], &mut ln_s);
-        let var: f64 = ln_s
-            .iter()
-            .zip(rings.counts())
-            .map(|(l, n)| n * l.exp())
-            .sum::<f64>()
-            / grid.len() as f64;
-        let sd = var.sqrt();
-        (GaussianJoint::new(table, rings, sd).unwrap(), sd)
+        let j = GaussianJoint::sbi_lens(64).unwrap();
+        let sd = j.sigma_d();
+        (j, sd)
     })
 }
 

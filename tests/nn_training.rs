@@ -340,7 +340,7 @@ fn learned_prior_on_lognormal_fields_beats_wiener_and_is_calibrated() {
 #[test]
 fn training_on_the_sbi_lens_model_uses_its_exact_maps() {
     // the held-out maps are sbi_lens maps: each with its own variance in the
-    // exponent (see tests/fields.rs, own_variance_defect, for the bound)
+    // exponent (common::sbi_own_variance_defect gives the bound)
     let model = lensdiff::fields::sbi_lens::SbiLens128::truth().unwrap();
     let pixel = model.grid().pixel_arcmin;
     let data = || TrainingData::SbiLens {
@@ -359,18 +359,7 @@ fn training_on_the_sbi_lens_model_uses_its_exact_maps() {
         ..TrainConfig::default()
     };
     let t = Trainer::new(den.clone(), data(), cfg.clone()).unwrap();
-    let lambda = model.lambda();
-    let defect = t
-        .heldout()
-        .chunks(128 * 128)
-        .map(|m| {
-            let y: Vec<f64> = m.iter().map(|&k| (1.0 + k as f64 / lambda).ln()).collect();
-            let n = y.len() as f64;
-            let mean = y.iter().sum::<f64>() / n;
-            let var = y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-            (mean + 0.5 * var).abs()
-        })
-        .fold(0.0, f64::max);
+    let defect = common::sbi_own_variance_defect(t.heldout(), model.lambda());
     assert!(defect < 1e-6, "{defect:e}");
     assert_eq!(t.heldout().len(), 3 * 128 * 128);
     // other crops or pixel sizes are refused

@@ -43,7 +43,7 @@ use num_complex::Complex;
 use rayon::prelude::*;
 
 use crate::cosmo::limber::{convergence_cl, ClOptions};
-use crate::cosmo::nz::Nz;
+use crate::cosmo::nz::{Nz, SourceBin};
 use crate::cosmo::Cosmology;
 use crate::error::{Error, Result};
 use crate::fft::Fft2;
@@ -197,6 +197,24 @@ fn interp_linear(xp: &[f64], fp: &[f64], x: f64) -> f64 {
     (f0 * (x1 - x) + f1 * (x - x0)) / (x1 - x0)
 }
 
+/// The sbi_lens cosmology at `(Omega_c, sigma_8)`: [`OMEGA_B`], [`H`],
+/// [`N_S`], `w0 = -1`, `wa = 0`.
+pub fn cosmology(omega_c: f64, sigma8: f64) -> Result<Cosmology> {
+    Cosmology::new(omega_c, OMEGA_B, H, N_S, sigma8, -1.0, 0.0)
+}
+
+/// The sbi_lens source distribution: Smail `a = 0.5`, `b = 2`, `z0 = 1`, cut
+/// at `z = 10`.
+pub fn source() -> Result<SourceBin> {
+    Nz::Smail {
+        a: 0.5,
+        b: 2.0,
+        z0: 1.0,
+        z_max: 10.0,
+    }
+    .source()
+}
+
 /// The sbi_lens 128² log-normal model at one `(Omega_c, sigma_8)`.
 #[derive(Debug, Clone)]
 pub struct SbiLens128 {
@@ -215,15 +233,9 @@ impl SbiLens128 {
     /// [`Cosmology::new`]; so is a shift too small for the spectrum
     /// (`1 + xi/lambda² <= 0`).
     pub fn new(omega_c: f64, sigma8: f64) -> Result<Self> {
-        let cosmology = Cosmology::new(omega_c, OMEGA_B, H, N_S, sigma8, -1.0, 0.0)?;
+        let cosmology = cosmology(omega_c, sigma8)?;
         let grid = Grid::square(N_PIX, PIXEL_ARCMIN)?;
-        let source = Nz::Smail {
-            a: 0.5,
-            b: 2.0,
-            z0: 1.0,
-            z_max: 10.0,
-        }
-        .source()?;
+        let source = source()?;
         let ells = ell_table();
         let cl = convergence_cl(&cosmology, &[source], &ells, &ClOptions::default())?
             .cl

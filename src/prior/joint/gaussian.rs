@@ -29,8 +29,11 @@ use num_complex::Complex;
 use super::quadrature::{self, AdaptiveOptions, Gauss, Quadrature};
 use super::rings::Rings;
 use super::table::SpectrumTable;
+use super::ParamSpace;
+use crate::cosmo::limber::ClOptions;
 use crate::error::{Error, Result};
 use crate::fft::Fft2;
+use crate::grid::Grid;
 use crate::vmath;
 
 /// An observation of the convergence, `y = kappa + e`, white noise of pixel
@@ -112,6 +115,45 @@ impl GaussianJoint {
             obs: None,
             quad: Quad::Adaptive(AdaptiveOptions::default()),
         })
+    }
+
+    /// The joint Gaussian prior of the sbi_lens parameters on a `side²` grid
+    /// of the sbi_lens pixel (2.34375'): the sbi_lens source and fixed
+    /// parameters, `(omega_c, sigma8)` with its priors ([`ParamSpace::sbi_lens`]),
+    /// spectra from cosmology ([`SpectrumTable::cosmology`], default
+    /// [`ClOptions`]), `sigma_d` the prior pixel std at the prior mean. The
+    /// oracle problem of docs/joint.md (`side = 64`).
+    pub fn sbi_lens(side: usize) -> Result<Self> {
+        use crate::fields::sbi_lens;
+        let grid = Grid::square(side, sbi_lens::PIXEL_ARCMIN)?;
+        let rings = Rings::new(&grid);
+        let space = ParamSpace::sbi_lens();
+        let base = sbi_lens::cosmology(space.mean()[0], space.mean()[1])?;
+        let table = SpectrumTable::cosmology(
+            &space,
+            &rings,
+            &base,
+            &sbi_lens::source()?,
+            &ClOptions::default(),
+        )?;
+        let mut ln_s = vec![0.0; rings.len()];
+        table.ln_power(&[0.0, 0.0], &mut ln_s);
+        let var = ln_s
+            .iter()
+            .zip(rings.counts())
+            .map(|(l, n)| n * l.exp())
+            .sum::<f64>()
+            / grid.len() as f64;
+        GaussianJoint::new(table, rings, var.sqrt())
+    }
+
+    /// The prior pixel power of the map at `u`, half spectrum, convergence
+    /// units (0 at the zero mode).
+    pub fn prior_power(&self, u: &[f64]) -> Vec<f64> {
+        let mut ln_s = vec![0.0; self.rings.len()];
+        self.table.ln_power(u, &mut ln_s);
+        let s: Vec<f64> = ln_s.iter().map(|l| l.exp()).collect();
+        self.rings.expand(&s)
     }
 
     /// The same prior conditioned on `y_kappa` (a map of the grid, convergence

@@ -1,0 +1,61 @@
+//! One joint sample of (theta, kappa) with the exact Gaussian joint posterior
+//! denoiser (docs/joint.md, issue #15 part 7): the oracle problem (sbi_lens
+//! pixel, source and priors on (omega_c, sigma8), noise on the convergence)
+//! at 64² and 128², Heun with 64 levels (126 NFE), 4 chains on one thread.
+//! Reported: seconds per sample and per denoiser call, and the table's build
+//! time.
+//!
+//! Run: `cargo bench --bench joint`.
+
+use std::time::Instant;
+
+use lensdiff::fields::sbi_lens;
+use lensdiff::prior::joint::GaussianJoint;
+use lensdiff::rng::{Philox, Stream};
+use lensdiff::sampler::joint_oracle::JointGaussianPosterior;
+use lensdiff::sampler::{sample, RunSpec, SamplerConfig};
+
+fn main() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        for side in [64, 128] {
+            let t = Instant::now();
+            let joint = GaussianJoint::sbi_lens(side).unwrap();
+            let t_table = t.elapsed().as_secs_f64();
+            let grid = *joint.rings().grid();
+            let power = joint.prior_power(&[0.0, 0.0]);
+            let kappa = lensdiff::fields::gaussian_fields(&grid, &power, 1, 0, 1).unwrap();
+            let noise = sbi_lens::noise_sigma();
+            let mut e = vec![0.0f64; grid.len()];
+            Philox::new(1, Stream::ShapeNoise, 0, 0).fill_normal_f64(&mut e);
+            let y: Vec<f64> = kappa
+                .iter()
+                .zip(&e)
+                .map(|(k, e)| *k as f64 + noise * e)
+                .collect();
+            let joint = joint.with_observation(&y, noise).unwrap();
+            let post = JointGaussianPosterior::new(&joint, &y, noise).unwrap();
+            let chains = 4;
+            let t = Instant::now();
+            let set = sample(
+                &post,
+                &SamplerConfig::default(),
+                &RunSpec::new(3, chains),
+                &mut |_, _| {},
+            )
+            .unwrap();
+            let secs = t.elapsed().as_secs_f64();
+            println!(
+                "joint sample, exact Gaussian, {side}x{side} ({} rings), heun 64 levels ({} NFE), 1 thread: {:.2} s/sample, {:.2} ms/denoiser call; prior (spectrum table) {:.2} s",
+                joint.rings().len(),
+                set.nfe,
+                secs / chains as f64,
+                secs / chains as f64 / set.nfe as f64 * 1e3,
+                t_table
+            );
+        }
+    });
+}
