@@ -28,7 +28,7 @@ fn main() {
             let joint = GaussianJoint::sbi_lens(side).unwrap();
             let t_table = t.elapsed().as_secs_f64();
             let grid = *joint.rings().grid();
-            let power = joint.prior_power(&[0.0, 0.0]);
+            let power = joint.prior_power(&[0.0, 0.0]).unwrap();
             let kappa = lensdiff::fields::gaussian_fields(&grid, &power, 1, 0, 1).unwrap();
             let noise = sbi_lens::noise_sigma();
             let mut e = vec![0.0f64; grid.len()];

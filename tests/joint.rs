@@ -25,16 +25,13 @@ fn problem() -> &'static (GaussianJoint, f64) {
 /// A draw of `(u, k)` from the joint prior at `u` (k a Gaussian field of
 /// power S_u in joint units), plus noise sigma on both parts.
 fn diffused_draw(j: &GaussianJoint, u: &[f64], sigma: f64, seed: u64) -> (Vec<f64>, Vec<f64>) {
-    let rings = j.rings();
-    let g = *rings.grid();
-    let mut ln_s = vec![0.0; rings.len()];
-    j.table().ln_power(u, &mut ln_s);
-    let power: Vec<f64> = rings.expand(
-        &ln_s
-            .iter()
-            .map(|l| l.exp() / j.sigma_d().powi(2))
-            .collect::<Vec<_>>(),
-    );
+    let g = *j.rings().grid();
+    let power: Vec<f64> = j
+        .prior_power(u)
+        .unwrap()
+        .iter()
+        .map(|p| p / j.sigma_d().powi(2))
+        .collect();
     let k = lensdiff::fields::gaussian_fields(&g, &power, seed, 0, 1).unwrap();
     let mut z = vec![0.0f64; g.len() + u.len()];
     Philox::new(seed, Stream::Sampler, 0, 0).fill_normal_f64(&mut z);
@@ -65,7 +62,10 @@ fn rings_partition_the_spectrum_by_parseval() {
         let fft = lensdiff::fft::Fft2::<f64>::new(nx, ny);
         let mut spec = vec![num_complex::Complex::new(0.0, 0.0); g.spectral_len()];
         fft.forward(&x, &mut spec);
-        let a: f64 = rings.cross(&spec, &spec).iter().sum();
+        let a: f64 = rings.cross(&spec, &spec).unwrap().iter().sum();
+        // wrong lengths are typed errors
+        assert!(rings.cross(&spec[1..], &spec).is_err());
+        assert!(rings.expand(&[1.0]).is_err() || rings.len() == 1);
         let s: f64 = x.iter().sum();
         let want = x.iter().map(|v| v * v).sum::<f64>() - s * s / g.len() as f64;
         assert!((a / want - 1.0).abs() < 1e-12, "{nx}x{ny}: {a} vs {want}");
@@ -78,6 +78,30 @@ fn rings_partition_the_spectrum_by_parseval() {
             }
         }
     }
+}
+
+#[test]
+fn bad_inputs_are_typed_errors() {
+    let (j, _) = problem();
+    let mut out = vec![0.0; j.rings().len()];
+    assert!(j.table().ln_power(&[0.0], &mut out).is_err());
+    assert!(j.table().ln_power(&[0.0, f64::NAN], &mut out).is_err());
+    assert!(j.table().ln_power(&[0.0, 0.0], &mut out[1..]).is_err());
+    assert!(j.prior_power(&[0.0, 0.0, 0.0]).is_err());
+    let n = j.rings().grid().len();
+    assert!(j.denoise(&[0.0, 0.0], &vec![0.0; n], 0.0).is_err());
+    assert!(j.denoise(&[0.0], &vec![0.0; n], 1.0).is_err());
+    assert!(j.denoise(&[0.0, 0.0], &vec![0.0; n - 1], 1.0).is_err());
+    assert!(j.clone().with_observation(&vec![0.0; n], 0.0).is_err());
+    assert!(j.clone().with_observation(&vec![f64::NAN; n], 0.01).is_err());
+    assert!(j.theta_posterior(Quad::Grid { points: 11, half_width: 5.0 }).is_err());
+    use lensdiff::prior::joint::ParamSpace;
+    assert!(ParamSpace::new(&[], &[], &[]).is_err());
+    assert!(ParamSpace::new(&["a", "a"], &[0.0, 0.0], &[1.0, 1.0]).is_err());
+    assert!(ParamSpace::new(&["a"], &[0.0], &[0.0]).is_err());
+    let bad = ParamSpace::new(&["omega_x"], &[0.3], &[0.05]).unwrap();
+    let c = lensdiff::fields::sbi_lens::cosmology(0.3, 0.8).unwrap();
+    assert!(bad.cosmology(&c, &[0.3]).is_err());
 }
 
 #[test]
@@ -272,7 +296,7 @@ fn check_kappa(
                 .zip(&r.k_mean_spec)
                 .map(|(a, b)| a - b)
                 .collect();
-            let ring_power = rings.cross(&d, &d);
+            let ring_power = rings.cross(&d, &d).unwrap();
             let mut t = [0.0; 6];
             for rr in 0..rings.len() {
                 t[band_of[rr]] += ring_power[rr];

@@ -66,12 +66,12 @@ impl<'a> JointGaussianPosterior<'a> {
         let g = *rings.grid();
         let n = g.len() as f64;
         let start_mean = r.k_mean_spec.iter().map(|v| v / n.sqrt()).collect();
-        let start_var = rings.expand(&r.k_var_ring);
+        let start_var = rings.expand(&r.k_var_ring)?;
         let p = r.u_mean.len();
         let u_var = (0..p).map(|d| r.u_cov[d * p + d]).collect();
         // largest prior mode power in joint units, at the prior mean
         let mut ln_s = vec![0.0; rings.len()];
-        joint.table().ln_power(&vec![0.0; p], &mut ln_s);
+        joint.table().ln_power(&vec![0.0; p], &mut ln_s)?;
         let s_max =
             ln_s.iter().copied().fold(f64::NEG_INFINITY, f64::max).exp() / joint.sigma_d().powi(2);
         Ok(JointGaussianPosterior {
@@ -125,7 +125,7 @@ impl<'a> JointGaussianPosterior<'a> {
             })
             .collect();
         // Var_u(w Y') = Var(w) |Y'|²: per ring with the ring's mean |Y'|²
-        let b = rings.cross(spec, spec);
+        let b = rings.cross(spec, spec)?;
         let k_var_ring = (0..nr)
             .map(|r| v[r] + (w2[r] - w1[r] * w1[r]) * b[r] / rings.counts()[r])
             .collect();

@@ -137,7 +137,7 @@ impl GaussianJoint {
             &ClOptions::default(),
         )?;
         let mut ln_s = vec![0.0; rings.len()];
-        table.ln_power(&[0.0, 0.0], &mut ln_s);
+        table.ln_power(&[0.0, 0.0], &mut ln_s)?;
         let var = ln_s
             .iter()
             .zip(rings.counts())
@@ -149,9 +149,9 @@ impl GaussianJoint {
 
     /// The prior pixel power of the map at `u`, half spectrum, convergence
     /// units (0 at the zero mode).
-    pub fn prior_power(&self, u: &[f64]) -> Vec<f64> {
+    pub fn prior_power(&self, u: &[f64]) -> Result<Vec<f64>> {
         let mut ln_s = vec![0.0; self.rings.len()];
-        self.table.ln_power(u, &mut ln_s);
+        self.table.ln_power(u, &mut ln_s)?;
         let s: Vec<f64> = ln_s.iter().map(|l| l.exp()).collect();
         self.rings.expand(&s)
     }
@@ -174,7 +174,7 @@ impl GaussianJoint {
         let y: Vec<f64> = y_kappa.iter().map(|v| v / self.sigma_d).collect();
         let mut spec = vec![Complex::new(0.0, 0.0); g.spectral_len()];
         self.fft.forward(&y, &mut spec);
-        let b = self.rings.cross(&spec, &spec);
+        let b = self.rings.cross_unchecked(&spec, &spec);
         let nu = (noise_std / self.sigma_d).powi(2);
         self.obs = Some(Observation { spec, b, nu });
         Ok(self)
@@ -232,13 +232,16 @@ impl GaussianJoint {
         }
         let mut spec = vec![Complex::new(0.0, 0.0); g.spectral_len()];
         self.fft.forward(k_s, &mut spec);
-        let a = self.rings.cross(&spec, &spec);
-        let c = self.obs.as_ref().map(|o| self.rings.cross(&spec, &o.spec));
+        let a = self.rings.cross_unchecked(&spec, &spec);
+        let c = self
+            .obs
+            .as_ref()
+            .map(|o| self.rings.cross_unchecked(&spec, &o.spec));
         let s2 = sigma * sigma;
         let nr = self.rings.len();
         let mut ln_s = vec![0.0; nr];
         let mut f = |u: &[f64]| {
-            self.table.ln_power(u, &mut ln_s);
+            self.table.ln_power_unchecked(u, &mut ln_s);
             let (l, fac) = self.ring_terms(&ln_s, s2, &a, c.as_deref());
             let gauss: f64 = u
                 .iter()
@@ -304,7 +307,7 @@ impl GaussianJoint {
         let inv_d2 = 1.0 / (self.sigma_d * self.sigma_d);
         let mut ln_s = vec![0.0; nr];
         let mut f = |u: &[f64]| {
-            self.table.ln_power(u, &mut ln_s);
+            self.table.ln_power_unchecked(u, &mut ln_s);
             let mut l = -0.5 * u.iter().map(|v| v * v).sum::<f64>();
             let mut pay = vec![0.0; 2 * nr];
             for r in 0..nr {

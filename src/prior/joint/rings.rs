@@ -13,6 +13,7 @@
 
 use num_complex::Complex;
 
+use crate::error::Result;
 use crate::grid::Grid;
 
 /// The rings of a grid ([`Rings::new`]).
@@ -111,7 +112,14 @@ impl Rings {
 
     /// `sum_m h_m Re(a_m conj(b_m)) / N` per ring, for half spectra `a`, `b`
     /// of the unnormalised FFT (`a = b` gives `a_r`).
-    pub fn cross(&self, a: &[Complex<f64>], b: &[Complex<f64>]) -> Vec<f64> {
+    pub fn cross(&self, a: &[Complex<f64>], b: &[Complex<f64>]) -> Result<Vec<f64>> {
+        crate::error::check_len("a", a, self.ring_of.len())?;
+        crate::error::check_len("b", b, self.ring_of.len())?;
+        Ok(self.cross_unchecked(a, b))
+    }
+
+    /// [`Rings::cross`] for half spectra of this grid's length.
+    pub(crate) fn cross_unchecked(&self, a: &[Complex<f64>], b: &[Complex<f64>]) -> Vec<f64> {
         let mut out = vec![0.0; self.len()];
         let inv_n = 1.0 / self.grid.len() as f64;
         for (m, r) in self.ring_of.iter().enumerate() {
@@ -123,7 +131,13 @@ impl Rings {
     }
 
     /// Half-spectrum values from per-ring values (0 at the zero mode).
-    pub fn expand(&self, per_ring: &[f64]) -> Vec<f64> {
+    pub fn expand(&self, per_ring: &[f64]) -> Result<Vec<f64>> {
+        crate::error::check_len("per_ring", per_ring, self.len())?;
+        Ok(self.expand_unchecked(per_ring))
+    }
+
+    /// [`Rings::expand`] for a slice of [`Rings::len`].
+    pub(crate) fn expand_unchecked(&self, per_ring: &[f64]) -> Vec<f64> {
         self.ring_of
             .iter()
             .map(|r| r.map_or(0.0, |r| per_ring[r as usize]))

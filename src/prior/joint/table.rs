@@ -151,8 +151,21 @@ impl SpectrumTable {
         self.rings
     }
 
-    /// `ln S_r(u)` for every ring into `out`.
-    pub fn ln_power(&self, u: &[f64], out: &mut [f64]) {
+    /// `ln S_r(u)` for every ring into `out` (`u` of the space's length,
+    /// `out` of [`SpectrumTable::rings`]).
+    pub fn ln_power(&self, u: &[f64], out: &mut [f64]) -> Result<()> {
+        crate::error::check_len("u", u, self.space.len())?;
+        crate::error::check_len("ln_power", out, self.rings)?;
+        if u.iter().any(|v| v.is_nan()) {
+            return Err(Error::invalid("u", "the parameters are NaN"));
+        }
+        self.ln_power_unchecked(u, out);
+        Ok(())
+    }
+
+    /// [`SpectrumTable::ln_power`] for lengths the caller has checked (the
+    /// quadrature's inner loop).
+    pub(crate) fn ln_power_unchecked(&self, u: &[f64], out: &mut [f64]) {
         let p = self.space.len();
         let side = self.side;
         // per dimension: the stencil's first node and its 4 weights
