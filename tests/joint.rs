@@ -93,8 +93,16 @@ fn bad_inputs_are_typed_errors() {
     assert!(j.denoise(&[0.0], &vec![0.0; n], 1.0).is_err());
     assert!(j.denoise(&[0.0, 0.0], &vec![0.0; n - 1], 1.0).is_err());
     assert!(j.clone().with_observation(&vec![0.0; n], 0.0).is_err());
-    assert!(j.clone().with_observation(&vec![f64::NAN; n], 0.01).is_err());
-    assert!(j.theta_posterior(Quad::Grid { points: 11, half_width: 5.0 }).is_err());
+    assert!(j
+        .clone()
+        .with_observation(&vec![f64::NAN; n], 0.01)
+        .is_err());
+    assert!(j
+        .theta_posterior(Quad::Grid {
+            points: 11,
+            half_width: 5.0
+        })
+        .is_err());
     use lensdiff::prior::joint::ParamSpace;
     assert!(ParamSpace::new(&[], &[], &[]).is_err());
     assert!(ParamSpace::new(&["a", "a"], &[0.0, 0.0], &[1.0, 1.0]).is_err());
