@@ -165,14 +165,20 @@ pub fn adaptive<T>(
     let p = start.mean.len();
     let mut g = start.clone();
     let mut passes = 0;
+    // the two rules, once per call (not once per pass)
+    let first = gauss_hermite(opts.first_nodes);
+    let later = if opts.nodes == opts.first_nodes {
+        first.clone()
+    } else {
+        gauss_hermite(opts.nodes)
+    };
     loop {
         passes += 1;
-        let n = if passes == 1 {
-            opts.first_nodes
+        let (n, (z1, w1)) = if passes == 1 {
+            (opts.first_nodes, &first)
         } else {
-            opts.nodes
+            (opts.nodes, &later)
         };
-        let (z1, w1) = gauss_hermite(n);
         let total = n.pow(p as u32);
         let mut nodes = Vec::with_capacity(total);
         let mut log_w = Vec::with_capacity(total);
