@@ -144,7 +144,7 @@ impl Error {
 }
 
 /// Fails with [`Error::NonFinite`] at the first NaN or infinity in `data`.
-pub fn check_finite(name: &'static str, data: &[f32]) -> Result<()> {
+pub fn check_finite<T: rustfft::num_traits::Float>(name: &'static str, data: &[T]) -> Result<()> {
     match data.iter().position(|v| !v.is_finite()) {
         Some(index) => Err(Error::NonFinite { name, index }),
         None => Ok(()),

@@ -389,7 +389,7 @@ fn bad_input_exits_nonzero_with_one_line() {
 fn help_documents_every_subcommand() {
     let top = ok(&["--help"]);
     for c in [
-        "bin", "ks", "wiener", "simulate", "spectrum", "sample", "train", "demo", "bench",
+        "bin", "ks", "wiener", "simulate", "spectrum", "sample", "joint", "train", "demo", "bench",
     ] {
         assert!(top.contains(c), "{c} missing from --help");
         let h = ok(&[c, "--help"]);
@@ -925,4 +925,155 @@ fn bench_times_the_cpu_exports_the_problem_and_writes_json() {
     assert_eq!(levels.len(), 3);
     let power = lensdiff::io::npy::read_f64(&d.join("problem/power.npy")).unwrap();
     assert_eq!(power.shape(), &[360, 181]);
+}
+
+/// `lensdiff joint` (issue #15, part 5): theta samples in npy and CSV with the
+/// parameter names, the corner plot, the maps and summary.json; the same seed
+/// gives the same chains whatever the batch; bad parameter flags are one-line
+/// errors.
+#[test]
+fn joint_writes_theta_corner_maps_and_summary() {
+    let d = common::temp_dir("cli-joint");
+    let prefix = d.join("sim");
+    ok(&[
+        "simulate",
+        "--size",
+        "32",
+        "--pixel-arcmin",
+        "2.34375",
+        "--cosmology",
+        "--field",
+        "gaussian",
+        "--seed",
+        "4",
+        "--out-prefix",
+        s(&prefix),
+    ]);
+    let data = [
+        "--e1",
+        s(&d.join("sim_e1.fits")),
+        "--e2",
+        s(&d.join("sim_e2.fits")),
+        "--std1",
+        s(&d.join("sim_std1.fits")),
+        "--std2",
+        s(&d.join("sim_std2.fits")),
+    ]
+    .map(String::from);
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args: Vec<String> = vec!["joint".into(), "--gaussian-cosmology".into()];
+        args.extend(data.iter().cloned());
+        args.extend(extra.iter().map(|v| v.to_string()));
+        args.extend(["--out".to_string(), s(out).to_string()]);
+        lensdiff(&args.iter().map(|v| v.as_str()).collect::<Vec<_>>())
+    };
+    let out_dir = d.join("run");
+    let o = run(
+        &out_dir,
+        &[
+            "--chains",
+            "4",
+            "--batch",
+            "2",
+            "--levels",
+            "12",
+            "--truth",
+            "omega_c=0.2664",
+            "--truth",
+            "sigma8=0.831",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("4 chains") && stdout.contains("omega_c = "),
+        "{stdout}"
+    );
+    let theta = lensdiff::io::npy::read_f64(&out_dir.join("theta.npy")).unwrap();
+    assert_eq!(theta.shape(), &[4, 2]);
+    assert!(theta.iter().all(|v| v.is_finite()));
+    let csv = std::fs::read_to_string(out_dir.join("theta.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "chain,omega_c,sigma8");
+    assert_eq!(lines.len(), 5);
+    let first: Vec<f64> = lines[1]
+        .split(',')
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!((first[0] - theta[[0, 0]]).abs() < 1e-7 * theta[[0, 0]].abs());
+    png_size(&out_dir.join("corner.png"));
+    png_size(&out_dir.join("figure.png"));
+    let samples = lensdiff::io::read_stack(&out_dir.join("samples.fits")).unwrap();
+    assert_eq!(samples.dim(), (4, 32, 32));
+    let summary = std::fs::read_to_string(out_dir.join("summary.json")).unwrap();
+    for key in [
+        "\"sampler\": \"edm-stochastic\"",
+        "\"guidance\": \"spectral\"",
+        "\"name\": \"sigma8\"",
+        "\"correlation\"",
+        "\"q84\"",
+        "\"nfe_per_chain\": 22",
+    ] {
+        assert!(summary.contains(key), "{key} missing from {summary}");
+    }
+    // the same seed, another batch size: the same theta
+    let again = d.join("run2");
+    let o = run(
+        &again,
+        &[
+            "--chains",
+            "4",
+            "--batch",
+            "4",
+            "--levels",
+            "12",
+            "--no-samples",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let theta2 = lensdiff::io::npy::read_f64(&again.join("theta.npy")).unwrap();
+    assert_eq!(theta, theta2);
+    assert!(!again.join("samples.fits").exists());
+    // bad flags: one line each
+    for (extra, needle) in [
+        (vec!["--param", "omega_c=0.3"], "NAME=MEAN,STD"),
+        (vec!["--param", "bogus=1,0.1"], "bogus"),
+        (vec!["--param", "omega_c=0.3,-0.1"], "omega_c"),
+        (vec!["--truth", "w0=-1"], "not a varied parameter"),
+        (vec!["--truth", "omega_c=0.3"], "every parameter"),
+        (
+            vec![
+                "--param",
+                "omega_c=0.3,0.05",
+                "--param",
+                "sigma8=0.8,0.05",
+                "--param",
+                "h=0.7,0.05",
+                "--param",
+                "n_s=0.96,0.02",
+            ],
+            "at most 3",
+        ),
+    ] {
+        let mut e = vec!["--chains", "2", "--levels", "4"];
+        e.extend(extra.iter().copied());
+        let o = run(&d.join("bad"), &e);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{extra:?} succeeded");
+        assert!(
+            err.starts_with("lensdiff: error:") && err.lines().count() == 1,
+            "{err}"
+        );
+        assert!(err.contains(needle), "{extra:?}: {err}");
+    }
+    // --gaussian-cosmology is required (the only joint prior)
+    let o = lensdiff(&[
+        "joint",
+        "--e1",
+        s(&d.join("sim_e1.fits")),
+        "--out",
+        s(&d.join("x")),
+    ]);
+    assert!(!o.status.success());
 }

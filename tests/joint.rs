@@ -2,7 +2,11 @@
 //! rings, the spectrum table, the quadrature and the exact Gaussian joint
 //! denoiser against a brute-force grid.
 
+mod common;
+
 use std::sync::OnceLock;
+
+use common::joint::{assert_theta_within_mc_error, check_kappa, diffused_draw, theta_stats};
 
 use lensdiff::fields::sbi_lens;
 use lensdiff::grid::Grid;
@@ -20,32 +24,6 @@ fn problem() -> &'static (GaussianJoint, f64) {
         let sd = j.sigma_d();
         (j, sd)
     })
-}
-
-/// A draw of `(u, k)` from the joint prior at `u` (k a Gaussian field of
-/// power S_u in joint units), plus noise sigma on both parts.
-fn diffused_draw(j: &GaussianJoint, u: &[f64], sigma: f64, seed: u64) -> (Vec<f64>, Vec<f64>) {
-    let g = *j.rings().grid();
-    let power: Vec<f64> = j
-        .prior_power(u)
-        .unwrap()
-        .iter()
-        .map(|p| p / j.sigma_d().powi(2))
-        .collect();
-    let k = lensdiff::fields::gaussian_fields(&g, &power, seed, 0, 1).unwrap();
-    let mut z = vec![0.0f64; g.len() + u.len()];
-    Philox::new(seed, Stream::Sampler, 0, 0).fill_normal_f64(&mut z);
-    let ks: Vec<f64> = k
-        .iter()
-        .zip(&z)
-        .map(|(k, z)| *k as f64 + sigma * z)
-        .collect();
-    let us: Vec<f64> = u
-        .iter()
-        .zip(&z[g.len()..])
-        .map(|(u, z)| u + sigma * z)
-        .collect();
-    (us, ks)
 }
 
 #[test]
@@ -218,111 +196,13 @@ fn the_integrators_reproduce_the_exact_joint_posterior() {
         };
         let t = std::time::Instant::now();
         let set = sample(&post, &cfg, &RunSpec::new(5, chains), &mut |_, _| {}).unwrap();
-        let th = set.params.as_ref().unwrap();
-        let n = chains as f64;
-        let m: Vec<f64> = (0..2)
-            .map(|d| th.iter().skip(d).step_by(2).map(|&v| v as f64).sum::<f64>() / n)
-            .collect();
-        let cov = |a: usize, b: usize| {
-            th.chunks(2)
-                .map(|c| (c[a] as f64 - m[a]) * (c[b] as f64 - m[b]))
-                .sum::<f64>()
-                / (n - 1.0)
-        };
-        let s = [cov(0, 0).sqrt(), cov(1, 1).sqrt()];
-        let rh = cov(0, 1) / (s[0] * s[1]);
+        let (me, sr, rh, rho) = theta_stats(set.params.as_ref().unwrap(), &r);
         eprintln!(
             "{name} ({levels} levels, {chains} chains, {:.1} s): mean error {:.3} {:.3} sd, std ratio {:.3} {:.3}, rho {rh:.3}",
             t.elapsed().as_secs_f64(),
-            (m[0] - r.u_mean[0]) / sd[0],
-            (m[1] - r.u_mean[1]) / sd[1],
-            s[0] / sd[0],
-            s[1] / sd[1],
+            me[0], me[1], sr[0], sr[1]
         );
-        // Monte-Carlo errors of n independent chains: the mean's is sd/sqrt(n),
-        // the std's relative one 1/sqrt(2n), the correlation's (1 - rho²)/sqrt(n);
-        // 4 of them each (n = 240: 0.26 sd, 18%, 0.26 (1 - rho²); n = 2000:
-        // 0.09 sd, 6.3%, 0.09 (1 - rho²))
-        for d in 0..2 {
-            assert!(
-                (m[d] - r.u_mean[d]).abs() < 4.0 * sd[d] / n.sqrt(),
-                "{name}: mean {d}"
-            );
-            assert!(
-                (s[d] / sd[d] - 1.0).abs() < 4.0 / (2.0 * n).sqrt(),
-                "{name}: std {d}"
-            );
-        }
-        assert!(
-            (rh - rho).abs() < 4.0 * (1.0 - rho * rho) / n.sqrt(),
-            "{name}: rho {rh} vs {rho}"
-        );
-        check_kappa(name, &set.samples, &post, &r);
-    }
-}
-
-/// The maps against the theta-marginalised exact posterior, per band of
-/// rings (6 bands of equal dof): each chain's band power of `K' - E[K' | y]`
-/// averaged over chains, against `E[Var(K' | y)]` of the reference. A wrong
-/// posterior mean inflates it, a wrong spread moves it either way. Tolerance:
-/// 4 Monte-Carlo errors (the std of the chains' band powers over sqrt(n)) plus
-/// the integrators' known discretisation excess, 0.015: Heun with 64 EDM
-/// levels has a 1.1% variance excess on the map-only oracle (docs/sampling.md);
-/// here Heun (64) and EDM (128) show 0.2% to 1.5%.
-fn check_kappa(
-    name: &str,
-    maps: &[f32],
-    post: &lensdiff::sampler::joint_oracle::JointGaussianPosterior,
-    r: &lensdiff::sampler::joint_oracle::JointReference,
-) {
-    let rings = post.joint().rings();
-    let g = *rings.grid();
-    let n_pix = g.len();
-    let fft = lensdiff::fft::Fft2::<f64>::new(g.nx, g.ny);
-    let total: f64 = rings.counts().iter().sum();
-    // ring -> band
-    let mut band_of = vec![0usize; rings.len()];
-    let mut acc = 0.0;
-    for (b, c) in band_of.iter_mut().zip(rings.counts()) {
-        *b = ((acc / total * 6.0) as usize).min(5);
-        acc += c;
-    }
-    let mut dof = [0.0; 6];
-    let mut want = [0.0; 6];
-    for rr in 0..rings.len() {
-        dof[band_of[rr]] += rings.counts()[rr];
-        want[band_of[rr]] += rings.counts()[rr] * r.k_var_ring[rr];
-    }
-    let per_chain: Vec<[f64; 6]> = maps
-        .chunks(n_pix)
-        .map(|m| {
-            let x: Vec<f64> = m.iter().map(|&v| v as f64).collect();
-            let mut spec = vec![num_complex::Complex::new(0.0, 0.0); g.spectral_len()];
-            fft.forward(&x, &mut spec);
-            let d: Vec<_> = spec
-                .iter()
-                .zip(&r.k_mean_spec)
-                .map(|(a, b)| a - b)
-                .collect();
-            let ring_power = rings.cross(&d, &d).unwrap();
-            let mut t = [0.0; 6];
-            for rr in 0..rings.len() {
-                t[band_of[rr]] += ring_power[rr];
-            }
-            t
-        })
-        .collect();
-    let n = per_chain.len() as f64;
-    for b in 0..6 {
-        let v: Vec<f64> = per_chain.iter().map(|t| t[b] / dof[b]).collect();
-        let mean = v.iter().sum::<f64>() / n;
-        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-        let w = want[b] / dof[b];
-        let (ratio, se) = (mean / w, sd / n.sqrt() / w);
-        eprintln!("  {name}: band {b}: kappa variance ratio {ratio:.3} ± {se:.3}");
-        assert!(
-            (ratio - 1.0).abs() < 4.0 * se + 0.015,
-            "{name}: band {b}: {ratio} ± {se}"
-        );
+        assert_theta_within_mc_error(name, chains, (me, sr, rh, rho), 0.0);
+        check_kappa(name, &set.samples, post.joint().rings(), &r, 0.015);
     }
 }

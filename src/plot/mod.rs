@@ -7,6 +7,8 @@
 //!   grey. See [`MapPanel`].
 //! - [`save_lineplot`] / [`render_lineplot`]: curves on linear or log axes,
 //!   with decade ticks, a legend and labels. See [`LinePlot`].
+//! - [`save_corner`] / [`render_corner`]: corner plots of posterior samples
+//!   (1-D histograms and 68/95% regions of 2-D ones). See [`CornerPlot`].
 //!
 //! Colour maps come from the `colorous` crate: the perceptually uniform
 //! viridis family of matplotlib (viridis, magma, inferno, cividis), plus the
@@ -26,12 +28,14 @@
 
 mod canvas;
 mod colormap;
+mod corner;
 mod figure;
 mod lineplot;
 mod ticks;
 
 pub use canvas::{Canvas, Dash, Rect, GLYPH};
 pub use colormap::{series_color, ColorMap};
+pub use corner::{credible_levels, render_corner, save_corner, CornerPlot};
 pub use figure::{
     render_maps, render_maps_with_layout, save_maps, MapPanel, MapsLayout, PanelLayout, MASK_COLOR,
 };

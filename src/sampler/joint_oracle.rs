@@ -15,11 +15,90 @@ use rayon::prelude::*;
 use super::engine::{Model, Target};
 use super::posterior::ScoreStats;
 use super::state::State;
+use super::ShearData;
 use crate::backend::cpu::Cpu;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
+use crate::lensing::KaiserSquires;
+use crate::noise::NoiseModel;
 use crate::prior::joint::gaussian::{GaussianJoint, Quad};
 use crate::prior::joint::quadrature::Gauss;
+use crate::rng::{Philox, Stream};
+
+/// The oracle problem of docs/joint.md observed in shear: the joint
+/// Gaussian prior of the sbi_lens parameters ([`GaussianJoint::sbi_lens`])
+/// on an odd `side²` grid, a Gaussian field drawn at the truth `u = 0`
+/// (`omega_c = 0.3`, `sigma8 = 0.8`) from `seed`, its shear with white noise
+/// of the sbi_lens level per component. On an odd grid `P^T P = 1` on every
+/// non-zero mode, so the shear is exactly the convergence observation `y =
+/// E(gamma)` with white noise of the same std, whose exact posterior
+/// ([`JointGaussianPosterior`] of `posterior`) is the reference for guided
+/// sampling with `prior`.
+pub struct ShearOracle {
+    /// The joint prior.
+    pub prior: GaussianJoint,
+    /// The same prior conditioned on `y` (the joint posterior denoiser).
+    pub posterior: GaussianJoint,
+    /// The shear and its noise model.
+    pub data: ShearData,
+    /// `y = E(gamma)`, convergence units.
+    pub y: Vec<f64>,
+    /// The noise std per pixel and component.
+    pub noise: f64,
+}
+
+impl ShearOracle {
+    /// The problem on a `side²` grid (odd `side`) from `seed`.
+    pub fn sbi_lens(side: usize, seed: u64) -> Result<Self> {
+        if side % 2 == 0 {
+            return Err(Error::invalid(
+                "side",
+                format!("the shear oracle needs an odd side (P^T P = 1 on every mode), got {side}"),
+            ));
+        }
+        let prior = GaussianJoint::sbi_lens(side)?;
+        let g = *prior.rings().grid();
+        let sd = prior.sigma_d();
+        let power: Vec<f64> = prior
+            .prior_power(&[0.0, 0.0])?
+            .iter()
+            .map(|p| p / (sd * sd))
+            .collect();
+        let k = crate::fields::gaussian_fields(&g, &power, seed, 0, 1)?;
+        let kappa: Vec<f64> = k.iter().map(|v| *v as f64 * sd).collect();
+        let noise = crate::fields::sbi_lens::noise_sigma();
+        let ks = KaiserSquires::<f64>::new(g);
+        let n = g.len();
+        let (mut g1, mut g2) = (vec![0.0; n], vec![0.0; n]);
+        ks.forward(&kappa, &mut g1, &mut g2)?;
+        let mut e = vec![0.0f64; 2 * n];
+        Philox::new(seed, Stream::ShapeNoise, 0, 0).fill_normal_f64(&mut e);
+        for i in 0..n {
+            g1[i] += noise * e[i];
+            g2[i] += noise * e[n + i];
+        }
+        let (mut y, mut b) = (vec![0.0; n], vec![0.0; n]);
+        ks.inverse_eb(&g1, &g2, &mut y, &mut b)?;
+        let posterior = prior.clone().with_observation(&y, noise)?;
+        let data = ShearData::new(
+            g1.iter().map(|&v| v as f32).collect(),
+            g2.iter().map(|&v| v as f32).collect(),
+            NoiseModel::uniform(g, noise, None)?,
+        )?;
+        Ok(ShearOracle {
+            prior,
+            posterior,
+            data,
+            y,
+            noise,
+        })
+    }
+
+    /// The exact posterior as a sampler model.
+    pub fn exact(&self) -> Result<JointGaussianPosterior<'_>> {
+        JointGaussianPosterior::new(&self.posterior, &self.y, self.noise)
+    }
+}
 
 /// Moments of `p(theta, kappa | y)` from a brute-force quadrature over `u`.
 #[derive(Debug, Clone)]

@@ -27,6 +27,7 @@ pub mod engine;
 mod guided;
 mod hmc;
 mod integrators;
+pub mod joint_guided;
 pub mod joint_oracle;
 pub mod moments;
 pub mod oracle;

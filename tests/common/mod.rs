@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod dense;
+pub mod joint;
 pub mod modes;
 
 use std::ffi::OsStr;

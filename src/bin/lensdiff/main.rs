@@ -9,6 +9,7 @@ mod bin_cmd;
 mod common;
 mod cosmo_cmd;
 mod demo;
+mod joint_cmd;
 mod ks_cmd;
 mod sample_cmd;
 mod simulate;
@@ -33,6 +34,8 @@ struct Cli {
 enum Command {
     /// Posterior samples of the convergence (diffusion sampler; Gaussian prior from --cl, or a learned prior with --model).
     Sample(Box<sample_cmd::Args>),
+    /// Joint posterior samples of cosmological parameters and the convergence map (Gaussian joint prior from cosmology, likelihood guidance).
+    Joint(Box<joint_cmd::Args>),
     /// Bin a galaxy catalogue (RA, Dec, e1, e2, weight) into shear, noise and mask maps.
     Bin(bin_cmd::Args),
     /// Kaiser–Squires E/B convergence maps from shear maps, optionally smoothed.
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Sample(a) => sample_cmd::run(*a),
+        Command::Joint(a) => joint_cmd::run(*a),
         Command::Bin(a) => bin_cmd::run(a),
         Command::Ks(a) => ks_cmd::run(a),
         Command::Wiener(a) => wiener_cmd::run(a),

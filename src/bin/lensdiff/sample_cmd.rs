@@ -57,9 +57,9 @@ pub enum RefineArg {
 /// Sampler settings shared by `sample` and `demo`.
 #[derive(clap::Args, Clone)]
 pub struct SamplerArgs {
-    /// Integrator.
-    #[arg(long, value_enum, default_value_t = SamplerArg::Heun)]
-    pub sampler: SamplerArg,
+    /// Integrator [default: heun; edm for `joint`].
+    #[arg(long, value_enum)]
+    pub sampler: Option<SamplerArg>,
     /// Likelihood guidance scheme.
     #[arg(long, value_enum, default_value_t = GuidanceArg::Spectral)]
     pub guidance: GuidanceArg,
@@ -111,8 +111,15 @@ impl SamplerArgs {
             .on(self.device)
     }
 
+    /// The sampler settings, Heun unless `--sampler` says otherwise.
     pub fn config(&self) -> SamplerConfig {
-        let name = match self.sampler {
+        self.config_or(SamplerArg::Heun)
+    }
+
+    /// The sampler settings with `default` as the integrator unless
+    /// `--sampler` says otherwise.
+    pub fn config_or(&self, default: SamplerArg) -> SamplerConfig {
+        let name = match self.sampler.unwrap_or(default) {
             SamplerArg::Heun => "heun",
             SamplerArg::Edm => "edm",
             SamplerArg::Em => "em",
@@ -264,7 +271,7 @@ impl Work {
     }
 
     /// The work of the chains of `set`.
-    fn of(set: &SampleSet) -> Work {
+    pub fn of(set: &SampleSet) -> Work {
         Work::new(
             set.chains(),
             set.nfe,

@@ -29,7 +29,7 @@ use num_complex::Complex;
 use super::quadrature::{self, AdaptiveOptions, Gauss, Quadrature};
 use super::rings::Rings;
 use super::table::SpectrumTable;
-use super::ParamSpace;
+use super::{JointPrior, ParamSpace};
 use crate::cosmo::limber::ClOptions;
 use crate::error::{Error, Result};
 use crate::fft::Fft2;
@@ -63,6 +63,21 @@ pub enum Quad {
         /// Half width in standard deviations.
         half_width: f64,
     },
+}
+
+/// What the prior denoiser's VJP needs at one point
+/// ([`GaussianJoint::denoise_linearised`]).
+#[derive(Debug, Clone)]
+pub struct Linearisation {
+    sigma: f64,
+    /// `F k_sigma`.
+    k_spec: Vec<Complex<f64>>,
+    /// `E[u | x_sigma]`.
+    u_mean: Vec<f64>,
+    /// `E[w_r]` per ring.
+    wiener_mean: Vec<f64>,
+    /// Nodes, weights and per-node filter factors (`w_r` first).
+    quadrature: Quadrature<Vec<f64>>,
 }
 
 /// A denoised joint state.
@@ -126,18 +141,32 @@ impl GaussianJoint {
     pub fn sbi_lens(side: usize) -> Result<Self> {
         use crate::fields::sbi_lens;
         let grid = Grid::square(side, sbi_lens::PIXEL_ARCMIN)?;
-        let rings = Rings::new(&grid);
         let space = ParamSpace::sbi_lens();
         let base = sbi_lens::cosmology(space.mean()[0], space.mean()[1])?;
-        let table = SpectrumTable::cosmology(
+        GaussianJoint::from_cosmology(
+            &grid,
             &space,
-            &rings,
             &base,
             &sbi_lens::source()?,
             &ClOptions::default(),
-        )?;
+        )
+    }
+
+    /// The joint Gaussian prior of the parameters of `space` on `grid`:
+    /// spectra from cosmology ([`SpectrumTable::cosmology`]; the parameters
+    /// not in `space` fixed at `base`'s values), `sigma_d` the prior pixel
+    /// std at the prior mean.
+    pub fn from_cosmology(
+        grid: &Grid,
+        space: &ParamSpace,
+        base: &crate::cosmo::Cosmology,
+        source: &crate::cosmo::nz::SourceBin,
+        opts: &ClOptions,
+    ) -> Result<Self> {
+        let rings = Rings::new(grid);
+        let table = SpectrumTable::cosmology(space, &rings, base, source, opts)?;
         let mut ln_s = vec![0.0; rings.len()];
-        table.ln_power(&[0.0, 0.0], &mut ln_s)?;
+        table.ln_power(&vec![0.0; space.len()], &mut ln_s)?;
         let var = ln_s
             .iter()
             .zip(rings.counts())
@@ -220,6 +249,18 @@ impl GaussianJoint {
         sigma: f64,
         warm: &mut Option<Gauss>,
     ) -> Result<JointDenoised> {
+        Ok(self.denoise_linearised(u_s, k_s, sigma, warm)?.0)
+    }
+
+    /// [`GaussianJoint::denoise_warm`], and what [`GaussianJoint::vjp`] needs
+    /// at the same point (the quadrature's nodes, weights and filter factors).
+    pub fn denoise_linearised(
+        &self,
+        u_s: &[f64],
+        k_s: &[f64],
+        sigma: f64,
+        warm: &mut Option<Gauss>,
+    ) -> Result<(JointDenoised, Linearisation)> {
         let p = self.table.space().len();
         let g = *self.rings.grid();
         crate::error::check_len("u", u_s, p)?;
@@ -230,6 +271,8 @@ impl GaussianJoint {
                 format!("must be positive and finite, got {sigma}"),
             ));
         }
+        crate::error::check_finite("u", u_s)?;
+        crate::error::check_finite("k", k_s)?;
         let mut spec = vec![Complex::new(0.0, 0.0); g.spectral_len()];
         self.fft.forward(k_s, &mut spec);
         let a = self.rings.cross_unchecked(&spec, &spec);
@@ -269,6 +312,7 @@ impl GaussianJoint {
             }
         };
         let fac = weighted_payload(&q, 2 * nr);
+        let k_spec = spec.clone();
         for (m, s) in spec.iter_mut().enumerate() {
             *s = match self.rings.ring_of(m) {
                 None => Complex::new(0.0, 0.0),
@@ -285,12 +329,99 @@ impl GaussianJoint {
         self.fft.inverse(&spec, &mut k);
         let (u, u_cov) = (q.mean(), q.covariance());
         *warm = Gauss::from_covariance(u.clone(), &u_cov);
-        Ok(JointDenoised {
-            u,
-            u_cov,
-            k,
-            passes: q.passes,
-        })
+        let passes = q.passes;
+        Ok((
+            JointDenoised {
+                u: u.clone(),
+                u_cov,
+                k,
+                passes,
+            },
+            Linearisation {
+                sigma,
+                k_spec,
+                u_mean: u,
+                wiener_mean: fac[..nr].to_vec(),
+                quadrature: q,
+            },
+        ))
+    }
+
+    /// The vector–Jacobian product of the prior denoiser (no observation) at
+    /// the point of `lin`: `(g_u, g_k) = J_D^T (v_u, v_k)`, exact up to the
+    /// quadrature. With `g(u) = v_u . u + sum_r w_r(u) c_r`, the Wiener factor
+    /// `w_r = S_r / (S_r + sigma²)`, `c_r = sum_{m in r} h_m Re(V'_m conj
+    /// K'_m)` (`V' = F v_k / sqrt(N)`), and `Cov` under `p(u | x_sigma)`:
+    ///
+    /// ```text
+    /// g_u  = Cov(g, u) / sigma²
+    /// G'_m = E[w_r] V'_m + Cov(g, w_r) / sigma² K'_m      (m in ring r; 0 at the zero mode)
+    /// ```
+    ///
+    /// (`d ln p(u | x_sigma) / d u_sigma = (u - u_sigma) / sigma²`, `d ln p /
+    /// d k = -F^{-1}[K / (S + sigma²)]` and `1 / (S + sigma²) = (1 - w) /
+    /// sigma²`; docs/joint.md.)
+    pub fn vjp(
+        &self,
+        lin: &Linearisation,
+        v_u: &[f64],
+        v_k: &[f64],
+    ) -> Result<(Vec<f64>, Vec<f64>)> {
+        if self.obs.is_some() {
+            return Err(Error::invalid(
+                "joint",
+                "the vector-Jacobian product is that of the prior denoiser (no observation)",
+            ));
+        }
+        let p = lin.u_mean.len();
+        let g = *self.rings.grid();
+        let nr = self.rings.len();
+        crate::error::check_len("v_u", v_u, p)?;
+        crate::error::check_len("v_k", v_k, g.len())?;
+        crate::error::check_finite("v_u", v_u)?;
+        crate::error::check_finite("v_k", v_k)?;
+        let mut vs = vec![Complex::new(0.0, 0.0); g.spectral_len()];
+        self.fft.forward(v_k, &mut vs);
+        let c = self.rings.cross_unchecked(&vs, &lin.k_spec);
+        let q = &lin.quadrature;
+        // g at each node, and its weighted mean
+        let gi: Vec<f64> = q
+            .nodes
+            .iter()
+            .zip(&q.payloads)
+            .map(|(u, w)| {
+                let a: f64 = u.iter().zip(v_u).map(|(u, v)| u * v).sum();
+                a + w[..nr].iter().zip(&c).map(|(w, c)| w * c).sum::<f64>()
+            })
+            .collect();
+        let gbar: f64 = gi.iter().zip(&q.weights).map(|(g, w)| g * w).sum();
+        let inv_s2 = 1.0 / (lin.sigma * lin.sigma);
+        let mut g_u = vec![0.0; p];
+        let mut cov_w = vec![0.0; nr];
+        for ((u, pay), (g, wt)) in q
+            .nodes
+            .iter()
+            .zip(&q.payloads)
+            .zip(gi.iter().zip(&q.weights))
+        {
+            let dg = wt * (g - gbar);
+            for d in 0..p {
+                g_u[d] += dg * (u[d] - lin.u_mean[d]);
+            }
+            for (cw, w) in cov_w.iter_mut().zip(&pay[..nr]) {
+                *cw += dg * w;
+            }
+        }
+        g_u.iter_mut().for_each(|v| *v *= inv_s2);
+        for (m, s) in vs.iter_mut().enumerate() {
+            *s = match self.rings.ring_of(m) {
+                None => Complex::new(0.0, 0.0),
+                Some(r) => *s * lin.wiener_mean[r] + lin.k_spec[m] * (cov_w[r] * inv_s2),
+            };
+        }
+        let mut g_k = vec![0.0; g.len()];
+        self.fft.inverse(&vs, &mut g_k);
+        Ok((g_u, g_k))
     }
 
     /// `p(u | y)` (needs an observation): the quadrature (nodes, weights) and,
@@ -395,4 +526,41 @@ fn weighted_payload(q: &Quadrature<Vec<f64>>, len: usize) -> Vec<f64> {
         }
     }
     out
+}
+
+/// The exact Gaussian joint *prior* denoiser (no observation) as a
+/// [`JointPrior`]: each chain's posterior of `u` warm-starts its next call.
+impl JointPrior for GaussianJoint {
+    type Chain = Option<Gauss>;
+    type Linear = Linearisation;
+
+    fn space(&self) -> &ParamSpace {
+        self.table.space()
+    }
+
+    fn grid(&self) -> &Grid {
+        self.rings.grid()
+    }
+
+    fn sigma_d(&self) -> f64 {
+        self.sigma_d
+    }
+
+    fn gaussian_power(&self, u: &[f64]) -> Result<Option<Vec<f64>>> {
+        self.prior_power(u).map(Some)
+    }
+
+    fn denoise(
+        &self,
+        u_s: &[f64],
+        k_s: &[f64],
+        sigma: f64,
+        chain: &mut Option<Gauss>,
+    ) -> Result<(JointDenoised, Linearisation)> {
+        self.denoise_linearised(u_s, k_s, sigma, chain)
+    }
+
+    fn vjp(&self, lin: &Linearisation, v_u: &[f64], v_k: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
+        GaussianJoint::vjp(self, lin, v_u, v_k)
+    }
 }

@@ -25,12 +25,49 @@ pub mod quadrature;
 pub mod rings;
 pub mod table;
 
-pub use gaussian::{GaussianJoint, Observation};
+pub use gaussian::{GaussianJoint, JointDenoised, Linearisation, Observation};
 pub use rings::Rings;
 pub use table::SpectrumTable;
 
 use crate::cosmo::Cosmology;
 use crate::error::{Error, Result};
+use crate::grid::Grid;
+
+/// A joint prior of parameters and map as the guided joint sampler uses it
+/// (`sampler::joint_guided`): per chain, the denoiser `D(x_sigma) = E[(u, k)
+/// | x_sigma]` with what its vector–Jacobian product needs, and that product.
+/// Everything is in joint units ([module docs](self)).
+pub trait JointPrior: Sync {
+    /// Per-chain state carried from one noise level to the next (warm starts).
+    type Chain: Default + Send;
+    /// What [`JointPrior::vjp`] needs from the denoiser call at the same point.
+    type Linear: Send;
+
+    /// The parameters.
+    fn space(&self) -> &ParamSpace;
+
+    /// The grid of the maps.
+    fn grid(&self) -> &Grid;
+
+    /// The data scale `sigma_d` (`k = kappa / sigma_d`).
+    fn sigma_d(&self) -> f64;
+
+    /// The map's Gaussian pixel power at `u` (half spectrum, convergence
+    /// units), when the prior has a Gaussian model.
+    fn gaussian_power(&self, u: &[f64]) -> Result<Option<Vec<f64>>>;
+
+    /// `D(x_sigma)` for one chain, and its linearisation.
+    fn denoise(
+        &self,
+        u_s: &[f64],
+        k_s: &[f64],
+        sigma: f64,
+        chain: &mut Self::Chain,
+    ) -> Result<(JointDenoised, Self::Linear)>;
+
+    /// `(g_u, g_k) = J_D^T (v_u, v_k)` at the point of `lin`.
+    fn vjp(&self, lin: &Self::Linear, v_u: &[f64], v_k: &[f64]) -> Result<(Vec<f64>, Vec<f64>)>;
+}
 
 /// The most parameters a joint model has.
 pub const MAX_PARAMS: usize = 6;

@@ -1,0 +1,405 @@
+//! `lensdiff joint`: joint posterior samples of cosmological parameters and
+//! the convergence map from shear (docs/joint.md).
+
+use std::path::PathBuf;
+
+use lensdiff::backend::Device;
+use lensdiff::baselines::kaiser_squires;
+use lensdiff::cosmo::limber::ClOptions;
+use lensdiff::plot::{save_corner, CornerPlot};
+use lensdiff::prior::joint::{GaussianJoint, ParamSpace, MAX_PARAMS};
+use lensdiff::sampler::joint_guided::JointGuidedPosterior;
+use lensdiff::sampler::{sample, SampleSet, SamplerKind};
+use lensdiff::smoothing::Boundary;
+use lensdiff::{Error, Result};
+
+use crate::common::{
+    progress, robust_range, save, save_figure, CosmologyArgs, GridArgs, NoiseArgs, Panel,
+    ShearInput, ShearMaps,
+};
+use crate::sample_cmd::{RunConfig, SamplerArg, SamplerArgs, Work};
+use crate::simulate::Format;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub input: ShearInput,
+    #[command(flatten)]
+    pub grid: GridArgs,
+    #[command(flatten)]
+    pub noise: NoiseArgs,
+    /// The joint prior: Gaussian fields whose C_ell follows the cosmology
+    /// (Eisenstein-Hu, halofit, Limber, the --nz sources), the parameters of
+    /// --param varied under their Gaussian priors, the others fixed by the
+    /// cosmology flags. The only joint prior for now (a learned joint prior,
+    /// --model, is not written yet).
+    #[arg(long, required = true)]
+    pub gaussian_cosmology: bool,
+    /// A varied parameter and its Gaussian prior, NAME=MEAN,STD (repeat; 1 to 3;
+    /// names: omega_c, omega_b, h, n_s, sigma8, w0, wa) [default: the sbi_lens
+    /// priors omega_c=0.3,0.05 sigma8=0.8,0.05].
+    #[arg(long = "param", value_name = "NAME=MEAN,STD")]
+    pub params: Vec<String>,
+    /// True parameter values for the corner plot, NAME=VALUE (repeat).
+    #[arg(long = "truth", value_name = "NAME=VALUE")]
+    pub truth: Vec<String>,
+    #[command(flatten)]
+    pub cosmology: CosmologyArgs,
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
+    /// Output folder: theta.npy, theta.csv, corner.png, samples, mean, std,
+    /// ks, summary.json, figure.png.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Output file format of the maps.
+    #[arg(long, value_enum, default_value_t = Format::Fits)]
+    pub format: Format,
+    /// Do not write the map samples (mean and std only).
+    #[arg(long)]
+    pub no_samples: bool,
+}
+
+/// The parameter space of the `--param` flags (the sbi_lens priors without any).
+fn param_space(flags: &[String]) -> Result<ParamSpace> {
+    if flags.is_empty() {
+        return Ok(ParamSpace::sbi_lens());
+    }
+    let mut names = Vec::new();
+    let (mut mean, mut std) = (Vec::new(), Vec::new());
+    for f in flags {
+        let bad = || {
+            Error::invalid(
+                "--param",
+                format!("expected NAME=MEAN,STD (e.g. omega_c=0.3,0.05), got `{f}`"),
+            )
+        };
+        let (name, rest) = f.split_once('=').ok_or_else(bad)?;
+        let (m, s) = rest.split_once(',').ok_or_else(bad)?;
+        names.push(name.trim().to_string());
+        mean.push(m.trim().parse::<f64>().map_err(|_| bad())?);
+        std.push(s.trim().parse::<f64>().map_err(|_| bad())?);
+    }
+    let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    ParamSpace::new(&refs, &mean, &std)
+}
+
+/// The `--truth` values in the order of `space` (`None` without any flag).
+fn truth_values(flags: &[String], space: &ParamSpace) -> Result<Option<Vec<f64>>> {
+    if flags.is_empty() {
+        return Ok(None);
+    }
+    let mut out = vec![f64::NAN; space.len()];
+    for f in flags {
+        let bad = || {
+            Error::invalid(
+                "--truth",
+                format!("expected NAME=VALUE (e.g. sigma8=0.8), got `{f}`"),
+            )
+        };
+        let (name, v) = f.split_once('=').ok_or_else(bad)?;
+        let i = space
+            .names()
+            .iter()
+            .position(|n| n == name.trim())
+            .ok_or_else(|| {
+                Error::invalid(
+                    "--truth",
+                    format!(
+                        "`{}` is not a varied parameter ({})",
+                        name.trim(),
+                        space.names().join(", ")
+                    ),
+                )
+            })?;
+        out[i] = v.trim().parse::<f64>().map_err(|_| bad())?;
+    }
+    if out.iter().any(|v| !v.is_finite()) {
+        return Err(Error::invalid(
+            "--truth",
+            format!(
+                "give a finite value for every parameter ({})",
+                space.names().join(", ")
+            ),
+        ));
+    }
+    Ok(Some(out))
+}
+
+/// One parameter's marginal in `summary.json`.
+#[derive(serde::Serialize)]
+struct ParamSummary {
+    name: String,
+    prior_mean: f64,
+    prior_std: f64,
+    mean: f64,
+    std: f64,
+    q16: f64,
+    median: f64,
+    q84: f64,
+}
+
+#[derive(serde::Serialize)]
+struct JointSummary {
+    #[serde(flatten)]
+    config: RunConfig,
+    parameters: Vec<ParamSummary>,
+    /// The parameters' correlation matrix, `p x p`.
+    correlation: Vec<Vec<f64>>,
+    #[serde(flatten)]
+    work: Work,
+}
+
+/// Mean, std and the 16/50/84% quantiles of column `d` of `theta [n][p]`.
+fn marginal(theta: &[f64], p: usize, d: usize) -> (f64, f64, [f64; 3]) {
+    let mut v: Vec<f64> = theta.iter().skip(d).step_by(p).copied().collect();
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
+    v.sort_by(f64::total_cmp);
+    let q = |f: f64| {
+        let x = f * (v.len() - 1) as f64;
+        let (i, t) = (x.floor() as usize, x - x.floor());
+        v[i] + t * (v[(i + 1).min(v.len() - 1)] - v[i])
+    };
+    (mean, std, [q(0.16), q(0.5), q(0.84)])
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let _ = a.gaussian_cosmology;
+    let ShearMaps { grid, data, wcs } = a.input.load(&a.grid, &a.noise)?;
+    let space = param_space(&a.params)?;
+    let p = space.len();
+    if p > lensdiff::prior::joint::table::MAX_TABLE_PARAMS {
+        return Err(Error::invalid(
+            "--param",
+            format!(
+                "the Gaussian joint prior takes at most {} parameters (of {MAX_PARAMS} in a joint state), got {p}",
+                lensdiff::prior::joint::table::MAX_TABLE_PARAMS
+            ),
+        ));
+    }
+    let truth = truth_values(&a.truth, &space)?;
+    if a.sampler.device != Device::Cpu {
+        return Err(Error::invalid(
+            "--device",
+            "joint sampling runs on the CPU for now: drop --device",
+        ));
+    }
+    // EDM by default: Heun's ODE is biased with the joint guidance (docs/joint.md)
+    let cfg = a.sampler.config_or(SamplerArg::Edm);
+    if !matches!(
+        cfg.kind,
+        SamplerKind::HeunOde | SamplerKind::EdmStochastic { .. }
+    ) {
+        eprintln!(
+            "lensdiff: note: {} is not yet validated on the joint state (docs/joint.md); heun and edm are",
+            cfg.kind.name()
+        );
+    }
+    let base = a.cosmology.cosmology()?;
+    let source = a.cosmology.nz()?.source()?;
+    let pb = progress(None, "spectra over the parameter prior box");
+    let prior = GaussianJoint::from_cosmology(&grid, &space, &base, &source, &ClOptions::default());
+    pb.finish_and_clear();
+    let prior = prior?;
+    let post = JointGuidedPosterior::new(&prior, &data, a.sampler.guidance())?;
+    std::fs::create_dir_all(&a.out).map_err(|source| Error::Io {
+        path: a.out.clone(),
+        source,
+    })?;
+    let pb = progress(None, "joint sampling");
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} levels {elapsed} (eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let set = sample(&post, &cfg, &a.sampler.run_spec(), &mut |done, total| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+    });
+    pb.finish_and_clear();
+    let mut set: SampleSet = set?;
+    // joint units to physical ones: kappa = sigma_d k, theta = mu + s u
+    let sd = prior.sigma_d() as f32;
+    set.samples.iter_mut().for_each(|v| *v *= sd);
+    let u = set
+        .params
+        .as_ref()
+        .ok_or_else(|| Error::invalid("joint", "the sampler returned no parameters"))?;
+    let theta: Vec<f64> = u
+        .chunks(p)
+        .flat_map(|c| space.theta(&c.iter().map(|&v| v as f64).collect::<Vec<f64>>()))
+        .collect();
+    let chains = set.chains();
+    let m = set.moments();
+    let (mean, std) = (m.mean_f32(), m.std_f32());
+    let ext = a.format.ext();
+    let shape = [grid.ny, grid.nx];
+    let kappa = Some("kappa");
+    save(
+        &a.out.join(format!("mean.{ext}")),
+        &mean,
+        &shape,
+        wcs.as_ref(),
+        kappa,
+    )?;
+    save(
+        &a.out.join(format!("std.{ext}")),
+        &std,
+        &shape,
+        wcs.as_ref(),
+        kappa,
+    )?;
+    if !a.no_samples {
+        save(
+            &a.out.join(format!("samples.{ext}")),
+            &set.samples,
+            &[chains, grid.ny, grid.nx],
+            wcs.as_ref(),
+            kappa,
+        )?;
+    }
+    let (ks, _) = kaiser_squires(&grid, &data.g1, &data.g2, 2.0, Boundary::Periodic)?;
+    save(
+        &a.out.join(format!("ks.{ext}")),
+        &ks,
+        &shape,
+        wcs.as_ref(),
+        kappa,
+    )?;
+    // theta: npy [chains][p] and CSV with the names
+    let arr = ndarray::ArrayViewD::from_shape(vec![chains, p], &theta)
+        .map_err(|e| Error::invalid("output", format!("internal shape error: {e}")))?;
+    lensdiff::io::npy::write_f64(&a.out.join("theta.npy"), arr)?;
+    let mut csv = format!("chain,{}\n", space.names().join(","));
+    for (c, row) in theta.chunks(p).enumerate() {
+        let vals: Vec<String> = row.iter().map(|v| format!("{v:.8e}")).collect();
+        csv += &format!("{c},{}\n", vals.join(","));
+    }
+    let csv_path = a.out.join("theta.csv");
+    std::fs::write(&csv_path, csv).map_err(|source| Error::Io {
+        path: csv_path,
+        source,
+    })?;
+    // the corner plot
+    let mut corner = CornerPlot::new(space.names().to_vec(), &theta);
+    // about 2 sqrt(n) bins: 8 for 16 chains, 40 from 400
+    corner.bins = ((2.0 * (chains as f64).sqrt()) as usize).clamp(8, 40);
+    corner.truth = truth.clone();
+    corner.title = Some(format!(
+        "lensdiff joint: {chains} chains ({}, {} guidance)",
+        cfg.kind.name(),
+        post.guidance().name()
+    ));
+    save_corner(&a.out.join("corner.png"), &corner)?;
+    // summary.json
+    let stats: Vec<(f64, f64, [f64; 3])> = (0..p).map(|d| marginal(&theta, p, d)).collect();
+    let correlation = (0..p)
+        .map(|i| {
+            (0..p)
+                .map(|j| {
+                    let c: f64 = theta
+                        .chunks(p)
+                        .map(|r| (r[i] - stats[i].0) * (r[j] - stats[j].0))
+                        .sum::<f64>()
+                        / (chains as f64 - 1.0).max(1.0);
+                    c / (stats[i].1 * stats[j].1)
+                })
+                .collect()
+        })
+        .collect();
+    let parameters = (0..p)
+        .map(|d| ParamSummary {
+            name: space.names()[d].clone(),
+            prior_mean: space.mean()[d],
+            prior_std: space.std()[d],
+            mean: stats[d].0,
+            std: stats[d].1,
+            q16: stats[d].2[0],
+            median: stats[d].2[1],
+            q84: stats[d].2[2],
+        })
+        .collect();
+    let config = RunConfig {
+        prior: format!(
+            "gaussian joint ({}; nz {})",
+            space
+                .names()
+                .iter()
+                .zip(space.mean().iter().zip(space.std()))
+                .map(|(n, (m, s))| format!("{n} ~ N({m}, {s}²)"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            a.cosmology.nz_spec()
+        ),
+        guidance: post.guidance().name().into(),
+        sampler: cfg.kind.name().into(),
+        device: a.sampler.device.to_string(),
+        levels: cfg.levels,
+        sigma_max: cfg.noise_levels(&post)?[0],
+        sigma_min: cfg.sigma_min,
+        seed: a.sampler.seed,
+        grid: [grid.ny, grid.nx],
+        pixel_arcmin: grid.pixel_arcmin,
+        observed_pixels: data.noise.n_observed(),
+        mpi: None,
+    };
+    let summary = JointSummary {
+        config,
+        parameters,
+        correlation,
+        work: Work::of(&set),
+    };
+    let json_path = a.out.join("summary.json");
+    let text = serde_json::to_string_pretty(&summary)
+        .map_err(|e| Error::invalid("summary", format!("cannot encode summary.json: {e}")))?;
+    std::fs::write(&json_path, text + "\n").map_err(|source| Error::Io {
+        path: json_path,
+        source,
+    })?;
+    // the map figure
+    let mask = data.noise.mask();
+    let r = robust_range(&mean, Some(&mask));
+    let mut panels = vec![
+        Panel::new("posterior mean", &mean, &grid, "kappa")
+            .masked(Some(&mask), &grid)
+            .range(r),
+        Panel::new("posterior std", &std, &grid, "kappa").masked(Some(&mask), &grid),
+        Panel::new("KS, 2 px", &ks, &grid, "kappa")
+            .masked(Some(&mask), &grid)
+            .range(r),
+    ];
+    if chains > 0 {
+        let sr = robust_range(set.sample(0), Some(&mask));
+        panels.push(
+            Panel::new("sample 1", set.sample(0), &grid, "kappa")
+                .masked(Some(&mask), &grid)
+                .range(sr),
+        );
+    }
+    save_figure(
+        &a.out.join("figure.png"),
+        &panels,
+        &grid,
+        2,
+        Some("lensdiff joint"),
+    )?;
+    let line: Vec<String> = summary
+        .parameters
+        .iter()
+        .map(|s| format!("{} = {:.4} ± {:.4}", s.name, s.mean, s.std))
+        .collect();
+    println!(
+        "joint: {chains} chains of {}x{} ({} / {} guidance, {} NFE per chain) in {:.1} s: {} -> {}",
+        grid.ny,
+        grid.nx,
+        summary.config.sampler,
+        summary.config.guidance,
+        set.nfe,
+        set.seconds,
+        line.join(", "),
+        a.out.display()
+    );
+    Ok(())
+}
