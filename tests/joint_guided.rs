@@ -98,9 +98,11 @@ fn long() -> bool {
 /// guidance on shear, against the exact posterior of the same problem (the
 /// shear is a convergence observation on the 63² grid, [`oracle`]). Theta
 /// and the maps per band at 4 Monte-Carlo errors of the chains
-/// ([`assert_theta_within_mc_error`], [`check_kappa`]), plus the
-/// integrators' known map-variance excess (0.015, as for the posterior
-/// denoiser in tests/joint.rs).
+/// ([`assert_theta_within_mc_error`], [`check_kappa`]), plus the documented
+/// biases: 0.08 for theta (with 1000 chains the guidance's correlation is
+/// 0.064 weaker than the exact one and the omega_c mean 0.115 sd high, the
+/// bias table of docs/joint.md) and the integrators' map-variance excess
+/// (0.015, as for the posterior denoiser in tests/joint.rs).
 #[test]
 fn spectral_guidance_with_the_exact_joint_prior_matches_the_exact_posterior() {
     let o = oracle();
@@ -124,6 +126,6 @@ fn spectral_guidance_with_the_exact_joint_prior_matches_the_exact_posterior() {
         t.elapsed().as_secs_f64(),
         me[0], me[1], sr[0], sr[1]
     );
-    assert_theta_within_mc_error(name, chains, stats, 0.0);
+    assert_theta_within_mc_error(name, chains, stats, 0.08);
     check_kappa(name, &set.samples, o.prior.rings(), &r, 0.015);
 }

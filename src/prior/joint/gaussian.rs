@@ -249,7 +249,7 @@ impl GaussianJoint {
         sigma: f64,
         warm: &mut Option<Gauss>,
     ) -> Result<JointDenoised> {
-        Ok(self.denoise_linearised(u_s, k_s, sigma, warm)?.0)
+        Ok(self.denoise_at(u_s, k_s, sigma, warm, false)?.0)
     }
 
     /// [`GaussianJoint::denoise_warm`], and what [`GaussianJoint::vjp`] needs
@@ -261,6 +261,21 @@ impl GaussianJoint {
         sigma: f64,
         warm: &mut Option<Gauss>,
     ) -> Result<(JointDenoised, Linearisation)> {
+        let (d, lin) = self.denoise_at(u_s, k_s, sigma, warm, true)?;
+        let lin = lin.ok_or_else(|| Error::invalid("joint", "no linearisation"))?;
+        Ok((d, lin))
+    }
+
+    /// The denoiser, and its linearisation when `linearise` (the quadrature
+    /// kept, the map's spectrum copied), else none.
+    fn denoise_at(
+        &self,
+        u_s: &[f64],
+        k_s: &[f64],
+        sigma: f64,
+        warm: &mut Option<Gauss>,
+        linearise: bool,
+    ) -> Result<(JointDenoised, Option<Linearisation>)> {
         let p = self.table.space().len();
         let g = *self.rings.grid();
         crate::error::check_len("u", u_s, p)?;
@@ -312,7 +327,7 @@ impl GaussianJoint {
             }
         };
         let fac = weighted_payload(&q, 2 * nr);
-        let k_spec = spec.clone();
+        let k_spec = linearise.then(|| spec.clone());
         for (m, s) in spec.iter_mut().enumerate() {
             *s = match self.rings.ring_of(m) {
                 None => Complex::new(0.0, 0.0),
@@ -330,20 +345,21 @@ impl GaussianJoint {
         let (u, u_cov) = (q.mean(), q.covariance());
         *warm = Gauss::from_covariance(u.clone(), &u_cov);
         let passes = q.passes;
+        let lin = k_spec.map(|k_spec| Linearisation {
+            sigma,
+            k_spec,
+            u_mean: u.clone(),
+            wiener_mean: fac[..nr].to_vec(),
+            quadrature: q,
+        });
         Ok((
             JointDenoised {
-                u: u.clone(),
+                u,
                 u_cov,
                 k,
                 passes,
             },
-            Linearisation {
-                sigma,
-                k_spec,
-                u_mean: u,
-                wiener_mean: fac[..nr].to_vec(),
-                quadrature: q,
-            },
+            lin,
         ))
     }
 
