@@ -77,30 +77,7 @@ impl<'a, P: JointPrior> JointGuidedPosterior<'a, P> {
         }
         let p = prior.space().len();
         let power0 = prior.gaussian_power(&vec![0.0; p])?;
-        match guidance {
-            Guidance::Annealed { c } if !(c.is_finite() && c >= 0.0) => {
-                return Err(Error::invalid(
-                    "guidance",
-                    format!("annealing coefficient must be >= 0, got {c}"),
-                ))
-            }
-            Guidance::Spectral { tol } if !(tol.is_finite() && tol > 0.0 && tol < 1.0) => {
-                return Err(Error::invalid(
-                    "guidance",
-                    format!("inner tolerance must be in (0, 1), got {tol}"),
-                ))
-            }
-            Guidance::Spectral { .. } | Guidance::Tweedie { inflate: true } if power0.is_none() => {
-                return Err(Error::invalid(
-                    "guidance",
-                    format!(
-                        "{} guidance needs a joint prior with a Gaussian power model",
-                        guidance.name()
-                    ),
-                ))
-            }
-            _ => {}
-        }
+        guidance.check(power0.is_some())?;
         let sd2 = prior.sigma_d() * prior.sigma_d();
         let power0 = power0.map(|s| s.iter().map(|s| s / sd2).collect::<Vec<f64>>());
         let prior_scale = power0.as_ref().map_or(1.0, |s| {
@@ -356,34 +333,13 @@ impl<P: JointPrior> Target<Cpu> for JointGuidedTarget<'_, '_, P> {
         sigma: f64,
         out: &mut State<Cpu>,
     ) -> Result<ScoreStats> {
-        let (n, p) = (x.map_len(), x.param_len());
-        let (xp, op) = match (&x.params, &mut out.params) {
-            (Some(a), Some(b)) => (a, b),
-            _ => return Err(Error::invalid("state", "the joint model needs parameters")),
-        };
         if self.chains.len() != x.chains() {
             self.chains = (0..x.chains()).map(|_| ChainState::default()).collect();
         }
         let model = self.model;
-        let results: Vec<Result<usize>> = x
-            .maps
-            .par_chunks(n)
-            .zip(out.maps.par_chunks_mut(n))
-            .zip(xp.par_chunks(p).zip(op.par_chunks_mut(p)))
-            .zip(self.chains.par_iter_mut())
-            .map(|(((xm, om), (xu, ou)), chain)| {
-                let k: Vec<f64> = xm.iter().map(|&v| v as f64).collect();
-                let u: Vec<f64> = xu.iter().map(|&v| v as f64).collect();
-                let (su, sk, it) = model.chain_score(chain, &u, &k, sigma)?;
-                om.iter_mut().zip(&sk).for_each(|(o, s)| *o = *s as f32);
-                ou.iter_mut().zip(&su).for_each(|(o, s)| *o = *s as f32);
-                Ok(it)
-            })
-            .collect();
-        let mut inner = 0u64;
-        for r in results {
-            inner += r? as u64;
-        }
+        let inner = x.score_chains(out, &mut self.chains, |chain, u, k| {
+            model.chain_score(chain, u, k, sigma)
+        })?;
         Ok(ScoreStats {
             inner_iterations: inner,
         })

@@ -279,36 +279,17 @@ impl Target<Cpu> for JointOracleTarget<'_, '_> {
         sigma: f64,
         out: &mut State<Cpu>,
     ) -> Result<ScoreStats> {
-        let (n, p) = (x.map_len(), x.param_len());
-        let (xp, op) = match (&x.params, &mut out.params) {
-            (Some(a), Some(b)) => (a, b),
-            _ => return Err(Error::invalid("state", "the joint model needs parameters")),
-        };
         let inv = 1.0 / (sigma * sigma);
         if self.warm.len() != x.chains() {
             self.warm = vec![None; x.chains()];
         }
         let joint = self.model.joint;
-        let results: Vec<Result<()>> = x
-            .maps
-            .par_chunks(n)
-            .zip(out.maps.par_chunks_mut(n))
-            .zip(xp.par_chunks(p).zip(op.par_chunks_mut(p)))
-            .zip(self.warm.par_iter_mut())
-            .map(|(((xm, om), (xu, ou)), warm)| {
-                let k: Vec<f64> = xm.iter().map(|&v| v as f64).collect();
-                let u: Vec<f64> = xu.iter().map(|&v| v as f64).collect();
-                let d = joint.denoise_warm(&u, &k, sigma, warm)?;
-                for ((o, dk), k) in om.iter_mut().zip(&d.k).zip(&k) {
-                    *o = ((dk - k) * inv) as f32;
-                }
-                for ((o, du), u) in ou.iter_mut().zip(&d.u).zip(&u) {
-                    *o = ((du - u) * inv) as f32;
-                }
-                Ok(())
-            })
-            .collect();
-        results.into_iter().collect::<Result<()>>()?;
+        x.score_chains(out, &mut self.warm, |warm, u, k| {
+            let d = joint.denoise_warm(u, k, sigma, warm)?;
+            let su = d.u.iter().zip(u).map(|(d, u)| (d - u) * inv).collect();
+            let sk = d.k.iter().zip(k).map(|(d, k)| (d - k) * inv).collect();
+            Ok((su, sk, 0))
+        })?;
         Ok(ScoreStats::default())
     }
 

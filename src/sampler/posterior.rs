@@ -153,6 +153,34 @@ pub enum Guidance {
 }
 
 impl Guidance {
+    /// Checks the scheme's settings, and that a prior with (`has_power`) or
+    /// without a Gaussian power model can use it: spectral and inflated
+    /// Tweedie guidance need one.
+    pub fn check(&self, has_power: bool) -> Result<()> {
+        match *self {
+            Guidance::Annealed { c } if !(c.is_finite() && c >= 0.0) => Err(Error::invalid(
+                "guidance",
+                format!("annealing coefficient must be >= 0, got {c}"),
+            )),
+            Guidance::Spectral { tol } if !(tol.is_finite() && tol > 0.0 && tol < 1.0) => {
+                Err(Error::invalid(
+                    "guidance",
+                    format!("inner tolerance must be in (0, 1), got {tol}"),
+                ))
+            }
+            Guidance::Spectral { .. } | Guidance::Tweedie { inflate: true } if !has_power => {
+                Err(Error::invalid(
+                    "guidance",
+                    format!(
+                        "{} guidance needs a prior with a Gaussian power model",
+                        self.name()
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A short name.
     pub fn name(&self) -> &'static str {
         match self {
@@ -183,32 +211,7 @@ impl<'a> GuidedPosterior<'a> {
                 "prior and data have different grids",
             ));
         }
-        match guidance {
-            Guidance::Annealed { c } if !(c.is_finite() && c >= 0.0) => {
-                return Err(Error::invalid(
-                    "guidance",
-                    format!("annealing coefficient must be >= 0, got {c}"),
-                ))
-            }
-            Guidance::Spectral { tol } if !(tol.is_finite() && tol > 0.0 && tol < 1.0) => {
-                return Err(Error::invalid(
-                    "guidance",
-                    format!("inner tolerance must be in (0, 1), got {tol}"),
-                ))
-            }
-            Guidance::Spectral { .. } | Guidance::Tweedie { inflate: true }
-                if prior.gaussian_power().is_none() =>
-            {
-                return Err(Error::invalid(
-                    "guidance",
-                    format!(
-                        "{} guidance needs a prior with a Gaussian power model",
-                        guidance.name()
-                    ),
-                ))
-            }
-            _ => {}
-        }
+        guidance.check(prior.gaussian_power().is_some())?;
         Ok(GuidedPosterior {
             prior,
             data,

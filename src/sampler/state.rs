@@ -8,6 +8,8 @@
 //! reductions (the corrector's norms, HMC's energy changes) sum over the
 //! parts; a state without parameters runs exactly the operations of a map.
 
+use rayon::prelude::*;
+
 use crate::backend::{Backend, Elementwise, NoiseKey};
 use crate::error::{Error, Result};
 use crate::rng::Stream;
@@ -277,4 +279,47 @@ fn part<T>(p: &Option<T>) -> Result<&T> {
 fn part_mut<T>(p: &mut Option<T>) -> Result<&mut T> {
     p.as_mut()
         .ok_or_else(|| Error::invalid("state", "one state has parameters and the other none"))
+}
+
+impl State<crate::backend::cpu::Cpu> {
+    /// Scores a host state chain by chain, in parallel: `f(chain_state, u, k)`
+    /// returns `(s_u, s_k, inner iterations)` of one chain (f64, the state's
+    /// parameters and map), written to `out` in f32. For host models of the
+    /// joint state (`joint_oracle`, `joint_guided`), each with its per-chain
+    /// state in `chains` (one per chain). Returns the inner iterations summed.
+    pub(crate) fn score_chains<S: Send>(
+        &self,
+        out: &mut Self,
+        chains: &mut [S],
+        f: impl Fn(&mut S, &[f64], &[f64]) -> Result<(Vec<f64>, Vec<f64>, usize)> + Sync,
+    ) -> Result<u64> {
+        let (n, p) = (self.map_len(), self.param_len());
+        let (xp, op) = match (&self.params, &mut out.params) {
+            (Some(a), Some(b)) => (a, b),
+            _ => return Err(Error::invalid("state", "the joint model needs parameters")),
+        };
+        if chains.len() != self.chains() {
+            return Err(Error::shape("chain states", self.chains(), chains.len()));
+        }
+        let results: Vec<Result<usize>> = self
+            .maps
+            .par_chunks(n)
+            .zip(out.maps.par_chunks_mut(n))
+            .zip(xp.par_chunks(p).zip(op.par_chunks_mut(p)))
+            .zip(chains.par_iter_mut())
+            .map(|(((xm, om), (xu, ou)), chain)| {
+                let k: Vec<f64> = xm.iter().map(|&v| v as f64).collect();
+                let u: Vec<f64> = xu.iter().map(|&v| v as f64).collect();
+                let (su, sk, it) = f(chain, &u, &k)?;
+                om.iter_mut().zip(&sk).for_each(|(o, s)| *o = *s as f32);
+                ou.iter_mut().zip(&su).for_each(|(o, s)| *o = *s as f32);
+                Ok(it)
+            })
+            .collect();
+        let mut inner = 0u64;
+        for r in results {
+            inner += r? as u64;
+        }
+        Ok(inner)
+    }
 }
