@@ -480,3 +480,43 @@ fn fortran_f08_example_matches_the_c_example() {
         }
     }
 }
+
+/// `lensdiff joint` does not split chains across ranks yet (issue #15, part
+/// 6): under `mpirun` every rank would run all chains and write the same
+/// files, so the MPI build refuses with one line per rank.
+#[test]
+#[ignore = "needs the mpi build and mpirun: scripts/test.sh runs it"]
+fn joint_under_mpirun_is_refused() {
+    let t = tools("joint_mpi", &["mpirun"]);
+    let d = common::temp_dir("mpi-joint");
+    let sim = d.join("sim");
+    common::lensdiff_ok(&[
+        "simulate",
+        "--size",
+        "16",
+        "--field",
+        "gaussian",
+        "--seed",
+        "4",
+        "--out-prefix",
+        sim.to_str().unwrap(),
+    ]);
+    let e1 = d.join("sim_e1.fits");
+    let e2 = d.join("sim_e2.fits");
+    let o = Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-n", "2"])
+        .arg(&t.cli)
+        .args(["joint", "--gaussian-cosmology", "--sigma", "0.1", "--e1"])
+        .arg(&e1)
+        .arg("--e2")
+        .arg(&e2)
+        .arg("--out")
+        .arg(d.join("run"))
+        .env("LD_LIBRARY_PATH", library_path_outside_target())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("run it without mpirun"), "{err}");
+    assert!(!d.join("run").exists());
+}

@@ -166,6 +166,17 @@ fn marginal(theta: &[f64], p: usize, d: usize) -> (f64, f64, [f64; 3]) {
 
 pub fn run(a: Args) -> Result<()> {
     let _ = a.gaussian_cosmology;
+    // every rank would run all chains and write the same files
+    #[cfg(feature = "mpi")]
+    if ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+    {
+        return Err(Error::invalid(
+            "mpi",
+            "joint sampling does not split chains across MPI ranks yet: run it without mpirun",
+        ));
+    }
     let ShearMaps { grid, data, wcs } = a.input.load(&a.grid, &a.noise)?;
     let space = param_space(&a.params)?;
     let p = space.len();
