@@ -69,26 +69,16 @@ fn main() -> lensdiff::Result<()> {
             ..SamplerConfig::default()
         };
         let set = sample(&post, &cfg, &RunSpec::new(5, chains), &mut |_, _| {})?;
-        let th = set.params.unwrap_or_default();
-        let m: Vec<f64> = (0..2)
-            .map(|d| th.iter().skip(d).step_by(2).map(|&v| v as f64).sum::<f64>() / n)
-            .collect();
-        let cov = |a: usize, b: usize| {
-            th.chunks(2)
-                .map(|c| (c[a] as f64 - m[a]) * (c[b] as f64 - m[b]))
-                .sum::<f64>()
-                / (n - 1.0)
-        };
-        let s2 = [cov(0, 0).sqrt(), cov(1, 1).sqrt()];
+        let c = r.compare_params(&set.params.unwrap_or_default())?;
         println!(
             "{g} {s} {levels}: NFE {}, {:.1} s; mean error {:+.3} {:+.3} sd; std ratio {:.3} {:.3}; rho {:.3}",
             set.nfe,
             set.seconds,
-            (m[0] - r.u_mean[0]) / sd[0],
-            (m[1] - r.u_mean[1]) / sd[1],
-            s2[0] / sd[0],
-            s2[1] / sd[1],
-            cov(0, 1) / (s2[0] * s2[1])
+            c.mean_error[0],
+            c.mean_error[1],
+            c.std_ratio[0],
+            c.std_ratio[1],
+            c.correlation
         );
     }
     Ok(())

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::joint::{assert_theta_within_mc_error, check_kappa, diffused_draw, theta_stats};
+use common::joint::{assert_params_within_mc_error, check_kappa, diffused_draw, Bias};
 
 use lensdiff::fields::sbi_lens;
 use lensdiff::grid::Grid;
@@ -196,13 +196,13 @@ fn the_integrators_reproduce_the_exact_joint_posterior() {
         };
         let t = std::time::Instant::now();
         let set = sample(&post, &cfg, &RunSpec::new(5, chains), &mut |_, _| {}).unwrap();
-        let (me, sr, rh, rho) = theta_stats(set.params.as_ref().unwrap(), &r);
+        let c = r.compare_params(set.params.as_ref().unwrap()).unwrap();
         eprintln!(
-            "{name} ({levels} levels, {chains} chains, {:.1} s): mean error {:.3} {:.3} sd, std ratio {:.3} {:.3}, rho {rh:.3}",
+            "{name} ({levels} levels, {chains} chains, {:.1} s): mean error {:.3} {:.3} sd, std ratio {:.3} {:.3}, rho {:.3}",
             t.elapsed().as_secs_f64(),
-            me[0], me[1], sr[0], sr[1]
+            c.mean_error[0], c.mean_error[1], c.std_ratio[0], c.std_ratio[1], c.correlation
         );
-        assert_theta_within_mc_error(name, chains, (me, sr, rh, rho), 0.0);
+        assert_params_within_mc_error(name, chains, &c, Bias::default());
         check_kappa(name, &set.samples, post.joint().rings(), &r, 0.015);
     }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::joint::{assert_theta_within_mc_error, check_kappa, diffused_draw, theta_stats};
+use common::joint::{assert_params_within_mc_error, check_kappa, diffused_draw, Bias};
 
 use lensdiff::prior::joint::gaussian::{GaussianJoint, Quad};
 use lensdiff::rng::{Philox, Stream};
@@ -98,11 +98,12 @@ fn long() -> bool {
 /// guidance on shear, against the exact posterior of the same problem (the
 /// shear is a convergence observation on the 63² grid, [`oracle`]). Theta
 /// and the maps per band at 4 Monte-Carlo errors of the chains
-/// ([`assert_theta_within_mc_error`], [`check_kappa`]), plus the documented
-/// biases: 0.08 for theta (with 1000 chains the guidance's correlation is
-/// 0.064 weaker than the exact one and the omega_c mean 0.115 sd high, the
-/// bias table of docs/joint.md) and the integrators' map-variance excess
-/// (0.015, as for the posterior denoiser in tests/joint.rs).
+/// ([`assert_params_within_mc_error`], [`check_kappa`]), plus the documented
+/// biases of the bias table in docs/joint.md: with 1000 chains the omega_c
+/// mean is 0.115 ± 0.032 sd high and the correlation 0.064 ± 0.008 weaker
+/// than the exact one (allowances 0.12 and 0.07; the stds were within their
+/// errors, no allowance), and the integrators' map-variance excess (0.015, as
+/// for the posterior denoiser in tests/joint.rs).
 #[test]
 fn spectral_guidance_with_the_exact_joint_prior_matches_the_exact_posterior() {
     let o = oracle();
@@ -119,13 +120,17 @@ fn spectral_guidance_with_the_exact_joint_prior_matches_the_exact_posterior() {
     };
     let t = std::time::Instant::now();
     let set = sample(&post, &cfg, &RunSpec::new(5, chains), &mut |_, _| {}).unwrap();
-    let stats = theta_stats(set.params.as_ref().unwrap(), &r);
-    let (me, sr, rh, rho) = stats;
+    let c = r.compare_params(set.params.as_ref().unwrap()).unwrap();
     eprintln!(
-        "spectral {name} {levels} ({chains} chains, {:.1} s): mean {:.3} {:.3} sd, std {:.3} {:.3}, rho {rh:.3} ({rho:.3})",
+        "spectral {name} {levels} ({chains} chains, {:.1} s): mean {:.3} {:.3} sd, std {:.3} {:.3}, rho {:.3} ({:.3})",
         t.elapsed().as_secs_f64(),
-        me[0], me[1], sr[0], sr[1]
+        c.mean_error[0], c.mean_error[1], c.std_ratio[0], c.std_ratio[1], c.correlation, c.exact_correlation
     );
-    assert_theta_within_mc_error(name, chains, stats, 0.08);
+    let bias = Bias {
+        mean: 0.12,
+        std: 0.0,
+        rho: 0.07,
+    };
+    assert_params_within_mc_error(name, chains, &c, bias);
     check_kappa(name, &set.samples, o.prior.rings(), &r, 0.015);
 }

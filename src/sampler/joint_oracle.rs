@@ -129,6 +129,60 @@ pub struct JointGaussianPosterior<'a> {
     prior_scale: f64,
 }
 
+/// Chains' parameter statistics against a [`JointReference`], in the
+/// reference's units ([`JointReference::compare_params`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamComparison {
+    /// Per parameter: `(chain mean - E[u | y]) / sd`.
+    pub mean_error: Vec<f64>,
+    /// Per parameter: chain std over the exact sd.
+    pub std_ratio: Vec<f64>,
+    /// The chains' correlation of parameters 0 and 1 (NaN with one parameter).
+    pub correlation: f64,
+    /// The exact correlation of parameters 0 and 1 (NaN with one parameter).
+    pub exact_correlation: f64,
+}
+
+impl JointReference {
+    /// The statistics of chains `u [chains][p]` (joint units, at least two
+    /// chains) against this reference.
+    pub fn compare_params(&self, u: &[f32]) -> Result<ParamComparison> {
+        let p = self.u_mean.len();
+        if p == 0 || u.len() % p != 0 || u.len() / p < 2 {
+            return Err(Error::invalid(
+                "params",
+                format!(
+                    "need at least 2 chains of {p} parameters, got {} values",
+                    u.len()
+                ),
+            ));
+        }
+        let n = (u.len() / p) as f64;
+        let m: Vec<f64> = (0..p)
+            .map(|d| u.iter().skip(d).step_by(p).map(|&v| v as f64).sum::<f64>() / n)
+            .collect();
+        let cov = |a: usize, b: usize| {
+            u.chunks(p)
+                .map(|c| (c[a] as f64 - m[a]) * (c[b] as f64 - m[b]))
+                .sum::<f64>()
+                / (n - 1.0)
+        };
+        let sd: Vec<f64> = (0..p).map(|d| self.u_cov[d * p + d].sqrt()).collect();
+        let s: Vec<f64> = (0..p).map(|d| cov(d, d).sqrt()).collect();
+        let (correlation, exact_correlation) = if p > 1 {
+            (cov(0, 1) / (s[0] * s[1]), self.u_cov[1] / (sd[0] * sd[1]))
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        Ok(ParamComparison {
+            mean_error: (0..p).map(|d| (m[d] - self.u_mean[d]) / sd[d]).collect(),
+            std_ratio: (0..p).map(|d| s[d] / sd[d]).collect(),
+            correlation,
+            exact_correlation,
+        })
+    }
+}
+
 impl<'a> JointGaussianPosterior<'a> {
     /// `joint` must carry its observation ([`GaussianJoint::with_observation`]);
     /// `y_kappa` and `noise_std` are the same observation in convergence

@@ -3,7 +3,7 @@
 use lensdiff::prior::joint::gaussian::GaussianJoint;
 use lensdiff::prior::joint::Rings;
 use lensdiff::rng::{Philox, Stream};
-use lensdiff::sampler::joint_oracle::JointReference;
+use lensdiff::sampler::joint_oracle::{JointReference, ParamComparison};
 
 /// A draw of `(u, k)` from the joint prior at `u` (k a Gaussian field of
 /// power S_u in joint units), plus noise sigma on both parts.
@@ -31,59 +31,42 @@ pub fn diffused_draw(j: &GaussianJoint, u: &[f64], sigma: f64, seed: u64) -> (Ve
     (us, ks)
 }
 
-/// Chain statistics of two parameters `[n][2]` against the reference:
-/// mean errors in reference sds, std ratios, the chains' correlation and the
-/// reference's.
-pub fn theta_stats(th: &[f32], r: &JointReference) -> ([f64; 2], [f64; 2], f64, f64) {
-    let sd = [r.u_cov[0].sqrt(), r.u_cov[3].sqrt()];
-    let rho = r.u_cov[1] / (sd[0] * sd[1]);
-    let n = (th.len() / 2) as f64;
-    let m: Vec<f64> = (0..2)
-        .map(|d| th.iter().skip(d).step_by(2).map(|&v| v as f64).sum::<f64>() / n)
-        .collect();
-    let cov = |a: usize, b: usize| {
-        th.chunks(2)
-            .map(|c| (c[a] as f64 - m[a]) * (c[b] as f64 - m[b]))
-            .sum::<f64>()
-            / (n - 1.0)
-    };
-    let s = [cov(0, 0).sqrt(), cov(1, 1).sqrt()];
-    (
-        [(m[0] - r.u_mean[0]) / sd[0], (m[1] - r.u_mean[1]) / sd[1]],
-        [s[0] / sd[0], s[1] / sd[1]],
-        cov(0, 1) / (s[0] * s[1]),
-        rho,
-    )
+/// Allowances for a known, documented bias, added to the Monte-Carlo bounds
+/// of [`assert_params_within_mc_error`]; all 0 for an exact method.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bias {
+    /// On the mean errors, in posterior sds.
+    pub mean: f64,
+    /// On the std ratios.
+    pub std: f64,
+    /// On the correlation.
+    pub rho: f64,
 }
 
-/// Asserts the chains' statistics ([`theta_stats`]) of `n` independent chains
-/// against the reference at 4 Monte-Carlo standard errors each: the mean's is
-/// `sd / sqrt(n)`, the std's relative one `1 / sqrt(2n)`, the correlation's
-/// `(1 - rho²) / sqrt(n)` (n = 240: 0.26 sd, 18%, 0.26 (1 - rho²); n = 2000:
-/// 0.09 sd, 6.3%, 0.09 (1 - rho²)). `bias` (in sds, relative std, correlation
-/// units alike) is added for a known, documented bias; 0 for an exact method.
-pub fn assert_theta_within_mc_error(
-    name: &str,
-    n: usize,
-    (me, sr, rh, rho): ([f64; 2], [f64; 2], f64, f64),
-    bias: f64,
-) {
+/// Asserts the statistics of `n` independent chains ([`ParamComparison`],
+/// two parameters) at 4 Monte-Carlo standard errors each, plus `bias`: the
+/// mean's error is `sd / sqrt(n)`, the std's relative one `1 / sqrt(2n)`, the
+/// correlation's `(1 - rho²) / sqrt(n)` (n = 240: 0.26 sd, 18%, 0.26 (1 -
+/// rho²); n = 2000: 0.09 sd, 6.3%, 0.09 (1 - rho²)).
+pub fn assert_params_within_mc_error(name: &str, n: usize, c: &ParamComparison, bias: Bias) {
     let n = n as f64;
     for d in 0..2 {
         assert!(
-            me[d].abs() < 4.0 / n.sqrt() + bias,
+            c.mean_error[d].abs() < 4.0 / n.sqrt() + bias.mean,
             "{name}: mean {d} off by {} sd",
-            me[d]
+            c.mean_error[d]
         );
         assert!(
-            (sr[d] - 1.0).abs() < 4.0 / (2.0 * n).sqrt() + bias,
+            (c.std_ratio[d] - 1.0).abs() < 4.0 / (2.0 * n).sqrt() + bias.std,
             "{name}: std {d} ratio {}",
-            sr[d]
+            c.std_ratio[d]
         );
     }
+    let rho = c.exact_correlation;
     assert!(
-        (rh - rho).abs() < 4.0 * (1.0 - rho * rho) / n.sqrt() + bias,
-        "{name}: rho {rh} vs {rho}"
+        (c.correlation - rho).abs() < 4.0 * (1.0 - rho * rho) / n.sqrt() + bias.rho,
+        "{name}: rho {} vs {rho}",
+        c.correlation
     );
 }
 
