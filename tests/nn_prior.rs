@@ -29,6 +29,7 @@ fn small_net() -> UNetConfig {
         embed_freqs: 2,
         embed_dim: 4,
         padding: "periodic".into(),
+        joint_params: 0,
     }
 }
 

@@ -25,6 +25,7 @@ fn tiny(padding: &str, levels: usize) -> UNetConfig {
         embed_freqs: 3,
         embed_dim: 5,
         padding: padding.into(),
+        joint_params: 0,
     }
 }
 
@@ -65,6 +66,89 @@ fn unet_gradients_periodic_three_levels() {
 #[test]
 fn unet_gradients_zero_padding_two_levels() {
     grad_check(tiny("zero", 2), 2);
+}
+
+/// A joint network (`joint_params = 2`): the loss `<r, F_k> + <r_u, F_u>`
+/// differentiated in `x`, `u` and every parameter, against central differences
+/// (same bound as the map-only network).
+fn joint_grad_check(levels: usize, seed: u64) {
+    let cfg = UNetConfig {
+        joint_params: 2,
+        ..tiny("periodic", levels)
+    };
+    let net = UNet::new(cfg).unwrap();
+    let mut rng = Rng(seed);
+    let dims = Dims4::new(2, 1, 8, 4);
+    let p: Vec<f64> = rng.vec(net.n_params()).iter().map(|v| 0.5 * v).collect();
+    let x = rng.vec(dims.len());
+    let u = rng.vec(4);
+    let sigma = [0.3, 2.5];
+    let (r, r_u) = (rng.vec(dims.len()), rng.vec(4));
+    let (y, f_u, cache) = net.forward_joint_cached(&p, &x, dims, &sigma, &u).unwrap();
+    assert_eq!((y.len(), f_u.len()), (dims.len(), 4));
+    let mut g = vec![0.0; net.n_params()];
+    let (dx, du) = net
+        .backward_joint(&p, &cache, &r, &r_u, Some(&mut g))
+        .unwrap();
+    let (dx2, du2) = net.backward_joint(&p, &cache, &r, &r_u, None).unwrap();
+    assert_eq!((&dx, &du), (&dx2, &du2), "input-only backward");
+    let loss = |pp: &[f64], xx: &[f64], uu: &[f64]| {
+        let (y, f, _) = net.forward_joint_cached(pp, xx, dims, &sigma, uu).unwrap();
+        dot(&r, &y) + dot(&r_u, &f)
+    };
+    common::fd_check("dx", &x, &dx, H, FD_TOL, |t| loss(&p, t, &u));
+    common::fd_check("du", &u, &du, H, FD_TOL, |t| loss(&p, &x, t));
+    common::fd_check("dtheta", &p, &g, H, FD_TOL, |t| loss(t, &x, &u));
+    for s in net.layout() {
+        let m = g[s.offset..][..s.len]
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(m > 0.0, "no gradient reaches {}", s.name);
+    }
+    // the map-only entry points refuse a joint network, and the reverse
+    assert!(net.forward(&p, &x, dims, &sigma).is_err());
+    assert!(net.backward(&p, &cache, &r, None).is_err());
+    let map_only = UNet::new(tiny("periodic", levels)).unwrap();
+    let pm = vec![0.0; map_only.n_params()];
+    assert!(map_only
+        .forward_joint_cached(&pm, &x, dims, &sigma, &u)
+        .is_err());
+}
+
+#[test]
+fn joint_unet_gradients_two_levels() {
+    joint_grad_check(2, 11);
+}
+
+#[test]
+fn joint_unet_with_no_parameters_has_the_map_only_layout() {
+    let map = UNet::new(UNetConfig::demo()).unwrap();
+    let joint = UNet::new(UNetConfig {
+        joint_params: 3,
+        ..UNetConfig::demo()
+    })
+    .unwrap();
+    let names = |n: &UNet| {
+        n.layout()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (names(&map), names(&joint));
+    assert!(a.iter().all(|n| b.contains(n)), "joint keeps every name");
+    assert!(b.contains(&"head.mlp2.weight".to_string()));
+    // the parameter head starts at zero: F_u = 0 at initialisation
+    let p = joint.init_params(5);
+    let dims = Dims4::new(2, 1, 16, 16);
+    let (_, f_u, _) = joint
+        .forward_joint_cached(&p, &vec![0.3f32; 512], dims, &[0.5, 2.0], &[0.1f32; 6])
+        .unwrap();
+    assert!(f_u.iter().all(|&v| v == 0.0));
+    let too_many = UNetConfig {
+        joint_params: 7,
+        ..UNetConfig::demo()
+    };
+    assert!(UNet::new(too_many).is_err());
 }
 
 #[test]

@@ -60,6 +60,7 @@ fn config(padding: &str) -> UNetConfig {
         embed_freqs: 4,
         embed_dim: 8,
         padding: padding.into(),
+        joint_params: 0,
     }
 }
 

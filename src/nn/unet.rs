@@ -19,6 +19,21 @@
 //!   out = (skip(x) + h) / √2                               skip = 1×1 conv if C_in ≠ C_out
 //! ```
 //!
+//! A *joint* network (`joint_params = p > 0`, issue #15) also takes the
+//! standardised parameters `u` (`[n][p]`, already scaled by `c_in`) and returns
+//! a parameter output `F_u` (`[n][p]`) beside the map:
+//!
+//! ```text
+//! e      = silu(L2 silu(L1 [fourier(ln σ), u]))            u enters with the noise level
+//! b      = mean over pixels of the deepest level's output  [n][C_{L-1}]
+//! F_u    = H2 silu(H1 [b, e])                              H2 zero-initialised
+//! ```
+//!
+//! so `u` conditions every block through the same per-block scale/shift as σ,
+//! and the parameter head reads the whole map through the global mean of the
+//! deepest features (the JADE design, Remy, Chang & Willett 2026). A network
+//! with `p = 0` has exactly the layout of a map-only network.
+//!
 //! All 3 × 3 convolutions share one padding rule (periodic or zero). Maps must
 //! have sides divisible by `2^(L-1)`. Activations are NCHW (`[n][c][y][x]`),
 //! the layout the CUDA kernels use.
@@ -60,6 +75,10 @@ pub struct UNetConfig {
     pub embed_dim: usize,
     /// Convolution boundary rule: `"periodic"` or `"zero"`.
     pub padding: String,
+    /// Number `p` of parameters of a joint network (input `u` and output
+    /// `F_u`); 0 for a map-only network.
+    #[serde(default)]
+    pub joint_params: usize,
 }
 
 impl UNetConfig {
@@ -73,6 +92,7 @@ impl UNetConfig {
             embed_freqs: 8,
             embed_dim: 32,
             padding: "periodic".into(),
+            joint_params: 0,
         }
     }
 
@@ -86,6 +106,7 @@ impl UNetConfig {
             embed_freqs: 16,
             embed_dim: 128,
             padding: "periodic".into(),
+            joint_params: 0,
         }
     }
 
@@ -122,6 +143,16 @@ impl UNetConfig {
         }
         if self.embed_dim == 0 || self.embed_dim > 65536 {
             return Err(Error::invalid("embed_dim", "need 1..=65536 features"));
+        }
+        if self.joint_params > crate::prior::joint::MAX_PARAMS {
+            return Err(Error::invalid(
+                "joint_params",
+                format!(
+                    "a joint network takes 0 to {} parameters, got {}",
+                    crate::prior::joint::MAX_PARAMS,
+                    self.joint_params
+                ),
+            ));
         }
         self.padding()?;
         Ok(())
@@ -519,6 +550,14 @@ fn split<T: Real>(x: &[T], ca: usize, cb: usize, n: usize, plane: usize) -> (Vec
     (a, b)
 }
 
+/// Per-channel means of an NCHW tensor: `[n][c]`.
+fn plane_means<T: Real>(x: &[T], d: Dims4) -> Vec<T> {
+    let inv = 1.0 / d.plane() as f64;
+    x.chunks(d.plane())
+        .map(|c| T::from_f64(c.iter().map(|v| v.to_f64()).sum::<f64>() * inv))
+        .collect()
+}
+
 /// The U-Net: architecture plus parameter layout (parameters are passed in).
 #[derive(Clone, Debug)]
 pub struct UNet {
@@ -533,6 +572,23 @@ pub struct UNet {
     up: Vec<Vec<ResBlock>>,
     norm_out: NormP,
     conv_out: ConvP,
+    /// The parameter head of a joint network.
+    head: Option<Head>,
+}
+
+/// The parameter head of a joint network: `F_u = H2 silu(H1 [b, e])`.
+#[derive(Clone, Debug)]
+struct Head {
+    h1: LinP,
+    h2: LinP,
+}
+
+/// What the head's backward pass needs.
+struct HeadCache<T> {
+    /// `[b, e]` per item.
+    input: Vec<T>,
+    z: Vec<T>,
+    a: Vec<T>,
 }
 
 /// Activations saved by [`UNet::forward_cached`] for [`UNet::backward`].
@@ -551,6 +607,7 @@ pub struct UNetCache<T> {
     nout: GroupNormCache,
     an: Vec<T>,
     ho: Vec<T>,
+    head: Option<HeadCache<T>>,
 }
 
 impl UNet {
@@ -562,7 +619,12 @@ impl UNet {
         let levels = ch.len();
         let mut b = LayoutBuilder::default();
         let embed = FourierEmbedding::new(config.embed_frequencies())?;
-        let mlp1 = b.linear("embed.mlp1", embed.dim(), config.embed_dim, false)?;
+        let mlp1 = b.linear(
+            "embed.mlp1",
+            embed.dim() + config.joint_params,
+            config.embed_dim,
+            false,
+        )?;
         let mlp2 = b.linear("embed.mlp2", config.embed_dim, config.embed_dim, false)?;
         let conv_in = b.conv("conv_in", 1, ch[0], 3, pad, false)?;
         let mut down = Vec::with_capacity(levels);
@@ -589,6 +651,16 @@ impl UNet {
         up.reverse();
         let norm_out = b.norm("norm_out", ch[0], config.groups)?;
         let conv_out = b.conv("conv_out", ch[0], 1, 3, pad, true)?;
+        let head = if config.joint_params > 0 {
+            let deep = ch[levels - 1];
+            let e = config.embed_dim;
+            Some(Head {
+                h1: b.linear("head.mlp1", deep + e, e, false)?,
+                h2: b.linear("head.mlp2", e, config.joint_params, true)?,
+            })
+        } else {
+            None
+        };
         Ok(UNet {
             config,
             slots: b.slots,
@@ -601,6 +673,7 @@ impl UNet {
             up,
             norm_out,
             conv_out,
+            head,
         })
     }
 
@@ -666,7 +739,8 @@ impl UNet {
         check_len("sigma", dims.n, sigma_len)
     }
 
-    /// `F(x, σ)` for a batch `x` of shape `[n][1][h][w]` and one `σ` per item.
+    /// `F(x, σ)` for a batch `x` of shape `[n][1][h][w]` and one `σ` per item
+    /// (map-only networks).
     pub fn forward<T: Real>(
         &self,
         params: &[T],
@@ -677,7 +751,8 @@ impl UNet {
         Ok(self.forward_cached(params, x, dims, sigma)?.0)
     }
 
-    /// Forward pass that also returns the activations the backward pass needs.
+    /// Forward pass that also returns the activations the backward pass needs
+    /// (map-only networks; a joint network needs [`UNet::forward_joint_cached`]).
     pub fn forward_cached<T: Real>(
         &self,
         p: &[T],
@@ -685,15 +760,63 @@ impl UNet {
         dims: Dims4,
         sigma: &[f64],
     ) -> Result<(Vec<T>, UNetCache<T>)> {
+        if self.head.is_some() {
+            return Err(Error::invalid(
+                "u",
+                format!(
+                    "this is a joint network of {} parameters: it needs them as input",
+                    self.config.joint_params
+                ),
+            ));
+        }
+        let (y, _, cache) = self.run_forward(p, x, dims, sigma, &[])?;
+        Ok((y, cache))
+    }
+
+    /// `(F_k, F_u)` of a joint network for maps `x` (`[n][1][h][w]`), one `σ`
+    /// and one parameter vector `u` (`[n][p]`) per item.
+    pub fn forward_joint_cached<T: Real>(
+        &self,
+        p: &[T],
+        x: &[T],
+        dims: Dims4,
+        sigma: &[f64],
+        u: &[T],
+    ) -> Result<(Vec<T>, Vec<T>, UNetCache<T>)> {
+        let np = self.config.joint_params;
+        if np == 0 {
+            return Err(Error::invalid(
+                "u",
+                "this is a map-only network: it takes no parameters",
+            ));
+        }
+        check_len("u", dims.n * np, u.len())?;
+        self.run_forward(p, x, dims, sigma, u)
+    }
+
+    fn run_forward<T: Real>(
+        &self,
+        p: &[T],
+        x: &[T],
+        dims: Dims4,
+        sigma: &[f64],
+        u: &[T],
+    ) -> Result<(Vec<T>, Vec<T>, UNetCache<T>)> {
         check_len("params", self.n_params, p.len())?;
         self.check_input(dims, x.len(), sigma.len())?;
         let n = dims.n;
-        let e0: Vec<T> = self
+        let np = self.config.joint_params;
+        let fourier: Vec<T> = self
             .embed
             .forward(sigma)?
             .into_iter()
             .map(T::from_f64)
             .collect();
+        let e0 = if np == 0 {
+            fourier
+        } else {
+            concat(&fourier, self.embed.dim(), u, np, n, 1)
+        };
         let z1 = self.mlp1.forward(p, &e0, n)?;
         let a1 = silu_forward(&z1);
         let z2 = self.mlp2.forward(p, &a1, n)?;
@@ -722,6 +845,16 @@ impl UNet {
                 d = pd;
             }
         }
+        let (f_u, head_c) = match &self.head {
+            Some(head) => {
+                let input = concat(&plane_means(&h, d), d.c, &emb, self.config.embed_dim, n, 1);
+                let z = head.h1.forward(p, &input, n)?;
+                let a = silu_forward(&z);
+                let f_u = head.h2.forward(p, &a, n)?;
+                (f_u, Some(HeadCache { input, z, a }))
+            }
+            None => (Vec::new(), None),
+        };
         let mut up_c: Vec<Vec<BlockCache<T>>> = (0..self.up.len()).map(|_| Vec::new()).collect();
         for l in (0..self.up.len()).rev() {
             let (u, ud) = upsample2_forward(&h, d)?;
@@ -755,19 +888,63 @@ impl UNet {
             nout,
             an,
             ho,
+            head: head_c,
         };
-        Ok((y, cache))
+        Ok((y, f_u, cache))
     }
 
     /// Backward pass for `dy = ∂L/∂F`: returns `∂L/∂x` and, if `grads` is
-    /// given (length [`UNet::n_params`]), adds `∂L/∂θ` into it.
+    /// given (length [`UNet::n_params`]), adds `∂L/∂θ` into it (map-only
+    /// networks).
     pub fn backward<T: Real>(
         &self,
         p: &[T],
         cache: &UNetCache<T>,
         dy: &[T],
-        mut grads: Option<&mut [T]>,
+        grads: Option<&mut [T]>,
     ) -> Result<Vec<T>> {
+        if self.head.is_some() {
+            return Err(Error::invalid(
+                "dy",
+                "a joint network's backward pass needs the parameter output's gradient too",
+            ));
+        }
+        Ok(self.run_backward(p, cache, dy, &[], grads)?.0)
+    }
+
+    /// Backward pass of a joint network for `dy = ∂L/∂F_k` and `du_out =
+    /// ∂L/∂F_u`: returns `(∂L/∂x, ∂L/∂u)` and adds `∂L/∂θ` into `grads` if
+    /// given.
+    pub fn backward_joint<T: Real>(
+        &self,
+        p: &[T],
+        cache: &UNetCache<T>,
+        dy: &[T],
+        du_out: &[T],
+        grads: Option<&mut [T]>,
+    ) -> Result<(Vec<T>, Vec<T>)> {
+        if self.head.is_none() {
+            return Err(Error::invalid(
+                "du_out",
+                "this is a map-only network: it has no parameter output",
+            ));
+        }
+        check_len(
+            "du_out",
+            cache.dims.n * self.config.joint_params,
+            du_out.len(),
+        )?;
+        self.run_backward(p, cache, dy, du_out, grads)
+    }
+
+    fn run_backward<T: Real>(
+        &self,
+        p: &[T],
+        cache: &UNetCache<T>,
+        dy: &[T],
+        du_out: &[T],
+        mut grads: Option<&mut [T]>,
+    ) -> Result<(Vec<T>, Vec<T>)> {
         check_len("params", self.n_params, p.len())?;
         check_len("dy", cache.dims.len(), dy.len())?;
         if let Some(g) = grads.as_deref() {
@@ -793,6 +970,22 @@ impl UNet {
             dskips.push(ds);
             dh = upsample2_backward(Dims4::new(n, ch[l + 1], d.h / 2, d.w / 2), &du)?;
         }
+        // dh is now the gradient of the deepest level's output: add the head's.
+        if let (Some(head), Some(hc)) = (&self.head, &cache.head) {
+            let deep = ch[ch.len() - 1];
+            let e = self.config.embed_dim;
+            let da = head.h2.backward(p, &hc.a, n, du_out, g)?;
+            let dz = silu_backward(&hc.z, &da)?;
+            let dinput = head.h1.backward(p, &hc.input, n, &dz, g)?;
+            let (dmean, de) = split(&dinput, deep, e, n, 1);
+            let plane = cache.down_dims[ch.len() - 1].plane();
+            let inv = T::from_f64(1.0 / plane as f64);
+            for (chunk, dm) in dh.chunks_mut(plane).zip(&dmean) {
+                let v = *dm * inv;
+                chunk.iter_mut().for_each(|a| *a = *a + v);
+            }
+            demb.iter_mut().zip(&de).for_each(|(a, b)| *a = *a + *b);
+        }
         for l in (0..self.down.len()).rev() {
             if l + 1 < self.down.len() {
                 let d = cache.down_dims[l];
@@ -806,13 +999,18 @@ impl UNet {
             }
         }
         let dx = self.conv_in.backward(p, &cache.x, cache.dims, &dh, g)?;
-        if g.is_some() {
+        let np = self.config.joint_params;
+        let mut du = Vec::new();
+        if g.is_some() || np > 0 {
             let dz2 = silu_backward(&cache.z2, &demb)?;
             let da1 = self.mlp2.backward(p, &cache.a1, n, &dz2, g)?;
             let dz1 = silu_backward(&cache.z1, &da1)?;
-            self.mlp1.backward(p, &cache.e0, n, &dz1, g)?;
+            let de0 = self.mlp1.backward(p, &cache.e0, n, &dz1, g)?;
+            if np > 0 {
+                du = split(&de0, self.embed.dim(), np, n, 1).1;
+            }
         }
-        Ok(dx)
+        Ok((dx, du))
     }
 
     /// The parameters as named tensors (for [`Weights::save`]).
