@@ -1,6 +1,8 @@
 //! The Rust denoiser against the independent PyTorch reference
 //! `tools/torch_reference.py`: `D(x; σ)` and `J_D(x)ᵀ v` for pure and hybrid
-//! denoisers, periodic and zero padding, from the same safetensors file.
+//! denoisers, periodic and zero padding, from the same safetensors file; and
+//! the pure joint denoiser (`JointDenoiser`: both parts of `D(u, k; σ)` and of
+//! `J_Dᵀ (v_u, v_k)`), whose hybrid the reference refuses.
 //!
 //! The network gets random O(0.3) parameters (the real initialisation zeroes
 //! the output convolution, so `F ≡ 0` would make the comparison vacuous). The
@@ -18,12 +20,16 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use lensdiff::cosmo::limber::ClOptions;
+use lensdiff::cosmo::nz::SourceBin;
+use lensdiff::cosmo::Cosmology;
 use lensdiff::grid::Grid;
 use lensdiff::nn::{Dims4, UNetConfig};
+use lensdiff::prior::joint::{CosmologyRecipe, JointDenoiser, JointDenoiserMeta, ParamSpace};
 use lensdiff::prior::GaussianPrior;
 use lensdiff::prior::{Denoiser, DenoiserKind, DenoiserMeta};
 use lensdiff::spectrum::ClTable;
-use ndarray::{Array1, Array3};
+use ndarray::{Array1, Array2, Array3};
 
 const TOL: f64 = 1e-4;
 const N: usize = 2;
@@ -96,11 +102,12 @@ fn max_abs(a: &[f64]) -> f64 {
 }
 
 /// `max |a - b| / max |b|`.
-fn rel_err(a: &[f32], b: &[f64]) -> f64 {
+fn rel_err<A: Copy + Into<f64>>(a: &[A], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
     let diff = a
         .iter()
         .zip(b)
-        .fold(0.0f64, |m, (x, y)| m.max((*x as f64 - y).abs()));
+        .fold(0.0f64, |m, (x, y)| m.max(((*x).into() - y).abs()));
     diff / max_abs(b)
 }
 
@@ -263,4 +270,194 @@ fn hybrid_with_short_table_matches_torch() {
     assert!(ell[1..].iter().any(|&l| l < 1e3) && ell.iter().any(|&l| l > 5e3));
     let den = denoiser("periodic", Some(table), PIXEL_ARCMIN, 9);
     compare("short-table-hybrid", &den, &[], grid);
+}
+
+// ------------------------------------------------------------ joint denoiser
+
+/// Noise levels of the joint comparison (joint units: unit data scale).
+const JOINT_SIGMA: [f64; N] = [0.3, 2.0];
+
+/// A joint denoiser over `ParamSpace::sbi_lens()` (p = 2) on the map-only
+/// test architecture (periodic, 2 levels), with random parameters of scale
+/// 0.3 (`seed`): pure, or hybrid on the sbi_lens fiducial cosmology.
+fn joint_denoiser(kind: DenoiserKind, seed: u64) -> JointDenoiser {
+    let space = ParamSpace::sbi_lens();
+    let config = UNetConfig {
+        joint_params: space.len(),
+        ..config("periodic")
+    };
+    let mut meta = JointDenoiserMeta::new(kind, &space, 0.02, PIXEL_ARCMIN);
+    meta.sigma_max = Some(80.0);
+    meta.description = "torch reference test (joint)".into();
+    if kind == DenoiserKind::Hybrid {
+        meta.gaussian = Some(CosmologyRecipe {
+            base: Cosmology::sbi_lens_fiducial(),
+            source: SourceBin::Plane { z: 1.0 },
+            cl: ClOptions::default(),
+        });
+    }
+    let mut d = JointDenoiser::new(config, meta, 0).unwrap();
+    d.params = common::noise_vec(d.params.len(), seed)
+        .iter()
+        .map(|v| 0.3 * v)
+        .collect();
+    d
+}
+
+fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+fn write_params(path: &Path, v: &[f64], p: usize) {
+    let a = Array2::from_shape_vec((N, p), v.to_vec()).unwrap();
+    ndarray_npy::write_npy(path, &a).unwrap();
+}
+
+fn write_maps64(path: &Path, v: &[f64]) {
+    let a = Array3::from_shape_vec((N, SIDE, SIDE), v.to_vec()).unwrap();
+    ndarray_npy::write_npy(path, &a).unwrap();
+}
+
+fn read_params(path: &Path, p: usize) -> Vec<f64> {
+    let a: Array2<f64> = ndarray_npy::read_npy(path).unwrap();
+    assert_eq!(a.shape(), [N, p], "{}", path.display());
+    a.iter().copied().collect()
+}
+
+fn diff64(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().zip(b).map(|(x, y)| x - y).collect()
+}
+
+#[test]
+#[ignore = "needs python3 with torch and numpy: scripts/test.sh runs it when torch is importable"]
+fn periodic_pure_joint_matches_torch_and_export_round_trips() {
+    let test = "periodic_pure_joint_matches_torch_and_export_round_trips";
+    require_torch(test);
+    let dir = common::temp_dir("torch-joint");
+    let model = dir.join("joint.safetensors");
+    joint_denoiser(DenoiserKind::Pure, 21).save(&model).unwrap();
+    // the file is what both sides read
+    let den = JointDenoiser::load(&model).unwrap();
+    let np = den.space().len();
+    let dims = Dims4::new(N, 1, SIDE, SIDE);
+    // joint units: u ~ N(0, I), k of unit scale, both noised at sigma
+    let u = to_f64(&common::noise_vec(N * np, 23));
+    let k = to_f64(&common::noise_vec(dims.len(), 11));
+    let v_u = to_f64(&common::noise_vec(N * np, 24));
+    let v_k = to_f64(&common::noise_vec(dims.len(), 12));
+    let p = |name: &str| dir.join(name);
+    write_params(&p("u.npy"), &u, np);
+    write_maps64(&p("k.npy"), &k);
+    write_params(&p("vu.npy"), &v_u, np);
+    write_maps64(&p("vk.npy"), &v_k);
+    ndarray_npy::write_npy(p("sigma.npy"), &Array1::from(JOINT_SIGMA.to_vec())).unwrap();
+    let resaved = p("resaved.safetensors");
+
+    let script = common::root().join("tools/torch_reference.py");
+    common::run_ok(
+        &format!("{test}: torch_reference.py"),
+        Command::new(python())
+            .arg(&script)
+            .args([&model, &p("k.npy"), &p("sigma.npy"), &p("dk.npy")])
+            .arg("--u")
+            .args([p("u.npy"), p("du.npy")])
+            .arg("--vjp")
+            .args([p("vk.npy"), p("gk.npy")])
+            .arg("--vjp-u")
+            .args([p("vu.npy"), p("gu.npy")])
+            .arg("--resave")
+            .arg(&resaved),
+    );
+    let du_torch = read_params(&p("du.npy"), np);
+    let dk_torch = read_maps(&p("dk.npy"));
+    let gu_torch = read_params(&p("gu.npy"), np);
+    let gk_torch = read_maps(&p("gk.npy"));
+
+    let (d, cache) = den
+        .forward_cached(
+            &den.params,
+            &u,
+            &k,
+            dims,
+            &JOINT_SIGMA,
+            None,
+            &mut [],
+            false,
+        )
+        .unwrap();
+    let (gu, gk) = den
+        .vjp(&den.params, &cache, &v_u, &v_k, None, None)
+        .unwrap();
+
+    // not vacuous: the network terms are sizeable parts of D and of the VJP
+    let init = den.unet().init_params(0);
+    let (d0, cache0) = den
+        .forward_cached(&init, &u, &k, dims, &JOINT_SIGMA, None, &mut [], false)
+        .unwrap();
+    let (gu0, gk0) = den.vjp(&init, &cache0, &v_u, &v_k, None, None).unwrap();
+    for (what, a, b, reference) in [
+        ("D_u", &d.u, &d0.u, &du_torch),
+        ("D_k", &d.k, &d0.k, &dk_torch),
+        ("VJP_u", &gu, &gu0, &gu_torch),
+        ("VJP_k", &gk, &gk0, &gk_torch),
+    ] {
+        let net = max_abs(&diff64(a, b));
+        let scale = max_abs(reference);
+        eprintln!("{test}: {what}: network term {net:.3e} of {scale:.3e}");
+        assert!(
+            net > 0.1 * scale,
+            "{test}: the network term of {what} is negligible"
+        );
+    }
+
+    let errs = [
+        ("D_u", rel_err(&d.u, &du_torch)),
+        ("D_k", rel_err(&d.k, &dk_torch)),
+        ("VJP_u", rel_err(&gu, &gu_torch)),
+        ("VJP_k", rel_err(&gk, &gk_torch)),
+    ];
+    for (what, e) in errs {
+        eprintln!("{test}: {what} relative error {e:.2e}");
+    }
+    for (what, e) in errs {
+        assert!(e < TOL, "{test}: {what} relative error {e:.3e}");
+    }
+
+    // save_lensdiff writes a joint file lensdiff reads back unchanged
+    let back = JointDenoiser::load(&resaved).unwrap();
+    assert_eq!(back.unet().config(), den.unet().config());
+    assert_eq!(back.meta(), den.meta());
+    assert_eq!(back.params, den.params);
+}
+
+#[test]
+#[ignore = "needs python3 with torch and numpy: scripts/test.sh runs it when torch is importable"]
+fn hybrid_joint_file_is_refused_by_torch_reference() {
+    let test = "hybrid_joint_file_is_refused_by_torch_reference";
+    require_torch(test);
+    let dir = common::temp_dir("torch-joint-hybrid");
+    let model = dir.join("joint-hybrid.safetensors");
+    joint_denoiser(DenoiserKind::Hybrid, 21)
+        .save(&model)
+        .unwrap();
+    let np = ParamSpace::sbi_lens().len();
+    let p = |name: &str| dir.join(name);
+    write_params(&p("u.npy"), &vec![0.0; N * np], np);
+    write_maps64(&p("k.npy"), &vec![0.0; N * SIDE * SIDE]);
+    ndarray_npy::write_npy(p("sigma.npy"), &Array1::from(JOINT_SIGMA.to_vec())).unwrap();
+    let script = common::root().join("tools/torch_reference.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .args([&model, &p("k.npy"), &p("sigma.npy"), &p("dk.npy")])
+        .arg("--u")
+        .args([p("u.npy"), p("du.npy")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{test}: a hybrid joint file loaded");
+    assert!(
+        stderr.contains("hybrid joint denoiser is not supported"),
+        "{test}: unexpected message:\n{stderr}"
+    );
+    assert!(!p("dk.npy").exists() && !p("du.npy").exists());
 }

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::vmath;
 
 /// How the spectra are computed.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClOptions {
     /// The linear transfer function.
     pub transfer: Transfer,

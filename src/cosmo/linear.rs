@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 const K_MAX: f64 = 1e100;
 
 /// The transfer function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Transfer {
     /// Eisenstein & Hu (1998) with baryon acoustic oscillations (eqs. 2–24).
     EisensteinHu,

@@ -38,7 +38,7 @@ pub const DEFAULT_T_CMB: f64 = 2.725;
 /// [`Cosmology::new`], which validates; every computation that takes one
 /// validates it again ([`Cosmology::validate`]), so a value built field by
 /// field cannot give a NaN spectrum either.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Cosmology {
     /// Cold dark matter density today, `Omega_c`.
     pub omega_c: f64,

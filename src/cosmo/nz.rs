@@ -37,7 +37,7 @@ pub enum Nz {
 }
 
 /// One source bin, normalised: `∫ pdf dz = 1`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum SourceBin {
     /// A single source plane.
     Plane { z: f64 },

@@ -25,13 +25,18 @@
 //!
 //! ```text
 //! e      = silu(L2 silu(L1 [fourier(ln σ), u]))            u enters with the noise level
-//! b      = mean over pixels of the deepest level's output  [n][C_{L-1}]
+//! h_D    = the deepest level's output                      [n][C_{L-1}][h'][w']
+//! b      = [mean(h_D), mean(h_D²)] over pixels             [n][2 C_{L-1}]
 //! F_u    = H2 silu(H1 [b, e])                              H2 zero-initialised
 //! ```
 //!
 //! so `u` conditions every block through the same per-block scale/shift as σ,
-//! and the parameter head reads the whole map through the global mean of the
-//! deepest features (the JADE design, Remy, Chang & Willett 2026). A network
+//! and the parameter head reads the whole map through global means of the
+//! deepest features (the JADE design, Remy, Chang & Willett 2026). The second
+//! moments are there because GroupNorm removes the amplitude of every
+//! nonlinear feature: without them the head would see the map's amplitude
+//! (what `sigma8` sets) only through means of linear features, which vanish
+//! for a zero-mean field. A network
 //! with `p = 0` has exactly the layout of a map-only network.
 //!
 //! All 3 × 3 convolutions share one padding rule (periodic or zero). Maps must
@@ -550,12 +555,39 @@ fn split<T: Real>(x: &[T], ca: usize, cb: usize, n: usize, plane: usize) -> (Vec
     (a, b)
 }
 
-/// Per-channel means of an NCHW tensor: `[n][c]`.
-fn plane_means<T: Real>(x: &[T], d: Dims4) -> Vec<T> {
+/// Per-channel means and mean squares of an NCHW tensor: `[n][2c]`, the
+/// means of item `i` first, then its mean squares.
+fn plane_moments<T: Real>(x: &[T], d: Dims4) -> Vec<T> {
     let inv = 1.0 / d.plane() as f64;
-    x.chunks(d.plane())
-        .map(|c| T::from_f64(c.iter().map(|v| v.to_f64()).sum::<f64>() * inv))
-        .collect()
+    let mut out = vec![T::default(); d.n * 2 * d.c];
+    for (idx, c) in x.chunks(d.plane()).enumerate() {
+        let (i, ch) = (idx / d.c, idx % d.c);
+        let (s, s2) = c.iter().fold((0.0, 0.0), |(s, s2), v| {
+            let v = v.to_f64();
+            (s + v, s2 + v * v)
+        });
+        out[i * 2 * d.c + ch] = T::from_f64(s * inv);
+        out[i * 2 * d.c + d.c + ch] = T::from_f64(s2 * inv);
+    }
+    out
+}
+
+/// Adds the gradient of [`plane_moments`] for `dm = ∂L/∂moments` into `dx`:
+/// `∂L/∂x = (dm_mean + 2 x dm_square) / plane`.
+fn plane_moments_backward<T: Real>(x: &[T], d: Dims4, dm: &[T], dx: &mut [T]) {
+    let inv = 1.0 / d.plane() as f64;
+    for (idx, (g, xc)) in dx
+        .chunks_mut(d.plane())
+        .zip(x.chunks(d.plane()))
+        .enumerate()
+    {
+        let (i, ch) = (idx / d.c, idx % d.c);
+        let a = dm[i * 2 * d.c + ch].to_f64() * inv;
+        let b = 2.0 * dm[i * 2 * d.c + d.c + ch].to_f64() * inv;
+        g.iter_mut()
+            .zip(xc)
+            .for_each(|(g, v)| *g = *g + T::from_f64(a + b * v.to_f64()));
+    }
 }
 
 /// The U-Net: architecture plus parameter layout (parameters are passed in).
@@ -587,6 +619,8 @@ struct Head {
 struct HeadCache<T> {
     /// `[b, e]` per item.
     input: Vec<T>,
+    /// The deepest level's output.
+    deep: Vec<T>,
     z: Vec<T>,
     a: Vec<T>,
 }
@@ -655,7 +689,7 @@ impl UNet {
             let deep = ch[levels - 1];
             let e = config.embed_dim;
             Some(Head {
-                h1: b.linear("head.mlp1", deep + e, e, false)?,
+                h1: b.linear("head.mlp1", 2 * deep + e, e, false)?,
                 h2: b.linear("head.mlp2", e, config.joint_params, true)?,
             })
         } else {
@@ -847,11 +881,19 @@ impl UNet {
         }
         let (f_u, head_c) = match &self.head {
             Some(head) => {
-                let input = concat(&plane_means(&h, d), d.c, &emb, self.config.embed_dim, n, 1);
+                let input = concat(
+                    &plane_moments(&h, d),
+                    2 * d.c,
+                    &emb,
+                    self.config.embed_dim,
+                    n,
+                    1,
+                );
                 let z = head.h1.forward(p, &input, n)?;
                 let a = silu_forward(&z);
                 let f_u = head.h2.forward(p, &a, n)?;
-                (f_u, Some(HeadCache { input, z, a }))
+                let deep = h.clone();
+                (f_u, Some(HeadCache { input, deep, z, a }))
             }
             None => (Vec::new(), None),
         };
@@ -977,13 +1019,9 @@ impl UNet {
             let da = head.h2.backward(p, &hc.a, n, du_out, g)?;
             let dz = silu_backward(&hc.z, &da)?;
             let dinput = head.h1.backward(p, &hc.input, n, &dz, g)?;
-            let (dmean, de) = split(&dinput, deep, e, n, 1);
-            let plane = cache.down_dims[ch.len() - 1].plane();
-            let inv = T::from_f64(1.0 / plane as f64);
-            for (chunk, dm) in dh.chunks_mut(plane).zip(&dmean) {
-                let v = *dm * inv;
-                chunk.iter_mut().for_each(|a| *a = *a + v);
-            }
+            let (dmoments, de) = split(&dinput, 2 * deep, e, n, 1);
+            let dd = cache.down_dims[ch.len() - 1];
+            plane_moments_backward(&hc.deep, dd, &dmoments, &mut dh);
             demb.iter_mut().zip(&de).for_each(|(a, b)| *a = *a + *b);
         }
         for l in (0..self.down.len()).rev() {

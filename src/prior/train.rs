@@ -308,10 +308,112 @@ pub struct StepStats {
 
 /// Scalar state of a run (JSON in checkpoints).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct TrainState {
-    step: u64,
-    config: TrainConfig,
-    data: String,
+pub(crate) struct TrainState {
+    pub(crate) step: u64,
+    pub(crate) config: TrainConfig,
+    pub(crate) data: String,
+}
+
+/// Adam moments and the EMA of the parameters: the optimiser state of a run.
+#[derive(Clone, Debug)]
+pub(crate) struct Optimiser {
+    pub(crate) adam_m: Vec<f32>,
+    pub(crate) adam_v: Vec<f32>,
+    pub(crate) ema: Vec<f32>,
+}
+
+impl Optimiser {
+    /// Zero moments, the EMA starting at `params`.
+    pub(crate) fn new(params: &[f32]) -> Self {
+        Optimiser {
+            adam_m: vec![0.0; params.len()],
+            adam_v: vec![0.0; params.len()],
+            ema: params.to_vec(),
+        }
+    }
+
+    /// Step `t` (0-based) of Adam with bias correction on the gradient `g`
+    /// clipped to the global norm `grad_clip`, then the EMA; returns the
+    /// norm before clipping and the learning rate.
+    pub(crate) fn update(
+        &mut self,
+        p: &mut [f32],
+        g: &[f32],
+        t: u64,
+        cfg: &TrainConfig,
+    ) -> (f64, f64) {
+        let grad_norm = g.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+        let clip = if grad_norm > cfg.grad_clip {
+            cfg.grad_clip / grad_norm
+        } else {
+            1.0
+        };
+        let lr = cfg.lr_at(t);
+        let (b1, b2) = (cfg.beta1, cfg.beta2);
+        let k = (t + 1) as i32;
+        let (c1, c2) = (1.0 - b1.powi(k), 1.0 - b2.powi(k));
+        let step_size = (lr / c1) as f32;
+        let (b1f, b2f) = (b1 as f32, b2 as f32);
+        let (eps, c2s) = (cfg.adam_eps as f32, (1.0 / c2).sqrt() as f32);
+        let clip = clip as f32;
+        let ema = cfg.ema_decay as f32;
+        for i in 0..p.len() {
+            let gi = g[i] * clip;
+            self.adam_m[i] = b1f * self.adam_m[i] + (1.0 - b1f) * gi;
+            self.adam_v[i] = b2f * self.adam_v[i] + (1.0 - b2f) * gi * gi;
+            p[i] -= step_size * self.adam_m[i] / (self.adam_v[i].sqrt() * c2s + eps);
+            self.ema[i] = ema * self.ema[i] + (1.0 - ema) * p[i];
+        }
+        (grad_norm, lr)
+    }
+
+    /// Adds the state to a checkpoint's tensors.
+    pub(crate) fn save(&self, w: &mut Weights) -> Result<()> {
+        let n = self.adam_m.len();
+        w.insert("train.adam_m", &[n], self.adam_m.clone())?;
+        w.insert("train.adam_v", &[n], self.adam_v.clone())?;
+        w.insert("train.ema", &[n], self.ema.clone())
+    }
+
+    /// Reads the state of `n` parameters back from a checkpoint.
+    pub(crate) fn load(w: &Weights, n: usize) -> Result<Self> {
+        Ok(Optimiser {
+            adam_m: w.get("train.adam_m", &[n])?.to_vec(),
+            adam_v: w.get("train.adam_v", &[n])?.to_vec(),
+            ema: w.get("train.ema", &[n])?.to_vec(),
+        })
+    }
+}
+
+/// The training noise levels of step `t` in units of the data scale:
+/// `exp(P_mean + P_std z)`, `z` from Philox (stream `Training`, key 1).
+pub(crate) fn draw_sigmas(cfg: &TrainConfig, t: u64) -> Vec<f64> {
+    let mut z = vec![0.0f64; cfg.batch];
+    Philox::new(cfg.seed, Stream::Training, 1, t).fill_normal_f64(&mut z);
+    z.iter()
+        .map(|z| (cfg.p_mean + cfg.p_std * z).exp())
+        .collect()
+}
+
+/// Random flips and 90° rotations of each `crop²` map of step `t` (in place).
+pub(crate) fn augment(cfg: &TrainConfig, t: u64, maps: &mut [f32]) {
+    let c = cfg.crop;
+    let n = c * c;
+    let mut buf = vec![0.0f32; n];
+    for (i, m) in maps.chunks_mut(n).enumerate() {
+        let r = Philox::new(cfg.seed, Stream::Training, 3, t).block(i as u32);
+        let (flip, rot) = (r[0] & 1, r[1] & 3);
+        for y in 0..c {
+            for x in 0..c {
+                let (mut sy, mut sx) = (y, if flip == 1 { c - 1 - x } else { x });
+                for _ in 0..rot {
+                    (sy, sx) = (sx, c - 1 - sy);
+                }
+                buf[y * c + x] = m[sy * c + sx];
+            }
+        }
+        m.copy_from_slice(&buf);
+    }
 }
 
 /// A training run: the denoiser being trained, the optimiser state and the data.
@@ -322,9 +424,7 @@ pub struct Trainer {
     grid: Grid,
     gauss: Option<GaussianPrior>,
     step: u64,
-    adam_m: Vec<f32>,
-    adam_v: Vec<f32>,
-    ema: Vec<f32>,
+    opt: Optimiser,
     heldout: Vec<f32>,
 }
 
@@ -380,8 +480,7 @@ impl Trainer {
             }
         }
         let gauss = denoiser.gaussian_prior(grid)?;
-        let n = denoiser.unet().n_params();
-        let ema = denoiser.params.clone();
+        let opt = Optimiser::new(&denoiser.params);
         let mut t = Trainer {
             denoiser,
             config,
@@ -389,9 +488,7 @@ impl Trainer {
             grid,
             gauss,
             step: 0,
-            adam_m: vec![0.0; n],
-            adam_v: vec![0.0; n],
-            ema,
+            opt,
             heldout: Vec::new(),
         };
         t.heldout = t.heldout_maps()?;
@@ -422,7 +519,7 @@ impl Trainer {
     /// `sigma_max` set to the training range [`TrainConfig::sigma_max`].
     pub fn ema_denoiser(&self) -> Denoiser {
         let mut d = self.denoiser.clone();
-        d.params = self.ema.clone();
+        d.params = self.opt.ema.clone();
         d.set_sigma_max(self.config.sigma_max(d.meta().sigma_data));
         d
     }
@@ -496,27 +593,6 @@ impl Trainer {
         }
     }
 
-    /// Random flips and 90° rotations of each map (in place).
-    fn augment(&self, t: u64, maps: &mut [f32]) {
-        let c = self.config.crop;
-        let n = c * c;
-        let mut buf = vec![0.0f32; n];
-        for (i, m) in maps.chunks_mut(n).enumerate() {
-            let r = Philox::new(self.config.seed, Stream::Training, 3, t).block(i as u32);
-            let (flip, rot) = (r[0] & 1, r[1] & 3);
-            for y in 0..c {
-                for x in 0..c {
-                    let (mut sy, mut sx) = (y, if flip == 1 { c - 1 - x } else { x });
-                    for _ in 0..rot {
-                        (sy, sx) = (sx, c - 1 - sy);
-                    }
-                    buf[y * c + x] = m[sy * c + sx];
-                }
-            }
-            m.copy_from_slice(&buf);
-        }
-    }
-
     /// One optimiser step; returns the batch loss and gradient norm.
     pub fn step(&mut self) -> Result<StepStats> {
         let t = self.step;
@@ -525,13 +601,8 @@ impl Trainer {
         let n = c * c;
         let sd = self.denoiser.meta().sigma_data;
         let mut kappa = self.batch_maps(t)?;
-        self.augment(t, &mut kappa);
-        let mut z = vec![0.0f64; b];
-        Philox::new(cfg.seed, Stream::Training, 1, t).fill_normal_f64(&mut z);
-        let sigma: Vec<f64> = z
-            .iter()
-            .map(|z| sd * (cfg.p_mean + cfg.p_std * z).exp())
-            .collect();
+        augment(cfg, t, &mut kappa);
+        let sigma: Vec<f64> = draw_sigmas(cfg, t).iter().map(|s| sd * s).collect();
         let mut noise = vec![0.0f32; b * n];
         Philox::new(cfg.seed, Stream::Training, 2, t).fill_normal(&mut noise);
         let x: Vec<f32> = kappa
@@ -566,29 +637,7 @@ impl Trainer {
         let mut g = vec![0.0f32; params.len()];
         self.denoiser
             .vjp(params, &cache, &v, self.gauss.as_ref(), Some(&mut g))?;
-        let grad_norm = g.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
-        let clip = if grad_norm > cfg.grad_clip {
-            cfg.grad_clip / grad_norm
-        } else {
-            1.0
-        };
-        let lr = cfg.lr_at(t);
-        let (b1, b2) = (cfg.beta1, cfg.beta2);
-        let k = (t + 1) as i32;
-        let (c1, c2) = (1.0 - b1.powi(k), 1.0 - b2.powi(k));
-        let step_size = (lr / c1) as f32;
-        let (b1f, b2f) = (b1 as f32, b2 as f32);
-        let (eps, c2s) = (cfg.adam_eps as f32, (1.0 / c2).sqrt() as f32);
-        let clip = clip as f32;
-        let ema = cfg.ema_decay as f32;
-        let p = &mut self.denoiser.params;
-        for i in 0..p.len() {
-            let gi = g[i] * clip;
-            self.adam_m[i] = b1f * self.adam_m[i] + (1.0 - b1f) * gi;
-            self.adam_v[i] = b2f * self.adam_v[i] + (1.0 - b2f) * gi * gi;
-            p[i] -= step_size * self.adam_m[i] / (self.adam_v[i].sqrt() * c2s + eps);
-            self.ema[i] = ema * self.ema[i] + (1.0 - ema) * p[i];
-        }
+        let (grad_norm, lr) = self.opt.update(&mut self.denoiser.params, &g, t, cfg);
         self.step += 1;
         Ok(StepStats {
             step: t,
@@ -614,7 +663,7 @@ impl Trainer {
     /// with the EMA parameters (`ema = true`) or the raw ones.
     pub fn heldout_loss(&self, ema: bool) -> Result<Vec<BandLoss>> {
         let params = if ema {
-            &self.ema
+            &self.opt.ema
         } else {
             &self.denoiser.params
         };
@@ -670,10 +719,7 @@ impl Trainer {
     /// Adam moments, the EMA parameters and the step (resumes exactly).
     pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
         let mut w: Weights = self.denoiser.to_weights(&self.denoiser.params)?;
-        let n = self.adam_m.len();
-        w.insert("train.adam_m", &[n], self.adam_m.clone())?;
-        w.insert("train.adam_v", &[n], self.adam_v.clone())?;
-        w.insert("train.ema", &[n], self.ema.clone())?;
+        self.opt.save(&mut w)?;
         let state = TrainState {
             step: self.step,
             config: self.config.clone(),
@@ -716,9 +762,7 @@ impl Trainer {
             config.steps = s;
         }
         let mut t = Trainer::new(denoiser, data, config)?;
-        t.adam_m = w.get("train.adam_m", &[n])?.to_vec();
-        t.adam_v = w.get("train.adam_v", &[n])?.to_vec();
-        t.ema = w.get("train.ema", &[n])?.to_vec();
+        t.opt = Optimiser::load(&w, n)?;
         t.step = state.step;
         Ok(t)
     }
@@ -735,6 +779,6 @@ impl Trainer {
                 data: self.data.name(),
             })?,
         );
-        self.ema_denoiser().save_with(&self.ema, path, &extra)
+        self.ema_denoiser().save_with(&self.opt.ema, path, &extra)
     }
 }

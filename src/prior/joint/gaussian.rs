@@ -85,7 +85,8 @@ pub struct Linearisation {
 pub struct JointDenoised {
     /// `u* = E[u | ...]`.
     pub u: Vec<f64>,
-    /// `Cov[u | ...]` (`p x p`).
+    /// `Cov[u | ...]` (`p x p`): the quadrature's; for a learned denoiser,
+    /// its Gaussian part's (empty for a pure network).
     pub u_cov: Vec<f64>,
     /// `k* = E[k | ...]`, the map.
     pub k: Vec<f64>,

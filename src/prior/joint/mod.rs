@@ -18,14 +18,20 @@
 //! - [`quadrature`]: adaptive Gauss–Hermite and brute-force tensor grids over
 //!   `u`;
 //! - [`gaussian`]: the exact Gaussian joint denoiser, with an optional
-//!   observation of the convergence (the exact joint *posterior* denoiser).
+//!   observation of the convergence (the exact joint *posterior* denoiser);
+//! - [`neural`]: the learned joint denoiser (pure, or a residual on the
+//!   Gaussian one) and its file format;
+//! - [`train`]: training it on simulated `(theta, kappa)` pairs.
 
 pub mod gaussian;
+pub mod neural;
 pub mod quadrature;
 pub mod rings;
 pub mod table;
+pub mod train;
 
 pub use gaussian::{GaussianJoint, JointDenoised, Linearisation, Observation};
+pub use neural::{CosmologyRecipe, JointDenoiser, JointDenoiserMeta, NeuralJoint};
 pub use rings::Rings;
 pub use table::SpectrumTable;
 
