@@ -927,6 +927,125 @@ fn bench_times_the_cpu_exports_the_problem_and_writes_json() {
     assert_eq!(power.shape(), &[360, 181]);
 }
 
+/// `lensdiff train --joint` writes a joint model and a checkpoint, and
+/// `lensdiff joint --model` samples with it (a pure model's guidance takes its
+/// Gaussian model from the model's cosmology); misuse is one line each.
+#[test]
+fn train_joint_then_sample_with_the_learned_joint_prior() {
+    let d = common::temp_dir("cli-train-joint");
+    let model = d.join("joint.safetensors");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--joint",
+            "--simulate",
+            "gaussian",
+            "--crop",
+            "16",
+            "--pixel-arcmin",
+            "2.34375",
+            "--channels",
+            "4,8",
+            "--kind",
+            "pure",
+            "--steps",
+            "6",
+            "--batch",
+            "2",
+            "--heldout",
+            "2",
+            "--eval-every",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        lensdiff(&args)
+    };
+    let o = train(&["--out", s(&model)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("exact Gaussian joint denoiser") && err.contains("theta"),
+        "{err}"
+    );
+    assert!(d.join("joint.ckpt.safetensors").exists());
+    let den = lensdiff::prior::joint::JointDenoiser::load(&model).unwrap();
+    assert_eq!(den.space().names(), ["omega_c", "sigma8"]);
+    ok(&[
+        "simulate",
+        "--size",
+        "16",
+        "--pixel-arcmin",
+        "2.34375",
+        "--cosmology",
+        "--field",
+        "gaussian",
+        "--seed",
+        "2",
+        "--out-prefix",
+        s(&d.join("sim")),
+    ]);
+    let out = d.join("run");
+    let stdout = ok(&[
+        "joint",
+        "--model",
+        s(&model),
+        "--e1",
+        s(&d.join("sim_e1.fits")),
+        "--e2",
+        s(&d.join("sim_e2.fits")),
+        "--std1",
+        s(&d.join("sim_std1.fits")),
+        "--std2",
+        s(&d.join("sim_std2.fits")),
+        "--chains",
+        "2",
+        "--levels",
+        "8",
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        stdout.contains("2 chains") && stdout.contains("sigma8 = "),
+        "{stdout}"
+    );
+    let theta = lensdiff::io::npy::read_f64(&out.join("theta.npy")).unwrap();
+    assert_eq!(theta.shape(), &[2, 2]);
+    assert!(theta.iter().all(|v| v.is_finite()));
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(summary.contains("learned joint (pure"), "{summary}");
+    // misuse
+    for (o, needle) in [
+        (
+            train(&["--data", "maps.npy", "--out", "x.safetensors"]),
+            "--data",
+        ),
+        (
+            lensdiff(&[
+                "joint",
+                "--model",
+                s(&model),
+                "--e1",
+                s(&d.join("sim_e1.fits")),
+                "--e2",
+                s(&d.join("sim_e2.fits")),
+                "--std1",
+                s(&d.join("sim_std1.fits")),
+                "--std2",
+                s(&d.join("sim_std2.fits")),
+                "--param",
+                "w0=-1,0.3",
+                "--out",
+                s(&d.join("bad")),
+            ]),
+            "drop --param",
+        ),
+    ] {
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+}
+
 /// `lensdiff joint` (issue #15, part 5): theta samples in npy and CSV with the
 /// parameter names, the corner plot, the maps and summary.json; the same seed
 /// gives the same chains whatever the batch; bad parameter flags are one-line

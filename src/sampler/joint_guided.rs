@@ -276,6 +276,10 @@ impl<P: JointPrior> Model for JointGuidedPosterior<'_, P> {
         self.prior_scale
     }
 
+    fn sigma_max(&self) -> Option<f64> {
+        self.prior.sigma_max()
+    }
+
     /// The reduced shear chi² of each final map (joint units in, `kappa =
     /// sigma_d k`).
     fn chi2(&self, maps: &[f32]) -> Result<Vec<f64>> {

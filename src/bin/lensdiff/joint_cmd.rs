@@ -7,7 +7,9 @@ use lensdiff::backend::Device;
 use lensdiff::baselines::kaiser_squires;
 use lensdiff::cosmo::limber::ClOptions;
 use lensdiff::plot::{save_corner, CornerPlot};
-use lensdiff::prior::joint::{GaussianJoint, ParamSpace, MAX_PARAMS};
+use lensdiff::prior::joint::{
+    CosmologyRecipe, GaussianJoint, JointDenoiser, JointPrior, NeuralJoint, ParamSpace, MAX_PARAMS,
+};
 use lensdiff::sampler::joint_guided::JointGuidedPosterior;
 use lensdiff::sampler::{sample, SampleSet, SamplerKind};
 use lensdiff::smoothing::Boundary;
@@ -31,13 +33,17 @@ pub struct Args {
     /// The joint prior: Gaussian fields whose C_ell follows the cosmology
     /// (Eisenstein-Hu, halofit, Limber, the --nz sources), the parameters of
     /// --param varied under their Gaussian priors, the others fixed by the
-    /// cosmology flags. The only joint prior for now (a learned joint prior,
-    /// --model, is not written yet).
-    #[arg(long, required = true)]
+    /// cosmology flags.
+    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
     pub gaussian_cosmology: bool,
+    /// The joint prior: a learned joint denoiser (`lensdiff train --joint`);
+    /// its parameters, priors and pixel are the model's. A pure model without
+    /// a cosmology takes the guidance's Gaussian model from the cosmology flags.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// A varied parameter and its Gaussian prior, NAME=MEAN,STD (repeat; 1 to 3;
     /// names: omega_c, omega_b, h, n_s, sigma8, w0, wa) [default: the sbi_lens
-    /// priors omega_c=0.3,0.05 sigma8=0.8,0.05].
+    /// priors omega_c=0.3,0.05 sigma8=0.8,0.05]; not with --model.
     #[arg(long = "param", value_name = "NAME=MEAN,STD")]
     pub params: Vec<String>,
     /// True parameter values for the corner plot, NAME=VALUE (repeat).
@@ -60,7 +66,7 @@ pub struct Args {
 }
 
 /// The parameter space of the `--param` flags (the sbi_lens priors without any).
-fn param_space(flags: &[String]) -> Result<ParamSpace> {
+pub(crate) fn param_space(flags: &[String]) -> Result<ParamSpace> {
     if flags.is_empty() {
         return Ok(ParamSpace::sbi_lens());
     }
@@ -165,7 +171,6 @@ fn marginal(theta: &[f64], p: usize, d: usize) -> (f64, f64, [f64; 3]) {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let _ = a.gaussian_cosmology;
     // every rank would run all chains and write the same files
     #[cfg(feature = "mpi")]
     if ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"]
@@ -177,7 +182,53 @@ pub fn run(a: Args) -> Result<()> {
             "joint sampling does not split chains across MPI ranks yet: run it without mpirun",
         ));
     }
-    let ShearMaps { grid, data, wcs } = a.input.load(&a.grid, &a.noise)?;
+    let maps = a.input.load(&a.grid, &a.noise)?;
+    if a.sampler.device != Device::Cpu {
+        return Err(Error::invalid(
+            "--device",
+            "joint sampling runs on the CPU for now: drop --device",
+        ));
+    }
+    match &a.model {
+        Some(path) => run_learned(&a, path, maps),
+        None => run_gaussian(&a, maps),
+    }
+}
+
+/// `--model`: the learned joint prior.
+fn run_learned(a: &Args, path: &std::path::Path, maps: ShearMaps) -> Result<()> {
+    if !a.params.is_empty() {
+        return Err(Error::invalid(
+            "--param",
+            "a learned joint prior fixes its parameters and priors: drop --param",
+        ));
+    }
+    let den = JointDenoiser::load(path)?;
+    let space = den.space().clone();
+    let truth = truth_values(&a.truth, &space)?;
+    let kind = den.meta().kind.name();
+    let pb = progress(None, "spectra over the parameter prior box");
+    let prior = NeuralJoint::new(den, maps.grid);
+    pb.finish_and_clear();
+    let mut prior = prior?;
+    let u0 = vec![0.0; space.len()];
+    if prior.gaussian_power(&u0)?.is_none() {
+        // a pure model without a cosmology: the guidance's Gaussian model from the flags
+        let recipe = CosmologyRecipe {
+            base: a.cosmology.cosmology()?,
+            source: a.cosmology.nz()?.source()?,
+            cl: ClOptions::default(),
+        };
+        let g = recipe.gaussian(&maps.grid, &space, prior.sigma_d())?;
+        prior = prior.with_guidance(g)?;
+    }
+    let desc = format!("learned joint ({kind}, {})", path.display());
+    sample_and_write(a, maps, &prior, truth, desc)
+}
+
+/// `--gaussian-cosmology`: the exact Gaussian joint prior.
+fn run_gaussian(a: &Args, maps: ShearMaps) -> Result<()> {
+    let grid = maps.grid;
     let space = param_space(&a.params)?;
     let p = space.len();
     if p > lensdiff::prior::joint::table::MAX_TABLE_PARAMS {
@@ -190,12 +241,37 @@ pub fn run(a: Args) -> Result<()> {
         ));
     }
     let truth = truth_values(&a.truth, &space)?;
-    if a.sampler.device != Device::Cpu {
-        return Err(Error::invalid(
-            "--device",
-            "joint sampling runs on the CPU for now: drop --device",
-        ));
-    }
+    let base = a.cosmology.cosmology()?;
+    let source = a.cosmology.nz()?.source()?;
+    let pb = progress(None, "spectra over the parameter prior box");
+    let prior = GaussianJoint::from_cosmology(&grid, &space, &base, &source, &ClOptions::default());
+    pb.finish_and_clear();
+    let prior = prior?;
+    let desc = format!(
+        "gaussian joint ({}; nz {})",
+        space
+            .names()
+            .iter()
+            .zip(space.mean().iter().zip(space.std()))
+            .map(|(n, (m, s))| format!("{n} ~ N({m}, {s}²)"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        a.cosmology.nz_spec()
+    );
+    sample_and_write(a, maps, &prior, truth, desc)
+}
+
+/// Samples the joint posterior with `prior` and writes every output.
+fn sample_and_write<P: JointPrior>(
+    a: &Args,
+    maps: ShearMaps,
+    prior: &P,
+    truth: Option<Vec<f64>>,
+    prior_desc: String,
+) -> Result<()> {
+    let ShearMaps { grid, data, wcs } = maps;
+    let space = prior.space();
+    let p = space.len();
     // EDM by default: Heun's ODE is biased with the joint guidance (docs/joint.md)
     let cfg = a.sampler.config_or(SamplerArg::Edm);
     if !matches!(
@@ -207,13 +283,7 @@ pub fn run(a: Args) -> Result<()> {
             cfg.kind.name()
         );
     }
-    let base = a.cosmology.cosmology()?;
-    let source = a.cosmology.nz()?.source()?;
-    let pb = progress(None, "spectra over the parameter prior box");
-    let prior = GaussianJoint::from_cosmology(&grid, &space, &base, &source, &ClOptions::default());
-    pb.finish_and_clear();
-    let prior = prior?;
-    let post = JointGuidedPosterior::new(&prior, &data, a.sampler.guidance())?;
+    let post = JointGuidedPosterior::new(prior, &data, a.sampler.guidance())?;
     std::fs::create_dir_all(&a.out).map_err(|source| Error::Io {
         path: a.out.clone(),
         source,
@@ -333,17 +403,7 @@ pub fn run(a: Args) -> Result<()> {
         })
         .collect();
     let config = RunConfig {
-        prior: format!(
-            "gaussian joint ({}; nz {})",
-            space
-                .names()
-                .iter()
-                .zip(space.mean().iter().zip(space.std()))
-                .map(|(n, (m, s))| format!("{n} ~ N({m}, {s}²)"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            a.cosmology.nz_spec()
-        ),
+        prior: prior_desc,
         guidance: post.guidance().name().into(),
         sampler: cfg.kind.name().into(),
         device: a.sampler.device.to_string(),

@@ -15,6 +15,7 @@ mod sample_cmd;
 mod simulate;
 mod spectrum_cmd;
 mod train_cmd;
+mod train_joint;
 mod wiener_cmd;
 
 use std::process::ExitCode;

@@ -121,6 +121,16 @@ pub struct Args {
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// The trained model (EMA weights), safetensors.
+    /// Train a joint denoiser of cosmological parameters and map (docs/joint.md):
+    /// pairs (theta ~ prior of --param, kappa ~ the field at theta) simulated on
+    /// the fly with --simulate gaussian (spectra from the cosmology flags) or
+    /// sbi-lognormal; --kind hybrid refines the exact Gaussian joint denoiser.
+    #[arg(long)]
+    pub joint: bool,
+    /// With --joint: a varied parameter and its Gaussian prior, NAME=MEAN,STD
+    /// (repeat; 1 to 3) [default: omega_c=0.3,0.05 sigma8=0.8,0.05].
+    #[arg(long = "param", value_name = "NAME=MEAN,STD", requires = "joint")]
+    pub params: Vec<String>,
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -201,6 +211,9 @@ fn print_bands(trainer: &Trainer, wiener: Option<&GaussianPrior>) -> Result<Vec<
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.joint {
+        return crate::train_joint::run(&a);
+    }
     a.cosmo
         .check_used(a.cosmology || a.simulate == Some(Simulated::SbiLognormal))?;
     let sbi = if a.simulate == Some(Simulated::SbiLognormal) {

@@ -58,6 +58,12 @@ pub trait JointPrior: Sync {
     /// The data scale `sigma_d` (`k = kappa / sigma_d`).
     fn sigma_d(&self) -> f64;
 
+    /// The largest noise level the prior is trusted at (a learned prior's
+    /// training range; samplers start at or below it), joint units.
+    fn sigma_max(&self) -> Option<f64> {
+        None
+    }
+
     /// The map's Gaussian pixel power at `u` (half spectrum, convergence
     /// units), when the prior has a Gaussian model.
     fn gaussian_power(&self, u: &[f64]) -> Result<Option<Vec<f64>>>;

@@ -651,11 +651,6 @@ impl NeuralJoint {
     pub fn denoiser(&self) -> &JointDenoiser {
         &self.denoiser
     }
-
-    /// The largest trained noise level.
-    pub fn sigma_max(&self) -> Option<f64> {
-        self.denoiser.meta().sigma_max
-    }
 }
 
 impl JointPrior for NeuralJoint {
@@ -672,6 +667,10 @@ impl JointPrior for NeuralJoint {
 
     fn sigma_d(&self) -> f64 {
         self.denoiser.meta().sigma_d
+    }
+
+    fn sigma_max(&self) -> Option<f64> {
+        self.denoiser.meta().sigma_max
     }
 
     fn gaussian_power(&self, u: &[f64]) -> Result<Option<Vec<f64>>> {

@@ -1,0 +1,195 @@
+//! `lensdiff train --joint`: train a joint denoiser of cosmological parameters
+//! and convergence map on simulated pairs (docs/joint.md).
+
+use lensdiff::cosmo::limber::ClOptions;
+use lensdiff::fields::sbi_lens;
+use lensdiff::nn::UNetConfig;
+use lensdiff::prior::joint::train::{JointBandLoss, JointData, JointTrainer};
+use lensdiff::prior::joint::{CosmologyRecipe, GaussianJoint, JointDenoiser, JointDenoiserMeta};
+use lensdiff::prior::{DenoiserKind, TrainConfig};
+use lensdiff::{Error, Grid, Result};
+
+use crate::common::progress;
+use crate::joint_cmd::param_space;
+use crate::train_cmd::{Args, Kind, Net, Simulated};
+
+fn print_bands(trainer: &JointTrainer) -> Result<Vec<JointBandLoss>> {
+    let (net, exact) = trainer.heldout_loss(true)?;
+    eprintln!(
+        "  held-out MSE (EMA weights; theta in prior sd², kappa in sigma_d²), network | exact Gaussian joint denoiser:"
+    );
+    for (b, e) in net.iter().zip(&exact) {
+        eprintln!(
+            "    sigma {:>5}: theta {:.4e} | {:.4e}   kappa {:.4e} | {:.4e}",
+            b.sigma, b.mse_u, e.mse_u, b.mse_k, e.mse_k
+        );
+    }
+    Ok(net)
+}
+
+pub fn run(a: &Args) -> Result<()> {
+    if a.data.is_some() {
+        return Err(Error::invalid(
+            "--data",
+            "joint training reads no files yet (maps with a theta table are planned): simulate pairs with --simulate gaussian|sbi-lognormal",
+        ));
+    }
+    if a.cl.is_some() || a.cosmology || a.lambda.is_some() {
+        return Err(Error::invalid(
+            "--joint",
+            "joint training takes its spectra from the cosmology flags at each theta: drop --cl, --cosmology and --lambda",
+        ));
+    }
+    let space = param_space(&a.params)?;
+    let (data, grid, recipe) = match a.simulate {
+        Some(Simulated::Gaussian) => {
+            let grid = Grid::square(a.crop.unwrap_or(32), a.pixel_arcmin.unwrap_or(0.5))?;
+            let recipe = CosmologyRecipe {
+                base: a.cosmo.cosmology()?,
+                source: a.cosmo.nz()?.source()?,
+                cl: ClOptions::default(),
+            };
+            (JointData::Gaussian { seed: a.data_seed }, grid, recipe)
+        }
+        Some(Simulated::SbiLognormal) => {
+            crate::simulate::check_sbi_lens_grid(&[("--crop", a.crop)], a.pixel_arcmin)?;
+            a.cosmo.check_used(false).map_err(|_| {
+                Error::invalid(
+                    "--joint",
+                    "the sbi_lens model fixes its cosmology and sources: drop the cosmology flags",
+                )
+            })?;
+            let grid = Grid::square(sbi_lens::N_PIX, sbi_lens::PIXEL_ARCMIN)?;
+            let m = space.mean();
+            let recipe = CosmologyRecipe {
+                base: sbi_lens::cosmology(m[0], m.get(1).copied().unwrap_or(0.8))?,
+                source: sbi_lens::source()?,
+                cl: ClOptions::default(),
+            };
+            (JointData::SbiLens { seed: a.data_seed }, grid, recipe)
+        }
+        Some(Simulated::Lognormal) | None => {
+            return Err(Error::invalid(
+                "--simulate",
+                "joint training simulates pairs with --simulate gaussian or sbi-lognormal",
+            ))
+        }
+    };
+    let checkpoint = a
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| a.out.with_extension("ckpt.safetensors"));
+    let mut trainer = match &a.resume {
+        Some(path) => {
+            let t = JointTrainer::resume(path, data, Some(a.steps))?;
+            eprintln!(
+                "lensdiff train: resumed {} at step {}",
+                path.display(),
+                t.step_count()
+            );
+            t
+        }
+        None => {
+            let mut config = match a.net {
+                Net::Demo => UNetConfig::demo(),
+                Net::Remy2023 => UNetConfig::remy_2023(),
+            };
+            if let Some(c) = &a.channels {
+                config.channels = c.clone();
+            }
+            config.padding = a.padding.clone();
+            config.joint_params = space.len();
+            let pb = progress(None, "spectra over the parameter prior box");
+            let sd = GaussianJoint::from_cosmology(
+                &grid,
+                &space,
+                &recipe.base,
+                &recipe.source,
+                &recipe.cl,
+            );
+            pb.finish_and_clear();
+            let sd = sd?.sigma_d();
+            let kind = match a.kind {
+                Kind::Pure => DenoiserKind::Pure,
+                Kind::Hybrid => DenoiserKind::Hybrid,
+            };
+            let mut meta = JointDenoiserMeta::new(kind, &space, sd, grid.pixel_arcmin);
+            meta.gaussian = Some(recipe);
+            let mut den = JointDenoiser::new(config, meta, a.seed)?;
+            let what = match data {
+                JointData::Gaussian { .. } => "Gaussian fields of C_ell(theta)",
+                JointData::SbiLens { .. } => "the sbi_lens 128² log-normal model",
+            };
+            den.set_description(format!(
+                "{} joint denoiser of ({}) trained by `lensdiff train --joint` on {what}, {}x{} maps at {} arcmin",
+                kind.name(),
+                space.names().join(", "),
+                grid.ny,
+                grid.nx,
+                grid.pixel_arcmin
+            ));
+            let cfg = TrainConfig {
+                steps: a.steps,
+                batch: a.batch,
+                crop: grid.nx,
+                lr: a.lr,
+                warmup: a.warmup,
+                ema_decay: a.ema,
+                heldout: a.heldout,
+                seed: a.seed,
+                ..TrainConfig::default()
+            };
+            let pb = progress(None, "held-out pairs");
+            let t = JointTrainer::new(den, data, cfg);
+            pb.finish_and_clear();
+            t?
+        }
+    };
+    let den = trainer.denoiser();
+    eprintln!(
+        "lensdiff train: joint {} U-Net of ({}), {} parameters, channels {:?}; sigma_d {:.4e}; {} steps of {} pairs {}x{}",
+        den.meta().kind.name(),
+        den.space().names().join(", "),
+        den.unet().n_params(),
+        den.unet().config().channels,
+        den.meta().sigma_d,
+        trainer.config().steps,
+        trainer.config().batch,
+        trainer.config().crop,
+        trainer.config().crop
+    );
+    let total = trainer.config().steps;
+    let pb = progress(Some(total), "train");
+    pb.set_position(trainer.step_count());
+    let mut loss_avg = None::<f64>;
+    while trainer.step_count() < total {
+        let t0 = std::time::Instant::now();
+        let s = trainer.step()?;
+        let rate = trainer.config().batch as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+        let avg = loss_avg.map_or(s.loss, |m| 0.98 * m + 0.02 * s.loss);
+        loss_avg = Some(avg);
+        pb.set_position(trainer.step_count());
+        pb.set_message(format!("loss {avg:.4} lr {:.1e} {rate:.0} pairs/s", s.lr));
+        let done = trainer.step_count();
+        if a.eval_every > 0 && done % a.eval_every == 0 && done < total {
+            pb.suspend(|| {
+                eprintln!("  step {done}: loss {avg:.4}");
+                print_bands(&trainer)
+            })?;
+        }
+        if a.checkpoint_every > 0 && done % a.checkpoint_every == 0 {
+            trainer.save_checkpoint(&checkpoint)?;
+        }
+    }
+    pb.finish_and_clear();
+    trainer.save_checkpoint(&checkpoint)?;
+    trainer.save_model(&a.out)?;
+    eprintln!("lensdiff train: {} steps done", trainer.step_count());
+    print_bands(&trainer)?;
+    eprintln!(
+        "lensdiff train: wrote {} (joint model, EMA weights) and {} (checkpoint)",
+        a.out.display(),
+        checkpoint.display()
+    );
+    Ok(())
+}
