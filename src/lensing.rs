@@ -74,6 +74,22 @@ impl<T: FftNum> KaiserSquires<T> {
         KaiserSquires { grid, fft, p1, p2 }
     }
 
+    /// The observation operator of a *convergence* map in the same form:
+    /// `p1 = 1`, `p2 = 0` on every mode (the mean included), i.e. `gamma1 =
+    /// kappa`, `gamma2 = 0`. Every solver written for shear (Wiener systems,
+    /// guidance) then handles convergence data carried in the first component,
+    /// with the second component's weights zero.
+    pub fn identity(grid: Grid) -> Self {
+        let fft = Fft2::new(grid.nx, grid.ny);
+        let m = grid.spectral_len();
+        KaiserSquires {
+            grid,
+            fft,
+            p1: vec![T::one(); m],
+            p2: vec![T::zero(); m],
+        }
+    }
+
     /// The grid of this plan.
     pub fn grid(&self) -> &Grid {
         &self.grid

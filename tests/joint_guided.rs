@@ -134,3 +134,46 @@ fn spectral_guidance_with_the_exact_joint_prior_matches_the_exact_posterior() {
     assert_params_within_mc_error(name, chains, &c, bias);
     check_kappa(name, &set.samples, o.prior.rings(), &r, 0.015);
 }
+
+/// Convergence observations (`A = 1`, [`JointGuidedPosterior::from_convergence`])
+/// against shear: on the oracle's odd grid `P^T P = 1` on every non-zero mode,
+/// so observing `y = E(gamma)` with white noise of the shear's std is the same
+/// likelihood, and the same seed must give the same chains. They differ only
+/// by the inner solves' tolerance (1e-8 here) and rounding: parameters within
+/// 1e-4 prior sd and maps within 1e-4 of the map scale (a wrong operator, e.g.
+/// a missing adjoint or a dropped weight, moves them by O(0.1)).
+#[test]
+fn convergence_observations_match_the_equivalent_shear() {
+    let o = oracle();
+    let g = *o.prior.rings().grid();
+    let y: Vec<f32> = o.y.iter().map(|&v| v as f32).collect();
+    let std = vec![o.noise as f32; g.len()];
+    let conv = lensdiff::sampler::ShearData::convergence(g, y, &std, None).unwrap();
+    let cfg = SamplerConfig {
+        kind: SamplerKind::from_name("edm").unwrap(),
+        levels: 24,
+        ..SamplerConfig::default()
+    };
+    let guidance = Guidance::Spectral { tol: 1e-8 };
+    let run = |post: &JointGuidedPosterior<'_, _>| {
+        sample(post, &cfg, &RunSpec::new(3, 4), &mut |_, _| {}).unwrap()
+    };
+    let a = run(&JointGuidedPosterior::from_convergence(&o.prior, &conv, guidance).unwrap());
+    let b = run(&JointGuidedPosterior::new(&o.prior, &o.data, guidance).unwrap());
+    let du = a
+        .params
+        .as_ref()
+        .unwrap()
+        .iter()
+        .zip(b.params.as_ref().unwrap())
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+    let dk = a
+        .samples
+        .iter()
+        .zip(&b.samples)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+    eprintln!("convergence vs shear: max |du| {du:.2e}, max |dk| {dk:.2e}");
+    assert!(du < 1e-4 && dk < 1e-4, "du {du:.2e}, dk {dk:.2e}");
+    // shear data are refused as convergence data
+    assert!(JointGuidedPosterior::from_convergence(&o.prior, &o.data, guidance).is_err());
+}

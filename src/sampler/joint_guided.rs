@@ -1,4 +1,5 @@
-//! Joint posterior sampling of parameters and map from shear: a joint prior
+//! Joint posterior sampling of parameters and map from shear (or from an
+//! observed convergence map, `P = 1`): a joint prior
 //! ([`JointPrior`]) with likelihood guidance, the joint form of
 //! [`super::GuidedPosterior`] (issue #15, part 3).
 //!
@@ -63,11 +64,45 @@ pub struct JointGuidedPosterior<'a, P: JointPrior> {
     /// The map's prior pixel power at the prior mean `u = 0`, joint units.
     power0: Option<Vec<f64>>,
     prior_scale: f64,
+    observed: Observed,
+}
+
+/// What the data observe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// Shear, `A = P` (Kaiser–Squires).
+    Shear,
+    /// Convergence, `A = 1` (in the first component of [`ShearData`], see
+    /// [`ShearData::convergence`]).
+    Convergence,
 }
 
 impl<'a, P: JointPrior> JointGuidedPosterior<'a, P> {
-    /// Combines a joint prior, data and a guidance scheme (same grid).
+    /// Combines a joint prior, shear data and a guidance scheme (same grid).
     pub fn new(prior: &'a P, data: &'a ShearData, guidance: Guidance) -> Result<Self> {
+        Self::with_observed(prior, data, guidance, Observed::Shear)
+    }
+
+    /// Combines a joint prior, an observed convergence map (made by
+    /// [`ShearData::convergence`]: second component unobserved) and a
+    /// guidance scheme. Every formula of the [module docs](self) holds with
+    /// `P = 1` on the first component.
+    pub fn from_convergence(prior: &'a P, data: &'a ShearData, guidance: Guidance) -> Result<Self> {
+        if data.noise.weight2().iter().any(|&w| w != 0.0) {
+            return Err(Error::invalid(
+                "data",
+                "convergence data carry no second component: build them with ShearData::convergence",
+            ));
+        }
+        Self::with_observed(prior, data, guidance, Observed::Convergence)
+    }
+
+    fn with_observed(
+        prior: &'a P,
+        data: &'a ShearData,
+        guidance: Guidance,
+        observed: Observed,
+    ) -> Result<Self> {
         let grid = *prior.grid();
         if grid != *data.grid() {
             return Err(Error::invalid(
@@ -88,15 +123,27 @@ impl<'a, P: JointPrior> JointGuidedPosterior<'a, P> {
             prior,
             data,
             guidance,
-            ks: KaiserSquires::new(grid),
-            ks32: KaiserSquires::new(grid),
+            ks: match observed {
+                Observed::Shear => KaiserSquires::new(grid),
+                Observed::Convergence => KaiserSquires::identity(grid),
+            },
+            ks32: match observed {
+                Observed::Shear => KaiserSquires::new(grid),
+                Observed::Convergence => KaiserSquires::identity(grid),
+            },
             g1: to64(&data.g1),
             g2: to64(&data.g2),
             w1: to64(data.noise.weight1()),
             w2: to64(data.noise.weight2()),
             power0,
             prior_scale,
+            observed,
         })
+    }
+
+    /// What the data observe.
+    pub fn observed(&self) -> Observed {
+        self.observed
     }
 
     /// The guidance scheme.

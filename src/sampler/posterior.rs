@@ -119,6 +119,43 @@ impl ShearData {
         Ok(ShearData { g1, g2, noise })
     }
 
+    /// An observed *convergence* map `y = kappa + e` in this form (for the
+    /// samplers that take convergence data, e.g. the joint guided sampler's
+    /// [`JointGuidedPosterior::from_convergence`](super::joint_guided::JointGuidedPosterior::from_convergence)):
+    /// `y` in the first component with weights `1 / std²` (0 where `mask` is
+    /// false), the second component zero with zero weights.
+    pub fn convergence(
+        grid: Grid,
+        y: Vec<f32>,
+        std: &[f32],
+        mask: Option<&[bool]>,
+    ) -> Result<Self> {
+        let n = grid.len();
+        check_len("y", &y, n)?;
+        check_len("std", std, n)?;
+        if let Some(m) = mask {
+            if m.len() != n {
+                return Err(Error::shape("mask", n, m.len()));
+            }
+        }
+        let mut w1 = vec![0.0f32; n];
+        for i in 0..n {
+            if mask.is_some_and(|m| !m[i]) {
+                continue;
+            }
+            let s = std[i];
+            if !(s.is_finite() && s > 0.0) {
+                return Err(Error::invalid(
+                    "std",
+                    format!("pixel {i} is observed but has noise std {s}; mask it instead"),
+                ));
+            }
+            w1[i] = 1.0 / (s * s);
+        }
+        let noise = NoiseModel::from_weights(grid, w1, vec![0.0; n])?;
+        ShearData::new(y, vec![0.0; n], noise)
+    }
+
     /// The grid.
     pub fn grid(&self) -> &Grid {
         self.noise.grid()
