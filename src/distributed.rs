@@ -1,7 +1,7 @@
 //! Splitting posterior chains across processes (MPI ranks).
 //!
 //! Chains are assigned by global chain index in whole blocks of
-//! [`BLOCK`](crate::sampler::moments::BLOCK) chains: with `B = ceil(chains / 8)`
+//! [`crate::sampler::moments::BLOCK`] chains: with `B = ceil(chains / 8)`
 //! blocks and `P` ranks, rank `r` runs blocks `[r B / P, (r + 1) B / P)`
 //! (uneven remainders included; a rank may get none). Noise is keyed by the
 //! global chain index and moments are reduced per block and merged in block

@@ -41,7 +41,7 @@ impl Plans {
 }
 
 /// The host backend (the reference). Every method checks its arguments with
-/// the function of its name in [`shape`] first, as [`super::cuda::Cuda`] does.
+/// the function of its name in `shape` first, as [`super::cuda::Cuda`] does.
 #[derive(Default)]
 pub struct Cpu {
     plans: Plans,

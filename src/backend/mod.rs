@@ -230,7 +230,7 @@ pub trait Backend: Send + Sync {
     // ------------------------------------------------------------ elementwise
 
     /// The elementwise operation `O` of the table in
-    /// [`elementwise`](self::elementwise) (called through its method of
+    /// [`elementwise`] (called through its method of
     /// [`Elementwise`]): `out_i = O(out_i, ins_i, scalars)` for every
     /// element, all buffers of one length.
     fn elementwise<T: Real, O: ElementwiseOp<N, S>, const N: usize, const S: usize>(

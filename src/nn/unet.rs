@@ -3,7 +3,7 @@
 //! The architecture follows the score networks of Ho et al. 2020 / Song et al.
 //! 2021 as used for mass maps by Remy et al. 2023 (A&A 672, A51), in the EDM
 //! layout of Karras et al. 2022 (the preconditioning lives in
-//! [`super::denoiser`]):
+//! [`crate::prior::denoiser`]):
 //!
 //! ```text
 //! e      = silu(L2 silu(L1 fourier(ln σ)))                 noise embedding, [n][E]

@@ -14,7 +14,7 @@
 //! A51): the network learns only the non-Gaussian correction on top of the
 //! Wiener denoiser of a fixed power spectrum `S` (stored with the weights as a
 //! `C_ℓ` table). The network input is `c_in x` and its noise input is `ln σ`
-//! (Fourier features, [`super::embed`]).
+//! (Fourier features, [`crate::nn::embed`]).
 //!
 //! Vector–Jacobian product (what Tweedie/DPS guidance needs):
 //!
@@ -24,7 +24,7 @@
 //!
 //! # File format (safetensors)
 //!
-//! Tensors: the U-Net parameters under the names of [`super::unet`]; for the
+//! Tensors: the U-Net parameters under the names of [`crate::nn::unet`]; for the
 //! hybrid, `gaussian.ell` and `gaussian.cl` (`[m]` each, the `C_ℓ` table).
 //! Metadata: `format = "lensdiff-denoiser-v1"`, `architecture` (the
 //! [`UNetConfig`] as JSON) and `denoiser` ([`DenoiserMeta`] as JSON).
