@@ -5,15 +5,25 @@
 //! Reported: seconds per sample and per denoiser call, and the table's build
 //! time; the guided joint sample (the exact joint prior with spectral guidance
 //! on the same data as shear, `sampler::joint_guided`); the baseline, measured in the same run, is the map-only exact
-//! Gaussian posterior (shear data, same grid, sampler and chains).
+//! Gaussian posterior (shear data, same grid, sampler and chains). The learned
+//! rows: the same guided sample with the joint demo U-Net (`UNetConfig::demo`
+//! with 2 parameters) as a hybrid on the exact joint prior and as a pure
+//! network (the guidance's Gaussian model from the same cosmology); the
+//! weights are the initial ones moved by noise (the cost does not depend on
+//! training).
 //!
 //! Run: `cargo bench --bench joint`.
 
 use std::time::Instant;
 
+use lensdiff::cosmo::limber::ClOptions;
 use lensdiff::fields::sbi_lens;
+use lensdiff::nn::UNetConfig;
 use lensdiff::noise::NoiseModel;
-use lensdiff::prior::joint::GaussianJoint;
+use lensdiff::prior::joint::{
+    CosmologyRecipe, GaussianJoint, JointDenoiser, JointDenoiserMeta, NeuralJoint, ParamSpace,
+};
+use lensdiff::prior::DenoiserKind;
 use lensdiff::rng::{Philox, Stream};
 use lensdiff::sampler::joint_guided::JointGuidedPosterior;
 use lensdiff::sampler::joint_oracle::JointGaussianPosterior;
@@ -96,6 +106,45 @@ fn main() {
                 gsecs / chains as f64,
                 gset.inner_iterations / chains as u64
             );
+            for kind in [DenoiserKind::Hybrid, DenoiserKind::Pure] {
+                let learned = learned_prior(kind, grid, prior.sigma_d());
+                let post =
+                    JointGuidedPosterior::new(&learned, &data, Guidance::Spectral { tol: 1e-4 })
+                        .unwrap();
+                let t = Instant::now();
+                let nset = sample(&post, &SamplerConfig::default(), &RunSpec::new(3, chains), &mut |_, _| {})
+                    .unwrap();
+                println!(
+                    "guided joint sample, learned {} prior (joint demo U-Net, {} parameters) + spectral guidance on shear, {side}x{side}, heun 64 levels ({} NFE), 1 thread: {:.2} s/sample",
+                    kind.name(),
+                    learned.denoiser().unet().n_params(),
+                    nset.nfe,
+                    t.elapsed().as_secs_f64() / chains as f64
+                );
+            }
         }
     });
+}
+
+/// The joint demo U-Net on `grid` with the sbi_lens parameters and cosmology.
+fn learned_prior(kind: DenoiserKind, grid: lensdiff::grid::Grid, sigma_d: f64) -> NeuralJoint {
+    let space = ParamSpace::sbi_lens();
+    let mut meta = JointDenoiserMeta::new(kind, &space, sigma_d, grid.pixel_arcmin);
+    meta.gaussian = Some(CosmologyRecipe {
+        base: sbi_lens::cosmology(space.mean()[0], space.mean()[1]).unwrap(),
+        source: sbi_lens::source().unwrap(),
+        cl: ClOptions::default(),
+    });
+    let config = UNetConfig {
+        joint_params: 2,
+        ..UNetConfig::demo()
+    };
+    let mut den = JointDenoiser::new(config, meta, 1).unwrap();
+    let mut z = vec![0.0f32; den.params.len()];
+    Philox::new(2, Stream::Training, 0, 0).fill_normal(&mut z);
+    den.params
+        .iter_mut()
+        .zip(&z)
+        .for_each(|(p, z)| *p += 0.05 * z);
+    NeuralJoint::new(den, grid).unwrap()
 }
