@@ -385,6 +385,38 @@ impl Optimiser {
     }
 }
 
+/// A checkpoint's tensors and run state; fails unless it was trained on `data`
+/// (the data's name).
+pub(crate) fn read_checkpoint(path: &Path, data: &str) -> Result<(Weights, TrainState)> {
+    let w = Weights::load(path)?;
+    let text = w.metadata.get("train_state").ok_or_else(|| Error::Format {
+        path: path.to_path_buf(),
+        reason: "not a training checkpoint (no `train_state` metadata)".into(),
+    })?;
+    let state: TrainState = from_json("train_state", text).map_err(|e| format_error(path, e))?;
+    if state.data != data {
+        return Err(Error::invalid(
+            "data",
+            format!(
+                "the checkpoint was trained on {}, not on {data}",
+                state.data
+            ),
+        ));
+    }
+    Ok((w, state))
+}
+
+/// `e` as a format error of the file `path`.
+pub(crate) fn format_error(path: &Path, e: Error) -> Error {
+    Error::Format {
+        path: path.to_path_buf(),
+        reason: match e {
+            Error::Format { reason, .. } => reason,
+            other => other.to_string(),
+        },
+    }
+}
+
 /// The training noise levels of step `t` in units of the data scale:
 /// `exp(P_mean + P_std z)`, `z` from Philox (stream `Training`, key 1).
 pub(crate) fn draw_sigmas(cfg: &TrainConfig, t: u64) -> Vec<f64> {
@@ -733,29 +765,8 @@ impl Trainer {
     /// the same data. `steps` may be raised to train longer; every other
     /// hyper-parameter must match the checkpoint's.
     pub fn resume(path: &Path, data: TrainingData, steps: Option<u64>) -> Result<Self> {
-        let w = Weights::load(path)?;
-        let fmt = |reason: String| Error::Format {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let state: TrainState = from_json(
-            "train_state",
-            w.metadata.get("train_state").ok_or_else(|| {
-                fmt("not a training checkpoint (no `train_state` metadata)".into())
-            })?,
-        )
-        .map_err(|e| fmt(e.to_string()))?;
-        if state.data != data.name() {
-            return Err(Error::invalid(
-                "data",
-                format!(
-                    "the checkpoint was trained on {}, not on {}",
-                    state.data,
-                    data.name()
-                ),
-            ));
-        }
-        let denoiser = Denoiser::from_weights(&w).map_err(|e| fmt(e.to_string()))?;
+        let (w, state) = read_checkpoint(path, &data.name())?;
+        let denoiser = Denoiser::from_weights(&w).map_err(|e| format_error(path, e))?;
         let n = denoiser.unet().n_params();
         let mut config = state.config;
         if let Some(s) = steps {

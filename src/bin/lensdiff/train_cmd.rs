@@ -6,7 +6,7 @@ use clap::ValueEnum;
 use lensdiff::fields::sbi_lens::{self, SbiLens128};
 use lensdiff::fields::LogNormal;
 use lensdiff::nn::UNetConfig;
-use lensdiff::prior::train::{BandLoss, HELDOUT_SIGMAS};
+use lensdiff::prior::train::{BandLoss, StepStats, HELDOUT_SIGMAS};
 use lensdiff::prior::{
     Denoiser, DenoiserKind, DenoiserMeta, GaussianPrior, Prior, TrainConfig, Trainer, TrainingData,
 };
@@ -133,6 +133,70 @@ pub struct Args {
     pub params: Vec<String>,
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// What the command line's training loop drives: map-only and joint runs.
+pub trait TrainingRun {
+    /// One optimiser step.
+    fn step(&mut self) -> Result<StepStats>;
+    /// Steps taken.
+    fn step_count(&self) -> u64;
+    /// The run's configuration.
+    fn config(&self) -> &TrainConfig;
+    /// Writes a checkpoint.
+    fn save_checkpoint(&self, path: &std::path::Path) -> Result<()>;
+}
+
+impl TrainingRun for Trainer {
+    fn step(&mut self) -> Result<StepStats> {
+        Trainer::step(self)
+    }
+    fn step_count(&self) -> u64 {
+        Trainer::step_count(self)
+    }
+    fn config(&self) -> &TrainConfig {
+        Trainer::config(self)
+    }
+    fn save_checkpoint(&self, path: &std::path::Path) -> Result<()> {
+        Trainer::save_checkpoint(self, path)
+    }
+}
+
+/// Steps `trainer` to its configured total with a progress bar (`unit` per
+/// second), `eval` every `--eval-every` steps and a checkpoint every
+/// `--checkpoint-every` steps and at the end.
+pub fn train_loop<T: TrainingRun>(
+    trainer: &mut T,
+    a: &Args,
+    checkpoint: &std::path::Path,
+    unit: &str,
+    eval: impl Fn(&T) -> Result<()>,
+) -> Result<()> {
+    let total = trainer.config().steps;
+    let pb = progress(Some(total), "train");
+    pb.set_position(trainer.step_count());
+    let mut loss_avg = None::<f64>;
+    while trainer.step_count() < total {
+        let t0 = std::time::Instant::now();
+        let s = trainer.step()?;
+        let rate = trainer.config().batch as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+        let avg = loss_avg.map_or(s.loss, |m| 0.98 * m + 0.02 * s.loss);
+        loss_avg = Some(avg);
+        pb.set_position(trainer.step_count());
+        pb.set_message(format!("loss {avg:.4} lr {:.1e} {rate:.0} {unit}/s", s.lr));
+        let done = trainer.step_count();
+        if a.eval_every > 0 && done % a.eval_every == 0 && done < total {
+            pb.suspend(|| {
+                eprintln!("  step {done}: loss {avg:.4}");
+                eval(trainer)
+            })?;
+        }
+        if a.checkpoint_every > 0 && done % a.checkpoint_every == 0 {
+            trainer.save_checkpoint(checkpoint)?;
+        }
+    }
+    pb.finish_and_clear();
+    trainer.save_checkpoint(checkpoint)
 }
 
 fn training_data(
@@ -324,31 +388,9 @@ pub fn run(a: Args) -> Result<()> {
     );
     // The Wiener denoiser of the field's spectrum, the baseline of the held-out table.
     let wiener = GaussianPrior::from_cl(*trainer.grid(), &table).ok();
-    let total = trainer.config().steps;
-    let pb = progress(Some(total), "train");
-    pb.set_position(trainer.step_count());
-    let mut loss_avg = None::<f64>;
-    while trainer.step_count() < total {
-        let t0 = std::time::Instant::now();
-        let s = trainer.step()?;
-        let rate = trainer.config().batch as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-        let avg = loss_avg.map_or(s.loss, |m| 0.98 * m + 0.02 * s.loss);
-        loss_avg = Some(avg);
-        pb.set_position(trainer.step_count());
-        pb.set_message(format!("loss {avg:.4} lr {:.1e} {rate:.0} maps/s", s.lr));
-        let done = trainer.step_count();
-        if a.eval_every > 0 && done % a.eval_every == 0 && done < total {
-            pb.suspend(|| {
-                eprintln!("  step {done}: loss {avg:.4}");
-                print_bands(&trainer, wiener.as_ref())
-            })?;
-        }
-        if a.checkpoint_every > 0 && done % a.checkpoint_every == 0 {
-            trainer.save_checkpoint(&checkpoint)?;
-        }
-    }
-    pb.finish_and_clear();
-    trainer.save_checkpoint(&checkpoint)?;
+    train_loop(&mut trainer, &a, &checkpoint, "maps", |t| {
+        print_bands(t, wiener.as_ref()).map(|_| ())
+    })?;
     trainer.save_model(&a.out)?;
     eprintln!("lensdiff train: {} steps done", trainer.step_count());
     print_bands(&trainer, wiener.as_ref())?;

@@ -6,12 +6,28 @@ use lensdiff::fields::sbi_lens;
 use lensdiff::nn::UNetConfig;
 use lensdiff::prior::joint::train::{JointBandLoss, JointData, JointTrainer};
 use lensdiff::prior::joint::{CosmologyRecipe, GaussianJoint, JointDenoiser, JointDenoiserMeta};
+use lensdiff::prior::train::StepStats;
 use lensdiff::prior::{DenoiserKind, TrainConfig};
 use lensdiff::{Error, Grid, Result};
 
 use crate::common::progress;
 use crate::joint_cmd::param_space;
-use crate::train_cmd::{Args, Kind, Net, Simulated};
+use crate::train_cmd::{train_loop, Args, Kind, Net, Simulated, TrainingRun};
+
+impl TrainingRun for JointTrainer {
+    fn step(&mut self) -> Result<StepStats> {
+        JointTrainer::step(self)
+    }
+    fn step_count(&self) -> u64 {
+        JointTrainer::step_count(self)
+    }
+    fn config(&self) -> &TrainConfig {
+        JointTrainer::config(self)
+    }
+    fn save_checkpoint(&self, path: &std::path::Path) -> Result<()> {
+        JointTrainer::save_checkpoint(self, path)
+    }
+}
 
 fn print_bands(trainer: &JointTrainer) -> Result<Vec<JointBandLoss>> {
     let (net, exact) = trainer.heldout_loss(true)?;
@@ -158,31 +174,9 @@ pub fn run(a: &Args) -> Result<()> {
         trainer.config().crop,
         trainer.config().crop
     );
-    let total = trainer.config().steps;
-    let pb = progress(Some(total), "train");
-    pb.set_position(trainer.step_count());
-    let mut loss_avg = None::<f64>;
-    while trainer.step_count() < total {
-        let t0 = std::time::Instant::now();
-        let s = trainer.step()?;
-        let rate = trainer.config().batch as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-        let avg = loss_avg.map_or(s.loss, |m| 0.98 * m + 0.02 * s.loss);
-        loss_avg = Some(avg);
-        pb.set_position(trainer.step_count());
-        pb.set_message(format!("loss {avg:.4} lr {:.1e} {rate:.0} pairs/s", s.lr));
-        let done = trainer.step_count();
-        if a.eval_every > 0 && done % a.eval_every == 0 && done < total {
-            pb.suspend(|| {
-                eprintln!("  step {done}: loss {avg:.4}");
-                print_bands(&trainer)
-            })?;
-        }
-        if a.checkpoint_every > 0 && done % a.checkpoint_every == 0 {
-            trainer.save_checkpoint(&checkpoint)?;
-        }
-    }
-    pb.finish_and_clear();
-    trainer.save_checkpoint(&checkpoint)?;
+    train_loop(&mut trainer, a, &checkpoint, "pairs", |t| {
+        print_bands(t).map(|_| ())
+    })?;
     trainer.save_model(&a.out)?;
     eprintln!("lensdiff train: {} steps done", trainer.step_count());
     print_bands(&trainer)?;

@@ -336,16 +336,8 @@ impl JointDenoiser {
         }
         let plane = dims.plane();
         let sc: Vec<EdmScaling> = sigma.iter().map(|&s| joint_scaling(s)).collect();
-        let k_in: Vec<f32> = k
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (sc[i / plane].c_in * v) as f32)
-            .collect();
-        let u_in: Vec<f32> = u
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (sc[i / p].c_in * v) as f32)
-            .collect();
+        let k_in = scaled_f32(k, plane, &sc, |c| c.c_in);
+        let u_in = scaled_f32(u, p, &sc, |c| c.c_in);
         let (f_k, f_u, cache) = self
             .unet
             .forward_joint_cached(params, &k_in, dims, sigma, &u_in)?;
@@ -420,16 +412,10 @@ impl JointDenoiser {
         check_len("v_k", dims.len(), v_k.len())?;
         self.check_base(dims, base)?;
         let sc: Vec<EdmScaling> = cache.sigma.iter().map(|&s| joint_scaling(s)).collect();
-        let dy: Vec<f32> = v_k
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (sc[i / plane].c_out * v) as f32)
-            .collect();
-        let du_out: Vec<f32> = v_u
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (sc[i / p].c_out * v) as f32)
-            .collect();
+        let (dy, du_out) = (
+            scaled_f32(v_k, plane, &sc, |c| c.c_out),
+            scaled_f32(v_u, p, &sc, |c| c.c_out),
+        );
         let (dk_in, du_in) = self
             .unet
             .backward_joint(params, &cache.unet, &dy, &du_out, grads)?;
@@ -485,16 +471,10 @@ impl JointDenoiser {
         check_len("v_u", dims.n * p, v_u.len())?;
         check_len("v_k", dims.len(), v_k.len())?;
         let sc: Vec<EdmScaling> = cache.sigma.iter().map(|&s| joint_scaling(s)).collect();
-        let dy: Vec<f32> = v_k
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (sc[i / plane].c_out * v) as f32)
-            .collect();
-        let du_out: Vec<f32> = v_u
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (sc[i / p].c_out * v) as f32)
-            .collect();
+        let (dy, du_out) = (
+            scaled_f32(v_k, plane, &sc, |c| c.c_out),
+            scaled_f32(v_u, p, &sc, |c| c.c_out),
+        );
         self.unet
             .backward_joint(params, &cache.unet, &dy, &du_out, Some(grads))?;
         Ok(())
@@ -557,13 +537,24 @@ impl JointDenoiser {
     pub fn load(path: &Path) -> Result<Self> {
         let w = Weights::load(path)?;
         Self::from_weights(&w).map_err(|e| match e {
-            Error::Format { reason, .. } => Error::Format {
-                path: path.to_path_buf(),
-                reason,
-            },
+            e @ Error::Format { .. } => crate::prior::train::format_error(path, e),
             other => other,
         })
     }
+}
+
+/// `v` with item `i` (of `len` elements) scaled by `f(scalings[i])`, in f32
+/// (the network's cotangents).
+fn scaled_f32(
+    v: &[f64],
+    len: usize,
+    sc: &[EdmScaling],
+    f: impl Fn(&EdmScaling) -> f64,
+) -> Vec<f32> {
+    v.iter()
+        .enumerate()
+        .map(|(i, x)| (f(&sc[i / len]) * x) as f32)
+        .collect()
 }
 
 /// A learned joint prior on one grid, as the guided joint sampler uses it

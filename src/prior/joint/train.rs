@@ -43,9 +43,10 @@ use crate::fields::gaussian_fields;
 use crate::fields::sbi_lens::SbiLens128;
 use crate::grid::Grid;
 use crate::nn::{Dims4, Weights};
-use crate::prior::denoiser::{from_json, to_json};
+use crate::prior::denoiser::to_json;
 use crate::prior::train::{
-    augment, draw_sigmas, Optimiser, StepStats, TrainConfig, TrainState, HELDOUT_SIGMAS,
+    augment, draw_sigmas, format_error, read_checkpoint, Optimiser, StepStats, TrainConfig,
+    TrainState, HELDOUT_SIGMAS,
 };
 use crate::rng::{Philox, Stream};
 
@@ -393,29 +394,8 @@ impl JointTrainer {
     /// Resumes from [`JointTrainer::save_checkpoint`] with the same data;
     /// `steps` may be raised.
     pub fn resume(path: &Path, data: JointData, steps: Option<u64>) -> Result<Self> {
-        let w = Weights::load(path)?;
-        let fmt = |reason: String| Error::Format {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let state: TrainState = from_json(
-            "train_state",
-            w.metadata.get("train_state").ok_or_else(|| {
-                fmt("not a training checkpoint (no `train_state` metadata)".into())
-            })?,
-        )
-        .map_err(|e| fmt(e.to_string()))?;
-        if state.data != data.name() {
-            return Err(Error::invalid(
-                "data",
-                format!(
-                    "the checkpoint was trained on {}, not on {}",
-                    state.data,
-                    data.name()
-                ),
-            ));
-        }
-        let denoiser = JointDenoiser::from_weights(&w).map_err(|e| fmt(e.to_string()))?;
+        let (w, state) = read_checkpoint(path, &data.name())?;
+        let denoiser = JointDenoiser::from_weights(&w).map_err(|e| format_error(path, e))?;
         let n = denoiser.unet().n_params();
         let mut config = state.config;
         if let Some(s) = steps {
