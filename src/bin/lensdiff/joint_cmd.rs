@@ -11,7 +11,7 @@ use lensdiff::prior::joint::{
     CosmologyRecipe, GaussianJoint, JointDenoiser, JointPrior, NeuralJoint, ParamSpace, MAX_PARAMS,
 };
 use lensdiff::sampler::joint_guided::JointGuidedPosterior;
-use lensdiff::sampler::{sample, SampleSet, SamplerKind};
+use lensdiff::sampler::{sample, Model, SampleSet, SamplerConfig, SamplerKind};
 use lensdiff::smoothing::Boundary;
 use lensdiff::{Error, Result};
 
@@ -171,17 +171,6 @@ fn marginal(theta: &[f64], p: usize, d: usize) -> (f64, f64, [f64; 3]) {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    // every rank would run all chains and write the same files
-    #[cfg(feature = "mpi")]
-    if ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some())
-    {
-        return Err(Error::invalid(
-            "mpi",
-            "joint sampling does not split chains across MPI ranks yet: run it without mpirun",
-        ));
-    }
     let maps = a.input.load(&a.grid, &a.noise)?;
     if a.sampler.device != Device::Cpu {
         return Err(Error::invalid(
@@ -288,19 +277,9 @@ fn sample_and_write<P: JointPrior>(
         path: a.out.clone(),
         source,
     })?;
-    let pb = progress(None, "joint sampling");
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {pos}/{len} levels {elapsed} (eta {eta})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let set = sample(&post, &cfg, &a.sampler.run_spec(), &mut |done, total| {
-        pb.set_length(total as u64);
-        pb.set_position(done as u64);
-    });
-    pb.finish_and_clear();
-    let mut set: SampleSet = set?;
+    let Some((mut set, mpi_note)) = run_chains(&post, &cfg, a)? else {
+        return Ok(()); // an MPI rank other than 0: rank 0 writes
+    };
     // joint units to physical ones: kappa = sigma_d k, theta = mu + s u
     let sd = prior.sigma_d() as f32;
     set.samples.iter_mut().for_each(|v| *v *= sd);
@@ -414,7 +393,7 @@ fn sample_and_write<P: JointPrior>(
         grid: [grid.ny, grid.nx],
         pixel_arcmin: grid.pixel_arcmin,
         observed_pixels: data.noise.n_observed(),
-        mpi: None,
+        mpi: mpi_note,
     };
     let summary = JointSummary {
         config,
@@ -473,4 +452,73 @@ fn sample_and_write<P: JointPrior>(
         a.out.display()
     );
     Ok(())
+}
+
+/// A progress bar over the noise levels.
+fn level_bar() -> indicatif::ProgressBar {
+    let pb = progress(None, "joint sampling");
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} levels {elapsed} (eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    pb
+}
+
+/// Every chain, with a note on the MPI split: a plain run, or under `mpirun`
+/// (builds with the `mpi` feature) the chains split across ranks
+/// (`rank_chains`) and gathered on rank 0, which alone gets `Some`. Each
+/// chain draws from its own Philox streams, so the chains do not depend on
+/// the number of ranks.
+fn run_chains(
+    post: &dyn Model,
+    cfg: &SamplerConfig,
+    a: &Args,
+) -> Result<Option<(SampleSet, Option<String>)>> {
+    #[cfg(feature = "mpi")]
+    if ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+    {
+        use ::mpi::traits::Communicator;
+        let (universe, threading) = ::mpi::initialize_with_threading(::mpi::Threading::Funneled)
+            .ok_or_else(|| Error::invalid("mpi", "MPI was already initialised"))?;
+        let world = universe.world();
+        let rank = world.rank();
+        let pb = (rank == 0).then(level_bar);
+        let out = lensdiff::mpi_run::sample_distributed(
+            &world,
+            post,
+            cfg,
+            &a.sampler.run_spec(),
+            true,
+            threading == ::mpi::Threading::Single,
+            &mut |done, total| {
+                if let Some(p) = &pb {
+                    p.set_length(total as u64);
+                    p.set_position(done as u64);
+                }
+            },
+        );
+        if let Some(p) = pb {
+            p.finish_and_clear();
+        }
+        let out = out?;
+        if rank != 0 {
+            return Ok(None);
+        }
+        let note = format!(
+            "{} MPI ranks: compute {:.2} s (slowest rank), communication {:.3} s (rank 0)",
+            out.ranks, out.max_compute_seconds, out.comm_seconds
+        );
+        return Ok(Some((out.into_set(*post.grid()), Some(note))));
+    }
+    let pb = level_bar();
+    let set = sample(post, cfg, &a.sampler.run_spec(), &mut |done, total| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+    });
+    pb.finish_and_clear();
+    Ok(Some((set?, None)))
 }
