@@ -609,8 +609,8 @@ impl NeuralJoint {
     }
 
     /// Sets the Gaussian joint prior whose power at `u*` the spectral
-    /// guidance uses (replaces the description's; same parameters and
-    /// `sigma_d` required).
+    /// guidance uses, in place of the description's (same parameters, grid
+    /// and `sigma_d` required). A hybrid's denoiser keeps its own base.
     pub fn with_guidance(mut self, gauss: GaussianJoint) -> Result<Self> {
         if JointPrior::space(&gauss) != self.denoiser.space() {
             return Err(Error::invalid(
@@ -630,11 +630,7 @@ impl NeuralJoint {
                 "the guidance's Gaussian prior has another map scale sigma_d",
             ));
         }
-        if self.denoiser.meta().kind == DenoiserKind::Hybrid {
-            self.base = Some(gauss);
-        } else {
-            self.guidance = Some(gauss);
-        }
+        self.guidance = Some(gauss);
         Ok(self)
     }
 
@@ -665,9 +661,9 @@ impl JointPrior for NeuralJoint {
     }
 
     fn gaussian_power(&self, u: &[f64]) -> Result<Option<Vec<f64>>> {
-        self.base
+        self.guidance
             .as_ref()
-            .or(self.guidance.as_ref())
+            .or(self.base.as_ref())
             .map(|g| g.prior_power(u))
             .transpose()
     }
