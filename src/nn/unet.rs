@@ -62,6 +62,10 @@ use super::{check_len, Dims4, Real, Weights};
 use crate::error::{Error, Result};
 use crate::rng::{Philox, Stream};
 
+/// The most parameters a joint network takes (the joint state's limit,
+/// `prior::joint::MAX_PARAMS`).
+pub const MAX_JOINT_PARAMS: usize = 6;
+
 /// `1/√2`, the residual scaling of a block.
 const INV_SQRT2: f64 = std::f64::consts::FRAC_1_SQRT_2;
 
@@ -149,12 +153,11 @@ impl UNetConfig {
         if self.embed_dim == 0 || self.embed_dim > 65536 {
             return Err(Error::invalid("embed_dim", "need 1..=65536 features"));
         }
-        if self.joint_params > crate::prior::joint::MAX_PARAMS {
+        if self.joint_params > MAX_JOINT_PARAMS {
             return Err(Error::invalid(
                 "joint_params",
                 format!(
-                    "a joint network takes 0 to {} parameters, got {}",
-                    crate::prior::joint::MAX_PARAMS,
+                    "a joint network takes 0 to {MAX_JOINT_PARAMS} parameters, got {}",
                     self.joint_params
                 ),
             ));

@@ -82,7 +82,7 @@ pub trait JointPrior: Sync {
 }
 
 /// The most parameters a joint model has.
-pub const MAX_PARAMS: usize = 6;
+pub const MAX_PARAMS: usize = crate::nn::unet::MAX_JOINT_PARAMS;
 
 /// Named parameters with independent Gaussian priors `theta_i ~ N(mu_i,
 /// s_i²)`, and the standardisation `u = (theta - mu) / s` (so `u ~ N(0, I)`
