@@ -171,6 +171,19 @@ impl UNetConfig {
         1 << (self.channels.len().saturating_sub(1))
     }
 
+    /// Fails unless `ny x nx` maps suit the network (sides multiples of
+    /// [`UNetConfig::side_multiple`]).
+    pub fn check_map_size(&self, ny: usize, nx: usize) -> Result<()> {
+        let m = self.side_multiple();
+        if nx % m != 0 || ny % m != 0 {
+            return Err(Error::invalid(
+                "grid",
+                format!("{nx}x{ny} maps do not suit this network: sides must be multiples of {m}"),
+            ));
+        }
+        Ok(())
+    }
+
     /// The Fourier frequencies of the embedding: geometric from 1/64 to 1/2
     /// cycles per unit of `ln σ`.
     pub fn embed_frequencies(&self) -> Vec<f64> {

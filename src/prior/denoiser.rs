@@ -369,8 +369,7 @@ impl Denoiser {
 
     /// The weights file contents (tensors and metadata).
     pub fn to_weights(&self, params: &[f32]) -> Result<Weights> {
-        let mut w = Weights::new();
-        self.unet.to_weights(params, &mut w, "")?;
+        let mut w = network_weights(&self.unet, params, DENOISER_FORMAT, &self.meta)?;
         if let Some(t) = &self.gaussian {
             let m = t.ell().len();
             w.insert(
@@ -384,32 +383,13 @@ impl Denoiser {
                 t.cl().iter().map(|&v| v as f32).collect(),
             )?;
         }
-        w.metadata.insert("format".into(), DENOISER_FORMAT.into());
-        w.metadata
-            .insert("architecture".into(), to_json(self.unet.config())?);
-        w.metadata.insert("denoiser".into(), to_json(&self.meta)?);
         Ok(w)
     }
 
     /// Reads a denoiser from weights in the format above.
     pub fn from_weights(w: &Weights) -> Result<Self> {
-        let meta_str = |key: &str| -> Result<&String> {
-            w.metadata.get(key).ok_or_else(|| Error::Format {
-                path: Default::default(),
-                reason: format!("weights have no `{key}` metadata: not a lensdiff denoiser"),
-            })
-        };
-        let format = meta_str("format")?;
-        if format != DENOISER_FORMAT {
-            return Err(Error::Format {
-                path: Default::default(),
-                reason: format!("format {format:?}, expected {DENOISER_FORMAT:?}"),
-            });
-        }
-        let config: UNetConfig = from_json("architecture", meta_str("architecture")?)?;
-        let meta: DenoiserMeta = from_json("denoiser", meta_str("denoiser")?)?;
-        let unet = UNet::new(config)?;
-        let params = unet.params_from_weights(w, "")?;
+        let (unet, params, meta): (UNet, Vec<f32>, DenoiserMeta) =
+            read_network(w, DENOISER_FORMAT, "denoiser")?;
         let gaussian = match meta.kind {
             DenoiserKind::Pure => None,
             DenoiserKind::Hybrid => {
@@ -486,6 +466,50 @@ fn add_scaled_items(acc: &mut [f32], y: &[f32], plane: usize, factors: impl Iter
         let f = f as f32;
         a.iter_mut().zip(b).for_each(|(a, b)| *a += f * b);
     }
+}
+
+/// A network's weights: its parameters under their names, and the metadata
+/// `format`, `architecture` (the [`UNetConfig`]) and `denoiser` (`meta`).
+pub(crate) fn network_weights<M: Serialize>(
+    unet: &UNet,
+    params: &[f32],
+    format: &str,
+    meta: &M,
+) -> Result<Weights> {
+    let mut w = Weights::new();
+    unet.to_weights(params, &mut w, "")?;
+    w.metadata.insert("format".into(), format.into());
+    w.metadata
+        .insert("architecture".into(), to_json(unet.config())?);
+    w.metadata.insert("denoiser".into(), to_json(meta)?);
+    Ok(w)
+}
+
+/// Reads back what [`network_weights`] wrote, checking the `format`
+/// (`what` names the kind of file in errors).
+pub(crate) fn read_network<M: for<'de> Deserialize<'de>>(
+    w: &Weights,
+    format: &str,
+    what: &str,
+) -> Result<(UNet, Vec<f32>, M)> {
+    let meta_str = |key: &str| -> Result<&String> {
+        w.metadata.get(key).ok_or_else(|| Error::Format {
+            path: Default::default(),
+            reason: format!("weights have no `{key}` metadata: not a lensdiff {what}"),
+        })
+    };
+    let found = meta_str("format")?;
+    if found != format {
+        return Err(Error::Format {
+            path: Default::default(),
+            reason: format!("format {found:?}, expected {format:?}"),
+        });
+    }
+    let config: UNetConfig = from_json("architecture", meta_str("architecture")?)?;
+    let meta: M = from_json("denoiser", meta_str("denoiser")?)?;
+    let unet = UNet::new(config)?;
+    let params = unet.params_from_weights(w, "")?;
+    Ok((unet, params, meta))
 }
 
 pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<String> {

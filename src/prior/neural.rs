@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use super::denoiser::DenoiserCache;
 use super::Denoiser;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::grid::Grid;
 use crate::nn::Dims4;
 use crate::prior::{GaussianPrior, Prior};
@@ -30,16 +30,7 @@ pub struct NeuralPrior {
 impl NeuralPrior {
     /// The prior of `denoiser` on `grid` (sides must suit the U-Net depth).
     pub fn new(denoiser: Denoiser, grid: Grid) -> Result<Self> {
-        let m = denoiser.unet().config().side_multiple();
-        if grid.nx % m != 0 || grid.ny % m != 0 {
-            return Err(Error::invalid(
-                "grid",
-                format!(
-                    "{}x{} maps do not suit this network: sides must be multiples of {m}",
-                    grid.nx, grid.ny
-                ),
-            ));
-        }
+        denoiser.unet().config().check_map_size(grid.ny, grid.nx)?;
         let gauss = denoiser.gaussian_prior(grid)?;
         Ok(NeuralPrior {
             grid,

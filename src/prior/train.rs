@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::fields::sbi_lens::SbiLens128;
 use crate::fields::{gaussian_fields, LogNormal};
 use crate::grid::Grid;
-use crate::nn::{Dims4, Weights};
+use crate::nn::{Dims4, UNetConfig, Weights};
 use crate::rng::{Philox, Stream};
 
 /// A batch denoiser `f(x, dims, σ)`, for comparisons on the held-out set.
@@ -157,6 +157,20 @@ impl TrainConfig {
     /// (0.6% of training draws lie above it).
     pub fn sigma_max(&self, sigma_data: f64) -> f64 {
         sigma_data * (self.p_mean + 2.5 * self.p_std).exp()
+    }
+
+    /// The validated configuration's `crop²` training grid of `pixel_arcmin`
+    /// pixels, whose side must suit the network `net`.
+    pub(crate) fn crop_grid(&self, net: &UNetConfig, pixel_arcmin: f64) -> Result<Grid> {
+        self.validate()?;
+        let (crop, m) = (self.crop, net.side_multiple());
+        if crop % m != 0 {
+            return Err(Error::invalid(
+                "crop",
+                format!("crop {crop} must be a multiple of {m} for this network"),
+            ));
+        }
+        Grid::square(crop, pixel_arcmin)
     }
 
     /// Learning rate at step `t` (0-based): linear warm-up, then cosine decay.
@@ -417,6 +431,23 @@ pub(crate) fn format_error(path: &Path, e: Error) -> Error {
     }
 }
 
+/// Fails unless `grid` is the sbi_lens model's own 128² grid of its pixel.
+pub(crate) fn check_sbi_lens_grid(grid: &Grid) -> Result<()> {
+    use crate::fields::sbi_lens::{N_PIX, PIXEL_ARCMIN};
+    if (grid.nx, grid.ny) != (N_PIX, N_PIX) || (PIXEL_ARCMIN / grid.pixel_arcmin - 1.0).abs() > 1e-9
+    {
+        return Err(Error::invalid(
+            "crop",
+            format!(
+                "the sbi_lens model trains on its own {N_PIX}x{N_PIX} grid of {PIXEL_ARCMIN}' pixels, \
+                 not crops of {} at {}'",
+                grid.nx, grid.pixel_arcmin
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The training noise levels of step `t` in units of the data scale:
 /// `exp(P_mean + P_std z)`, `z` from Philox (stream `Training`, key 1).
 pub(crate) fn draw_sigmas(cfg: &TrainConfig, t: u64) -> Vec<f64> {
@@ -463,16 +494,8 @@ pub struct Trainer {
 impl Trainer {
     /// A new run starting from the denoiser's current parameters.
     pub fn new(denoiser: Denoiser, data: TrainingData, config: TrainConfig) -> Result<Self> {
-        config.validate()?;
+        let grid = config.crop_grid(denoiser.unet().config(), denoiser.meta().pixel_arcmin)?;
         let crop = config.crop;
-        let m = denoiser.unet().config().side_multiple();
-        if crop % m != 0 {
-            return Err(Error::invalid(
-                "crop",
-                format!("crop {crop} must be a multiple of {m} for this network"),
-            ));
-        }
-        let grid = Grid::square(crop, denoiser.meta().pixel_arcmin)?;
         match &data {
             TrainingData::Stack { count, ny, nx, .. } => {
                 if *ny < crop || *nx < crop {
@@ -495,21 +518,7 @@ impl Trainer {
             TrainingData::LogNormal { field, .. } => {
                 crate::spectrum::check_power(&grid, &field.gaussian_power)?
             }
-            TrainingData::SbiLens { model, .. } => {
-                let g = model.grid();
-                if (g.nx, g.ny) != (grid.nx, grid.ny)
-                    || (g.pixel_arcmin / grid.pixel_arcmin - 1.0).abs() > 1e-9
-                {
-                    return Err(Error::invalid(
-                        "crop",
-                        format!(
-                            "the sbi_lens model trains on its own {}x{} grid of {}' pixels, \
-                             not crops of {crop} at {}'",
-                            g.nx, g.ny, g.pixel_arcmin, grid.pixel_arcmin
-                        ),
-                    ));
-                }
-            }
+            TrainingData::SbiLens { .. } => check_sbi_lens_grid(&grid)?,
         }
         let gauss = denoiser.gaussian_prior(grid)?;
         let opt = Optimiser::new(&denoiser.params);

@@ -135,6 +135,51 @@ pub struct Args {
     pub out: PathBuf,
 }
 
+impl Args {
+    /// The network of `--net`, `--channels` and `--padding` (map-only).
+    pub fn network(&self) -> UNetConfig {
+        let mut config = match self.net {
+            Net::Demo => UNetConfig::demo(),
+            Net::Remy2023 => UNetConfig::remy_2023(),
+        };
+        if let Some(c) = &self.channels {
+            config.channels = c.clone();
+        }
+        config.padding = self.padding.clone();
+        config
+    }
+
+    /// `--kind`.
+    pub fn denoiser_kind(&self) -> DenoiserKind {
+        match self.kind {
+            Kind::Pure => DenoiserKind::Pure,
+            Kind::Hybrid => DenoiserKind::Hybrid,
+        }
+    }
+
+    /// `--checkpoint`, or the model's path with `.ckpt.safetensors`.
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.checkpoint
+            .clone()
+            .unwrap_or_else(|| self.out.with_extension("ckpt.safetensors"))
+    }
+
+    /// The optimiser flags for `crop²` training maps.
+    pub fn train_config(&self, crop: usize) -> TrainConfig {
+        TrainConfig {
+            steps: self.steps,
+            batch: self.batch,
+            crop,
+            lr: self.lr,
+            warmup: self.warmup,
+            ema_decay: self.ema,
+            heldout: self.heldout,
+            seed: self.seed,
+            ..TrainConfig::default()
+        }
+    }
+}
+
 /// What the command line's training loop drives: map-only and joint runs.
 pub trait TrainingRun {
     /// One optimiser step.
@@ -302,10 +347,7 @@ pub fn run(a: Args) -> Result<()> {
         None => load_cl(a.cl.as_deref())?,
     };
     let data = training_data(&a, &grid, &table, sbi.as_ref())?;
-    let checkpoint = a
-        .checkpoint
-        .clone()
-        .unwrap_or_else(|| a.out.with_extension("ckpt.safetensors"));
+    let checkpoint = a.checkpoint_path();
     let mut trainer = match &a.resume {
         Some(path) => {
             let t = Trainer::resume(path, data, Some(a.steps))?;
@@ -317,19 +359,9 @@ pub fn run(a: Args) -> Result<()> {
             t
         }
         None => {
-            let mut config = match a.net {
-                Net::Demo => UNetConfig::demo(),
-                Net::Remy2023 => UNetConfig::remy_2023(),
-            };
-            if let Some(c) = &a.channels {
-                config.channels = c.clone();
-            }
-            config.padding = a.padding.clone();
+            let config = a.network();
             let sd = data.sigma_data(&grid)?;
-            let kind = match a.kind {
-                Kind::Pure => DenoiserKind::Pure,
-                Kind::Hybrid => DenoiserKind::Hybrid,
-            };
+            let kind = a.denoiser_kind();
             let gaussian = (kind == DenoiserKind::Hybrid).then(|| table.clone());
             let mut den = Denoiser::new(
                 config,
@@ -360,17 +392,7 @@ pub fn run(a: Args) -> Result<()> {
                 crop,
                 pixel_arcmin
             ));
-            let cfg = TrainConfig {
-                steps: a.steps,
-                batch: a.batch,
-                crop,
-                lr: a.lr,
-                warmup: a.warmup,
-                ema_decay: a.ema,
-                heldout: a.heldout,
-                seed: a.seed,
-                ..TrainConfig::default()
-            };
+            let cfg = a.train_config(crop);
             Trainer::new(den, data, cfg)?
         }
     };

@@ -3,16 +3,15 @@
 
 use lensdiff::cosmo::limber::ClOptions;
 use lensdiff::fields::sbi_lens;
-use lensdiff::nn::UNetConfig;
 use lensdiff::prior::joint::train::{JointBandLoss, JointData, JointTrainer};
 use lensdiff::prior::joint::{CosmologyRecipe, GaussianJoint, JointDenoiser, JointDenoiserMeta};
 use lensdiff::prior::train::StepStats;
-use lensdiff::prior::{DenoiserKind, TrainConfig};
+use lensdiff::prior::TrainConfig;
 use lensdiff::{Error, Grid, Result};
 
 use crate::common::progress;
 use crate::joint_cmd::param_space;
-use crate::train_cmd::{train_loop, Args, Kind, Net, Simulated, TrainingRun};
+use crate::train_cmd::{train_loop, Args, Simulated, TrainingRun};
 
 impl TrainingRun for JointTrainer {
     fn step(&mut self) -> Result<StepStats> {
@@ -91,10 +90,7 @@ pub fn run(a: &Args) -> Result<()> {
             ))
         }
     };
-    let checkpoint = a
-        .checkpoint
-        .clone()
-        .unwrap_or_else(|| a.out.with_extension("ckpt.safetensors"));
+    let checkpoint = a.checkpoint_path();
     let mut trainer = match &a.resume {
         Some(path) => {
             let t = JointTrainer::resume(path, data, Some(a.steps))?;
@@ -106,14 +102,7 @@ pub fn run(a: &Args) -> Result<()> {
             t
         }
         None => {
-            let mut config = match a.net {
-                Net::Demo => UNetConfig::demo(),
-                Net::Remy2023 => UNetConfig::remy_2023(),
-            };
-            if let Some(c) = &a.channels {
-                config.channels = c.clone();
-            }
-            config.padding = a.padding.clone();
+            let mut config = a.network();
             config.joint_params = space.len();
             let pb = progress(None, "spectra over the parameter prior box");
             let sd = GaussianJoint::from_cosmology(
@@ -125,10 +114,7 @@ pub fn run(a: &Args) -> Result<()> {
             );
             pb.finish_and_clear();
             let sd = sd?.sigma_d();
-            let kind = match a.kind {
-                Kind::Pure => DenoiserKind::Pure,
-                Kind::Hybrid => DenoiserKind::Hybrid,
-            };
+            let kind = a.denoiser_kind();
             let mut meta = JointDenoiserMeta::new(kind, &space, sd, grid.pixel_arcmin);
             meta.gaussian = Some(recipe);
             let mut den = JointDenoiser::new(config, meta, a.seed)?;
@@ -144,17 +130,7 @@ pub fn run(a: &Args) -> Result<()> {
                 grid.nx,
                 grid.pixel_arcmin
             ));
-            let cfg = TrainConfig {
-                steps: a.steps,
-                batch: a.batch,
-                crop: grid.nx,
-                lr: a.lr,
-                warmup: a.warmup,
-                ema_decay: a.ema,
-                heldout: a.heldout,
-                seed: a.seed,
-                ..TrainConfig::default()
-            };
+            let cfg = a.train_config(grid.nx);
             let pb = progress(None, "held-out pairs");
             let t = JointTrainer::new(den, data, cfg);
             pb.finish_and_clear();

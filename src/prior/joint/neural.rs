@@ -47,7 +47,7 @@ use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::nn::unet::{UNet, UNetCache, UNetConfig};
 use crate::nn::{check_len, Dims4, Weights};
-use crate::prior::denoiser::{from_json, to_json, DenoiserKind, EdmScaling};
+use crate::prior::denoiser::{network_weights, read_network, DenoiserKind, EdmScaling};
 
 /// Value of the `format` metadata key of a joint denoiser.
 pub const JOINT_DENOISER_FORMAT: &str = "lensdiff-joint-denoiser-v1";
@@ -482,35 +482,12 @@ impl JointDenoiser {
 
     /// The weights file contents (tensors and metadata).
     pub fn to_weights(&self, params: &[f32]) -> Result<Weights> {
-        let mut w = Weights::new();
-        self.unet.to_weights(params, &mut w, "")?;
-        w.metadata
-            .insert("format".into(), JOINT_DENOISER_FORMAT.into());
-        w.metadata
-            .insert("architecture".into(), to_json(self.unet.config())?);
-        w.metadata.insert("denoiser".into(), to_json(&self.meta)?);
-        Ok(w)
+        network_weights(&self.unet, params, JOINT_DENOISER_FORMAT, &self.meta)
     }
 
     /// Reads a joint denoiser from weights in the format above.
     pub fn from_weights(w: &Weights) -> Result<Self> {
-        let meta_str = |key: &str| -> Result<&String> {
-            w.metadata.get(key).ok_or_else(|| Error::Format {
-                path: Default::default(),
-                reason: format!("weights have no `{key}` metadata: not a lensdiff joint denoiser"),
-            })
-        };
-        let format = meta_str("format")?;
-        if format != JOINT_DENOISER_FORMAT {
-            return Err(Error::Format {
-                path: Default::default(),
-                reason: format!("format {format:?}, expected {JOINT_DENOISER_FORMAT:?}"),
-            });
-        }
-        let config: UNetConfig = from_json("architecture", meta_str("architecture")?)?;
-        let meta: JointDenoiserMeta = from_json("denoiser", meta_str("denoiser")?)?;
-        let unet = UNet::new(config)?;
-        let params = unet.params_from_weights(w, "")?;
+        let (unet, params, meta) = read_network(w, JOINT_DENOISER_FORMAT, "joint denoiser")?;
         Self::from_parts(unet, params, meta)
     }
 
@@ -575,16 +552,7 @@ impl NeuralJoint {
     /// The prior of `denoiser` on `grid`: its sides must suit the U-Net depth
     /// and its pixel must be the training pixel (to 1e-6).
     pub fn new(denoiser: JointDenoiser, grid: Grid) -> Result<Self> {
-        let m = denoiser.unet().config().side_multiple();
-        if grid.nx % m != 0 || grid.ny % m != 0 {
-            return Err(Error::invalid(
-                "grid",
-                format!(
-                    "{}x{} maps do not suit this network: sides must be multiples of {m}",
-                    grid.nx, grid.ny
-                ),
-            ));
-        }
+        denoiser.unet().config().check_map_size(grid.ny, grid.nx)?;
         let px = denoiser.meta().pixel_arcmin;
         if (grid.pixel_arcmin / px - 1.0).abs() > 1e-6 {
             return Err(Error::invalid(

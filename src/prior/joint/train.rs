@@ -45,8 +45,8 @@ use crate::grid::Grid;
 use crate::nn::{Dims4, Weights};
 use crate::prior::denoiser::to_json;
 use crate::prior::train::{
-    augment, draw_sigmas, format_error, read_checkpoint, Optimiser, StepStats, TrainConfig,
-    TrainState, HELDOUT_SIGMAS,
+    augment, check_sbi_lens_grid, draw_sigmas, format_error, read_checkpoint, Optimiser, StepStats,
+    TrainConfig, TrainState, HELDOUT_SIGMAS,
 };
 use crate::rng::{Philox, Stream};
 
@@ -108,29 +108,9 @@ impl JointTrainer {
     /// training grid (`crop²` maps of the denoiser's pixel), the denoiser
     /// needs its cosmology ([`super::JointDenoiserMeta::gaussian`]).
     pub fn new(denoiser: JointDenoiser, data: JointData, config: TrainConfig) -> Result<Self> {
-        config.validate()?;
-        let crop = config.crop;
-        let m = denoiser.unet().config().side_multiple();
-        if crop % m != 0 {
-            return Err(Error::invalid(
-                "crop",
-                format!("crop {crop} must be a multiple of {m} for this network"),
-            ));
-        }
-        let grid = Grid::square(crop, denoiser.meta().pixel_arcmin)?;
+        let grid = config.crop_grid(denoiser.unet().config(), denoiser.meta().pixel_arcmin)?;
         if let JointData::SbiLens { .. } = data {
-            let g = SbiLens128::truth()?.grid().to_owned();
-            if (g.nx, g.ny) != (grid.nx, grid.ny)
-                || (g.pixel_arcmin / grid.pixel_arcmin - 1.0).abs() > 1e-9
-            {
-                return Err(Error::invalid(
-                    "crop",
-                    format!(
-                        "the sbi_lens model trains on its own {}x{} grid of {}' pixels, not crops of {crop} at {}'",
-                        g.nx, g.ny, g.pixel_arcmin, grid.pixel_arcmin
-                    ),
-                ));
-            }
+            check_sbi_lens_grid(&grid)?;
             let names = denoiser.space().names();
             if names != ["omega_c", "sigma8"] {
                 return Err(Error::invalid(
