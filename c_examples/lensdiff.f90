@@ -24,9 +24,9 @@ module lensdiff
 
     ! --- versions -----------------------------------------------------------
     integer(c_int), parameter, public :: LENSDIFF_VERSION_MAJOR = 0
-    integer(c_int), parameter, public :: LENSDIFF_VERSION_MINOR = 2
+    integer(c_int), parameter, public :: LENSDIFF_VERSION_MINOR = 3
     integer(c_int), parameter, public :: LENSDIFF_VERSION_PATCH = 0
-    integer(c_int), parameter, public :: LENSDIFF_VERSION_NUMBER = 200
+    integer(c_int), parameter, public :: LENSDIFF_VERSION_NUMBER = 300
 
     ! --- lensdiff_status ------------------------------------------------------
     integer(c_int), parameter, public :: LENSDIFF_STATUS_OK = 0
@@ -136,6 +136,10 @@ module lensdiff
         lensdiff_sampler_mean, lensdiff_sampler_std, lensdiff_sampler_samples, lensdiff_sampler_chi2, &
         lensdiff_sampler_acceptance, lensdiff_sampler_stats, lensdiff_sampler_set_cuda_stream, &
         lensdiff_sampler_inner_iterations
+    public :: lensdiff_problem_set_joint_prior_cosmology, lensdiff_problem_load_joint_model, &
+        lensdiff_problem_load_joint_model_buffer, lensdiff_problem_joint_params, &
+        lensdiff_problem_joint_param, lensdiff_joint_sampler_config_init, &
+        lensdiff_joint_sampler_create, lensdiff_sampler_params, lensdiff_sampler_theta
     public :: lensdiff_error_message, lensdiff_status_string, lensdiff_version_text, &
         lensdiff_string
 
@@ -414,6 +418,91 @@ module lensdiff
         end function lensdiff_sampler_inner_iterations
 
         ! --- libc -------------------------------------------------------------
+        ! --- joint sampling of parameters and map (since 0.3) -------------------
+        ! names: comma-separated, NUL-terminated ('omega_c,sigma8'//c_null_char)
+        function lensdiff_problem_set_joint_prior_cosmology(p, cosmo, names, prior_mean, &
+            prior_std, n_params) bind(C, name='lensdiff_problem_set_joint_prior_cosmology')
+            import :: c_int, c_ptr, c_char, c_double, c_size_t, lensdiff_cosmology
+            type(c_ptr), value :: p
+            type(lensdiff_cosmology), intent(in) :: cosmo
+            character(kind=c_char), intent(in) :: names(*)
+            real(c_double), intent(in) :: prior_mean(*), prior_std(*)
+            integer(c_size_t), value :: n_params
+            integer(c_int) :: lensdiff_problem_set_joint_prior_cosmology
+        end function lensdiff_problem_set_joint_prior_cosmology
+
+        ! path NUL-terminated; guidance_cosmo: c_null_ptr (the model's cosmology)
+        ! or c_loc(cosmo) of a lensdiff_cosmology with the target attribute
+        function lensdiff_problem_load_joint_model(p, path, guidance_cosmo) &
+            bind(C, name='lensdiff_problem_load_joint_model')
+            import :: c_int, c_ptr, c_char
+            type(c_ptr), value :: p
+            character(kind=c_char), intent(in) :: path(*)
+            type(c_ptr), value :: guidance_cosmo
+            integer(c_int) :: lensdiff_problem_load_joint_model
+        end function lensdiff_problem_load_joint_model
+
+        function lensdiff_problem_load_joint_model_buffer(p, data, len, guidance_cosmo) &
+            bind(C, name='lensdiff_problem_load_joint_model_buffer')
+            import :: c_int, c_ptr, c_int8_t, c_size_t
+            type(c_ptr), value :: p
+            integer(c_int8_t), intent(in) :: data(*)
+            integer(c_size_t), value :: len
+            type(c_ptr), value :: guidance_cosmo
+            integer(c_int) :: lensdiff_problem_load_joint_model_buffer
+        end function lensdiff_problem_load_joint_model_buffer
+
+        function lensdiff_problem_joint_params(p, n_params) &
+            bind(C, name='lensdiff_problem_joint_params')
+            import :: c_int, c_ptr, c_size_t
+            type(c_ptr), value :: p
+            integer(c_size_t), intent(out) :: n_params
+            integer(c_int) :: lensdiff_problem_joint_params
+        end function lensdiff_problem_joint_params
+
+        ! index from 0; name receives a NUL-terminated string (name_len bytes)
+        function lensdiff_problem_joint_param(p, index, name, name_len, prior_mean, prior_std) &
+            bind(C, name='lensdiff_problem_joint_param')
+            import :: c_int, c_ptr, c_char, c_double, c_size_t
+            type(c_ptr), value :: p
+            integer(c_size_t), value :: index, name_len
+            character(kind=c_char), intent(out) :: name(*)
+            real(c_double), intent(out) :: prior_mean, prior_std
+            integer(c_int) :: lensdiff_problem_joint_param
+        end function lensdiff_problem_joint_param
+
+        function lensdiff_joint_sampler_config_init(cfg) &
+            bind(C, name='lensdiff_joint_sampler_config_init')
+            import :: c_int, lensdiff_sampler_config
+            type(lensdiff_sampler_config), intent(out) :: cfg
+            integer(c_int) :: lensdiff_joint_sampler_config_init
+        end function lensdiff_joint_sampler_config_init
+
+        function lensdiff_joint_sampler_create(p, cfg, out) &
+            bind(C, name='lensdiff_joint_sampler_create')
+            import :: c_int, c_ptr, lensdiff_sampler_config
+            type(c_ptr), value :: p
+            type(lensdiff_sampler_config), intent(in) :: cfg
+            type(c_ptr), intent(out) :: out
+            integer(c_int) :: lensdiff_joint_sampler_create
+        end function lensdiff_joint_sampler_create
+
+        function lensdiff_sampler_params(s, n_params) bind(C, name='lensdiff_sampler_params')
+            import :: c_int, c_ptr, c_size_t
+            type(c_ptr), value :: s
+            integer(c_size_t), intent(out) :: n_params
+            integer(c_int) :: lensdiff_sampler_params
+        end function lensdiff_sampler_params
+
+        ! out(n_params, chains) in Fortran order is the C [chains][n_params]
+        function lensdiff_sampler_theta(s, out, len) bind(C, name='lensdiff_sampler_theta')
+            import :: c_int, c_ptr, c_double, c_size_t
+            type(c_ptr), value :: s
+            real(c_double), intent(out) :: out(*)
+            integer(c_size_t), value :: len
+            integer(c_int) :: lensdiff_sampler_theta
+        end function lensdiff_sampler_theta
+
         function c_strlen(s) bind(C, name='strlen')
             import :: c_ptr, c_size_t
             type(c_ptr), value :: s

@@ -1,7 +1,7 @@
 /*
  * lensdiff_mpi: posterior chains split across MPI ranks from C.
  *
- *   mpirun -n 4 ./lensdiff_mpi OUTDIR [split|hmc]
+ *   mpirun -n 4 ./lensdiff_mpi OUTDIR [split|hmc|joint|joint-model FILE]
  *
  * Every rank builds the same problem (48x48 pixels of 1', default prior,
  * uniform noise 0.05, a Gaussian field simulated with seed 7) and calls the
@@ -13,6 +13,13 @@
  * With "split", MPI_COMM_WORLD is
  * split into two halves (even and odd ranks) that sample independently, and
  * rank 0 of each half writes OUTDIR/half<colour>_mean.f32 etc.
+ *
+ * With "joint" the chains sample the cosmological parameters (omega_c,
+ * sigma8) jointly with the map: the exact Gaussian joint prior of the default
+ * cosmology with priors N(0.3, 0.05^2) and N(0.8, 0.05^2), EDM with 16 levels;
+ * with "joint-model FILE", the learned joint prior of FILE (a `lensdiff train
+ * --joint` model), read by rank 0 and broadcast to every rank as a buffer.
+ * Rank 0 also writes OUTDIR/theta.f64 ([chains][2] float64).
  *
  * The host program owns MPI: lensdiff never initialises or finalises it.
  */
@@ -56,9 +63,11 @@ static void write_raw(const char *dir, const char *prefix, const char *name, con
 int main(int argc, char **argv) {
     int provided, world_rank, rank, size, split = argc > 2 && strcmp(argv[2], "split") == 0;
     int hmc = argc > 2 && strcmp(argv[2], "hmc") == 0;
+    int joint = argc > 2 && strcmp(argv[2], "joint") == 0;
+    const char *model = argc > 3 && strcmp(argv[2], "joint-model") == 0 ? argv[3] : NULL;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s OUTDIR [split|hmc]\n", argv[0]);
+    if (argc < 2 || (argc > 2 && strcmp(argv[2], "joint-model") == 0 && !model)) {
+        fprintf(stderr, "usage: %s OUTDIR [split|hmc|joint|joint-model FILE]\n", argv[0]);
         MPI_Abort(MPI_COMM_WORLD, 2);
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
@@ -86,7 +95,45 @@ int main(int argc, char **argv) {
     cfg.levels = 16;
     cfg.seed = 3;
     if (hmc) cfg.sampler = LENSDIFF_SAMPLER_ANNEALED_HMC;
-    check(lensdiff_sampler_create(p, &cfg, &s), "sampler");
+    if (joint || model) {
+        if (joint) {
+            lensdiff_cosmology cosmo;
+            const double mean0[2] = {0.3, 0.8}, std0[2] = {0.05, 0.05};
+            check(lensdiff_cosmology_init(&cosmo), "cosmology");
+            check(lensdiff_problem_set_joint_prior_cosmology(p, &cosmo, "omega_c,sigma8", mean0, std0, 2),
+                  "joint prior");
+        } else {
+            /* rank 0 reads the model; every rank loads it from the broadcast bytes */
+            long n = 0;
+            unsigned char *bytes = NULL;
+            if (rank == 0) {
+                FILE *f = fopen(model, "rb");
+                if (!f || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 || fseek(f, 0, SEEK_SET) != 0) {
+                    fprintf(stderr, "cannot read %s\n", model);
+                    MPI_Abort(MPI_COMM_WORLD, 1);
+                }
+                bytes = malloc((size_t)n);
+                if (fread(bytes, 1, (size_t)n, f) != (size_t)n) {
+                    fprintf(stderr, "cannot read %s\n", model);
+                    MPI_Abort(MPI_COMM_WORLD, 1);
+                }
+                fclose(f);
+            }
+            MPI_Bcast(&n, 1, MPI_LONG, 0, comm);
+            if (rank != 0) bytes = malloc((size_t)n);
+            MPI_Bcast(bytes, (int)n, MPI_UNSIGNED_CHAR, 0, comm);
+            check(lensdiff_problem_load_joint_model_buffer(p, bytes, (size_t)n, NULL), "joint model");
+            free(bytes);
+        }
+        check(lensdiff_joint_sampler_config_init(&cfg), "joint config");
+        cfg.chains = 20;
+        cfg.batch = 4;
+        cfg.levels = 16;
+        cfg.seed = 3;
+        check(lensdiff_joint_sampler_create(p, &cfg, &s), "joint sampler");
+    } else {
+        check(lensdiff_sampler_create(p, &cfg, &s), "sampler");
+    }
     check(lensdiff_sampler_run_mpi(s, (int32_t)MPI_Comm_c2f(comm), 1), "run_mpi");
     int32_t node_rank = -1, node_size = -1;
     check(lensdiff_mpi_node_rank((int32_t)MPI_Comm_c2f(comm), &node_rank, &node_size), "node_rank");
@@ -108,6 +155,14 @@ int main(int argc, char **argv) {
         FILE *w = open_out(argv[1], prefix, "work.txt", "w");
         fprintf(w, "%llu %llu\n", (unsigned long long)nfe, (unsigned long long)inner);
         fclose(w);
+        if (joint || model) {
+            size_t np = 0;
+            check(lensdiff_sampler_params(s, &np), "params");
+            double *theta = malloc(chains * np * sizeof *theta);
+            check(lensdiff_sampler_theta(s, theta, chains * np), "theta");
+            write_raw(argv[1], prefix, "theta.f64", theta, sizeof *theta, chains * np);
+            free(theta);
+        }
         if (hmc) {
             double *acc = malloc(chains * sizeof *acc);
             check(lensdiff_sampler_acceptance(s, acc, chains), "acceptance");

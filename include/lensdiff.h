@@ -404,6 +404,130 @@ uint32_t lensdiff_version(void);
 const char *lensdiff_version_string(void);
 
 /**
+ * Sets the exact Gaussian joint prior: Gaussian maps whose C_ell follows
+ * `cosmo` (as [`super::lensdiff_problem_set_prior_cosmology`]) with the
+ * `n_params` parameters named in `names` (comma-separated, e.g.
+ * `"omega_c,sigma8"`; any of omega_c, omega_b, h, n_s, sigma8, w0, wa; 1 to
+ * 3) varied under independent Gaussian priors `N(prior_mean[i],
+ * prior_std[i]²)`, the others fixed at `cosmo`'s values. Tabulates the
+ * spectra over the prior box (21 nodes a parameter: a few seconds for two).
+ * Replaces any joint prior the problem had.
+ *
+ * # Safety
+ * `cosmo` initialised with [`super::lensdiff_cosmology_init`]; `names` a
+ * NUL-terminated string; `prior_mean`, `prior_std` valid for `n_params`
+ * doubles.
+ */
+lensdiff_status lensdiff_problem_set_joint_prior_cosmology(lensdiff_problem *p,
+                                                           const lensdiff_cosmology *cosmo,
+                                                           const char *names,
+                                                           const double *prior_mean,
+                                                           const double *prior_std,
+                                                           size_t n_params);
+
+/**
+ * Loads a learned joint prior (a `lensdiff train --joint` safetensors file,
+ * pure or hybrid) for the problem's grid: its pixel must be the training
+ * pixel and its sides divisible by 2^(levels - 1) of the U-Net. The
+ * parameters, their priors and `sigma_d` are the model's. The spectral
+ * guidance takes its Gaussian model from `guidance_cosmo` when non-NULL (a
+ * cosmology with the model's parameters varied), else from the model's own
+ * cosmology (a pure model without one then fails with INVALID_ARGUMENT).
+ * Replaces any joint prior the problem had. A missing file is `IO`; a
+ * corrupt, truncated or foreign file `FORMAT`; NaN weights `NON_FINITE`.
+ *
+ * # Safety
+ * `path` a NUL-terminated string; `guidance_cosmo` NULL or initialised with
+ * [`super::lensdiff_cosmology_init`].
+ */
+lensdiff_status lensdiff_problem_load_joint_model(lensdiff_problem *p,
+                                                  const char *path,
+                                                  const lensdiff_cosmology *guidance_cosmo);
+
+/**
+ * As [`lensdiff_problem_load_joint_model`], from the `len` bytes of a
+ * model file in the caller's memory (e.g. broadcast over MPI); the bytes are
+ * parsed and copied, so the buffer may be freed afterwards.
+ *
+ * # Safety
+ * `data` valid for `len` bytes; `guidance_cosmo` NULL or initialised.
+ */
+lensdiff_status lensdiff_problem_load_joint_model_buffer(lensdiff_problem *p,
+                                                         const uint8_t *data,
+                                                         size_t len,
+                                                         const lensdiff_cosmology *guidance_cosmo);
+
+/**
+ * Number of parameters of the problem's joint prior.
+ *
+ * # Safety
+ * `n_params` valid for one `size_t`.
+ */
+lensdiff_status lensdiff_problem_joint_params(const lensdiff_problem *p, size_t *n_params);
+
+/**
+ * Parameter `index` of the joint prior: its name (NUL-terminated, into
+ * `name` of `name_len` bytes; SHAPE if it does not fit) and its prior mean
+ * and std. Any of the three outputs may be NULL.
+ *
+ * # Safety
+ * Non-NULL outputs valid: `name` for `name_len` bytes.
+ */
+lensdiff_status lensdiff_problem_joint_param(const lensdiff_problem *p,
+                                             size_t index,
+                                             char *name,
+                                             size_t name_len,
+                                             double *prior_mean,
+                                             double *prior_std);
+
+/**
+ * Fills `cfg` with the joint sampler's defaults and sets `struct_size`: as
+ * [`super::lensdiff_sampler_config_init`] but Karras et al.'s stochastic
+ * sampler (EDM) with 128 levels, `lensdiff joint`'s default (Heun's ODE is
+ * biased with the joint guidance, docs/joint.md).
+ *
+ * # Safety
+ * `cfg` valid for writing a `lensdiff_sampler_config`.
+ */
+lensdiff_status lensdiff_joint_sampler_config_init(lensdiff_sampler_config *cfg);
+
+/**
+ * Creates a joint sampler of parameters and map for a problem with shear,
+ * noise and a joint prior (shared with the problem, which may change or be
+ * destroyed afterwards). Runs on the CPU (device CUDA and refinement are
+ * UNSUPPORTED); every integrator and guidance scheme is accepted, but only
+ * the spectral guidance with EDM or Heun is validated (docs/joint.md). The
+ * results: the map functions of `lensdiff_sampler_*` (convergence units)
+ * and [`lensdiff_sampler_theta`].
+ *
+ * # Safety
+ * `p` a live problem, `cfg` an initialised config, `out` valid for one pointer.
+ */
+lensdiff_status lensdiff_joint_sampler_create(const lensdiff_problem *p,
+                                              const lensdiff_sampler_config *cfg,
+                                              lensdiff_sampler **out);
+
+/**
+ * Number of parameters a sampler draws besides the map (0 for a map
+ * sampler).
+ *
+ * # Safety
+ * `s` a live sampler, `n_params` valid.
+ */
+lensdiff_status lensdiff_sampler_params(const lensdiff_sampler *s, size_t *n_params);
+
+/**
+ * The parameter samples of a joint sampler, `[chains][n_params]` in the
+ * prior's order and physical units (`len = chains * n_params`, with the
+ * chains this handle holds: see `lensdiff_sampler_chains`).
+ * INVALID_ARGUMENT for a map sampler.
+ *
+ * # Safety
+ * `out` valid for `len` doubles.
+ */
+lensdiff_status lensdiff_sampler_theta(const lensdiff_sampler *s, double *out, size_t len);
+
+/**
  * Creates a problem on an `ny` x `nx` grid of `pixel_arcmin` pixels.
  *
  * # Safety

@@ -79,6 +79,9 @@ macro_rules! case {
     }};
 }
 
+#[path = "c_api/joint_cases.rs"]
+mod joint_cases;
+
 fn status_name(s: S) -> String {
     unsafe { CStr::from_ptr(lensdiff_status_name(s as i32)) }
         .to_string_lossy()
@@ -1172,6 +1175,7 @@ unsafe fn matrix() -> Vec<Case> {
         S::StaleHandle,
         lensdiff_sampler_destroy(p as *mut LensdiffSampler)
     );
+    joint_cases::joint_cases(&mut c, p, stale, sm);
     for h in [p, q, fresh, fresh2] {
         assert_eq!(lensdiff_problem_destroy(h), S::Ok);
     }

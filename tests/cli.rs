@@ -1196,3 +1196,212 @@ fn joint_writes_theta_corner_maps_and_summary() {
     ]);
     assert!(!o.status.success());
 }
+
+/// `lensdiff train --joint` on pairs read from files (`--data MAPS --theta
+/// TABLE`, CSV by name or npy in the space's order) with the parameter prior
+/// from `--params-file`, and on `--simulate lognormal` pairs; `lensdiff joint
+/// --gaussian-cosmology` takes the same `--params-file`; bad tables and flag
+/// misuse are one-line errors.
+#[test]
+fn train_joint_from_files_with_a_params_file_and_lognormal_pairs() {
+    let d = common::temp_dir("cli-train-joint-files");
+    let (count, side) = (8, 16);
+    let maps: Vec<f32> = common::noise_vec(count * side * side, 3)
+        .iter()
+        .map(|v| 0.01 * v)
+        .collect();
+    let m = d.join("maps.npy");
+    let a = ndarray::ArrayD::from_shape_vec(vec![count, side, side], maps).unwrap();
+    lensdiff::io::npy::write_f32(&m, a.view()).unwrap();
+    let theta: Vec<[f64; 2]> = (0..count)
+        .map(|i| [0.3 + 0.01 * i as f64, 0.8 - 0.01 * i as f64])
+        .collect();
+    let csv = |name: &str, rows: &[String]| {
+        let p = d.join(name);
+        std::fs::write(&p, rows.join("\n")).unwrap();
+        p
+    };
+    let mut rows = vec!["omega_c,sigma8".to_string()];
+    rows.extend(theta.iter().map(|t| format!("{},{}", t[0], t[1])));
+    let t = csv("theta.csv", &rows);
+    // the prior file lists sigma8 first: the model's order is the file's
+    let pf = d.join("prior.json");
+    std::fs::write(
+        &pf,
+        r#"[{"name": "sigma8", "mean": 0.8, "std": 0.05}, {"name": "omega_c", "mean": 0.3, "std": 0.05}]"#,
+    )
+    .unwrap();
+    let small = [
+        "--crop",
+        "16",
+        "--channels",
+        "4,8",
+        "--kind",
+        "pure",
+        "--steps",
+        "3",
+        "--batch",
+        "2",
+        "--heldout",
+        "2",
+        "--eval-every",
+        "0",
+    ];
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--joint"];
+        args.extend_from_slice(&small);
+        args.extend_from_slice(extra);
+        lensdiff(&args)
+    };
+    let model = d.join("files.safetensors");
+    let o = train(&[
+        "--data",
+        s(&m),
+        "--theta",
+        s(&t),
+        "--params-file",
+        s(&pf),
+        "--pixel-arcmin",
+        "2.34375",
+        "--out",
+        s(&model),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("8 pairs 16x16") && err.contains("exact Gaussian joint denoiser"),
+        "{err}"
+    );
+    let den = lensdiff::prior::joint::JointDenoiser::load(&model).unwrap();
+    assert_eq!(den.space().names(), ["sigma8", "omega_c"]);
+    // an npy table: its columns are the parameters in the space's order
+    let tn = d.join("theta.npy");
+    let a = ndarray::ArrayD::from_shape_vec(
+        vec![count, 2],
+        theta.iter().flat_map(|t| [t[1], t[0]]).collect(),
+    )
+    .unwrap();
+    lensdiff::io::npy::write_f64(&tn, a.view()).unwrap();
+    let o = train(&[
+        "--data",
+        s(&m),
+        "--theta",
+        s(&tn),
+        "--params-file",
+        s(&pf),
+        "--pixel-arcmin",
+        "2.34375",
+        "--out",
+        s(&d.join("npy.safetensors")),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // log-normal pairs of C_ell(theta)
+    let o = train(&[
+        "--simulate",
+        "lognormal",
+        "--lambda",
+        "0.03",
+        "--pixel-arcmin",
+        "2.34375",
+        "--out",
+        s(&d.join("ln.safetensors")),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // bad tables and flags: one line each
+    let mut short = rows.clone();
+    short.pop();
+    let mut nan = rows.clone();
+    nan[3] = "nan,0.8".into();
+    let mut unknown = rows.clone();
+    unknown[0] = "omega_c,s8".into();
+    let short = csv("short.csv", &short);
+    let nan = csv("nan.csv", &nan);
+    let unknown = csv("unknown.csv", &unknown);
+    let px = ["--pixel-arcmin", "2.34375", "--out", "x.safetensors"];
+    for (extra, needle) in [
+        (vec!["--data", s(&m)], "--theta"),
+        (
+            vec!["--data", s(&m), "--theta", s(&short)],
+            "7 rows for 8 maps",
+        ),
+        (
+            vec!["--data", s(&m), "--theta", s(&nan)],
+            "`omega_c` in row 2",
+        ),
+        (
+            vec!["--data", s(&m), "--theta", s(&unknown)],
+            "unknown parameter `s8`",
+        ),
+        (
+            vec!["--params-file", s(&pf), "--param", "omega_c=0.3,0.05"],
+            "not both",
+        ),
+        (
+            vec!["--simulate", "gaussian", "--lambda", "0.03"],
+            "--lambda",
+        ),
+    ] {
+        let mut args = extra.clone();
+        args.extend_from_slice(&px);
+        let o = train(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{extra:?} succeeded");
+        assert!(
+            err.starts_with("lensdiff: error:") && err.lines().count() == 1,
+            "{extra:?}: {err}"
+        );
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+    // npy maps have no WCS: the pixel size is needed
+    let o = train(&["--data", s(&m), "--theta", s(&t), "--out", "x.safetensors"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no WCS"));
+    // `lensdiff joint --gaussian-cosmology --params-file`
+    ok(&[
+        "simulate",
+        "--size",
+        "16",
+        "--pixel-arcmin",
+        "2.34375",
+        "--cosmology",
+        "--field",
+        "gaussian",
+        "--seed",
+        "2",
+        "--out-prefix",
+        s(&d.join("sim")),
+    ]);
+    let sim = ["e1", "e2", "std1", "std2"].map(|f| d.join(format!("sim_{f}.fits")));
+    let joint = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "joint",
+            "--gaussian-cosmology",
+            "--e1",
+            s(&sim[0]),
+            "--e2",
+            s(&sim[1]),
+            "--std1",
+            s(&sim[2]),
+            "--std2",
+            s(&sim[3]),
+            "--params-file",
+            s(&pf),
+            "--chains",
+            "2",
+            "--levels",
+            "4",
+            "--no-samples",
+            "--out",
+            s(out),
+        ];
+        args.extend_from_slice(extra);
+        lensdiff(&args)
+    };
+    let run = d.join("run");
+    let o = joint(&run, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let header = std::fs::read_to_string(run.join("theta.csv")).unwrap();
+    assert!(header.starts_with("chain,sigma8,omega_c\n"), "{header}");
+    let o = joint(&d.join("bad"), &["--param", "h=0.7,0.05"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("not both"), "{err}");
+}

@@ -344,12 +344,10 @@ fn cli_under_mpirun_is_bitwise_identical_to_a_plain_run() {
     );
 }
 
-#[test]
-#[ignore = "needs the mpi build and mpirun: scripts/test.sh runs it"]
-fn fortran_f08_example_matches_the_c_example() {
-    let t = tools("fortran_f08_example", &["mpirun", "mpicc", "mpifort"]);
+/// Builds the C MPI example and the Fortran mpi_f08 example (with the
+/// module) into `d`, linked against the MPI build: their paths.
+fn build_c_and_fortran_examples(t: &Tools, d: &Path) -> (PathBuf, PathBuf) {
     let root = common::root();
-    let d = common::temp_dir("mpi-fortran");
     let link = |cmd: &mut Command| {
         cmd.arg(format!("-L{}", t.lib_dir.display()))
             .arg("-llensdiff")
@@ -415,6 +413,16 @@ fn fortran_f08_example_matches_the_c_example() {
     ld.args(flags).arg(&f_obj).arg(mod_dir.join("lensdiff.o"));
     link(&mut ld);
     common::run_ok("mpifort (link)", ld.arg("-o").arg(&f_exe));
+
+    (c_exe, f_exe)
+}
+
+#[test]
+#[ignore = "needs the mpi build and mpirun: scripts/test.sh runs it"]
+fn fortran_f08_example_matches_the_c_example() {
+    let t = tools("fortran_f08_example", &["mpirun", "mpicc", "mpifort"]);
+    let d = common::temp_dir("mpi-fortran");
+    let (c_exe, f_exe) = build_c_and_fortran_examples(&t, &d);
 
     // 1, 2, 3, 4 ranks over MPI_COMM_WORLD and 4 split in two halves: same files, bitwise
     let plain = ["mean.f32", "std.f32", "samples.f32", "work.txt"];
@@ -541,4 +549,94 @@ fn joint_under_mpirun_is_independent_of_the_rank_count() {
     );
     let summary = std::fs::read_to_string(three.join("summary.json")).unwrap();
     assert!(summary.contains("3 MPI ranks"), "{summary}");
+}
+
+/// Joint sampling of parameters and map from C and Fortran under `mpirun`
+/// (issue #15, part 6): the C and mpi_f08 examples in their `joint` (exact
+/// Gaussian joint prior) and `joint-model` (learned joint prior: C loads the
+/// bytes rank 0 broadcast, Fortran the file on every rank) modes write
+/// bitwise the same parameters, maps and moments with 1, 2 and 3 ranks, and
+/// the `joint` run is the Rust API's.
+#[test]
+#[ignore = "needs the mpi build and mpirun: scripts/test.sh runs it"]
+fn joint_c_and_fortran_examples_are_bitwise_identical_for_1_to_3_ranks() {
+    use lensdiff::prior::joint::{GaussianJoint, JointPrior, ParamSpace};
+    use lensdiff::sampler::joint_guided::{to_physical, JointGuidedPosterior};
+    use lensdiff::sampler::{sample, Guidance, RunSpec, SamplerConfig, SamplerKind};
+
+    let t = tools("joint_examples_mpi", &["mpirun", "mpicc", "mpifort"]);
+    let d = common::temp_dir("mpi-joint-examples");
+    let (c_exe, f_exe) = build_c_and_fortran_examples(&t, &d);
+    let g = lensdiff::Grid::square(48, 1.0).unwrap();
+    let space = ParamSpace::new(&["omega_c", "sigma8"], &[0.3, 0.8], &[0.05, 0.05]).unwrap();
+    let model = d.join("joint.safetensors");
+    common::joint_models::joint_model(lensdiff::prior::DenoiserKind::Hybrid, &space, &g, false, 5)
+        .save(&model)
+        .unwrap();
+    let files = [
+        "mean.f32",
+        "std.f32",
+        "samples.f32",
+        "theta.f64",
+        "work.txt",
+    ];
+    for mode in ["joint", "joint-model"] {
+        let mut outs = vec![];
+        for (lang, exe, n) in [
+            ("c", &c_exe, 1),
+            ("c", &c_exe, 2),
+            ("c", &c_exe, 3),
+            ("fortran", &f_exe, 1),
+            ("fortran", &f_exe, 3),
+        ] {
+            let out = d.join(format!("{mode}-{lang}-{n}"));
+            std::fs::create_dir_all(&out).unwrap();
+            let mut args = vec![exe.to_str().unwrap(), out.to_str().unwrap(), mode];
+            if mode == "joint-model" {
+                args.push(model.to_str().unwrap());
+            }
+            mpirun(n, &args);
+            let mut want: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+            want.sort();
+            assert_eq!(common::listing(&out), want, "{mode} {lang} {n} ranks");
+            outs.push((format!("{lang} with {n} ranks"), out));
+        }
+        let (_, first) = &outs[0];
+        assert_eq!(common::read_f64(&first.join("theta.f64")).len(), 40);
+        for (what, out) in &outs[1..] {
+            for f in files {
+                assert!(
+                    common::read_bytes(&first.join(f)) == common::read_bytes(&out.join(f)),
+                    "{mode}: {f} of {what} differs from C with 1 rank"
+                );
+            }
+        }
+    }
+    // the exact Gaussian joint prior's run is the Rust API's
+    let power = lensdiff::spectrum::ClTable::default_kappa().pixel_power(&g);
+    let noise = lensdiff::noise::NoiseModel::uniform(g, 0.05, None).unwrap();
+    let data = common::shear_data(&g, &power, noise, 7, 7);
+    let r = common::joint_models::default_recipe();
+    let prior = GaussianJoint::from_cosmology(&g, &space, &r.base, &r.source, &r.cl).unwrap();
+    let post = JointGuidedPosterior::new(&prior, &data, Guidance::Spectral { tol: 1e-4 }).unwrap();
+    let cfg = SamplerConfig {
+        kind: SamplerKind::from_name("edm").unwrap(),
+        levels: 16,
+        ..SamplerConfig::default()
+    };
+    let mut set = sample(
+        &post,
+        &cfg,
+        &RunSpec::new(3, 20).in_batches(4),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let phys = to_physical(prior.space(), prior.sigma_d(), &mut set, None).unwrap();
+    let c1 = d.join("joint-c-1");
+    assert_eq!(common::read_f64(&c1.join("theta.f64")), phys.theta);
+    assert_eq!(common::read_f32(&c1.join("samples.f32")), set.samples);
+    assert_eq!(
+        common::read_f32(&c1.join("mean.f32")),
+        phys.moments.mean_f32()
+    );
 }

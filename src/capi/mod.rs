@@ -9,9 +9,11 @@
 //! handle is answered with `LENSDIFF_STATUS_STALE_HANDLE`, never dereferenced. One handle must not be used by two threads at once; distinct
 //! handles may be.
 
+mod joint;
 mod problem;
 mod sampler;
 
+pub use joint::*;
 pub use problem::*;
 pub use sampler::*;
 
@@ -26,11 +28,11 @@ use crate::error::Error;
 /// Major version (also `LENSDIFF_VERSION_MAJOR`).
 pub const LENSDIFF_VERSION_MAJOR: u32 = 0;
 /// Minor version.
-pub const LENSDIFF_VERSION_MINOR: u32 = 2;
+pub const LENSDIFF_VERSION_MINOR: u32 = 3;
 /// Patch version.
 pub const LENSDIFF_VERSION_PATCH: u32 = 0;
 /// `MAJOR * 10000 + MINOR * 100 + PATCH`, as returned by [`lensdiff_version`].
-pub const LENSDIFF_VERSION_NUMBER: u32 = 200;
+pub const LENSDIFF_VERSION_NUMBER: u32 = 300;
 
 /// Result of every call.
 #[repr(C)]
@@ -282,6 +284,28 @@ pub(crate) fn out_ptr<'a, T>(p: *mut T, name: &str) -> CResult<&'a mut T> {
     }
     // SAFETY: non-NULL and, per the contract, valid for writes.
     Ok(unsafe { &mut *p })
+}
+
+/// A NUL-terminated UTF-8 string argument.
+///
+/// # Safety
+/// `p` NULL or a NUL-terminated string.
+pub(crate) unsafe fn c_str<'a>(p: *const c_char, name: &str) -> CResult<&'a str> {
+    if p.is_null() {
+        return Err(CError::new(
+            LensdiffStatus::NullPointer,
+            format!("{name} is NULL"),
+        ));
+    }
+    // SAFETY: non-NULL and, per the contract, NUL-terminated.
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|_| {
+            CError::new(
+                LensdiffStatus::InvalidArgument,
+                format!("{name} is not valid UTF-8"),
+            )
+        })
 }
 
 /// The message of the last failed call on this thread ("" if none). The

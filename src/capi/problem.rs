@@ -34,6 +34,9 @@ pub struct LensdiffProblem {
     sigma: Option<f64>,
     mask: Option<Vec<bool>>,
     pub(crate) prior_power: Option<Vec<f64>>,
+    /// The joint prior of parameters and map ([`super::joint`]), shared
+    /// read-only with the joint samplers made from this problem.
+    pub(crate) joint: Option<std::sync::Arc<super::joint::JointModel>>,
 }
 
 impl LensdiffProblem {
@@ -100,6 +103,7 @@ pub unsafe extern "C" fn lensdiff_problem_create(
                 sigma: None,
                 mask: None,
                 prior_power: None,
+                joint: None,
             }),
             Kind::Problem,
         );
@@ -566,6 +570,33 @@ impl LensdiffCosmology {
     }
 }
 
+/// The caller's cosmology struct: the fields its `struct_size` covers (at
+/// least the first version's), the rest at their defaults (size-prefixed ABI).
+///
+/// # Safety
+/// `cosmo` NULL or valid for `cosmo->struct_size` bytes.
+pub(crate) unsafe fn read_cosmology(cosmo: *const LensdiffCosmology) -> CResult<LensdiffCosmology> {
+    if cosmo.is_null() {
+        return Err(CError::new(LensdiffStatus::NullPointer, "cosmo is NULL"));
+    }
+    let size = std::ptr::read_unaligned(cosmo as *const u32) as usize;
+    let ours = std::mem::size_of::<LensdiffCosmology>();
+    if size < COSMOLOGY_V1_SIZE {
+        return Err(CError::new(
+            LensdiffStatus::InvalidArgument,
+            format!("cosmo->struct_size is {size}, expected at least {COSMOLOGY_V1_SIZE}: call lensdiff_cosmology_init"),
+        ));
+    }
+    let mut c = LensdiffCosmology::default();
+    std::ptr::copy_nonoverlapping(
+        cosmo as *const u8,
+        &mut c as *mut LensdiffCosmology as *mut u8,
+        size.min(ours),
+    );
+    c.struct_size = ours as u32;
+    Ok(c)
+}
+
 /// Points per decade of the multipoles of [`cosmology_prior_ells`].
 const PRIOR_ELLS_PER_DECADE: f64 = 64.0;
 
@@ -616,27 +647,7 @@ pub unsafe extern "C" fn lensdiff_problem_set_prior_cosmology(
 ) -> LensdiffStatus {
     guard(|| {
         let pr = problem_mut(p)?;
-        if cosmo.is_null() {
-            return Err(CError::new(LensdiffStatus::NullPointer, "cosmo is NULL"));
-        }
-        // size-prefixed ABI: read what the caller's struct holds (at least the
-        // first version's fields), the rest keeps its defaults
-        let size = std::ptr::read_unaligned(cosmo as *const u32) as usize;
-        let ours = std::mem::size_of::<LensdiffCosmology>();
-        if size < COSMOLOGY_V1_SIZE {
-            return Err(CError::new(
-                LensdiffStatus::InvalidArgument,
-                format!("cosmo->struct_size is {size}, expected at least {COSMOLOGY_V1_SIZE}: call lensdiff_cosmology_init"),
-            ));
-        }
-        let mut c = LensdiffCosmology::default();
-        std::ptr::copy_nonoverlapping(
-            cosmo as *const u8,
-            &mut c as *mut LensdiffCosmology as *mut u8,
-            size.min(ours),
-        );
-        c.struct_size = ours as u32;
-        let (cosmology, nz, opts) = c.to_rust()?;
+        let (cosmology, nz, opts) = read_cosmology(cosmo)?.to_rust()?;
         let ells = cosmology_prior_ells(&pr.grid);
         let cl = convergence_cl(&cosmology, &[nz.source()?], &ells, &opts)?;
         let t = ClTable::new(ells, cl.cl[0].clone())?;

@@ -5,8 +5,12 @@ use super::{
     guard, handle, handle_mut, out_ptr, output, register, release, CError, CResult, Kind,
     LensdiffStatus,
 };
+use std::sync::Arc;
+
+use super::joint::JointModel;
 use crate::backend::Device;
 use crate::prior::GaussianPrior;
+use crate::sampler::joint_guided::to_physical;
 use crate::sampler::Moments;
 use crate::sampler::{engine, sample, RunSpec};
 use crate::sampler::{
@@ -202,9 +206,16 @@ impl LensdiffSamplerConfig {
     }
 }
 
+/// What a sampler samples: the map under a Gaussian prior, or parameters and
+/// map under a joint prior ([`super::joint`]).
+enum SamplerPrior {
+    Map(GaussianPrior),
+    Joint(Arc<JointModel>),
+}
+
 /// Opaque: a sampler bound to a copy of a problem's data and prior.
 pub struct LensdiffSampler {
-    prior: GaussianPrior,
+    prior: SamplerPrior,
     data: ShearData,
     cfg: SamplerConfig,
     guidance: Guidance,
@@ -218,6 +229,135 @@ pub struct LensdiffSampler {
     merged: Option<Moments>,
     /// Inner CG iterations of all chains of all ranks, by an MPI run.
     inner_all_ranks: Option<u64>,
+    /// A joint run's parameter samples `[chains][p]` (physical units).
+    theta: Option<Vec<f64>>,
+}
+
+impl LensdiffSampler {
+    /// Registers a sampler of `prior` for the problem's data and the caller's
+    /// configuration.
+    unsafe fn create(
+        pr: &LensdiffProblem,
+        cfg: *const LensdiffSamplerConfig,
+        prior: impl FnOnce(&ShearData, Guidance) -> CResult<SamplerPrior>,
+    ) -> CResult<*mut LensdiffSampler> {
+        let c = read_config(cfg)?;
+        let (rcfg, guidance) = c.to_rust()?;
+        let device = c.device()?;
+        let (g1, g2) = pr.shear()?;
+        let data = ShearData::new(g1.to_vec(), g2.to_vec(), pr.noise()?)?;
+        let prior = prior(&data, guidance)?;
+        Ok(register(
+            Box::new(LensdiffSampler {
+                prior,
+                data,
+                cfg: rcfg,
+                guidance,
+                run: RunSpec {
+                    seed: c.seed,
+                    first_chain: c.first_chain,
+                    chains: c.chains as usize,
+                    batch: c.batch as usize,
+                    device,
+                },
+                cuda: None,
+                result: None,
+                merged: None,
+                inner_all_ranks: None,
+                theta: None,
+            }),
+            Kind::Sampler,
+        ))
+    }
+
+    /// A joint sampler of `model` (CPU, no refinement).
+    pub(crate) unsafe fn create_joint(
+        pr: &LensdiffProblem,
+        cfg: *const LensdiffSamplerConfig,
+        model: Arc<JointModel>,
+    ) -> CResult<*mut LensdiffSampler> {
+        let c = read_config(cfg)?;
+        if c.device()? != Device::Cpu {
+            return Err(CError::new(
+                LensdiffStatus::Unsupported,
+                "joint sampling runs on the CPU for now: set device_kind = LENSDIFF_DEVICE_CPU",
+            ));
+        }
+        if c.refine != LENSDIFF_REFINE_NONE {
+            return Err(CError::new(
+                LensdiffStatus::Unsupported,
+                "refinement is for map samplers only: set refine = LENSDIFF_REFINE_NONE",
+            ));
+        }
+        Self::create(pr, cfg, |data, guidance| {
+            model.check(data, guidance)?;
+            Ok(SamplerPrior::Joint(model))
+        })
+    }
+
+    /// The joint prior of a joint sampler.
+    pub(crate) fn joint_model(&self) -> Option<&JointModel> {
+        match &self.prior {
+            SamplerPrior::Joint(m) => Some(m),
+            SamplerPrior::Map(_) => None,
+        }
+    }
+
+    /// A joint run's parameter samples.
+    pub(crate) fn theta(&self) -> CResult<&[f64]> {
+        if self.joint_model().is_none() {
+            return Err(CError::new(
+                LensdiffStatus::InvalidArgument,
+                "a map sampler draws no parameters: make a joint sampler (lensdiff_joint_sampler_create)",
+            ));
+        }
+        self.theta.as_deref().ok_or_else(|| {
+            CError::new(
+                LensdiffStatus::CallOrder,
+                "no results yet: call lensdiff_sampler_run first",
+            )
+        })
+    }
+
+    /// Stores a run's results: a joint run's in physical units (parameters,
+    /// maps and their moments, from `merged` after an MPI run).
+    fn store(&mut self, mut set: SampleSet, merged: Option<Moments>) -> CResult<()> {
+        self.theta = None;
+        self.merged = match &self.prior {
+            SamplerPrior::Map(_) => merged,
+            SamplerPrior::Joint(m) => {
+                let phys = to_physical(m.space(), m.sigma_d(), &mut set, merged.as_ref())?;
+                self.theta = Some(phys.theta);
+                Some(phys.moments)
+            }
+        };
+        self.result = Some(set);
+        Ok(())
+    }
+}
+
+/// The caller's sampler config: the fields its `struct_size` covers (at
+/// least the first version's), the rest at their defaults (size-prefixed ABI).
+unsafe fn read_config(cfg: *const LensdiffSamplerConfig) -> CResult<LensdiffSamplerConfig> {
+    if cfg.is_null() {
+        return Err(CError::new(LensdiffStatus::NullPointer, "cfg is NULL"));
+    }
+    let size = std::ptr::read_unaligned(cfg as *const u32) as usize;
+    let ours = std::mem::size_of::<LensdiffSamplerConfig>();
+    if size < CONFIG_V1_SIZE {
+        return Err(CError::new(
+            LensdiffStatus::InvalidArgument,
+            format!("cfg->struct_size is {size}, expected at least {CONFIG_V1_SIZE}: call lensdiff_sampler_config_init"),
+        ));
+    }
+    let mut c = LensdiffSamplerConfig::default();
+    std::ptr::copy_nonoverlapping(
+        cfg as *const u8,
+        &mut c as *mut LensdiffSamplerConfig as *mut u8,
+        size.min(ours),
+    );
+    c.struct_size = ours as u32;
+    Ok(c)
 }
 
 fn sampler<'a>(s: *const LensdiffSampler) -> CResult<&'a LensdiffSampler> {
@@ -262,52 +402,11 @@ pub unsafe extern "C" fn lensdiff_sampler_create(
     guard(|| {
         let out = out_ptr(out, "out")?;
         let pr = handle(p, Kind::Problem, "problem")?;
-        if cfg.is_null() {
-            return Err(CError::new(LensdiffStatus::NullPointer, "cfg is NULL"));
-        }
-        // size-prefixed ABI: read what the caller's struct holds (at least the
-        // first version's fields), the rest keeps its defaults
-        let size = *(cfg as *const u32) as usize;
-        let ours = std::mem::size_of::<LensdiffSamplerConfig>();
-        if size < CONFIG_V1_SIZE {
-            return Err(CError::new(
-                LensdiffStatus::InvalidArgument,
-                format!("cfg->struct_size is {size}, expected at least {CONFIG_V1_SIZE}: call lensdiff_sampler_config_init"),
-            ));
-        }
-        let mut c = LensdiffSamplerConfig::default();
-        std::ptr::copy_nonoverlapping(
-            cfg as *const u8,
-            &mut c as *mut LensdiffSamplerConfig as *mut u8,
-            size.min(ours),
-        );
-        c.struct_size = ours as u32;
-        let (rcfg, guidance) = c.to_rust()?;
-        let device = c.device()?;
-        let (g1, g2) = pr.shear()?;
-        let data = ShearData::new(g1.to_vec(), g2.to_vec(), pr.noise()?)?;
-        let prior = GaussianPrior::new(pr.grid, pr.power()?.to_vec())?;
-        GuidedPosterior::new(&prior, &data, guidance)?;
-        *out = register(
-            Box::new(LensdiffSampler {
-                prior,
-                data,
-                cfg: rcfg,
-                guidance,
-                run: RunSpec {
-                    seed: c.seed,
-                    first_chain: c.first_chain,
-                    chains: c.chains as usize,
-                    batch: c.batch as usize,
-                    device,
-                },
-                cuda: None,
-                result: None,
-                merged: None,
-                inner_all_ranks: None,
-            }),
-            Kind::Sampler,
-        );
+        *out = LensdiffSampler::create(pr, cfg, |data, guidance| {
+            let prior = GaussianPrior::new(pr.grid, pr.power()?.to_vec())?;
+            GuidedPosterior::new(&prior, data, guidance)?;
+            Ok(SamplerPrior::Map(prior))
+        })?;
         Ok(())
     })
 }
@@ -329,16 +428,21 @@ pub unsafe extern "C" fn lensdiff_sampler_destroy(s: *mut LensdiffSampler) -> Le
 pub unsafe extern "C" fn lensdiff_sampler_run(s: *mut LensdiffSampler) -> LensdiffStatus {
     guard(|| {
         let sm = handle_mut(s, Kind::Sampler, "sampler")?;
-        let post = GuidedPosterior::new(&sm.prior, &sm.data, sm.guidance)?;
         let run = sm.run;
-        let set = match &sm.cuda {
-            Some(be) => engine::run(be.as_ref(), &post, &sm.cfg, &run, &mut |_, _| {})?,
-            None => sample(&post, &sm.cfg, &run, &mut |_, _| {})?,
+        let set = match &sm.prior {
+            SamplerPrior::Map(prior) => {
+                let post = GuidedPosterior::new(prior, &sm.data, sm.guidance)?;
+                match &sm.cuda {
+                    Some(be) => engine::run(be.as_ref(), &post, &sm.cfg, &run, &mut |_, _| {})?,
+                    None => sample(&post, &sm.cfg, &run, &mut |_, _| {})?,
+                }
+            }
+            SamplerPrior::Joint(m) => m.with_posterior(&sm.data, sm.guidance, |post| {
+                sample(post, &sm.cfg, &run, &mut |_, _| {})
+            })?,
         };
-        sm.result = Some(set);
-        sm.merged = None;
         sm.inner_all_ranks = None;
-        Ok(())
+        sm.store(set, None)
     })
 }
 
@@ -486,24 +590,27 @@ fn run_mpi(sm: &mut LensdiffSampler, comm: i32, gather: bool) -> CResult<()> {
         ));
     }
     let world = duplicate_comm(comm)?;
-    let post = GuidedPosterior::new(&sm.prior, &sm.data, sm.guidance)?;
     let single = threading_support() == Threading::Single;
-    let out = crate::mpi_run::sample_distributed(
-        &world,
-        &post,
-        &sm.cfg,
-        &sm.run,
-        gather,
-        single,
-        &mut |_, _| {},
-    )?;
+    let run = |post: &dyn crate::sampler::engine::Model| {
+        crate::mpi_run::sample_distributed(
+            &world,
+            post,
+            &sm.cfg,
+            &sm.run,
+            gather,
+            single,
+            &mut |_, _| {},
+        )
+    };
+    let out = match &sm.prior {
+        SamplerPrior::Map(prior) => run(&GuidedPosterior::new(prior, &sm.data, sm.guidance)?)?,
+        SamplerPrior::Joint(m) => m.with_posterior(&sm.data, sm.guidance, run)?,
+    };
     drop(world);
-    let grid = *crate::prior::Prior::grid(&sm.prior);
-    sm.merged = Some(out.moments.clone());
+    let grid = *sm.data.grid();
+    let merged = out.moments.clone();
     sm.inner_all_ranks = Some(out.inner_iterations);
-    let set = out.into_set(grid);
-    sm.result = Some(set);
-    Ok(())
+    sm.store(out.into_set(grid), Some(merged))
 }
 
 /// Number of chains of the sampler.

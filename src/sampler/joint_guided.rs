@@ -39,13 +39,13 @@ use rayon::prelude::*;
 use super::engine::{Model, Target};
 use super::posterior::{inflated_tweedie_variance, posterior_power_of, shear_chi2, ScoreStats};
 use super::state::State;
-use super::{Guidance, ShearData};
+use super::{Guidance, Moments, SampleSet, ShearData};
 use crate::backend::cpu::Cpu;
 use crate::baselines::wiener::{GaussianSystem, WienerOptions};
 use crate::error::{Error, Result};
 use crate::grid::Grid;
 use crate::lensing::KaiserSquires;
-use crate::prior::joint::JointPrior;
+use crate::prior::joint::{JointPrior, ParamSpace};
 
 /// Iteration limit of the spectral guidance's inner solve.
 const MAX_INNER_ITERATIONS: usize = 500;
@@ -435,4 +435,52 @@ impl<P: JointPrior> Target<Cpu> for JointGuidedTarget<'_, '_, P> {
     fn start_hmc(&self, be: &Cpu, sigma0: f64, x: &mut State<Cpu>) -> Result<()> {
         self.initial(be, sigma0, x)
     }
+}
+
+/// A joint run in physical units ([`to_physical`]).
+#[derive(Clone, Debug)]
+pub struct PhysicalJoint {
+    /// Parameters `theta = mu + s u` per chain, `[chains][p]`.
+    pub theta: Vec<f64>,
+    /// Per-pixel moments of the convergence maps `kappa = sigma_d k`.
+    pub moments: Moments,
+}
+
+/// Converts a joint run from joint units to physical ones: the parameters
+/// `theta = mu + s u` of each chain, the maps `kappa = sigma_d k` in place
+/// (f32), and their moments: those of the joint-unit maps (or `merged`, the
+/// moments a distributed run merged over its ranks) scaled by `sigma_d` in
+/// f64, so that they are bitwise the same whatever the number of ranks.
+pub fn to_physical(
+    space: &ParamSpace,
+    sigma_d: f64,
+    set: &mut SampleSet,
+    merged: Option<&Moments>,
+) -> Result<PhysicalJoint> {
+    let p = space.len();
+    let u = set
+        .params
+        .as_ref()
+        .ok_or_else(|| Error::invalid("joint", "the run returned no parameters"))?;
+    if u.len() != p * set.chains() {
+        return Err(Error::invalid(
+            "joint",
+            format!(
+                "{} parameter values for {} chains of {p} parameters",
+                u.len(),
+                set.chains()
+            ),
+        ));
+    }
+    let theta = u
+        .chunks(p)
+        .flat_map(|c| space.theta(&c.iter().map(|&v| v as f64).collect::<Vec<f64>>()))
+        .collect();
+    let moments = match merged {
+        Some(m) => m.scaled(sigma_d),
+        None => set.moments().scaled(sigma_d),
+    };
+    let sd = sigma_d as f32;
+    set.samples.iter_mut().for_each(|v| *v *= sd);
+    Ok(PhysicalJoint { theta, moments })
 }

@@ -61,6 +61,16 @@ impl Moments {
         total
     }
 
+    /// The moments of the maps multiplied by `f`: mean `f mean`, sum of
+    /// squared deviations `f² m2` (e.g. joint units to convergence).
+    pub fn scaled(&self, f: f64) -> Moments {
+        Moments {
+            count: self.count,
+            mean: self.mean.iter().map(|m| f * m).collect(),
+            m2: self.m2.iter().map(|m| f * f * m).collect(),
+        }
+    }
+
     /// Flat form `[count, mean.., m2..]` (for message passing).
     pub fn to_flat(&self) -> Vec<f64> {
         let mut v = Vec::with_capacity(1 + 2 * self.mean.len());

@@ -10,7 +10,7 @@ use lensdiff::plot::{save_corner, CornerPlot};
 use lensdiff::prior::joint::{
     CosmologyRecipe, GaussianJoint, JointDenoiser, JointPrior, NeuralJoint, ParamSpace, MAX_PARAMS,
 };
-use lensdiff::sampler::joint_guided::JointGuidedPosterior;
+use lensdiff::sampler::joint_guided::{to_physical, JointGuidedPosterior, PhysicalJoint};
 use lensdiff::sampler::{sample, Model, SampleSet, SamplerConfig, SamplerKind};
 use lensdiff::smoothing::Boundary;
 use lensdiff::{Error, Result};
@@ -46,6 +46,11 @@ pub struct Args {
     /// priors omega_c=0.3,0.05 sigma8=0.8,0.05]; not with --model.
     #[arg(long = "param", value_name = "NAME=MEAN,STD")]
     pub params: Vec<String>,
+    /// The varied parameters and their priors from a JSON file, a list in the order of
+    /// the joint state: [{"name": "omega_c", "mean": 0.3, "std": 0.05}, ...]; not with
+    /// --param or --model.
+    #[arg(long, value_name = "FILE")]
+    pub params_file: Option<PathBuf>,
     /// True parameter values for the corner plot, NAME=VALUE (repeat).
     #[arg(long = "truth", value_name = "NAME=VALUE")]
     pub truth: Vec<String>,
@@ -65,8 +70,18 @@ pub struct Args {
     pub no_samples: bool,
 }
 
-/// The parameter space of the `--param` flags (the sbi_lens priors without any).
-pub(crate) fn param_space(flags: &[String]) -> Result<ParamSpace> {
+/// The parameter space of the `--param` flags or of the `--params-file` JSON
+/// file (the sbi_lens priors without either; both are refused).
+pub(crate) fn param_space(flags: &[String], file: Option<&std::path::Path>) -> Result<ParamSpace> {
+    if let Some(path) = file {
+        if !flags.is_empty() {
+            return Err(Error::invalid(
+                "--params-file",
+                "give the parameters with --param or with --params-file, not both",
+            ));
+        }
+        return ParamSpace::read_json(path);
+    }
     if flags.is_empty() {
         return Ok(ParamSpace::sbi_lens());
     }
@@ -186,10 +201,10 @@ pub fn run(a: Args) -> Result<()> {
 
 /// `--model`: the learned joint prior.
 fn run_learned(a: &Args, path: &std::path::Path, maps: ShearMaps) -> Result<()> {
-    if !a.params.is_empty() {
+    if !a.params.is_empty() || a.params_file.is_some() {
         return Err(Error::invalid(
             "--param",
-            "a learned joint prior fixes its parameters and priors: drop --param",
+            "a learned joint prior fixes its parameters and priors: drop --param and --params-file",
         ));
     }
     let den = JointDenoiser::load(path)?;
@@ -218,7 +233,7 @@ fn run_learned(a: &Args, path: &std::path::Path, maps: ShearMaps) -> Result<()> 
 /// `--gaussian-cosmology`: the exact Gaussian joint prior.
 fn run_gaussian(a: &Args, maps: ShearMaps) -> Result<()> {
     let grid = maps.grid;
-    let space = param_space(&a.params)?;
+    let space = param_space(&a.params, a.params_file.as_deref())?;
     let p = space.len();
     if p > lensdiff::prior::joint::table::MAX_TABLE_PARAMS {
         return Err(Error::invalid(
@@ -281,18 +296,8 @@ fn sample_and_write<P: JointPrior>(
         return Ok(()); // an MPI rank other than 0: rank 0 writes
     };
     // joint units to physical ones: kappa = sigma_d k, theta = mu + s u
-    let sd = prior.sigma_d() as f32;
-    set.samples.iter_mut().for_each(|v| *v *= sd);
-    let u = set
-        .params
-        .as_ref()
-        .ok_or_else(|| Error::invalid("joint", "the sampler returned no parameters"))?;
-    let theta: Vec<f64> = u
-        .chunks(p)
-        .flat_map(|c| space.theta(&c.iter().map(|&v| v as f64).collect::<Vec<f64>>()))
-        .collect();
+    let PhysicalJoint { theta, moments: m } = to_physical(space, prior.sigma_d(), &mut set, None)?;
     let chains = set.chains();
-    let m = set.moments();
     let (mean, std) = (m.mean_f32(), m.std_f32());
     let ext = a.format.ext();
     let shape = [grid.ny, grid.nx];

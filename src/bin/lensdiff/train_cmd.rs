@@ -47,8 +47,14 @@ pub enum Kind {
 #[derive(clap::Args)]
 pub struct Args {
     /// Training maps: FITS or npy stack [count][ny][nx] (or one map). Omit to simulate with --simulate.
+    /// With --joint, the maps of (theta, kappa) pairs whose parameters are in --theta.
     #[arg(long, conflicts_with = "simulate")]
     pub data: Option<PathBuf>,
+    /// With --joint and --data: the parameters of each map, one row per map. CSV with a
+    /// header row of parameter names (any column order), or npy [count][p] whose columns
+    /// are the parameters of --param / --params-file in their order.
+    #[arg(long, value_name = "TABLE", requires_all = ["joint", "data"])]
+    pub theta: Option<PathBuf>,
     /// Simulate training fields on the fly (a fresh realisation for every item of every step;
     /// alias --simulator).
     #[arg(long, alias = "simulator", value_enum)]
@@ -63,7 +69,7 @@ pub struct Args {
     pub cosmology: bool,
     #[command(flatten)]
     pub cosmo: CosmologyArgs,
-    /// Log-normal shift of simulated fields [default: 0.03].
+    /// Log-normal shift of simulated fields (map-only and --joint --simulate lognormal) [default: 0.03].
     #[arg(long)]
     pub lambda: Option<f64>,
     /// Seed of the simulated fields.
@@ -102,7 +108,7 @@ pub struct Args {
     /// EMA decay per step.
     #[arg(long, default_value_t = 0.995)]
     pub ema: f64,
-    /// Held-out maps (the last ones of a stack).
+    /// Held-out maps (the last ones of a stack; with --joint --data, the last pairs).
     #[arg(long, default_value_t = 16)]
     pub heldout: usize,
     /// Training seed (noise levels, noise, crops, flips).
@@ -120,17 +126,22 @@ pub struct Args {
     /// Resume from this checkpoint (same data; --steps may be raised).
     #[arg(long)]
     pub resume: Option<PathBuf>,
-    /// The trained model (EMA weights), safetensors.
     /// Train a joint denoiser of cosmological parameters and map (docs/joint.md):
     /// pairs (theta ~ prior of --param, kappa ~ the field at theta) simulated on
-    /// the fly with --simulate gaussian (spectra from the cosmology flags) or
-    /// sbi-lognormal; --kind hybrid refines the exact Gaussian joint denoiser.
+    /// the fly with --simulate gaussian or lognormal (spectra from the cosmology flags)
+    /// or sbi-lognormal, or read from files with --data MAPS --theta TABLE;
+    /// --kind hybrid refines the exact Gaussian joint denoiser.
     #[arg(long)]
     pub joint: bool,
     /// With --joint: a varied parameter and its Gaussian prior, NAME=MEAN,STD
     /// (repeat; 1 to 3) [default: omega_c=0.3,0.05 sigma8=0.8,0.05].
     #[arg(long = "param", value_name = "NAME=MEAN,STD", requires = "joint")]
     pub params: Vec<String>,
+    /// With --joint: the parameters and priors from a JSON file, a list in the order of
+    /// the joint state: [{"name": "omega_c", "mean": 0.3, "std": 0.05}, ...]; not with --param.
+    #[arg(long, value_name = "FILE", requires = "joint")]
+    pub params_file: Option<PathBuf>,
+    /// The trained model (EMA weights), safetensors.
     #[arg(long)]
     pub out: PathBuf,
 }

@@ -1,9 +1,10 @@
 //! `lensdiff train --joint`: train a joint denoiser of cosmological parameters
-//! and convergence map on simulated pairs (docs/joint.md).
+//! and convergence map on simulated pairs or pairs read from files
+//! (docs/joint.md).
 
 use lensdiff::cosmo::limber::ClOptions;
 use lensdiff::fields::sbi_lens;
-use lensdiff::prior::joint::train::{JointBandLoss, JointData, JointTrainer};
+use lensdiff::prior::joint::train::{JointBandLoss, JointData, JointPairs, JointTrainer};
 use lensdiff::prior::joint::{CosmologyRecipe, GaussianJoint, JointDenoiser, JointDenoiserMeta};
 use lensdiff::prior::train::StepStats;
 use lensdiff::prior::TrainConfig;
@@ -43,30 +44,69 @@ fn print_bands(trainer: &JointTrainer) -> Result<Vec<JointBandLoss>> {
 }
 
 pub fn run(a: &Args) -> Result<()> {
-    if a.data.is_some() {
-        return Err(Error::invalid(
-            "--data",
-            "joint training reads no files yet (maps with a theta table are planned): simulate pairs with --simulate gaussian|sbi-lognormal",
-        ));
-    }
-    if a.cl.is_some() || a.cosmology || a.lambda.is_some() {
+    if a.cl.is_some() || a.cosmology {
         return Err(Error::invalid(
             "--joint",
-            "joint training takes its spectra from the cosmology flags at each theta: drop --cl, --cosmology and --lambda",
+            "joint training takes its spectra from the cosmology flags at each theta: drop --cl and --cosmology",
         ));
     }
-    let space = param_space(&a.params)?;
-    let (data, grid, recipe) = match a.simulate {
-        Some(Simulated::Gaussian) => {
-            let grid = Grid::square(a.crop.unwrap_or(32), a.pixel_arcmin.unwrap_or(0.5))?;
-            let recipe = CosmologyRecipe {
-                base: a.cosmo.cosmology()?,
-                source: a.cosmo.nz()?.source()?,
-                cl: ClOptions::default(),
+    if a.lambda.is_some() && (a.data.is_some() || a.simulate != Some(Simulated::Lognormal)) {
+        return Err(Error::invalid(
+            "--lambda",
+            "with --joint, --lambda is the shift of --simulate lognormal",
+        ));
+    }
+    let space = param_space(&a.params, a.params_file.as_deref())?;
+    let recipe_of_flags = || -> Result<CosmologyRecipe> {
+        Ok(CosmologyRecipe {
+            base: a.cosmo.cosmology()?,
+            source: a.cosmo.nz()?.source()?,
+            cl: ClOptions::default(),
+        })
+    };
+    let simulated_grid = || Grid::square(a.crop.unwrap_or(32), a.pixel_arcmin.unwrap_or(0.5));
+    let (data, grid, recipe) = match (&a.data, a.simulate) {
+        (Some(maps), _) => {
+            let theta = a.theta.as_deref().ok_or_else(|| {
+                Error::invalid(
+                    "--theta",
+                    "joint training from files needs the parameters of each map: --data MAPS --theta TABLE \
+                     (CSV with a header row of parameter names, or npy [count][p])",
+                )
+            })?;
+            let pairs = JointPairs::read(maps, theta, space.names())?;
+            // the columns must be the parameters: checked before any work
+            pairs.standardised(&space)?;
+            // the flag, else the FITS WCS; the trainer refuses a flag the WCS contradicts
+            let pixel = match (a.pixel_arcmin, pairs.pixel_arcmin()) {
+                (Some(p), _) | (None, Some(p)) => p,
+                (None, None) => {
+                    return Err(Error::invalid(
+                        "--pixel-arcmin",
+                        format!(
+                            "{} has no WCS: give the maps' pixel size in arcmin",
+                            maps.display()
+                        ),
+                    ))
+                }
             };
-            (JointData::Gaussian { seed: a.data_seed }, grid, recipe)
+            let grid = Grid::square(a.crop.unwrap_or(32), pixel)?;
+            (JointData::Pairs(pairs), grid, recipe_of_flags()?)
         }
-        Some(Simulated::SbiLognormal) => {
+        (None, Some(Simulated::Gaussian)) => (
+            JointData::Gaussian { seed: a.data_seed },
+            simulated_grid()?,
+            recipe_of_flags()?,
+        ),
+        (None, Some(Simulated::Lognormal)) => (
+            JointData::LogNormal {
+                seed: a.data_seed,
+                lambda: a.lambda.unwrap_or(0.03),
+            },
+            simulated_grid()?,
+            recipe_of_flags()?,
+        ),
+        (None, Some(Simulated::SbiLognormal)) => {
             crate::simulate::check_sbi_lens_grid(&[("--crop", a.crop)], a.pixel_arcmin)?;
             a.cosmo.check_used(false).map_err(|_| {
                 Error::invalid(
@@ -83,10 +123,11 @@ pub fn run(a: &Args) -> Result<()> {
             };
             (JointData::SbiLens { seed: a.data_seed }, grid, recipe)
         }
-        Some(Simulated::Lognormal) | None => {
+        (None, None) => {
             return Err(Error::invalid(
                 "--simulate",
-                "joint training simulates pairs with --simulate gaussian or sbi-lognormal",
+                "joint training simulates pairs with --simulate gaussian|lognormal|sbi-lognormal \
+                 or reads them with --data MAPS --theta TABLE",
             ))
         }
     };
@@ -118,9 +159,31 @@ pub fn run(a: &Args) -> Result<()> {
             let mut meta = JointDenoiserMeta::new(kind, &space, sd, grid.pixel_arcmin);
             meta.gaussian = Some(recipe);
             let mut den = JointDenoiser::new(config, meta, a.seed)?;
-            let what = match data {
-                JointData::Gaussian { .. } => "Gaussian fields of C_ell(theta)",
-                JointData::SbiLens { .. } => "the sbi_lens 128² log-normal model",
+            let what = match &data {
+                JointData::Gaussian { .. } => "Gaussian fields of C_ell(theta)".to_string(),
+                JointData::LogNormal { lambda, .. } => {
+                    format!("log-normal fields of C_ell(theta) (lambda {lambda})")
+                }
+                JointData::SbiLens { .. } => "the sbi_lens 128² log-normal model".to_string(),
+                JointData::Pairs(p) => {
+                    let (ny, nx) = p.map_shape();
+                    let files = format!(
+                        "{} with {}",
+                        a.data
+                            .as_deref()
+                            .map_or("?".into(), |p| p.display().to_string()),
+                        a.theta
+                            .as_deref()
+                            .map_or("?".into(), |p| p.display().to_string())
+                    );
+                    eprintln!(
+                        "lensdiff train: {} pairs {ny}x{nx} ({files}); maps' pixel std {:.4e}, \
+                         sigma_d of the Gaussian joint prior {sd:.4e}",
+                        p.count(),
+                        p.pixel_std()
+                    );
+                    format!("{} (theta, kappa) pairs from {files}", p.count())
+                }
             };
             den.set_description(format!(
                 "{} joint denoiser of ({}) trained by `lensdiff train --joint` on {what}, {}x{} maps at {} arcmin",

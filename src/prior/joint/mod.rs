@@ -21,7 +21,8 @@
 //!   observation of the convergence (the exact joint *posterior* denoiser);
 //! - [`neural`]: the learned joint denoiser (pure, or a residual on the
 //!   Gaussian one) and its file format;
-//! - [`train`]: training it on simulated `(theta, kappa)` pairs.
+//! - [`train`]: training it on `(theta, kappa)` pairs, simulated or read
+//!   from files.
 
 pub mod gaussian;
 pub mod neural;
@@ -34,6 +35,8 @@ pub use gaussian::{GaussianJoint, JointDenoised, Linearisation, Observation};
 pub use neural::{CosmologyRecipe, JointDenoiser, JointDenoiserMeta, NeuralJoint};
 pub use rings::Rings;
 pub use table::SpectrumTable;
+
+use std::path::Path;
 
 use crate::cosmo::Cosmology;
 use crate::error::{Error, Result};
@@ -185,6 +188,53 @@ impl ParamSpace {
             .zip(self.mean.iter().zip(&self.std))
             .map(|(u, (m, s))| m + s * u)
             .collect()
+    }
+
+    /// The parameters and priors of a JSON prior file: a list of
+    /// `{"name": NAME, "mean": MEAN, "std": STD}` objects, in the order of
+    /// the joint state, e.g.
+    ///
+    /// ```json
+    /// [{"name": "omega_c", "mean": 0.3, "std": 0.05},
+    ///  {"name": "sigma8", "mean": 0.8, "std": 0.05}]
+    /// ```
+    ///
+    /// A list, not an object keyed by name, so that the order is the file's.
+    /// Unknown keys are refused; the values are checked as in
+    /// [`ParamSpace::new`]. `label` names the source in errors.
+    pub fn from_json(text: &str, label: &Path) -> Result<Self> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Entry {
+            name: String,
+            mean: f64,
+            std: f64,
+        }
+        let entries: Vec<Entry> = serde_json::from_str(text).map_err(|e| Error::Format {
+            path: label.to_path_buf(),
+            reason: format!(
+                "not a parameter prior list [{{\"name\": NAME, \"mean\": MEAN, \"std\": STD}}, ...]: {e}"
+            ),
+        })?;
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        let mean: Vec<f64> = entries.iter().map(|e| e.mean).collect();
+        let std: Vec<f64> = entries.iter().map(|e| e.std).collect();
+        ParamSpace::new(&names, &mean, &std).map_err(|e| Error::Format {
+            path: label.to_path_buf(),
+            reason: match e {
+                Error::InvalidArgument { reason, .. } => reason,
+                other => other.to_string(),
+            },
+        })
+    }
+
+    /// [`ParamSpace::from_json`] of the file `path`.
+    pub fn read_json(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        ParamSpace::from_json(&text, path)
     }
 
     /// `base` with the parameters set to `theta` (names as in

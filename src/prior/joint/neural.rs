@@ -518,6 +518,16 @@ impl JointDenoiser {
             other => other,
         })
     }
+
+    /// Parses the bytes of a joint denoiser file (e.g. a buffer broadcast
+    /// over MPI); `label` names the source in errors.
+    pub fn from_bytes(bytes: &[u8], label: &Path) -> Result<Self> {
+        let w = Weights::from_bytes(bytes, label)?;
+        Self::from_weights(&w).map_err(|e| match e {
+            e @ Error::Format { .. } => crate::prior::train::format_error(label, e),
+            other => other,
+        })
+    }
 }
 
 /// `v` with item `i` (of `len` elements) scaled by `f(scalings[i])`, in f32
