@@ -23,7 +23,7 @@
 /**
  * Minor version.
  */
-#define LENSDIFF_VERSION_MINOR 2
+#define LENSDIFF_VERSION_MINOR 3
 
 /**
  * Patch version.
@@ -33,7 +33,7 @@
 /**
  * `MAJOR * 10000 + MINOR * 100 + PATCH`, as returned by [`lensdiff_version`].
  */
-#define LENSDIFF_VERSION_NUMBER 200
+#define LENSDIFF_VERSION_NUMBER 300
 
 /**
  * Gnomonic (tangent-plane) projection for [`lensdiff_problem_bin_catalogue`].
