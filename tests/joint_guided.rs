@@ -177,3 +177,26 @@ fn convergence_observations_match_the_equivalent_shear() {
     // shear data are refused as convergence data
     assert!(JointGuidedPosterior::from_convergence(&o.prior, &o.data, guidance).is_err());
 }
+
+/// The integrators' joint-state defaults are the settings the oracle's
+/// integrator table validates (docs/joint.md): Euler–Maruyama with 2000
+/// levels, predictor–corrector with SNR 0.08 and 1000 levels; Heun and EDM
+/// as for maps.
+#[test]
+fn joint_defaults_are_the_validated_settings() {
+    use lensdiff::sampler::joint_guided::joint_defaults;
+    let kind = |n: &str| SamplerKind::from_name(n).unwrap();
+    assert_eq!(joint_defaults(kind("em")), (kind("em"), 2000));
+    match joint_defaults(kind("pc")) {
+        (
+            SamplerKind::PredictorCorrector {
+                snr,
+                corrector_steps,
+            },
+            1000,
+        ) => assert_eq!((snr, corrector_steps), (0.08, 1)),
+        other => panic!("pc: {other:?}"),
+    }
+    assert_eq!(joint_defaults(kind("heun")), (kind("heun"), 64));
+    assert_eq!(joint_defaults(kind("edm")), (kind("edm"), 128));
+}

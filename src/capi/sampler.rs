@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::joint::JointModel;
 use crate::backend::Device;
 use crate::prior::GaussianPrior;
-use crate::sampler::joint_guided::to_physical;
+use crate::sampler::joint_guided::{joint_defaults, to_physical};
 use crate::sampler::Moments;
 use crate::sampler::{engine, sample, RunSpec};
 use crate::sampler::{
@@ -242,11 +242,19 @@ impl LensdiffSampler {
         prior: impl FnOnce(&ShearData, Guidance) -> CResult<SamplerPrior>,
     ) -> CResult<*mut LensdiffSampler> {
         let c = read_config(cfg)?;
-        let (rcfg, guidance) = c.to_rust()?;
+        let (mut rcfg, guidance) = c.to_rust()?;
         let device = c.device()?;
         let (g1, g2) = pr.shear()?;
         let data = ShearData::new(g1.to_vec(), g2.to_vec(), pr.noise()?)?;
         let prior = prior(&data, guidance)?;
+        if let SamplerPrior::Joint(_) = prior {
+            // the integrators' joint-state defaults (em: 2000 levels; pc: SNR 0.08, 1000 levels)
+            let (kind, levels) = joint_defaults(rcfg.kind);
+            rcfg.kind = kind;
+            if c.levels == 0 {
+                rcfg.levels = levels;
+            }
+        }
         Ok(register(
             Box::new(LensdiffSampler {
                 prior,

@@ -26,6 +26,7 @@ struct Files {
     nan: PathBuf,
     truncated: PathBuf,
     flipped: PathBuf,
+    miscounted: PathBuf,
     map_only: PathBuf,
     bytes: Vec<u8>,
 }
@@ -65,6 +66,18 @@ fn files() -> Files {
     let mut f = bytes.clone();
     f[5] ^= 0x40;
     std::fs::write(&flipped, &f).unwrap();
+    // a description of two parameters for a network of one
+    let miscounted = at("miscounted.safetensors");
+    let d = joint_model(DenoiserKind::Hybrid, &space, &grid, false, 6);
+    let mut w = d.to_weights(&d.params).unwrap();
+    let two = ParamSpace::new(&["omega_c", "sigma8"], &[0.3, 0.8], &[0.05, 0.05]).unwrap();
+    let mut meta = d.meta().clone();
+    meta.names = two.names().to_vec();
+    meta.prior_mean = two.mean().to_vec();
+    meta.prior_std = two.std().to_vec();
+    w.metadata
+        .insert("denoiser".into(), serde_json::to_string(&meta).unwrap());
+    w.save(&miscounted).unwrap();
     let map_only = at("map_only.safetensors");
     let mut cfg = tiny_joint_net(0);
     cfg.joint_params = 0;
@@ -85,6 +98,7 @@ fn files() -> Files {
         nan,
         truncated,
         flipped,
+        miscounted,
         map_only,
         bytes,
     }
@@ -295,6 +309,13 @@ pub unsafe fn joint_cases(
         "a map-only denoiser file",
         S::Format,
         load(p, &f.map_only, null())
+    );
+    case!(
+        c,
+        "lensdiff_problem_load_joint_model",
+        "description of 2 parameters, network of 1",
+        S::Format,
+        load(p, &f.miscounted, null())
     );
     case!(
         c,

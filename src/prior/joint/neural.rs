@@ -512,19 +512,24 @@ impl JointDenoiser {
 
     /// Loads a joint denoiser; errors carry the path.
     pub fn load(path: &Path) -> Result<Self> {
-        let w = Weights::load(path)?;
-        Self::from_weights(&w).map_err(|e| match e {
-            e @ Error::Format { .. } => crate::prior::train::format_error(path, e),
-            other => other,
-        })
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, path)
     }
 
     /// Parses the bytes of a joint denoiser file (e.g. a buffer broadcast
-    /// over MPI); `label` names the source in errors.
+    /// over MPI); `label` names the source in errors. A description that
+    /// contradicts itself or the network (e.g. other parameter counts) is a
+    /// [`Error::Format`] error of the file; NaN weights are
+    /// [`Error::NonFinite`].
     pub fn from_bytes(bytes: &[u8], label: &Path) -> Result<Self> {
         let w = Weights::from_bytes(bytes, label)?;
         Self::from_weights(&w).map_err(|e| match e {
-            e @ Error::Format { .. } => crate::prior::train::format_error(label, e),
+            e @ (Error::Format { .. } | Error::InvalidArgument { .. }) => {
+                crate::prior::train::format_error(label, e)
+            }
             other => other,
         })
     }
