@@ -27,16 +27,9 @@ use lensdiff::prior::{DenoiserKind, TrainConfig};
 
 use common::SplitMix as Rng;
 
+/// The two-level joint U-Net of the C ABI tests, for two parameters.
 fn tiny_net() -> UNetConfig {
-    UNetConfig {
-        channels: vec![4, 8],
-        blocks: 1,
-        groups: 2,
-        embed_freqs: 3,
-        embed_dim: 8,
-        padding: "periodic".into(),
-        joint_params: 2,
-    }
+    common::joint_models::tiny_joint_net(2)
 }
 
 fn recipe() -> CosmologyRecipe {

@@ -431,6 +431,30 @@ pub(crate) fn format_error(path: &Path, e: Error) -> Error {
     }
 }
 
+/// The crops of step `t` from a stack of `train` training maps of `shape`:
+/// `(map, y0, x0)` per batch item, uniform from Philox (stream `Training`,
+/// key 0, counter `t`).
+pub(crate) fn crop_picks(
+    config: &TrainConfig,
+    t: u64,
+    train: usize,
+    (ny, nx): (usize, usize),
+) -> Vec<(usize, usize, usize)> {
+    let (b, c) = (config.batch, config.crop);
+    let mut u = vec![0.0f64; 3 * b];
+    Philox::new(config.seed, Stream::Training, 0, t).fill_uniform(&mut u);
+    let pick = |v: f64, n: usize| ((v * n as f64) as usize).min(n - 1);
+    (0..b)
+        .map(|i| {
+            (
+                pick(u[3 * i], train),
+                pick(u[3 * i + 1], ny - c + 1),
+                pick(u[3 * i + 2], nx - c + 1),
+            )
+        })
+        .collect()
+}
+
 /// Fails unless `grid` is the sbi_lens model's own 128² grid of its pixel.
 pub(crate) fn check_sbi_lens_grid(grid: &Grid) -> Result<()> {
     use crate::fields::sbi_lens::{N_PIX, PIXEL_ARCMIN};
@@ -608,20 +632,8 @@ impl Trainer {
         let b = self.config.batch;
         match &self.data {
             TrainingData::Stack { count, ny, nx, .. } => {
-                let c = self.config.crop;
                 let train = count - self.config.heldout;
-                let mut u = vec![0.0f64; 3 * b];
-                Philox::new(self.config.seed, Stream::Training, 0, t).fill_uniform(&mut u);
-                let pick = |v: f64, n: usize| ((v * n as f64) as usize).min(n - 1);
-                let picks: Vec<_> = (0..b)
-                    .map(|i| {
-                        (
-                            pick(u[3 * i], train),
-                            pick(u[3 * i + 1], ny - c + 1),
-                            pick(u[3 * i + 2], nx - c + 1),
-                        )
-                    })
-                    .collect();
+                let picks = crop_picks(&self.config, t, train, (*ny, *nx));
                 Ok(self.crop_from_stack(&picks))
             }
             TrainingData::Gaussian { power, seed } => {

@@ -56,8 +56,8 @@ use crate::grid::Grid;
 use crate::nn::{Dims4, Weights};
 use crate::prior::denoiser::to_json;
 use crate::prior::train::{
-    augment, check_sbi_lens_grid, draw_sigmas, format_error, read_checkpoint, Optimiser, StepStats,
-    TrainConfig, TrainState, HELDOUT_SIGMAS,
+    augment, check_sbi_lens_grid, crop_picks, draw_sigmas, format_error, read_checkpoint,
+    Optimiser, StepStats, TrainConfig, TrainState, HELDOUT_SIGMAS,
 };
 use crate::rng::{Philox, Stream};
 
@@ -591,22 +591,10 @@ impl JointTrainer {
         let b = self.config.batch;
         match &self.data {
             JointData::Pairs(pairs) => {
-                // as map-only training picks crops of a stack (Philox key 0)
-                let (c, (ny, nx)) = (self.config.crop, pairs.map_shape());
+                // the crops of a stack, as map-only training picks them
                 let train = pairs.count() - self.config.heldout;
-                let mut r = vec![0.0f64; 3 * b];
-                Philox::new(self.config.seed, Stream::Training, 0, t).fill_uniform(&mut r);
-                let pick = |v: f64, n: usize| ((v * n as f64) as usize).min(n - 1);
-                let picks: Vec<_> = (0..b)
-                    .map(|i| {
-                        (
-                            pick(r[3 * i], train),
-                            pick(r[3 * i + 1], ny - c + 1),
-                            pick(r[3 * i + 2], nx - c + 1),
-                        )
-                    })
-                    .collect();
-                Ok((self.rows_u(&picks), pairs.crops(&picks, c)))
+                let picks = crop_picks(&self.config, t, train, pairs.map_shape());
+                Ok((self.rows_u(&picks), pairs.crops(&picks, self.config.crop)))
             }
             _ => {
                 let u = self.draw_u(5, t, b);
