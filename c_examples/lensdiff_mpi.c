@@ -23,6 +23,7 @@
  *
  * The host program owns MPI: lensdiff never initialises or finalises it.
  */
+#include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,8 +113,12 @@ int main(int argc, char **argv) {
                     fprintf(stderr, "cannot read %s\n", model);
                     MPI_Abort(MPI_COMM_WORLD, 1);
                 }
+                if (n > INT_MAX) { /* one MPI_Bcast takes an int count */
+                    fprintf(stderr, "%s: over INT_MAX bytes\n", model);
+                    MPI_Abort(MPI_COMM_WORLD, 1);
+                }
                 bytes = malloc((size_t)n);
-                if (fread(bytes, 1, (size_t)n, f) != (size_t)n) {
+                if (!bytes || fread(bytes, 1, (size_t)n, f) != (size_t)n) {
                     fprintf(stderr, "cannot read %s\n", model);
                     MPI_Abort(MPI_COMM_WORLD, 1);
                 }
@@ -121,6 +126,10 @@ int main(int argc, char **argv) {
             }
             MPI_Bcast(&n, 1, MPI_LONG, 0, comm);
             if (rank != 0) bytes = malloc((size_t)n);
+            if (!bytes) {
+                fprintf(stderr, "out of memory\n");
+                MPI_Abort(MPI_COMM_WORLD, 1);
+            }
             MPI_Bcast(bytes, (int)n, MPI_UNSIGNED_CHAR, 0, comm);
             check(lensdiff_problem_load_joint_model_buffer(p, bytes, (size_t)n, NULL), "joint model");
             free(bytes);

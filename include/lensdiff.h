@@ -495,8 +495,10 @@ lensdiff_status lensdiff_joint_sampler_config_init(lensdiff_sampler_config *cfg)
  * Creates a joint sampler of parameters and map for a problem with shear,
  * noise and a joint prior (shared with the problem, which may change or be
  * destroyed afterwards). Runs on the CPU (device CUDA and refinement are
- * UNSUPPORTED); every integrator and guidance scheme is accepted, but only
- * the spectral guidance with EDM or Heun is validated (docs/joint.md). The
+ * UNSUPPORTED); every integrator and guidance scheme is accepted, with the
+ * integrators' joint-state defaults (Euler–Maruyama 2000 levels,
+ * predictor–corrector SNR 0.08 and 1000 levels, where `levels` is 0; the
+ * spectral guidance with EDM or Heun is the validated setting, docs/joint.md). The
  * results: the map functions of `lensdiff_sampler_*` (convergence units)
  * and [`lensdiff_sampler_theta`].
  *

@@ -267,7 +267,8 @@ pub unsafe extern "C" fn lensdiff_problem_joint_param(
                     ),
                 ));
             }
-            let out = output(name as *mut u8, name_len, name_len, "name")?;
+            // only the bytes written: the name and its NUL
+            let out = output(name as *mut u8, s.len() + 1, s.len() + 1, "name")?;
             out[..s.len()].copy_from_slice(s);
             out[s.len()] = 0;
         }

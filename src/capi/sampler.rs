@@ -329,16 +329,23 @@ impl LensdiffSampler {
 
     /// Stores a run's results: a joint run's in physical units (parameters,
     /// maps and their moments, from `merged` after an MPI run).
-    fn store(&mut self, mut set: SampleSet, merged: Option<Moments>) -> CResult<()> {
-        self.theta = None;
-        self.merged = match &self.prior {
-            SamplerPrior::Map(_) => merged,
+    /// Nothing changes where the conversion fails.
+    fn store(
+        &mut self,
+        mut set: SampleSet,
+        merged: Option<Moments>,
+        inner_all_ranks: Option<u64>,
+    ) -> CResult<()> {
+        let (theta, merged) = match &self.prior {
+            SamplerPrior::Map(_) => (None, merged),
             SamplerPrior::Joint(m) => {
                 let phys = to_physical(m.space(), m.sigma_d(), &mut set, merged.as_ref())?;
-                self.theta = Some(phys.theta);
-                Some(phys.moments)
+                (Some(phys.theta), Some(phys.moments))
             }
         };
+        self.theta = theta;
+        self.merged = merged;
+        self.inner_all_ranks = inner_all_ranks;
         self.result = Some(set);
         Ok(())
     }
@@ -449,8 +456,7 @@ pub unsafe extern "C" fn lensdiff_sampler_run(s: *mut LensdiffSampler) -> Lensdi
                 sample(post, &sm.cfg, &run, &mut |_, _| {})
             })?,
         };
-        sm.inner_all_ranks = None;
-        sm.store(set, None)
+        sm.store(set, None, None)
     })
 }
 
@@ -616,9 +622,8 @@ fn run_mpi(sm: &mut LensdiffSampler, comm: i32, gather: bool) -> CResult<()> {
     };
     drop(world);
     let grid = *sm.data.grid();
-    let merged = out.moments.clone();
-    sm.inner_all_ranks = Some(out.inner_iterations);
-    sm.store(out.into_set(grid), Some(merged))
+    let (merged, inner) = (out.moments.clone(), out.inner_iterations);
+    sm.store(out.into_set(grid), Some(merged), Some(inner))
 }
 
 /// Number of chains of the sampler.

@@ -481,10 +481,12 @@ pub fn to_physical(
     merged: Option<&Moments>,
 ) -> Result<PhysicalJoint> {
     let p = space.len();
-    let u = set
-        .params
-        .as_ref()
-        .ok_or_else(|| Error::invalid("joint", "the run returned no parameters"))?;
+    // a rank of a distributed run may hold no chain (and then no parameters)
+    let u: &[f32] = match (&set.params, set.chains()) {
+        (Some(u), _) => u,
+        (None, 0) => &[],
+        (None, _) => return Err(Error::invalid("joint", "the run returned no parameters")),
+    };
     if u.len() != p * set.chains() {
         return Err(Error::invalid(
             "joint",
