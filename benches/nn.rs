@@ -6,6 +6,18 @@
 //! count per run (set RAYON_NUM_THREADS).
 //!
 //! Run: `cargo bench --bench nn` (add `-- quick` for fewer repetitions).
+//!
+//! Single cases for `bench/torch_cpu_unet.py`, which interleaves them with
+//! the same PyTorch networks and prints one JSON line per case:
+//!
+//! ```text
+//! cargo bench --bench nn -- infer NET SIDE BATCH REPS   # forward, forward + input VJP (ms/map)
+//! cargo bench --bench nn -- train NET CROP BATCH STEPS  # training step (ms/step)
+//! ```
+//!
+//! `NET` is `demo` or `remy_2023`. A training step is what `lensdiff train`
+//! does per step on a stack of maps: random crops, noise levels and noise,
+//! forward, backward to the weights, gradient clipping, Adam and EMA.
 
 use std::time::Instant;
 
@@ -32,16 +44,24 @@ fn time(reps: usize, mut f: impl FnMut()) -> f64 {
     )
 }
 
-fn network(name: &str, cfg: UNetConfig, side: usize, batch: usize, reps: usize) {
+/// A pure denoiser with random weights everywhere (the initial output layer is
+/// zero, which would make the backward pass cheaper than a trained one's).
+fn random_denoiser(cfg: UNetConfig) -> Denoiser {
     let meta = DenoiserMeta::new(DenoiserKind::Pure, 0.02, 0.29);
     let mut den = Denoiser::new(cfg, meta, None, 0).unwrap();
-    // random weights everywhere (the initial output layer is zero)
     let mut z = vec![0.0f32; den.params.len()];
     lensdiff::rng::Philox::new(1, lensdiff::rng::Stream::Training, 0, 0).fill_normal(&mut z);
     den.params
         .iter_mut()
         .zip(&z)
         .for_each(|(p, z)| *p += 0.05 * z);
+    den
+}
+
+/// Median seconds of (forward, forward + input VJP, forward + backward to
+/// the weights) for one batch.
+fn infer(cfg: UNetConfig, side: usize, batch: usize, reps: usize) -> (usize, [f64; 3]) {
+    let den = random_denoiser(cfg);
     let dims = Dims4::new(batch, 1, side, side);
     let mut x = vec![0.0f32; dims.len()];
     lensdiff::rng::Philox::new(2, lensdiff::rng::Stream::Training, 0, 0).fill_normal(&mut x);
@@ -60,17 +80,96 @@ fn network(name: &str, cfg: UNetConfig, side: usize, batch: usize, reps: usize) 
         let (_, c) = den.forward_cached(&p, &x, dims, &sigma, None).unwrap();
         den.vjp(&p, &c, &x, None, Some(&mut g)).unwrap();
     });
+    (den.unet().n_params(), [fwd, vjp, full])
+}
+
+fn network(name: &str, cfg: UNetConfig, side: usize, batch: usize, reps: usize) {
+    let (params, [fwd, vjp, full]) = infer(cfg, side, batch, reps);
     let per = |t: f64| 1e3 * t / batch as f64;
     println!(
         "{name:<10} {:>9} params  {side}x{side} batch {batch:>2}: forward {:8.1} ms/map   forward+VJP {:8.1} ms/map   forward+backward(weights) {:8.1} ms/map",
-        den.unet().n_params(),
+        params,
         per(fwd),
         per(vjp),
         per(full)
     );
 }
 
+/// Median seconds per training step on a stack of random maps.
+fn train_step(cfg: UNetConfig, crop: usize, batch: usize, steps: usize) -> f64 {
+    let den = random_denoiser(cfg);
+    let count = 2 * batch + 1;
+    let mut maps = vec![0.0f32; count * crop * crop];
+    lensdiff::rng::Philox::new(3, lensdiff::rng::Stream::Training, 0, 0).fill_normal(&mut maps);
+    maps.iter_mut().for_each(|v| *v *= 0.02);
+    let data = TrainingData::stack(maps, count, crop, crop).unwrap();
+    let tc = TrainConfig {
+        steps: steps as u64 + 1,
+        batch,
+        crop,
+        heldout: 1,
+        ..TrainConfig::default()
+    };
+    let mut tr = Trainer::new(den, data, tc).unwrap();
+    tr.step().unwrap(); // warm-up
+    median(
+        (0..steps)
+            .map(|_| {
+                let t = Instant::now();
+                tr.step().unwrap();
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+fn preset(name: &str) -> UNetConfig {
+    match name {
+        "demo" => UNetConfig::demo(),
+        "remy_2023" => UNetConfig::remy_2023(),
+        _ => panic!("unknown network {name:?} (demo or remy_2023)"),
+    }
+}
+
+/// One case for bench/torch_cpu_unet.py, as a JSON line.
+fn case(args: &[String]) {
+    let num = |i: usize| -> usize {
+        args.get(i)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("usage: infer|train NET SIDE BATCH REPS"))
+    };
+    let (mode, net) = (args[0].as_str(), args[1].as_str());
+    let (side, batch, reps) = (num(2), num(3), num(4));
+    let threads = rayon::current_num_threads();
+    match mode {
+        "infer" => {
+            let (params, [fwd, vjp, _]) = infer(preset(net), side, batch, reps);
+            let per = |t: f64| 1e3 * t / batch as f64;
+            println!(
+                "{{\"tool\": \"lensdiff\", \"mode\": \"infer\", \"net\": \"{net}\", \"params\": {params}, \"side\": {side}, \"batch\": {batch}, \"threads\": {threads}, \"forward_ms_per_map\": {:.3}, \"vjp_ms_per_map\": {:.3}}}",
+                per(fwd),
+                per(vjp)
+            );
+        }
+        "train" => {
+            let s = train_step(preset(net), side, batch, reps);
+            println!(
+                "{{\"tool\": \"lensdiff\", \"mode\": \"train\", \"net\": \"{net}\", \"side\": {side}, \"batch\": {batch}, \"threads\": {threads}, \"step_ms\": {:.3}}}",
+                1e3 * s
+            );
+        }
+        _ => panic!("unknown mode {mode:?} (infer or train)"),
+    }
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if matches!(args.first().map(String::as_str), Some("infer" | "train")) {
+        return case(&args);
+    }
     let quick = std::env::args().any(|a| a == "quick");
     let reps = if quick { 1 } else { 3 };
     println!("threads: {}", rayon::current_num_threads());

@@ -120,28 +120,34 @@ fn conv_direct(conv: &Conv2d, x: &[f64], d: Dims4, w: &[f64], b: &[f64]) -> Vec<
 
 #[test]
 fn conv_matches_direct_sum_across_row_tiles() {
-    // 70 x 40 = 2800 pixels per plane: more than one row tile per batch item,
-    // so the tiled GEMM path (forward, dx and dw partial sums) is exercised.
+    // 16 channels of 70 x 130: a tile's X_col holds 2^17 elements, 7 rows of
+    // 16·9·130, so each item has 10 row tiles and the weight gradient sums 20
+    // tiles in 8 groups (forward, dx and dw across tiles are exercised).
     let mut rng = Rng(11);
-    let dims = Dims4::new(2, 3, 70, 40);
+    let (cin, cout) = (16, 3);
+    let dims = Dims4::new(2, cin, 70, 130);
     for padding in [Padding::Periodic, Padding::Zero] {
-        let conv = Conv2d::new(3, 2, 3, padding).unwrap();
-        let (x, w, b) = (rng.vec(dims.len()), rng.vec(conv.weight_len()), rng.vec(2));
+        let conv = Conv2d::new(cin, cout, 3, padding).unwrap();
+        let (x, w, b) = (
+            rng.vec(dims.len()),
+            rng.vec(conv.weight_len()),
+            rng.vec(cout),
+        );
         let y = conv.forward(&x, dims, &w, &b).unwrap();
         let yd = conv_direct(&conv, &x, dims, &w, &b);
         assert!(max_abs_diff(&y, &yd) < 1e-12, "{padding:?}");
         // <conv(x) - b, r> = <x, dx(r)> and dw from the same identity per weight.
         let r = rng.vec(y.len());
         let (dx, dw, db) = conv.backward(&x, dims, &w, &r).unwrap();
-        let zero_b = vec![0.0; 2];
+        let zero_b = vec![0.0; cout];
         let lhs = dot(&r, &conv.forward(&x, dims, &w, &zero_b).unwrap());
         assert!((lhs - dot(&x, &dx)).abs() < 1e-10 * lhs.abs().max(1.0));
         assert!((lhs - dot(&w, &dw)).abs() < 1e-10 * lhs.abs().max(1.0));
-        let sum_r: Vec<f64> = (0..2)
+        let sum_r: Vec<f64> = (0..cout)
             .map(|o| {
                 (0..dims.n)
                     .map(|n| {
-                        r[(n * 2 + o) * dims.plane()..][..dims.plane()]
+                        r[(n * cout + o) * dims.plane()..][..dims.plane()]
                             .iter()
                             .sum::<f64>()
                     })
@@ -149,6 +155,25 @@ fn conv_matches_direct_sum_across_row_tiles() {
             })
             .collect();
         assert!(max_abs_diff(&db, &sum_r) < 1e-10);
+        // the same bits with 1 and 3 threads (tiles and sums are fixed by
+        // the shapes alone)
+        let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let wf: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+        let rf: Vec<f32> = r.iter().map(|&v| v as f32).collect();
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| {
+                    let y = conv.forward(&xf, dims, &wf, &[0.5; 3]).unwrap();
+                    (y, conv.backward(&xf, dims, &wf, &rf).unwrap())
+                })
+        };
+        assert!(
+            run(1) == run(3),
+            "{padding:?}: thread count changed the results"
+        );
     }
 }
 
@@ -230,6 +255,50 @@ fn conv_adjoint_identity() {
             (l32 - r32).abs() < 1e-5 * l32.abs().max(1.0),
             "{padding:?} f32: {l32} vs {r32}"
         );
+    }
+}
+
+/// The `f32` convolution against the `f64` one, forward and input gradient,
+/// on odd shapes (channel counts and tile widths that are not multiples of a
+/// GEMM kernel's blocks) with several row tiles per item. Bound: inputs in [-1, 1) rounded to `f32`
+/// and sums of `K = k² C` products in `f32` give `|err| <= (K + 2) u K`
+/// (`u = 2^-24`; Higham 2002, eq. 3.5), plus the bias's rounding.
+#[test]
+fn f32_convolution_matches_f64_on_odd_shapes() {
+    let mut rng = Rng(17);
+    for (cin, cout, k, h, w, pad) in [
+        (13, 7, 3, 37, 150, Padding::Periodic),
+        (5, 11, 3, 9, 21, Padding::Zero),
+        (3, 1, 5, 17, 19, Padding::Periodic),
+        (20, 9, 1, 30, 33, Padding::Zero),
+    ] {
+        let dims = Dims4::new(2, cin, h, w);
+        let conv = Conv2d::new(cin, cout, k, pad).unwrap();
+        let x = rng.vec(dims.len());
+        let wt = rng.vec(conv.weight_len());
+        let b = rng.vec(cout);
+        let r = rng.vec(dims.n * cout * h * w);
+        let f = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        let y64 = conv.forward(&x, dims, &wt, &b).unwrap();
+        let y32 = conv.forward(&f(&x), dims, &f(&wt), &f(&b)).unwrap();
+        let d64 = conv.backward_input(dims, &wt, &r).unwrap();
+        let d32 = conv.backward_input(dims, &f(&wt), &f(&r)).unwrap();
+        let u = 2f64.powi(-24);
+        for (name, a, c, kk) in [
+            ("forward", &y64, &y32, k * k * cin),
+            ("dx", &d64, &d32, k * k * cout),
+        ] {
+            let bound = (kk as f64 + 2.0) * u * kk as f64 + 2.0 * u;
+            let err = a
+                .iter()
+                .zip(c)
+                .fold(0.0f64, |m, (a, c)| m.max((a - *c as f64).abs()));
+            assert!(
+                err <= bound,
+                "{cin}->{cout} k{k} {h}x{w} {pad:?} {name}: {err:e} > {bound:e}"
+            );
+            assert!(c.iter().all(|v| v.is_finite()));
+        }
     }
 }
 

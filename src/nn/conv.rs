@@ -22,18 +22,26 @@
 //! `dx` is the adjoint (transpose) convolution applied to `dy`, with the same
 //! padding rule, so `<conv(x) - b, y> = <x, conv^T(y)>` exactly.
 //!
-//! # Implementation: shift and multiply
+//! # Implementation: one GEMM per tile (im2col)
 //!
-//! For each tap `(p, q)` the input is copied once, shifted by `(p - r, q - r)`
-//! (wrapped or zero-filled), and multiplied by the `[out][in]` weight slice
-//! `w[·][·][p][q]` with a GEMM (`matrixmultiply` through ndarray):
-//! `Y += W_pq · shift_pq(X)`. The backward pass is the same with `W_pqᵀ` and
-//! the opposite shift for `dx`, and `dW_pq += dY · shift_pq(X)ᵀ`. Work is split
-//! into tiles of output rows of one batch item, so a single large map still
-//! uses every thread; a tile needs one `in_ch × tile` scratch buffer, not the
-//! `k²`-times larger im2col matrix. This is the loop structure of the CUDA
-//! kernel (one tap-GEMM per shared-memory tile). Products are accumulated in
-//! the storage type (`f32` for the network, `f64` for the gradient checks).
+//! Work is split into tiles of whole output rows of one batch item. For a
+//! tile of `P` pixels the `k²·C_in` shifted copies of the input rows it reads
+//! are laid out as the rows of a matrix `X_col` (`[c][p][q]` by pixel: row
+//! `c k² + p k + q` is channel `c` shifted by `(p - r, q - r)`, wrapped or
+//! zero-filled), and the whole convolution of the tile is one GEMM with the
+//! weights read as a `C_out × k²C_in` matrix, written straight into the
+//! output rows: `Y_tile = W X_col + b`. The backward pass is the same with the
+//! opposite shift of `dy` and the transposed weights `W'[c][o k² + p k + q] =
+//! w[o][c][p][q]` for `dx`, and `dW += dY_tile X_colᵀ` per tile (the tiles summed in
+//! order within 8 fixed groups of consecutive tiles, the groups then added in
+//! order). One GEMM with the inner dimension `k²C_in` instead of `k²`
+//! GEMMs with `C_in` reads and writes each output once instead of `k²` times
+//! and packs the weights once (the profile of issue #16). Tiles hold about
+//! 2^17 elements of `X_col` (at least one row), a size set by the
+//! geometry alone, so the results do not depend on the thread count; each
+//! worker reuses one scratch buffer for its tiles. GEMMs are
+//! `matrixmultiply`'s (through ndarray), accumulating in the storage type
+//! (`f32` for the network, `f64` for the gradient checks).
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
@@ -42,8 +50,8 @@ use rayon::prelude::*;
 use super::{check_len, check_tensor, checked_product, Dims4, Real};
 use crate::error::{Error, Result};
 
-/// Pixels per work tile (whole output rows, at least one row).
-const TILE_PIXELS: usize = 2048;
+/// Elements of a tile's `X_col` matrix (whole output rows, at least one).
+const COL_ELEMENTS: usize = 1 << 17;
 
 /// Boundary handling of the convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -173,9 +181,10 @@ fn view_mut<T: Real>(
         .map_err(|e| Error::invalid("conv", format!("internal matrix view: {e}")))
 }
 
-/// Row tiles `(n, r0, r1)` covering every batch item.
-fn tiles(n: usize, h: usize, w: usize) -> Vec<(usize, usize, usize)> {
-    let rows = (TILE_PIXELS / w.max(1)).clamp(1, h);
+/// Row tiles `(n, r0, r1)` covering every batch item, for an `X_col` of
+/// `col_rows` rows.
+fn tiles(n: usize, h: usize, w: usize, col_rows: usize) -> Vec<(usize, usize, usize)> {
+    let rows = (COL_ELEMENTS / (col_rows * w).max(1)).clamp(1, h.max(1));
     (0..n)
         .flat_map(|b| {
             (0..h)
@@ -183,6 +192,59 @@ fn tiles(n: usize, h: usize, w: usize) -> Vec<(usize, usize, usize)> {
                 .map(move |r0| (b, r0, (r0 + rows).min(h)))
         })
         .collect()
+}
+
+/// `X_col` of one tile into `dst` (`ch k²` rows of the tile's pixels): row
+/// `c k² + p k + q` is plane `c` of `src` shifted by `±(p - r, q - r)`
+/// (`+` for the forward pass and the weight gradient, `-` for `dx`).
+fn im2col<T: Real>(src: &[T], ch: usize, k: usize, t: Tile, flip: bool, dst: &mut [T]) {
+    let plane = t.h * t.w;
+    let tl = t.len();
+    let r = (k / 2) as isize;
+    for c in 0..ch {
+        let sp = &src[c * plane..][..plane];
+        for p in 0..k {
+            for q in 0..k {
+                let (dy, dx) = (p as isize - r, q as isize - r);
+                let (dy, dx) = if flip { (-dy, -dx) } else { (dy, dx) };
+                let row = (c * k + p) * k + q;
+                fill_shifted(sp, 1, t, dy, dx, &mut dst[row * tl..][..tl]);
+            }
+        }
+    }
+}
+
+/// Tile groups of the weight gradient (module docs).
+const WEIGHT_GROUPS: usize = 8;
+
+/// A worker's `X_col` buffer, from and back to the workspace pool.
+struct Scratch<T: Real>(Vec<T>);
+
+impl<T: Real> Scratch<T> {
+    fn new(len: usize) -> Self {
+        Scratch(super::workspace::zeroed(len))
+    }
+}
+
+impl<T: Real> Drop for Scratch<T> {
+    fn drop(&mut self) {
+        super::workspace::recycle(std::mem::take(&mut self.0));
+    }
+}
+
+/// A raw pointer to the output tensor that worker threads write disjoint
+/// tiles of.
+#[derive(Clone, Copy)]
+struct OutPtr<T>(*mut T);
+// SAFETY: only used by `Conv2d::apply`, whose tiles write disjoint elements.
+unsafe impl<T: Send> Send for OutPtr<T> {}
+unsafe impl<T: Sync> Sync for OutPtr<T> {}
+
+impl<T> OutPtr<T> {
+    /// The pointer `offset` elements on (the caller keeps it in bounds).
+    fn at(self, offset: usize) -> *mut T {
+        self.0.wrapping_add(offset)
+    }
 }
 
 impl Conv2d {
@@ -249,38 +311,10 @@ impl Conv2d {
         Ok(())
     }
 
-    /// `Σ_taps M_pq · shift(src)` for one tile, where `M_pq` is `w[·][·][p][q]`
-    /// (`transpose = false`, src has `in_ch` planes, shift `+(p-r, q-r)`) or its
-    /// transpose (`transpose = true`, src has `out_ch` planes, shift `-(p-r, q-r)`).
-    /// Returns the tile `[rows_of_M][tile]`.
-    fn tap_gemm<T: Real>(&self, src: &[T], w: &[T], t: Tile, transpose: bool) -> Result<Vec<T>> {
-        let (k, cin, cout) = (self.k, self.in_ch, self.out_ch);
-        let r = (k / 2) as isize;
-        let (m, kk) = if transpose { (cin, cout) } else { (cout, cin) };
-        let strides = if transpose {
-            (k * k, cin * k * k)
-        } else {
-            (cin * k * k, k * k)
-        };
-        let tl = t.len();
-        let mut out = vec![T::default(); m * tl];
-        let mut shifted = vec![T::default(); kk * tl];
-        for p in 0..k {
-            for q in 0..k {
-                let (dy, dx) = (p as isize - r, q as isize - r);
-                let (dy, dx) = if transpose { (-dy, -dx) } else { (dy, dx) };
-                fill_shifted(src, kk, t, dy, dx, &mut shifted);
-                let a = view(w, p * k + q, (m, kk), strides)?;
-                let b = view(&shifted, 0, (kk, tl), (tl, 1))?;
-                let mut c = view_mut(&mut out, 0, (m, tl), (tl, 1))?;
-                general_mat_mul(T::one(), &a, &b, T::one(), &mut c);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Runs `tap_gemm` over every tile of `src` (`src_ch` planes per item) and
-    /// assembles the `[n][out_planes][h][w]` result, adding `bias` if given.
+    /// `out = M X_col + bias` over every tile of `src` (`src_ch` planes per
+    /// item), where `M` is `w` as a `out_ch × k² in_ch` matrix (`transpose =
+    /// false`) or `W'` as a `in_ch × k² out_ch` one (`transpose = true`,
+    /// `src` is `dy`); the result is `[n][rows of M][h][w]`.
     fn apply<T: Real>(
         &self,
         src: &[T],
@@ -290,38 +324,74 @@ impl Conv2d {
         transpose: bool,
         bias: Option<&[T]>,
     ) -> Result<Vec<T>> {
-        let (h, wd, plane) = (dims.h, dims.w, dims.plane());
-        let out_ch = if transpose { self.in_ch } else { self.out_ch };
-        let pad = self.padding;
-        let parts: Result<Vec<(usize, usize, Vec<T>)>> = tiles(dims.n, h, wd)
-            .into_par_iter()
-            .map(|(n, r0, r1)| {
-                let t = Tile {
-                    h,
-                    w: wd,
-                    r0,
-                    r1,
-                    pad,
-                };
-                let s = &src[n * src_ch * plane..][..src_ch * plane];
-                Ok((n, r0, self.tap_gemm(s, w, t, transpose)?))
-            })
-            .collect();
-        let mut y = vec![T::default(); dims.n * out_ch * plane];
-        for (n, r0, tile) in parts? {
-            let tl = tile.len() / out_ch;
-            for o in 0..out_ch {
-                let dst = &mut y[(n * out_ch + o) * plane + r0 * wd..][..tl];
-                let src = &tile[o * tl..][..tl];
-                match bias {
-                    Some(b) => {
-                        let bo = b[o];
-                        dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s + bo);
-                    }
-                    None => dst.copy_from_slice(src),
+        let (h, wd, plane, k) = (dims.h, dims.w, dims.plane(), self.k);
+        let kk = k * k;
+        let (m, cols) = if transpose {
+            (self.in_ch, self.out_ch * kk)
+        } else {
+            (self.out_ch, self.in_ch * kk)
+        };
+        // W'[c][o k² + t] = w[o][c][t]
+        let wt: Vec<T>;
+        let a = if transpose {
+            let mut v = vec![T::default(); w.len()];
+            for o in 0..self.out_ch {
+                for c in 0..self.in_ch {
+                    v[c * cols + o * kk..][..kk]
+                        .copy_from_slice(&w[(o * self.in_ch + c) * kk..][..kk]);
                 }
             }
+            wt = v;
+            view(&wt, 0, (m, cols), (cols, 1))?
+        } else {
+            view(w, 0, (m, cols), (cols, 1))?
+        };
+        let mut y = super::workspace::zeroed(dims.n * m * plane);
+        if let Some(b) = bias {
+            for (ch, yp) in y.chunks_mut(plane).enumerate() {
+                yp.fill(b[ch % m]);
+            }
         }
+        let beta = if bias.is_some() {
+            T::one()
+        } else {
+            T::default()
+        };
+        let out = OutPtr(y.as_mut_ptr());
+        let tiles = tiles(dims.n, h, wd, cols);
+        let rows = tiles.first().map_or(0, |t| t.2 - t.1);
+        let pad = self.padding;
+        tiles
+            .into_par_iter()
+            .map_init(
+                || Scratch::new(cols * rows * wd),
+                |col, (n, r0, r1)| -> Result<()> {
+                    let t = Tile {
+                        h,
+                        w: wd,
+                        r0,
+                        r1,
+                        pad,
+                    };
+                    let tl = t.len();
+                    let s = &src[n * src_ch * plane..][..src_ch * plane];
+                    im2col(s, src_ch, k, t, transpose, &mut col.0[..cols * tl]);
+                    let b = view(&col.0, 0, (cols, tl), (tl, 1))?;
+                    // SAFETY: tile (n, r0..r1) writes rows r0..r1 of the m
+                    // planes of item n, `m·tl` elements at plane stride,
+                    // inside `y` and disjoint from every other tile's; `y`
+                    // outlives the parallel loop and is not otherwise read.
+                    let mut c = unsafe {
+                        ArrayViewMut2::from_shape_ptr(
+                            (m, tl).strides((plane, 1)),
+                            out.at(n * m * plane + r0 * wd),
+                        )
+                    };
+                    general_mat_mul(T::one(), &a, &b, beta, &mut c);
+                    Ok(())
+                },
+            )
+            .collect::<Result<()>>()?;
         Ok(y)
     }
 
@@ -381,53 +451,57 @@ impl Conv2d {
             self.in_ch,
             self.out_ch,
         );
-        let r = (k / 2) as isize;
         let pad = self.padding;
         let wl = self.weight_len();
-        let partial = |(n, r0, r1): (usize, usize, usize)| -> Result<(Vec<T>, Vec<T>)> {
-            let t = Tile {
-                h,
-                w: wd,
-                r0,
-                r1,
-                pad,
-            };
-            let tl = t.len();
-            let xs = &x[n * cin * plane..][..cin * plane];
-            let dy_off = n * cout * plane + r0 * wd;
-            let dyt = view(dy, dy_off, (cout, tl), (plane, 1))?;
-            let mut dw = vec![T::default(); wl];
-            let mut shifted = vec![T::default(); cin * tl];
-            for p in 0..k {
-                for q in 0..k {
-                    fill_shifted(xs, cin, t, p as isize - r, q as isize - r, &mut shifted);
-                    let b = view(&shifted, 0, (cin, tl), (tl, 1))?;
-                    let mut c = view_mut(&mut dw, p * k + q, (cout, cin), (cin * k * k, k * k))?;
+        let cols = cin * k * k;
+        let tiles = tiles(dims.n, h, wd, cols);
+        let rows = tiles.first().map_or(0, |t| t.2 - t.1);
+        // Tiles in WEIGHT_GROUPS fixed groups, each summed in order into its
+        // own gradient (GEMMs with beta = 1), the groups then added in order:
+        // the same sums whatever the thread count.
+        let per_group = tiles.len().div_ceil(WEIGHT_GROUPS).max(1);
+        let group =
+            |col: &mut Scratch<T>, ts: &[(usize, usize, usize)]| -> Result<(Vec<T>, Vec<T>)> {
+                let mut dw = super::workspace::zeroed(wl);
+                let mut db = vec![T::default(); cout];
+                for &(n, r0, r1) in ts {
+                    let t = Tile {
+                        h,
+                        w: wd,
+                        r0,
+                        r1,
+                        pad,
+                    };
+                    let tl = t.len();
+                    let xs = &x[n * cin * plane..][..cin * plane];
+                    let dy_off = n * cout * plane + r0 * wd;
+                    let dyt = view(dy, dy_off, (cout, tl), (plane, 1))?;
+                    im2col(xs, cin, k, t, false, &mut col.0[..cols * tl]);
+                    let b = view(&col.0, 0, (cols, tl), (tl, 1))?;
+                    let mut c = view_mut(&mut dw, 0, (cout, cols), (cols, 1))?;
                     general_mat_mul(T::one(), &dyt, &b.t(), T::one(), &mut c);
+                    for (o, acc) in db.iter_mut().enumerate() {
+                        *acc = dy[dy_off + o * plane..][..tl]
+                            .iter()
+                            .fold(*acc, |a, v| a + *v);
+                    }
                 }
-            }
-            let db = (0..cout)
-                .map(|o| {
-                    dy[dy_off + o * plane..][..tl]
-                        .iter()
-                        .fold(T::default(), |a, v| a + *v)
-                })
-                .collect();
-            Ok((dw, db))
-        };
-        let sum = |a: (Vec<T>, Vec<T>), b: (Vec<T>, Vec<T>)| {
-            let add = |mut u: Vec<T>, v: Vec<T>| {
-                u.iter_mut().zip(v).for_each(|(x, y)| *x = *x + y);
-                u
+                Ok((dw, db))
             };
-            (add(a.0, b.0), add(a.1, b.1))
-        };
-        let parts: Result<Vec<(Vec<T>, Vec<T>)>> =
-            tiles(dims.n, h, wd).into_par_iter().map(partial).collect();
-        Ok(parts?
-            .into_iter()
-            .reduce(sum)
-            .unwrap_or_else(|| (vec![T::default(); wl], vec![T::default(); cout])))
+        let parts: Result<Vec<(Vec<T>, Vec<T>)>> = tiles
+            .par_chunks(per_group)
+            .map_init(|| Scratch::new(cols * rows * wd), group)
+            .collect();
+        let mut parts = parts?.into_iter();
+        let (mut dw, mut db) = parts
+            .next()
+            .unwrap_or_else(|| (vec![T::default(); wl], vec![T::default(); cout]));
+        for (w2, b2) in parts {
+            dw.iter_mut().zip(&w2).for_each(|(a, b)| *a = *a + *b);
+            db.iter_mut().zip(&b2).for_each(|(a, b)| *a = *a + *b);
+            super::workspace::recycle(w2);
+        }
+        Ok((dw, db))
     }
 }
 #[cfg(test)]

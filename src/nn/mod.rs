@@ -9,13 +9,18 @@
 //! - Activations are stored in NCHW layout `[batch][channel][y][x]`, row-major,
 //!   described by [`Dims4`]. Dense activations are `[batch][features]`.
 //! - Storage is generic over [`Real`] (`f32` for the network, `f64` for the
-//!   finite-difference gradient checks). Convolutions are tap-wise GEMMs
-//!   accumulated in the storage type; other reductions accumulate in `f64`.
+//!   finite-difference gradient checks). Convolutions are one GEMM per row
+//!   tile (im2col, [`conv`]) accumulated in the storage type; other
+//!   reductions accumulate in `f64`.
+//! - Activation buffers come from and go back to [`workspace`]'s pool, so a
+//!   repeated evaluation takes no new memory from the system.
 //! - Shapes are validated up front; bad input becomes an
 //!   [`crate::error::Error`], never a panic.
 //! - Work is parallelised with rayon over independent output blocks (batch ×
 //!   channel planes), so each loop nest maps onto one GPU kernel later
-//!   (`docs/gpu.md`, "How it is built"). The code favours clarity over speed.
+//!   (`docs/gpu.md`, "How it is built"). The hot loops (convolution GEMMs,
+//!   SiLU, GroupNorm) are written for speed (issue #16; BENCHMARKS.md), the
+//!   rest for clarity.
 //!
 //! Layer families: [`conv`] (2-D convolution, periodic or zero padding),
 //! [`norm`] (GroupNorm), [`act`] (SiLU), [`resample`] (2×2 average pooling and
@@ -30,6 +35,7 @@ pub mod norm;
 pub mod resample;
 pub mod unet;
 pub mod weights;
+pub mod workspace;
 
 pub use unet::{UNet, UNetConfig};
 pub use weights::{Tensor, Weights};
@@ -50,6 +56,8 @@ pub trait Real:
     /// The logistic sigmoid `1 / (1 + e^{-x})` in the storage precision,
     /// without overflow for either sign.
     fn sigmoid(self) -> Self;
+    /// The pool of recycled buffers of this type ([`workspace`]).
+    fn pool() -> &'static workspace::Pool<Self>;
 }
 
 macro_rules! sigmoid_impl {
@@ -73,9 +81,15 @@ impl Real for f32 {
     fn from_f64(v: f64) -> Self {
         v as f32
     }
-    #[inline]
+    /// [`crate::vmath::sigmoid_f32`]: branch-free, so the SiLU loops
+    /// vectorise.
+    #[inline(always)]
     fn sigmoid(self) -> Self {
-        sigmoid_impl!(self)
+        crate::vmath::sigmoid_f32(self)
+    }
+    fn pool() -> &'static workspace::Pool<Self> {
+        static POOL: workspace::Pool<f32> = workspace::Pool::new();
+        &POOL
     }
 }
 
@@ -91,6 +105,10 @@ impl Real for f64 {
     #[inline]
     fn sigmoid(self) -> Self {
         sigmoid_impl!(self)
+    }
+    fn pool() -> &'static workspace::Pool<Self> {
+        static POOL: workspace::Pool<f64> = workspace::Pool::new();
+        &POOL
     }
 }
 

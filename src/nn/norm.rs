@@ -15,6 +15,13 @@
 //! dx_i = ρ · (g_i - mean(g) - x̂_i · mean(g ⊙ x̂)),
 //! dγ[c] = Σ_{n,y,x} dy · x̂,     dβ[c] = Σ_{n,y,x} dy.
 //! ```
+//!
+//! Evaluation: the statistics and the backward sums are `f64`, accumulated in
+//! 8 interleaved partial sums (so the loops vectorise; the order depends on
+//! the length only). The backward pass needs, per plane, only `S1 = Σ dy` and
+//! `S2 = Σ dy·x`: `Σ g x̂` is `Σ_c γ_c ρ (S2 - μ S1)`, and `dγ`, `dβ` follow
+//! from the same sums. The per-element maps `y = a x + b` and `dx = A dy + B
+//! x + C` run in the storage type with coefficients from `f64`.
 
 use rayon::prelude::*;
 
@@ -113,22 +120,29 @@ impl GroupNorm {
         let block = cpg * plane;
         let m = block as f64;
         let eps = self.eps;
-        let mut y = vec![T::default(); x.len()];
+        let mut y = super::workspace::zeroed(x.len());
         let stats: Vec<(f64, f64)> = y
             .par_chunks_mut(block)
             .zip(x.par_chunks(block))
             .enumerate()
             .map(|(idx, (yb, xb))| {
                 let g = idx % self.groups;
-                let mu = xb.iter().map(|v| v.to_f64()).sum::<f64>() / m;
-                let var = xb.iter().map(|v| (v.to_f64() - mu).powi(2)).sum::<f64>() / m;
+                let mu = lane_sum(xb, |v| v) / m;
+                let var = lane_sum(xb, |v| (v - mu) * (v - mu)) / m;
                 let rstd = 1.0 / (var + eps).sqrt();
                 for (cl, (yp, xp)) in yb.chunks_mut(plane).zip(xb.chunks(plane)).enumerate() {
                     let c = g * cpg + cl;
-                    let (ga, be) = (gamma[c].to_f64(), beta[c].to_f64());
-                    for (yv, xv) in yp.iter_mut().zip(xp) {
-                        *yv = T::from_f64(ga * (xv.to_f64() - mu) * rstd + be);
-                    }
+                    // y = a x + b, a = gamma rstd, b = beta - mu a
+                    let a = gamma[c].to_f64() * rstd;
+                    let (at, bt) = (T::from_f64(a), T::from_f64(beta[c].to_f64() - mu * a));
+                    crate::vmath::with_avx2(
+                        #[inline(always)]
+                        || {
+                            for (yv, xv) in yp.iter_mut().zip(xp) {
+                                *yv = *xv * at + bt;
+                            }
+                        },
+                    );
                 }
                 (mu, rstd)
             })
@@ -164,51 +178,62 @@ impl GroupNorm {
         let block = cpg * plane;
         let m = block as f64;
 
-        let mut dx = vec![T::default(); x.len()];
-        dx.par_chunks_mut(block)
+        // per plane (n, c): S1 = Σ dy, S2 = Σ dy x; then with g = gamma dy,
+        // Σ g = Σ_c gamma_c S1, Σ g x̂ = Σ_c gamma_c rstd (S2 - mu S1), and
+        // dx = A dy + B x + C with A = rstd gamma_c, B = -rstd² mean(g x̂),
+        // C = rstd (mu rstd mean(g x̂) - mean(g))
+        let mut dx = super::workspace::zeroed(x.len());
+        let sums: Vec<Vec<(f64, f64)>> = dx
+            .par_chunks_mut(block)
             .zip(x.par_chunks(block).zip(dy.par_chunks(block)))
             .enumerate()
-            .for_each(|(idx, (dxb, (xb, dyb)))| {
+            .map(|(idx, (dxb, (xb, dyb)))| {
                 let g = idx % self.groups;
                 let (mu, rs) = (cache.mean[idx], cache.rstd[idx]);
+                let s: Vec<(f64, f64)> = xb
+                    .chunks(plane)
+                    .zip(dyb.chunks(plane))
+                    .map(|(xp, dyp)| (lane_sum(dyp, |d| d), lane_dot(dyp, xp)))
+                    .collect();
                 let (mut sg, mut sgx) = (0.0f64, 0.0f64);
-                for (cl, (xp, dyp)) in xb.chunks(plane).zip(dyb.chunks(plane)).enumerate() {
+                for (cl, &(s1, s2)) in s.iter().enumerate() {
                     let ga = gamma[g * cpg + cl].to_f64();
-                    for (xv, dv) in xp.iter().zip(dyp) {
-                        let gi = ga * dv.to_f64();
-                        sg += gi;
-                        sgx += gi * (xv.to_f64() - mu) * rs;
-                    }
+                    sg += ga * s1;
+                    sgx += ga * rs * (s2 - mu * s1);
                 }
                 let (mg, mgx) = (sg / m, sgx / m);
+                let bt = T::from_f64(-rs * rs * mgx);
+                let ct = T::from_f64(rs * (mu * rs * mgx - mg));
                 for (cl, ((dxp, xp), dyp)) in dxb
                     .chunks_mut(plane)
                     .zip(xb.chunks(plane))
                     .zip(dyb.chunks(plane))
                     .enumerate()
                 {
-                    let ga = gamma[g * cpg + cl].to_f64();
-                    for ((dxv, xv), dv) in dxp.iter_mut().zip(xp).zip(dyp) {
-                        let xh = (xv.to_f64() - mu) * rs;
-                        *dxv = T::from_f64(rs * (ga * dv.to_f64() - mg - xh * mgx));
-                    }
+                    let at = T::from_f64(rs * gamma[g * cpg + cl].to_f64());
+                    crate::vmath::with_avx2(
+                        #[inline(always)]
+                        || {
+                            for ((dxv, xv), dv) in dxp.iter_mut().zip(xp).zip(dyp) {
+                                *dxv = *dv * at + *xv * bt + ct;
+                            }
+                        },
+                    );
                 }
-            });
+                s
+            })
+            .collect();
 
         let (nb, cc, groups) = (dims.n, self.channels, self.groups);
         let per_c: Vec<(T, T)> = (0..cc)
-            .into_par_iter()
             .map(|c| {
-                let g = c / cpg;
+                let (g, cl) = (c / cpg, c % cpg);
                 let (mut dg, mut dbt) = (0.0f64, 0.0f64);
                 for n in 0..nb {
-                    let off = (n * cc + c) * plane;
-                    let (mu, rs) = (cache.mean[n * groups + g], cache.rstd[n * groups + g]);
-                    for (xv, dv) in x[off..off + plane].iter().zip(&dy[off..off + plane]) {
-                        let d = dv.to_f64();
-                        dg += d * (xv.to_f64() - mu) * rs;
-                        dbt += d;
-                    }
+                    let idx = n * groups + g;
+                    let (s1, s2) = sums[idx][cl];
+                    dg += cache.rstd[idx] * (s2 - cache.mean[idx] * s1);
+                    dbt += s1;
                 }
                 (T::from_f64(dg), T::from_f64(dbt))
             })
@@ -216,6 +241,48 @@ impl GroupNorm {
         let (dgamma, dbeta) = per_c.into_iter().unzip();
         Ok((dx, dgamma, dbeta))
     }
+}
+
+/// `Σ f(x_i)` in `f64` with 8 interleaved partial sums (so that the loop
+/// vectorises; the order is fixed by the length alone).
+fn lane_sum<T: Real>(x: &[T], f: impl Fn(f64) -> f64) -> f64 {
+    crate::vmath::with_avx2(
+        #[inline(always)]
+        || {
+            let mut acc = [0.0f64; 8];
+            let mut it = x.chunks_exact(8);
+            for c in &mut it {
+                for (a, v) in acc.iter_mut().zip(c) {
+                    *a += f(v.to_f64());
+                }
+            }
+            let tail: f64 = it.remainder().iter().map(|v| f(v.to_f64())).sum();
+            acc.iter().sum::<f64>() + tail
+        },
+    )
+}
+
+/// `Σ a_i b_i` in `f64`, as [`lane_sum`].
+fn lane_dot<T: Real>(a: &[T], b: &[T]) -> f64 {
+    crate::vmath::with_avx2(
+        #[inline(always)]
+        || {
+            let mut acc = [0.0f64; 8];
+            let (mut ia, mut ib) = (a.chunks_exact(8), b.chunks_exact(8));
+            for (ca, cb) in (&mut ia).zip(&mut ib) {
+                for ((s, x), y) in acc.iter_mut().zip(ca).zip(cb) {
+                    *s += x.to_f64() * y.to_f64();
+                }
+            }
+            let tail: f64 = ia
+                .remainder()
+                .iter()
+                .zip(ib.remainder())
+                .map(|(x, y)| x.to_f64() * y.to_f64())
+                .sum();
+            acc.iter().sum::<f64>() + tail
+        },
+    )
 }
 
 #[cfg(test)]

@@ -58,6 +58,7 @@ use super::norm::{GroupNorm, GroupNormCache};
 use super::resample::{
     avg_pool2_backward, avg_pool2_forward, upsample2_backward, upsample2_forward,
 };
+use super::workspace::{copied, recycle, zeroed};
 use super::{check_len, Dims4, Real, Weights};
 use crate::error::{Error, Result};
 use crate::rng::{Philox, Stream};
@@ -366,6 +367,7 @@ impl ConvP {
             let (dw, db) = c.weight_gradient(x, d, dy)?;
             accumulate(g, self.w, &dw);
             accumulate(g, self.b, &db);
+            recycle(dw);
         }
         c.backward_input(d, w, dy)
     }
@@ -434,7 +436,7 @@ struct ResBlock {
 }
 
 /// What a block's backward pass needs from its forward pass.
-struct BlockCache<T> {
+struct BlockCache<T: Real> {
     x: Vec<T>,
     din: Dims4,
     n1: GroupNormCache,
@@ -463,7 +465,7 @@ impl ResBlock {
         let h3 = self.conv1.forward(p, &h2, din)?;
         let (h4, n2) = self.norm2.forward(p, &h3, dout)?;
         let st = self.emb.forward(p, emb, din.n)?;
-        let mut h5 = h4.clone();
+        let mut h5 = copied(&h4);
         for (idx, chunk) in h5.chunks_mut(plane).enumerate() {
             let (n, c) = (idx / self.cout, idx % self.cout);
             let s = T::one() + st[n * 2 * self.cout + c];
@@ -473,13 +475,16 @@ impl ResBlock {
         let h6 = silu_forward(&h5);
         let h7 = self.conv2.forward(p, &h6, dout)?;
         let r = T::from_f64(INV_SQRT2);
-        let out = match &self.skip {
+        // out = (skip + h7) / sqrt 2, in h7's buffer
+        let mut out = h7;
+        match &self.skip {
             Some(sk) => {
                 let s = sk.forward(p, &x, din)?;
-                s.iter().zip(&h7).map(|(a, b)| (*a + *b) * r).collect()
+                out.iter_mut().zip(&s).for_each(|(o, a)| *o = (*a + *o) * r);
+                recycle(s);
             }
-            None => x.iter().zip(&h7).map(|(a, b)| (*a + *b) * r).collect(),
-        };
+            None => out.iter_mut().zip(&x).for_each(|(o, a)| *o = (*a + *o) * r),
+        }
         let cache = BlockCache {
             x,
             din,
@@ -510,11 +515,13 @@ impl ResBlock {
         let dout = Dims4::new(din.n, self.cout, din.h, din.w);
         let plane = din.plane();
         let r = T::from_f64(INV_SQRT2);
-        let d: Vec<T> = dout_.iter().map(|v| *v * r).collect();
+        let mut d = zeroed(dout_.len());
+        d.iter_mut().zip(dout_).for_each(|(o, v)| *o = *v * r);
         let dh6 = self.conv2.backward(p, &c.h6, dout, &d, g)?;
         let dh5 = silu_backward(&c.h5, &dh6)?;
+        recycle(dh6);
         let mut dst = vec![T::default(); din.n * 2 * self.cout];
-        let mut dh4 = dh5.clone();
+        let mut dh4 = copied(&dh5);
         for (idx, chunk) in dh4.chunks_mut(plane).enumerate() {
             let (n, ch) = (idx / self.cout, idx % self.cout);
             let h4p = &c.h4[idx * plane..][..plane];
@@ -530,43 +537,47 @@ impl ResBlock {
             let s = T::one() + c.st[n * 2 * self.cout + ch];
             chunk.iter_mut().for_each(|v| *v = *v * s);
         }
+        recycle(dh5);
         let de = self.emb.backward(p, emb, din.n, &dst, g)?;
         demb.iter_mut().zip(&de).for_each(|(a, b)| *a = *a + *b);
         let dh3 = self.norm2.backward(p, &c.h3, dout, &c.n2, &dh4, g)?;
+        recycle(dh4);
         let dh2 = self.conv1.backward(p, &c.h2, din, &dh3, g)?;
+        recycle(dh3);
         let da1 = silu_backward(&c.a1, &dh2)?;
+        recycle(dh2);
         let mut dx = self.norm1.backward(p, &c.x, din, &c.n1, &da1, g)?;
+        recycle(da1);
         match &self.skip {
             Some(sk) => {
                 let ds = sk.backward(p, &c.x, din, &d, g)?;
                 dx.iter_mut().zip(&ds).for_each(|(a, b)| *a = *a + *b);
+                recycle(ds);
             }
             None => dx.iter_mut().zip(&d).for_each(|(a, b)| *a = *a + *b),
         }
+        recycle(d);
         Ok(dx)
     }
 }
 
 /// Channel concatenation `[a, b]` of two NCHW tensors with equal `n, h, w`.
 fn concat<T: Real>(a: &[T], ca: usize, b: &[T], cb: usize, n: usize, plane: usize) -> Vec<T> {
-    let mut out = Vec::with_capacity(n * (ca + cb) * plane);
-    for i in 0..n {
-        out.extend_from_slice(&a[i * ca * plane..][..ca * plane]);
-        out.extend_from_slice(&b[i * cb * plane..][..cb * plane]);
+    let mut out = zeroed(n * (ca + cb) * plane);
+    for (i, o) in out.chunks_mut((ca + cb) * plane).enumerate() {
+        o[..ca * plane].copy_from_slice(&a[i * ca * plane..][..ca * plane]);
+        o[ca * plane..].copy_from_slice(&b[i * cb * plane..][..cb * plane]);
     }
     out
 }
 
 /// Inverse of [`concat`] for gradients: splits `[n][ca+cb]` planes into the two parts.
 fn split<T: Real>(x: &[T], ca: usize, cb: usize, n: usize, plane: usize) -> (Vec<T>, Vec<T>) {
-    let (mut a, mut b) = (
-        Vec::with_capacity(n * ca * plane),
-        Vec::with_capacity(n * cb * plane),
-    );
+    let (mut a, mut b) = (zeroed(n * ca * plane), zeroed(n * cb * plane));
     for i in 0..n {
         let base = i * (ca + cb) * plane;
-        a.extend_from_slice(&x[base..][..ca * plane]);
-        b.extend_from_slice(&x[base + ca * plane..][..cb * plane]);
+        a[i * ca * plane..][..ca * plane].copy_from_slice(&x[base..][..ca * plane]);
+        b[i * cb * plane..][..cb * plane].copy_from_slice(&x[base + ca * plane..][..cb * plane]);
     }
     (a, b)
 }
@@ -632,7 +643,7 @@ struct Head {
 }
 
 /// What the head's backward pass needs.
-struct HeadCache<T> {
+struct HeadCache<T: Real> {
     /// `[b, e]` per item.
     input: Vec<T>,
     /// The deepest level's output.
@@ -642,7 +653,7 @@ struct HeadCache<T> {
 }
 
 /// Activations saved by [`UNet::forward_cached`] for [`UNet::backward`].
-pub struct UNetCache<T> {
+pub struct UNetCache<T: Real> {
     dims: Dims4,
     x: Vec<T>,
     e0: Vec<T>,
@@ -658,6 +669,38 @@ pub struct UNetCache<T> {
     an: Vec<T>,
     ho: Vec<T>,
     head: Option<HeadCache<T>>,
+}
+
+// The caches give their activations back to the workspace pool when dropped
+// (the next evaluation reuses them: `super::workspace`).
+impl<T: Real> Drop for BlockCache<T> {
+    fn drop(&mut self) {
+        for v in [
+            &mut self.x,
+            &mut self.a1,
+            &mut self.h2,
+            &mut self.h3,
+            &mut self.h4,
+            &mut self.h5,
+            &mut self.h6,
+        ] {
+            recycle(std::mem::take(v));
+        }
+    }
+}
+
+impl<T: Real> Drop for HeadCache<T> {
+    fn drop(&mut self) {
+        recycle(std::mem::take(&mut self.deep));
+    }
+}
+
+impl<T: Real> Drop for UNetCache<T> {
+    fn drop(&mut self) {
+        for v in [&mut self.x, &mut self.hn, &mut self.an, &mut self.ho] {
+            recycle(std::mem::take(v));
+        }
+    }
 }
 
 impl UNet {
@@ -891,6 +934,7 @@ impl UNet {
             down_c.push(caches);
             if l + 1 < ch.len() {
                 let (pooled, pd) = avg_pool2_forward(&h, d)?;
+                // h is kept as the skip connection
                 skips.push(std::mem::replace(&mut h, pooled));
                 d = pd;
             }
@@ -908,7 +952,7 @@ impl UNet {
                 let z = head.h1.forward(p, &input, n)?;
                 let a = silu_forward(&z);
                 let f_u = head.h2.forward(p, &a, n)?;
-                let deep = h.clone();
+                let deep = copied(&h);
                 (f_u, Some(HeadCache { input, deep, z, a }))
             }
             None => (Vec::new(), None),
@@ -919,7 +963,10 @@ impl UNet {
             let skip = skips
                 .pop()
                 .ok_or_else(|| Error::invalid("unet", "internal: missing skip"))?;
-            h = concat(&u, ud.c, &skip, ch[l], n, ud.plane());
+            let joined = concat(&u, ud.c, &skip, ch[l], n, ud.plane());
+            recycle(u);
+            recycle(skip);
+            recycle(std::mem::replace(&mut h, joined));
             for blk in &self.up[l] {
                 let din = Dims4::new(n, blk.cin, ud.h, ud.w);
                 let (out, c) = blk.forward(p, h, din, &emb)?;
@@ -933,7 +980,7 @@ impl UNet {
         let y = self.conv_out.forward(p, &ho, d)?;
         let cache = UNetCache {
             dims,
-            x: x.to_vec(),
+            x: copied(x),
             e0,
             z1,
             a1,
@@ -1014,19 +1061,24 @@ impl UNet {
         let d0 = Dims4::new(n, ch[0], cache.dims.h, cache.dims.w);
         let dho = self.conv_out.backward(p, &cache.ho, d0, dy, g)?;
         let dan = silu_backward(&cache.an, &dho)?;
+        recycle(dho);
         let mut dh = self
             .norm_out
             .backward(p, &cache.hn, d0, &cache.nout, &dan, g)?;
+        recycle(dan);
         let mut demb = vec![T::default(); cache.emb.len()];
         let mut dskips: Vec<Vec<T>> = Vec::with_capacity(self.up.len());
         for l in 0..self.up.len() {
             for (blk, c) in self.up[l].iter().zip(&cache.up[l]).rev() {
-                dh = blk.backward(p, c, &cache.emb, &dh, &mut demb, g)?;
+                let next = blk.backward(p, c, &cache.emb, &dh, &mut demb, g)?;
+                recycle(std::mem::replace(&mut dh, next));
             }
             let d = cache.down_dims[l];
             let (du, ds) = split(&dh, ch[l + 1], ch[l], n, d.plane());
             dskips.push(ds);
-            dh = upsample2_backward(Dims4::new(n, ch[l + 1], d.h / 2, d.w / 2), &du)?;
+            let next = upsample2_backward(Dims4::new(n, ch[l + 1], d.h / 2, d.w / 2), &du)?;
+            recycle(du);
+            recycle(std::mem::replace(&mut dh, next));
         }
         // dh is now the gradient of the deepest level's output: add the head's.
         if let (Some(head), Some(hc)) = (&self.head, &cache.head) {
@@ -1043,16 +1095,20 @@ impl UNet {
         for l in (0..self.down.len()).rev() {
             if l + 1 < self.down.len() {
                 let d = cache.down_dims[l];
-                dh = avg_pool2_backward(d, &dh)?;
+                let next = avg_pool2_backward(d, &dh)?;
+                recycle(std::mem::replace(&mut dh, next));
                 dh.iter_mut()
                     .zip(&dskips[l])
                     .for_each(|(a, b)| *a = *a + *b);
             }
             for (blk, c) in self.down[l].iter().zip(&cache.down[l]).rev() {
-                dh = blk.backward(p, c, &cache.emb, &dh, &mut demb, g)?;
+                let next = blk.backward(p, c, &cache.emb, &dh, &mut demb, g)?;
+                recycle(std::mem::replace(&mut dh, next));
             }
         }
+        dskips.into_iter().for_each(recycle);
         let dx = self.conv_in.backward(p, &cache.x, cache.dims, &dh, g)?;
+        recycle(dh);
         let np = self.config.joint_params;
         let mut du = Vec::new();
         if g.is_some() || np > 0 {

@@ -702,6 +702,7 @@ impl Trainer {
 
     /// Runs until `config.steps` steps are done, calling `progress` after each.
     pub fn run(&mut self, mut progress: impl FnMut(&StepStats, f64)) -> Result<()> {
+        let _release = crate::nn::workspace::ReleaseOnDrop;
         let start = Instant::now();
         let first = self.step;
         while self.step < self.config.steps {

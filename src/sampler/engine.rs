@@ -255,6 +255,7 @@ pub fn run<B: ModelBackend>(
     run: &RunSpec,
     progress: &mut (dyn FnMut(usize, usize) + Send),
 ) -> Result<SampleSet> {
+    let _release = crate::nn::workspace::ReleaseOnDrop;
     let (n_chains, batch) = (run.chains, run.batch);
     if n_chains == 0 {
         return Err(Error::invalid("chains", "need at least one chain"));

@@ -760,6 +760,7 @@ impl JointTrainer {
     /// Runs until `config.steps`, calling `progress` with each step and the
     /// pairs per second.
     pub fn run(&mut self, mut progress: impl FnMut(&StepStats, f64)) -> Result<()> {
+        let _release = crate::nn::workspace::ReleaseOnDrop;
         let start = Instant::now();
         let first = self.step;
         while self.step < self.config.steps {
