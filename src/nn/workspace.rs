@@ -12,9 +12,8 @@
 //! system.
 //!
 //! The pool is one per element type (`f32`, `f64`), shared by all threads
-//! (a mutex held only to pick or store a buffer). It keeps at most
-//! [`MAX_BUFFERS`] buffers and [`MAX_RETAINED_BYTES`] bytes, dropping the
-//! smallest first; [`release`] frees everything it holds. A sampler run
+//! (a mutex held only to pick or store a buffer). It keeps at most 256
+//! buffers and 4 GiB, dropping the smallest first; [`release`] frees everything it holds. A sampler run
 //! ([`crate::sampler::engine::run`]) and a training run release the pools
 //! when they end ([`ReleaseOnDrop`]), so a program that calls lensdiff keeps
 //! no pooled memory between runs.
@@ -24,9 +23,9 @@ use std::sync::{Mutex, MutexGuard};
 use super::Real;
 
 /// Most buffers kept per element type.
-pub const MAX_BUFFERS: usize = 256;
+const MAX_BUFFERS: usize = 256;
 /// Most bytes kept per element type.
-pub const MAX_RETAINED_BYTES: usize = 4 << 30;
+const MAX_RETAINED_BYTES: usize = 4 << 30;
 /// Buffers shorter than this go back to `malloc` (its small-block bins are
 /// fast).
 const MIN_ELEMENTS: usize = 1 << 12;
