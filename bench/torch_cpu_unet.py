@@ -207,7 +207,8 @@ def write_markdown(args, rows):
     lines = [
         f"PyTorch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), "
         f"{args.threads} threads, {platform.processor() or platform.machine()}, "
-        f"median of {args.reps} runs (3 for the Remy-size network at 360²); "
+        f"median of {args.reps} runs (max(3, {args.reps} // 2) for the Remy-size network at "
+        "256² and larger); "
         "`best` is the fastest PyTorch mode, ratio = lensdiff / best (below 1: lensdiff faster).",
         "",
         "| case | op | eager | channels_last | compile | lensdiff | ratio | lensdiff GFLOP/s |",

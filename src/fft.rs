@@ -8,8 +8,15 @@
 //!
 //! The x axis is transformed with `realfft`, the y axis with `rustfft` on a
 //! transposed copy. Batches run in parallel over maps with rayon.
+//!
+//! A plan owns the buffers its transforms need (the transposed spectrum, row
+//! buffers and the FFT scratch), as rustfft's plans own their twiddles: a
+//! call takes one set from the plan's free list, or makes one the first time,
+//! and puts it back, so repeated transforms allocate nothing (one set per
+//! thread that has used the plan at once). Results do not depend on which
+//! set a call gets.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use num_complex::Complex;
 use rayon::prelude::*;
@@ -26,6 +33,20 @@ pub struct Fft2<T: FftNum> {
     c2r: Arc<dyn ComplexToReal<T>>,
     fwd_y: Arc<dyn Fft<T>>,
     inv_y: Arc<dyn Fft<T>>,
+    free: Mutex<Vec<Buffers<T>>>,
+}
+
+/// The buffers of one transform (module docs).
+struct Buffers<T: FftNum> {
+    /// The transposed half spectrum `[kx][y]`.
+    t: Vec<Complex<T>>,
+    /// A real row and a complex row of `nx/2 + 1` modes.
+    real_row: Vec<T>,
+    complex_row: Vec<Complex<T>>,
+    /// Scratch of the row transforms (the larger of the two) and of the
+    /// column transforms.
+    row_scratch: Vec<Complex<T>>,
+    col_scratch: Vec<Complex<T>>,
 }
 
 impl<T: FftNum> std::fmt::Debug for Fft2<T> {
@@ -46,7 +67,33 @@ impl<T: FftNum> Fft2<T> {
             c2r: rp.plan_fft_inverse(nx),
             fwd_y: cp.plan_fft_forward(ny),
             inv_y: cp.plan_fft_inverse(ny),
+            free: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A buffer set from the free list, or a new one.
+    fn take(&self) -> Buffers<T> {
+        let reused = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        reused.unwrap_or_else(|| {
+            let zero = Complex::new(T::zero(), T::zero());
+            let rs = self.r2c.get_scratch_len().max(self.c2r.get_scratch_len());
+            let cs = self
+                .fwd_y
+                .get_inplace_scratch_len()
+                .max(self.inv_y.get_inplace_scratch_len());
+            Buffers {
+                t: vec![zero; self.ny * self.nkx()],
+                real_row: vec![T::zero(); self.nx],
+                complex_row: vec![zero; self.nkx()],
+                row_scratch: vec![zero; rs],
+                col_scratch: vec![zero; cs],
+            }
+        })
+    }
+
+    /// Puts a buffer set back on the free list.
+    fn give(&self, b: Buffers<T>) {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).push(b);
     }
 
     /// Pixels per map.
@@ -68,29 +115,34 @@ impl<T: FftNum> Fft2<T> {
         let (nx, ny, nkx) = (self.nx, self.ny, self.nkx());
         debug_assert_eq!(map.len(), nx * ny);
         debug_assert_eq!(spec.len(), ny * nkx);
-        let mut row = self.r2c.make_input_vec();
-        let mut scratch = self.r2c.make_scratch_vec();
+        let mut b = self.take();
+        let Buffers {
+            t,
+            real_row: row,
+            complex_row: out,
+            row_scratch,
+            col_scratch,
+        } = &mut b;
+        let rs = self.r2c.get_scratch_len();
         // Transposed half spectrum [kx][y], so each column FFT is contiguous.
-        let mut t = vec![Complex::new(T::zero(), T::zero()); ny * nkx];
-        let mut out = self.r2c.make_output_vec();
         for y in 0..ny {
             row.copy_from_slice(&map[y * nx..(y + 1) * nx]);
             // Lengths match the plan, so this cannot fail.
             let _ = self
                 .r2c
-                .process_with_scratch(&mut row, &mut out, &mut scratch);
+                .process_with_scratch(row, out, &mut row_scratch[..rs]);
             for (kx, v) in out.iter().enumerate() {
                 t[kx * ny + y] = *v;
             }
         }
-        let mut cscratch =
-            vec![Complex::new(T::zero(), T::zero()); self.fwd_y.get_inplace_scratch_len()];
-        self.fwd_y.process_with_scratch(&mut t, &mut cscratch);
+        let cs = self.fwd_y.get_inplace_scratch_len();
+        self.fwd_y.process_with_scratch(t, &mut col_scratch[..cs]);
         for kx in 0..nkx {
             for ky in 0..ny {
                 spec[ky * nkx + kx] = t[kx * ny + ky];
             }
         }
+        self.give(b);
     }
 
     /// Inverse transform of one half spectrum (normalised by `1/N`). The
@@ -99,18 +151,22 @@ impl<T: FftNum> Fft2<T> {
         let (nx, ny, nkx) = (self.nx, self.ny, self.nkx());
         debug_assert_eq!(map.len(), nx * ny);
         debug_assert_eq!(spec.len(), ny * nkx);
-        let mut t = vec![Complex::new(T::zero(), T::zero()); ny * nkx];
+        let mut b = self.take();
+        let Buffers {
+            t,
+            real_row: out,
+            complex_row: row,
+            row_scratch,
+            col_scratch,
+        } = &mut b;
         for ky in 0..ny {
             for kx in 0..nkx {
                 t[kx * ny + ky] = spec[ky * nkx + kx];
             }
         }
-        let mut cscratch =
-            vec![Complex::new(T::zero(), T::zero()); self.inv_y.get_inplace_scratch_len()];
-        self.inv_y.process_with_scratch(&mut t, &mut cscratch);
-        let mut row = self.c2r.make_input_vec();
-        let mut out = self.c2r.make_output_vec();
-        let mut scratch = self.c2r.make_scratch_vec();
+        let cs = self.inv_y.get_inplace_scratch_len();
+        self.inv_y.process_with_scratch(t, &mut col_scratch[..cs]);
+        let rs = self.c2r.get_scratch_len();
         let scale = T::one() / T::from_usize(nx * ny).unwrap_or_else(T::one);
         for y in 0..ny {
             for kx in 0..nkx {
@@ -125,11 +181,12 @@ impl<T: FftNum> Fft2<T> {
             }
             let _ = self
                 .c2r
-                .process_with_scratch(&mut row, &mut out, &mut scratch);
+                .process_with_scratch(row, out, &mut row_scratch[..rs]);
             for (m, v) in map[y * nx..(y + 1) * nx].iter_mut().zip(out.iter()) {
                 *m = *v * scale;
             }
         }
+        self.give(b);
     }
 
     /// Forward transforms of a batch `[b][y][x]` into `[b][ky][kx]`, in parallel.

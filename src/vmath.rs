@@ -100,7 +100,8 @@ pub fn exp(x: f64) -> f64 {
 #[inline(always)]
 pub fn sigmoid_f32(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
-    /// `ln 2` to 16 significant bits (`n * LN2_HI` exact for `|n| < 2^8`).
+    /// `ln 2` rounded to 9 significant bits, 355/512 (`n * LN2_HI` exact for
+    /// `|n| < 2^15`).
     const LN2_HI: f32 = 0.693_359_4;
     /// `ln 2 - LN2_HI`.
     const LN2_LO: f32 = -2.121_944_4e-4;

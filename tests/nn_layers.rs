@@ -122,7 +122,7 @@ fn conv_direct(conv: &Conv2d, x: &[f64], d: Dims4, w: &[f64], b: &[f64]) -> Vec<
 fn conv_matches_direct_sum_across_row_tiles() {
     // 16 channels of 70 x 130: a tile's X_col holds 2^17 elements, 7 rows of
     // 16·9·130, so each item has 10 row tiles and the weight gradient sums 20
-    // tiles in 8 groups (forward, dx and dw across tiles are exercised).
+    // tiles in 7 groups of 3 (forward, dx and dw across tiles are exercised).
     let mut rng = Rng(11);
     let (cin, cout) = (16, 3);
     let dims = Dims4::new(2, cin, 70, 130);

@@ -33,13 +33,14 @@
 //! output rows: `Y_tile = W X_col + b`. The backward pass is the same with the
 //! opposite shift of `dy` and the transposed weights `W'[c][o k² + p k + q] =
 //! w[o][c][p][q]` for `dx`, and `dW += dY_tile X_colᵀ` per tile (the tiles summed in
-//! order within 8 fixed groups of consecutive tiles, the groups then added in
-//! order). One GEMM with the inner dimension `k²C_in` instead of `k²`
+//! order within at most 8 groups of consecutive tiles, the groups then added
+//! in order). One GEMM with the inner dimension `k²C_in` instead of `k²`
 //! GEMMs with `C_in` reads and writes each output once instead of `k²` times
 //! and packs the weights once (the profile of issue #16). Tiles hold about
 //! 2^17 elements of `X_col` (at least one row), a size set by the
 //! geometry alone, so the results do not depend on the thread count; each
-//! worker reuses one scratch buffer for its tiles. GEMMs are
+//! rayon job reuses one scratch buffer (from [`super::workspace`]) for its
+//! tiles. GEMMs are
 //! `matrixmultiply`'s (through ndarray), accumulating in the storage type
 //! (`f32` for the network, `f64` for the gradient checks).
 
@@ -346,7 +347,10 @@ impl Conv2d {
         } else {
             view(w, 0, (m, cols), (cols, 1))?
         };
-        let mut y = super::workspace::zeroed(dims.n * m * plane);
+        // the checked lengths bound every tile's writes below
+        let y_len = checked_product("y", &[dims.n, m, plane])?;
+        let scratch_len = checked_product("X_col", &[cols, wd, h.min(COL_ELEMENTS)])?;
+        let mut y = super::workspace::zeroed(y_len);
         if let Some(b) = bias {
             for (ch, yp) in y.chunks_mut(plane).enumerate() {
                 yp.fill(b[ch % m]);
@@ -364,7 +368,7 @@ impl Conv2d {
         tiles
             .into_par_iter()
             .map_init(
-                || Scratch::new(cols * rows * wd),
+                || Scratch::new(scratch_len.min(cols * rows * wd)),
                 |col, (n, r0, r1)| -> Result<()> {
                     let t = Tile {
                         h,
@@ -379,8 +383,9 @@ impl Conv2d {
                     let b = view(&col.0, 0, (cols, tl), (tl, 1))?;
                     // SAFETY: tile (n, r0..r1) writes rows r0..r1 of the m
                     // planes of item n, `m·tl` elements at plane stride,
-                    // inside `y` and disjoint from every other tile's; `y`
-                    // outlives the parallel loop and is not otherwise read.
+                    // inside `y` (whose length n·m·plane was computed with
+                    // overflow checks) and disjoint from every other tile's;
+                    // `y` outlives the parallel loop and is not otherwise read.
                     let mut c = unsafe {
                         ArrayViewMut2::from_shape_ptr(
                             (m, tl).strides((plane, 1)),
@@ -454,16 +459,18 @@ impl Conv2d {
         let pad = self.padding;
         let wl = self.weight_len();
         let cols = cin * k * k;
+        checked_product("X_col", &[cols, wd, h.min(COL_ELEMENTS)])?;
         let tiles = tiles(dims.n, h, wd, cols);
         let rows = tiles.first().map_or(0, |t| t.2 - t.1);
-        // Tiles in WEIGHT_GROUPS fixed groups, each summed in order into its
-        // own gradient (GEMMs with beta = 1), the groups then added in order:
-        // the same sums whatever the thread count.
+        // Tiles in at most WEIGHT_GROUPS groups of consecutive tiles (the
+        // grouping depends on the shapes only), each summed in order into its
+        // own gradient (GEMMs with beta = 1; the bias gradient in f64), the
+        // groups then added in order: the same sums whatever the thread count.
         let per_group = tiles.len().div_ceil(WEIGHT_GROUPS).max(1);
         let group =
-            |col: &mut Scratch<T>, ts: &[(usize, usize, usize)]| -> Result<(Vec<T>, Vec<T>)> {
+            |col: &mut Scratch<T>, ts: &[(usize, usize, usize)]| -> Result<(Vec<T>, Vec<f64>)> {
                 let mut dw = super::workspace::zeroed(wl);
-                let mut db = vec![T::default(); cout];
+                let mut db = vec![0.0f64; cout];
                 for &(n, r0, r1) in ts {
                     let t = Tile {
                         h,
@@ -483,25 +490,25 @@ impl Conv2d {
                     for (o, acc) in db.iter_mut().enumerate() {
                         *acc = dy[dy_off + o * plane..][..tl]
                             .iter()
-                            .fold(*acc, |a, v| a + *v);
+                            .fold(*acc, |a, v| a + v.to_f64());
                     }
                 }
                 Ok((dw, db))
             };
-        let parts: Result<Vec<(Vec<T>, Vec<T>)>> = tiles
+        let parts: Result<Vec<(Vec<T>, Vec<f64>)>> = tiles
             .par_chunks(per_group)
             .map_init(|| Scratch::new(cols * rows * wd), group)
             .collect();
         let mut parts = parts?.into_iter();
         let (mut dw, mut db) = parts
             .next()
-            .unwrap_or_else(|| (vec![T::default(); wl], vec![T::default(); cout]));
+            .unwrap_or_else(|| (vec![T::default(); wl], vec![0.0; cout]));
         for (w2, b2) in parts {
             dw.iter_mut().zip(&w2).for_each(|(a, b)| *a = *a + *b);
-            db.iter_mut().zip(&b2).for_each(|(a, b)| *a = *a + *b);
+            db.iter_mut().zip(&b2).for_each(|(a, b)| *a += *b);
             super::workspace::recycle(w2);
         }
-        Ok((dw, db))
+        Ok((dw, db.into_iter().map(T::from_f64).collect()))
     }
 }
 #[cfg(test)]

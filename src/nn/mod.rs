@@ -13,7 +13,8 @@
 //!   tile (im2col, [`conv`]) accumulated in the storage type; other
 //!   reductions accumulate in `f64`.
 //! - Activation buffers come from and go back to [`workspace`]'s pool, so a
-//!   repeated evaluation takes no new memory from the system.
+//!   repeated evaluation does not take its large buffers fresh from the
+//!   system.
 //! - Shapes are validated up front; bad input becomes an
 //!   [`crate::error::Error`], never a panic.
 //! - Work is parallelised with rayon over independent output blocks (batch ×

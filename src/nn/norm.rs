@@ -20,8 +20,8 @@
 //! 8 interleaved partial sums (so the loops vectorise; the order depends on
 //! the length only). The backward pass needs, per plane, only `S1 = Σ dy` and
 //! `S2 = Σ dy·x`: `Σ g x̂` is `Σ_c γ_c ρ (S2 - μ S1)`, and `dγ`, `dβ` follow
-//! from the same sums. The per-element maps `y = a x + b` and `dx = A dy + B
-//! x + C` run in the storage type with coefficients from `f64`.
+//! from the same sums. The per-element maps `y = a (x - μ) + β` and `dx = A dy
+//! + B (x - μ) + C` run in the storage type with coefficients from `f64`.
 
 use rayon::prelude::*;
 
@@ -132,14 +132,18 @@ impl GroupNorm {
                 let rstd = 1.0 / (var + eps).sqrt();
                 for (cl, (yp, xp)) in yb.chunks_mut(plane).zip(xb.chunks(plane)).enumerate() {
                     let c = g * cpg + cl;
-                    // y = a x + b, a = gamma rstd, b = beta - mu a
-                    let a = gamma[c].to_f64() * rstd;
-                    let (at, bt) = (T::from_f64(a), T::from_f64(beta[c].to_f64() - mu * a));
+                    // y = a (x - mu) + beta, a = gamma rstd (x - mu in the
+                    // storage type: exact-ish for a nearly constant group)
+                    let (at, mt, bt) = (
+                        T::from_f64(gamma[c].to_f64() * rstd),
+                        T::from_f64(mu),
+                        beta[c],
+                    );
                     crate::vmath::with_avx2(
                         #[inline(always)]
                         || {
                             for (yv, xv) in yp.iter_mut().zip(xp) {
-                                *yv = *xv * at + bt;
+                                *yv = (*xv - mt) * at + bt;
                             }
                         },
                     );
@@ -180,8 +184,8 @@ impl GroupNorm {
 
         // per plane (n, c): S1 = Σ dy, S2 = Σ dy x; then with g = gamma dy,
         // Σ g = Σ_c gamma_c S1, Σ g x̂ = Σ_c gamma_c rstd (S2 - mu S1), and
-        // dx = A dy + B x + C with A = rstd gamma_c, B = -rstd² mean(g x̂),
-        // C = rstd (mu rstd mean(g x̂) - mean(g))
+        // dx = A dy + B (x - mu) + C with A = rstd gamma_c,
+        // B = -rstd² mean(g x̂), C = -rstd mean(g)
         let mut dx = super::workspace::zeroed(x.len());
         let sums: Vec<Vec<(f64, f64)>> = dx
             .par_chunks_mut(block)
@@ -202,8 +206,8 @@ impl GroupNorm {
                     sgx += ga * rs * (s2 - mu * s1);
                 }
                 let (mg, mgx) = (sg / m, sgx / m);
-                let bt = T::from_f64(-rs * rs * mgx);
-                let ct = T::from_f64(rs * (mu * rs * mgx - mg));
+                let (bt, mt) = (T::from_f64(-rs * rs * mgx), T::from_f64(mu));
+                let ct = T::from_f64(-rs * mg);
                 for (cl, ((dxp, xp), dyp)) in dxb
                     .chunks_mut(plane)
                     .zip(xb.chunks(plane))
@@ -215,7 +219,7 @@ impl GroupNorm {
                         #[inline(always)]
                         || {
                             for ((dxv, xv), dv) in dxp.iter_mut().zip(xp).zip(dyp) {
-                                *dxv = *dv * at + *xv * bt + ct;
+                                *dxv = *dv * at + (*xv - mt) * bt + ct;
                             }
                         },
                     );

@@ -5,18 +5,23 @@
 //! again on the next evaluation, each costs fresh pages from the kernel
 //! (glibc serves large blocks with `mmap` and trims the heap's top): 41% of
 //! a forward pass of the demo network at 64² was spent in page faults and
-//! page clearing. The layers therefore take their output buffers from a pool
-//! of buffers freed by earlier passes ([`zeroed`]), and the network's caches
-//! and temporaries go back to it when dropped ([`recycle`]). After the first
-//! evaluation of a given geometry, a pass takes no new memory from the
-//! system.
+//! page clearing. The layers therefore take their large output buffers from
+//! a pool of buffers freed by earlier passes ([`zeroed`]), and the network's
+//! caches and temporaries go back to it when dropped ([`recycle`]). After the
+//! first evaluation of a given geometry, a pass takes its activation buffers
+//! from the pool (small vectors, such as per-channel sums, still come from
+//! `malloc`, whose small-block bins serve them without system calls).
 //!
 //! The pool is one per element type (`f32`, `f64`), shared by all threads
 //! (a mutex held only to pick or store a buffer). It keeps at most 256
-//! buffers and 4 GiB, dropping the smallest first; [`release`] frees everything it holds. A sampler run
-//! ([`crate::sampler::engine::run`]) and a training run release the pools
-//! when they end ([`ReleaseOnDrop`]), so a program that calls lensdiff keeps
-//! no pooled memory between runs.
+//! buffers and 4 GiB, dropping the smallest first; [`release`] frees
+//! everything it holds. A sampler run ([`crate::sampler::engine::run`]) and
+//! a training run release the pools when they end ([`ReleaseOnDrop`]), so a
+//! program that samples or trains through them keeps no pooled memory
+//! between runs; one that calls the network directly (`Denoiser::denoise`,
+//! `UNet::forward`) keeps up to the bound until it calls [`release`]. The
+//! pools are global: a run that ends empties them for any other still going
+//! in the process, which costs that run some speed, never correctness.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -55,16 +60,18 @@ impl<T> Default for Pool<T> {
     }
 }
 
-/// A buffer of `len` zeros: the smallest free one that holds `len`, else a
-/// new one.
+/// A buffer of `len` zeros: the smallest free one that holds `len` (and at
+/// most `2 len`), else a new one.
 pub fn zeroed<T: Real>(len: usize) -> Vec<T> {
     if len >= MIN_ELEMENTS {
         let reused = {
             let mut free = T::pool().lock();
+            // at most twice the length: a small request must not take (and
+            // hand to a caller who may keep it) a large buffer
             let best = free
                 .iter()
                 .enumerate()
-                .filter(|(_, v)| v.capacity() >= len)
+                .filter(|(_, v)| v.capacity() >= len && v.capacity() <= 2 * len)
                 .min_by_key(|(_, v)| v.capacity())
                 .map(|(i, _)| i);
             best.map(|i| free.swap_remove(i))
