@@ -48,17 +48,21 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from torch_reference import LensdiffDenoiser  # noqa: E402
 
-# the presets of src/nn/unet.rs (UNetConfig::demo, UNetConfig::remy_2023)
+# the presets of src/nn/unet.rs (UNetConfig::demo, remy_2023, uresnet18)
 PRESETS = {
     "demo": dict(channels=[16, 32], blocks=1, groups=4, embed_freqs=8, embed_dim=32,
                  padding="periodic", joint_params=0),
     "remy_2023": dict(channels=[32, 64, 128, 176], blocks=2, groups=8, embed_freqs=16,
                       embed_dim=128, padding="periodic", joint_params=0),
+    "uresnet18": dict(channels=[32, 64, 128, 128], blocks=2, groups=8, embed_freqs=16,
+                      embed_dim=128, padding="periodic", joint_params=0,
+                      strides=[2, 2, 2, 1], in_kernel=7, out_kernel=5),
 }
 SIGMA_DATA = 0.02
 
 DEFAULT_CASES = [
     "infer:demo:360:1", "infer:demo:360:4", "infer:remy_2023:360:1", "infer:remy_2023:360:4",
+    "infer:uresnet18:360:1", "infer:uresnet18:360:4",
     "train:demo:32:16", "train:demo:64:16", "train:demo:128:8",
     "train:remy_2023:32:16", "train:remy_2023:64:16", "train:remy_2023:128:8",
 ]

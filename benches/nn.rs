@@ -15,7 +15,7 @@
 //! cargo bench --bench nn -- train NET CROP BATCH STEPS  # training step (ms/step)
 //! ```
 //!
-//! `NET` is `demo` or `remy_2023`. A training step is what `lensdiff train`
+//! `NET` is `demo`, `remy_2023` or `uresnet18`. A training step is what `lensdiff train`
 //! does per step on a stack of maps: random crops, noise levels and noise,
 //! forward, backward to the weights, gradient clipping, Adam and EMA.
 
@@ -127,7 +127,8 @@ fn preset(name: &str) -> UNetConfig {
     match name {
         "demo" => UNetConfig::demo(),
         "remy_2023" => UNetConfig::remy_2023(),
-        _ => panic!("unknown network {name:?} (demo or remy_2023)"),
+        "uresnet18" => UNetConfig::uresnet18(),
+        _ => panic!("unknown network {name:?} (demo, remy_2023 or uresnet18)"),
     }
 }
 

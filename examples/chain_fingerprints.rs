@@ -60,6 +60,7 @@ fn network(kind: DenoiserKind, seed: u64, grid: Grid) -> lensdiff::Result<Neural
         embed_dim: 4,
         padding: "periodic".into(),
         joint_params: 0,
+        ..UNetConfig::demo()
     };
     let table = matches!(kind, DenoiserKind::Hybrid).then(ClTable::default_kappa);
     let mut den = Denoiser::new(net, DenoiserMeta::new(kind, 0.02, 1.0), table, seed)?;

@@ -30,6 +30,7 @@ fn small_net() -> UNetConfig {
         embed_dim: 4,
         padding: "periodic".into(),
         joint_params: 0,
+        ..UNetConfig::demo()
     }
 }
 

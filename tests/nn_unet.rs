@@ -26,6 +26,7 @@ fn tiny(padding: &str, levels: usize) -> UNetConfig {
         embed_dim: 5,
         padding: padding.into(),
         joint_params: 0,
+        ..UNetConfig::demo()
     }
 }
 
@@ -68,13 +69,40 @@ fn unet_gradients_zero_padding_two_levels() {
     grad_check(tiny("zero", 2), 2);
 }
 
+/// Strides other than the default (level 0 pooled, so the input
+/// convolution's output joins before the output convolution; a level at the
+/// resolution of the one above) and wider input and output kernels.
+#[test]
+fn unet_gradients_with_strides_and_wide_kernels() {
+    let cfg = UNetConfig {
+        strides: vec![2, 1, 2],
+        in_kernel: 5,
+        out_kernel: 5,
+        ..tiny("periodic", 3)
+    };
+    assert_eq!(cfg.side_multiple(), 4);
+    grad_check(cfg, 3);
+    let cfg = UNetConfig {
+        strides: vec![1, 1],
+        in_kernel: 7,
+        out_kernel: 1,
+        ..tiny("zero", 2)
+    };
+    assert_eq!(cfg.side_multiple(), 1);
+    grad_check(cfg, 4);
+}
+
 /// A joint network (`joint_params = 2`): the loss `<r, F_k> + <r_u, F_u>`
 /// differentiated in `x`, `u` and every parameter, against central differences
 /// (same bound as the map-only network).
 fn joint_grad_check(levels: usize, seed: u64) {
+    joint_grad_check_of(tiny("periodic", levels), seed)
+}
+
+fn joint_grad_check_of(base: UNetConfig, seed: u64) {
     let cfg = UNetConfig {
         joint_params: 2,
-        ..tiny("periodic", levels)
+        ..base.clone()
     };
     let net = UNet::new(cfg).unwrap();
     let mut rng = Rng(seed);
@@ -108,7 +136,7 @@ fn joint_grad_check(levels: usize, seed: u64) {
     // the map-only entry points refuse a joint network, and the reverse
     assert!(net.forward(&p, &x, dims, &sigma).is_err());
     assert!(net.backward(&p, &cache, &r, None).is_err());
-    let map_only = UNet::new(tiny("periodic", levels)).unwrap();
+    let map_only = UNet::new(base).unwrap();
     let pm = vec![0.0; map_only.n_params()];
     assert!(map_only
         .forward_joint_cached(&pm, &x, dims, &sigma, &u)
@@ -118,6 +146,17 @@ fn joint_grad_check(levels: usize, seed: u64) {
 #[test]
 fn joint_unet_gradients_two_levels() {
     joint_grad_check(2, 11);
+}
+
+#[test]
+fn joint_unet_gradients_with_strides() {
+    let cfg = UNetConfig {
+        strides: vec![2, 2, 1],
+        in_kernel: 3,
+        out_kernel: 5,
+        ..tiny("periodic", 3)
+    };
+    joint_grad_check_of(cfg, 12);
 }
 
 #[test]
@@ -195,7 +234,33 @@ fn initial_network_outputs_zero_and_layout_is_contiguous() {
 fn named_configurations_have_the_documented_sizes() {
     let demo = UNet::new(UNetConfig::demo()).unwrap().n_params();
     let remy = UNet::new(UNetConfig::remy_2023()).unwrap().n_params();
-    eprintln!("demo {demo} parameters, remy_2023 {remy}");
+    let uresnet = UNet::new(UNetConfig::uresnet18()).unwrap();
+    let u18 = uresnet.n_params();
+    eprintln!("demo {demo} parameters, remy_2023 {remy}, uresnet18 {u18}");
+    // 4 levels entered with strides 2, 2, 2, 1: sides multiples of 8
+    assert_eq!(UNetConfig::uresnet18().side_multiple(), 8);
+    assert_eq!(UNetConfig::remy_2023().side_multiple(), 8);
+    // the output convolution reads the 2 x 32 joined channels, 5 x 5
+    let out = uresnet
+        .layout()
+        .iter()
+        .find(|s| s.name == "conv_out.weight");
+    assert_eq!(out.map(|s| s.shape.clone()), Some(vec![1, 64, 5, 5]));
+    let inp = uresnet.layout().iter().find(|s| s.name == "conv_in.weight");
+    assert_eq!(inp.map(|s| s.shape.clone()), Some(vec![32, 1, 7, 7]));
+    // 2 672 993: the paper's network has 3.14 M (batch norm, projections in
+    // every first block, its own decoder widths)
+    assert!((2_400_000..3_000_000).contains(&u18), "uresnet18 has {u18}");
+    // default strides and kernels stay out of the stored JSON (files written
+    // before they existed read the same), the others round-trip
+    let json = serde_json::to_string(&UNetConfig::remy_2023()).unwrap();
+    assert!(
+        !json.contains("strides") && !json.contains("kernel"),
+        "{json}"
+    );
+    let json = serde_json::to_string(&UNetConfig::uresnet18()).unwrap();
+    let back: UNetConfig = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, UNetConfig::uresnet18());
     assert!((20_000..100_000).contains(&demo), "demo has {demo}");
     // Remy et al. 2023: 3.14 M parameters
     assert!(
@@ -228,4 +293,27 @@ fn bad_inputs_are_errors() {
     let mut cfg = UNetConfig::demo();
     cfg.padding = "reflect".into();
     assert!(UNet::new(cfg).is_err());
+    for (strides, k_in, k_out) in [
+        (vec![1], 3, 3),
+        (vec![1, 3], 3, 3),
+        (vec![0, 2], 3, 3),
+        (vec![], 4, 3),
+        (vec![], 3, 0),
+        (vec![], 17, 3),
+    ] {
+        let cfg = UNetConfig {
+            strides,
+            in_kernel: k_in,
+            out_kernel: k_out,
+            ..UNetConfig::demo()
+        };
+        assert!(UNet::new(cfg.clone()).is_err(), "{cfg:?}");
+    }
+    // a uresnet18 needs sides that are multiples of 8
+    let net = UNet::new(UNetConfig::uresnet18()).unwrap();
+    let p = net.init_params(1);
+    let x = vec![0.0f32; 12 * 12];
+    assert!(net
+        .forward(&p, &x, Dims4::new(1, 1, 12, 12), &[1.0])
+        .is_err());
 }

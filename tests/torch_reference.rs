@@ -67,6 +67,7 @@ fn config(padding: &str) -> UNetConfig {
         embed_dim: 8,
         padding: padding.into(),
         joint_params: 0,
+        ..UNetConfig::demo()
     }
 }
 
@@ -74,6 +75,15 @@ fn config(padding: &str) -> UNetConfig {
 /// `C_ell` table `gaussian` if given, pure otherwise.
 fn denoiser(
     padding: &str,
+    gaussian: Option<ClTable>,
+    meta_pixel_arcmin: f64,
+    seed: u64,
+) -> Denoiser {
+    denoiser_of(config(padding), gaussian, meta_pixel_arcmin, seed)
+}
+
+fn denoiser_of(
+    config: UNetConfig,
     gaussian: Option<ClTable>,
     meta_pixel_arcmin: f64,
     seed: u64,
@@ -89,7 +99,7 @@ fn denoiser(
         sigma_max: Some(2.0),
         description: "torch reference test".into(),
     };
-    let mut d = Denoiser::new(config(padding), meta, gaussian, 0).unwrap();
+    let mut d = Denoiser::new(config, meta, gaussian, 0).unwrap();
     d.params = common::noise_vec(d.params.len(), seed)
         .iter()
         .map(|v| 0.3 * v)
@@ -255,6 +265,34 @@ fn zero_padding_hybrid_matches_torch_and_export_round_trips() {
     let as_f32 = |v: &[f64]| -> Vec<f32> { v.iter().map(|&x| x as f32).collect() };
     assert_eq!(as_f32(g0.ell()), as_f32(g1.ell()));
     assert_eq!(as_f32(g0.cl()), as_f32(g1.cl()));
+}
+
+/// The strides and kernel sizes of `UNetConfig::uresnet18` on a small
+/// network: level 0 pooled (the input convolution's output joins before the
+/// output convolution), level 1 at level 0's resolution, 7 x 7 in, 5 x 5 out.
+#[test]
+#[ignore = "needs python3 with torch and numpy: scripts/test.sh runs it when torch is importable"]
+fn strided_network_matches_torch_and_export_round_trips() {
+    require_torch("strided_network_matches_torch_and_export_round_trips");
+    let grid = Grid::square(SIDE, PIXEL_ARCMIN).unwrap();
+    let cfg = UNetConfig {
+        strides: vec![2, 1],
+        in_kernel: 7,
+        out_kernel: 5,
+        ..config("periodic")
+    };
+    let den = denoiser_of(cfg, None, PIXEL_ARCMIN, 9);
+    let dir = common::temp_dir("torch-strided");
+    let resaved = dir.join("resaved.safetensors");
+    compare(
+        "strided-pure",
+        &den,
+        &["--resave", resaved.to_str().unwrap()],
+        grid,
+    );
+    let back = Denoiser::load(&resaved).unwrap();
+    assert_eq!(back.unet().config(), den.unet().config());
+    assert_eq!(back.params, den.params);
 }
 
 #[test]

@@ -65,9 +65,13 @@ The network ``F`` (``src/nn/unet.rs``)::
 
     e      = silu(mlp2(silu(mlp1(fourier(ln s)))))     fourier: [cos(2 pi f u)..., sin(2 pi f u)...]
     h      = conv_in(x)                                 f geometric from 1/64 to 1/2, u = ln s
-    level l = 0..L-1:  h = ResBlock(h, e) x blocks;  if l < L-1: skip_l = h, h = avgpool2(h)
-    level l = L-2..0:  h = nearest_up2(h);  h = cat([h, skip_l]);  h = ResBlock(h, e) x blocks
+    level l = 0..L-1:  if s_l = 2: h = avgpool2(h);  h = ResBlock(h, e) x blocks;  skip_l = h
+    level l = L-2..0:  if s_{l+1} = 2: h = nearest_up2(h);  h = cat([h, skip_l]);  h = ResBlock(h, e) x blocks
+    if s_0 = 2:        h = cat([nearest_up2(h), conv_in(x)])
     F      = conv_out(silu(GN(h)))
+
+    strides s_l (``strides``, default [1, 2, 2, ...]); conv_in and conv_out are
+    ``in_kernel`` and ``out_kernel`` wide (default 3)
 
     ResBlock(x, e): h = conv1(silu(GN1(x)));  (s, t) = split(emb(e))
                     h = conv2(silu(GN2(h) * (1 + s) + t));  out = (skip(x) + h) / sqrt(2)
@@ -315,8 +319,12 @@ class LensdiffUNet(nn.Module):
         self.joint_params = int(cfg.get("joint_params", 0))
         if self.joint_params < 0:
             raise ValueError(f"joint_params must be >= 0, got {self.joint_params}")
+        self.strides = list(cfg.get("strides") or [1] + [2] * (len(ch) - 1))
+        if len(self.strides) != len(ch) or any(s not in (1, 2) for s in self.strides):
+            raise ValueError(f"strides {self.strides} must be 1 or 2, one per level")
+        k_in, k_out = int(cfg.get("in_kernel", 3)), int(cfg.get("out_kernel", 3))
         self.embed = Embedding(cfg)
-        self.conv_in = _conv(1, ch[0], 3, cfg["padding"])
+        self.conv_in = _conv(1, ch[0], k_in, cfg["padding"])
         self.down = nn.ModuleList()
         cin = ch[0]
         for c in ch:
@@ -334,14 +342,16 @@ class LensdiffUNet(nn.Module):
                 level.append(ResBlock(cin, ch[l], cfg))
                 cin = ch[l]
             self.up.append(level)
-        self.norm_out = nn.GroupNorm(cfg["groups"], ch[0], eps=GROUP_NORM_EPS)
-        self.conv_out = _conv(ch[0], 1, 3, cfg["padding"])
+        # a pooled level 0: the input convolution's output joins at the end
+        c_out = 2 * ch[0] if self.strides[0] == 2 else ch[0]
+        self.norm_out = nn.GroupNorm(cfg["groups"], c_out, eps=GROUP_NORM_EPS)
+        self.conv_out = _conv(c_out, 1, k_out, cfg["padding"])
         self.head = (
             ParamHead(ch[-1], cfg["embed_dim"], self.joint_params) if self.joint_params else None
         )
 
     def forward(self, x, sigma, u=None):
-        m = 1 << (len(self.channels) - 1)
+        m = 1 << self.strides.count(2)
         if x.shape[-1] % m or x.shape[-2] % m:
             raise ValueError(f"map sides {tuple(x.shape[-2:])} must be multiples of {m}")
         if self.joint_params:
@@ -353,21 +363,27 @@ class LensdiffUNet(nn.Module):
         elif u is not None:
             raise ValueError("a map-only network takes no parameters u")
         e = self.embed(sigma, u)
+        up2 = lambda t: t.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
         h = self.conv_in(x)
+        stem = h
         skips = []
         for l, level in enumerate(self.down):
+            if self.strides[l] == 2:
+                h = F.avg_pool2d(h, 2)
             for blk in level:
                 h = blk(h, e)
-            if l + 1 < len(self.down):
-                skips.append(h)
-                h = F.avg_pool2d(h, 2)
+            skips.append(h)
+        skips.pop()
         # h is the deepest level's output: the parameter head reads it here
         f_u = self.head(h, e) if self.head is not None else None
         for l in reversed(range(len(self.up))):
-            h = h.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+            if self.strides[l + 1] == 2:
+                h = up2(h)
             h = torch.cat([h, skips.pop()], dim=1)
             for blk in self.up[l]:
                 h = blk(h, e)
+        if self.strides[0] == 2:
+            h = torch.cat([up2(h), stem], dim=1)
         f_k = self.conv_out(F.silu(self.norm_out(h)))
         return f_k if self.head is None else (f_k, f_u)
 
@@ -665,6 +681,12 @@ def _architecture(net, joint):
     cfg = net.config
     keys = ["channels", "blocks", "groups", "embed_freqs", "embed_dim", "padding"]
     arch = {k: cfg[k] for k in keys}
+    # written only where they differ from the defaults, as lensdiff does
+    if cfg.get("strides"):
+        arch["strides"] = list(cfg["strides"])
+    for k in ("in_kernel", "out_kernel"):
+        if int(cfg.get(k, 3)) != 3:
+            arch[k] = int(cfg[k])
     if joint:
         arch["joint_params"] = net.joint_params
     return arch

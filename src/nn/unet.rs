@@ -7,10 +7,11 @@
 //!
 //! ```text
 //! e      = silu(L2 silu(L1 fourier(ln σ)))                 noise embedding, [n][E]
-//! h      = conv_in(x)                                      1 → C_0 channels
-//! level l = 0 … L-1:  h = ResBlock(h, e) × blocks;  if l < L-1: skip_l = h, h = pool2(h)
-//! level l = L-2 … 0:  h = up2(h);  h = [h, skip_l];  h = ResBlock(h, e) × blocks
-//! F      = conv_out(silu(GN(h)))                           C_0 → 1 channel
+//! h      = conv_in(x)                                      1 → C_0 channels, k_in × k_in
+//! level l = 0 … L-1:  if s_l = 2: h = pool2(h);  h = ResBlock(h, e) × blocks;  skip_l = h
+//! level l = L-2 … 0:  if s_{l+1} = 2: h = up2(h);  h = [h, skip_l];  h = ResBlock(h, e) × blocks
+//! if s_0 = 2:          h = [up2(h), conv_in(x)]            2 C_0 channels
+//! F      = conv_out(silu(GN(h)))                           → 1 channel, k_out × k_out
 //!
 //! ResBlock(x, e), C_in → C_out:
 //!   h  = conv1(silu(GN1(x)))
@@ -39,8 +40,11 @@
 //! for a zero-mean field. A network
 //! with `p = 0` has exactly the layout of a map-only network.
 //!
-//! All 3 × 3 convolutions share one padding rule (periodic or zero). Maps must
-//! have sides divisible by `2^(L-1)`. Activations are NCHW (`[n][c][y][x]`),
+//! The strides `s_l` are 1 or 2 (default `s_0 = 1`, then 2: the layout of
+//! Ho et al.; [`UNetConfig::uresnet18`] enters every level but the last with
+//! 2, as Remy et al.'s network does), and `k_in = k_out = 3` unless set.
+//! All convolutions share one padding rule (periodic or zero). Maps must
+//! have sides divisible by [`UNetConfig::side_multiple`]. Activations are NCHW (`[n][c][y][x]`),
 //! the layout the CUDA kernels use.
 //!
 //! Parameters live in one flat vector (see [`UNet::layout`]) so that the
@@ -89,6 +93,28 @@ pub struct UNetConfig {
     /// `F_u`); 0 for a map-only network.
     #[serde(default)]
     pub joint_params: usize,
+    /// Downsampling factor at the entry of each level, 1 or 2 (average
+    /// pooling; the way up mirrors it with nearest upsampling). Empty means
+    /// `[1, 2, 2, ...]`: level 0 at full resolution, every deeper level at
+    /// half the one above. A 2 at level 0 pools the input convolution's
+    /// output, which the way up concatenates back at full resolution before
+    /// the output convolution.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strides: Vec<usize>,
+    /// Kernel size of the input convolution (odd).
+    #[serde(default = "three", skip_serializing_if = "is_three")]
+    pub in_kernel: usize,
+    /// Kernel size of the output convolution (odd).
+    #[serde(default = "three", skip_serializing_if = "is_three")]
+    pub out_kernel: usize,
+}
+
+fn three() -> usize {
+    3
+}
+
+fn is_three(k: &usize) -> bool {
+    *k == 3
 }
 
 impl UNetConfig {
@@ -103,6 +129,9 @@ impl UNetConfig {
             embed_dim: 32,
             padding: "periodic".into(),
             joint_params: 0,
+            strides: Vec::new(),
+            in_kernel: 3,
+            out_kernel: 3,
         }
     }
 
@@ -117,6 +146,55 @@ impl UNetConfig {
             embed_dim: 128,
             padding: "periodic".into(),
             joint_params: 0,
+            strides: Vec::new(),
+            in_kernel: 3,
+            out_kernel: 3,
+        }
+    }
+
+    /// The layout of Remy et al. 2023's UResNet18 (A&A 672, A51; their
+    /// `SmallUResNet` code, with the strides of the paper's network):
+    /// a 7 × 7 input convolution to 32 channels, 4 levels of 32, 64, 128, 128
+    /// channels entered with strides 2, 2, 2, 1 (the heavy convolutions run
+    /// at 1/2 to 1/8 resolution), two residual blocks per level, a mirrored
+    /// way up and a 5 × 5 output convolution. Blocks are lensdiff's (GroupNorm
+    /// and the noise embedding's scale and shift instead of batch norm and a
+    /// noise channel), so the count differs from the paper's network.
+    pub fn uresnet18() -> Self {
+        UNetConfig {
+            channels: vec![32, 64, 128, 128],
+            blocks: 2,
+            groups: 8,
+            embed_freqs: 16,
+            embed_dim: 128,
+            padding: "periodic".into(),
+            joint_params: 0,
+            strides: vec![2, 2, 2, 1],
+            in_kernel: 7,
+            out_kernel: 5,
+        }
+    }
+
+    /// The downsampling factor at the entry of each level
+    /// ([`UNetConfig::strides`], the default filled in).
+    pub fn level_strides(&self) -> Vec<usize> {
+        if self.strides.is_empty() {
+            (0..self.channels.len())
+                .map(|l| if l == 0 { 1 } else { 2 })
+                .collect()
+        } else {
+            self.strides.clone()
+        }
+    }
+
+    /// Channels into the output normalisation and convolution: `C_0`, or
+    /// `2 C_0` where level 0 is entered with stride 2 (the input
+    /// convolution's output joins there).
+    fn out_channels(&self) -> usize {
+        if self.level_strides().first() == Some(&2) {
+            2 * self.channels[0]
+        } else {
+            self.channels[0]
         }
     }
 
@@ -154,6 +232,35 @@ impl UNetConfig {
         if self.embed_dim == 0 || self.embed_dim > 65536 {
             return Err(Error::invalid("embed_dim", "need 1..=65536 features"));
         }
+        if !self.strides.is_empty() {
+            if self.strides.len() != self.channels.len() {
+                return Err(Error::invalid(
+                    "strides",
+                    format!(
+                        "need one stride per level ({} levels), got {:?}",
+                        self.channels.len(),
+                        self.strides
+                    ),
+                ));
+            }
+            if self.strides.iter().any(|s| !matches!(s, 1 | 2)) {
+                return Err(Error::invalid(
+                    "strides",
+                    format!("every stride must be 1 or 2, got {:?}", self.strides),
+                ));
+            }
+        }
+        for (name, k) in [
+            ("in_kernel", self.in_kernel),
+            ("out_kernel", self.out_kernel),
+        ] {
+            if k % 2 == 0 || k > 15 {
+                return Err(Error::invalid(
+                    name,
+                    format!("need an odd kernel size from 1 to 15, got {k}"),
+                ));
+            }
+        }
         if self.joint_params > MAX_JOINT_PARAMS {
             return Err(Error::invalid(
                 "joint_params",
@@ -167,9 +274,10 @@ impl UNetConfig {
         Ok(())
     }
 
-    /// Map sides must be multiples of this (`2^(L-1)`).
+    /// Map sides must be multiples of this (`2^(L-1)` with the default
+    /// strides; 2 to the number of strides of 2).
     pub fn side_multiple(&self) -> usize {
-        1 << (self.channels.len().saturating_sub(1))
+        1 << self.level_strides().iter().filter(|&&s| s == 2).count()
     }
 
     /// Fails unless `ny x nx` maps suit the network (sides multiples of
@@ -582,6 +690,25 @@ fn split<T: Real>(x: &[T], ca: usize, cb: usize, n: usize, plane: usize) -> (Vec
     (a, b)
 }
 
+/// Backward of [`UNet::join`] for the gradient `dj` of the joined tensor:
+/// `(∂L/∂h, ∂L/∂skip)` for `h` of `c_h` channels and the skip of dims
+/// `skip_dims`.
+fn unjoin<T: Real>(
+    dj: &[T],
+    c_h: usize,
+    skip_dims: Dims4,
+    stride: usize,
+) -> Result<(Vec<T>, Vec<T>)> {
+    let d = skip_dims;
+    let (du, ds) = split(dj, c_h, d.c, d.n, d.plane());
+    if stride != 2 {
+        return Ok((du, ds));
+    }
+    let dh = upsample2_backward(Dims4::new(d.n, c_h, d.h / 2, d.w / 2), &du)?;
+    recycle(du);
+    Ok((dh, ds))
+}
+
 /// Per-channel means and mean squares of an NCHW tensor: `[n][2c]`, the
 /// means of item `i` first, then its mean squares.
 fn plane_moments<T: Real>(x: &[T], d: Dims4) -> Vec<T> {
@@ -621,6 +748,8 @@ fn plane_moments_backward<T: Real>(x: &[T], d: Dims4, dm: &[T], dx: &mut [T]) {
 #[derive(Clone, Debug)]
 pub struct UNet {
     config: UNetConfig,
+    /// [`UNetConfig::level_strides`].
+    strides: Vec<usize>,
     slots: Vec<ParamSlot>,
     n_params: usize,
     embed: FourierEmbedding,
@@ -719,7 +848,7 @@ impl UNet {
             false,
         )?;
         let mlp2 = b.linear("embed.mlp2", config.embed_dim, config.embed_dim, false)?;
-        let conv_in = b.conv("conv_in", 1, ch[0], 3, pad, false)?;
+        let conv_in = b.conv("conv_in", 1, ch[0], config.in_kernel, pad, false)?;
         let mut down = Vec::with_capacity(levels);
         let mut cin = ch[0];
         for (l, &c) in ch.iter().enumerate() {
@@ -742,8 +871,9 @@ impl UNet {
         }
         // `up` was built deepest first; store it by level index.
         up.reverse();
-        let norm_out = b.norm("norm_out", ch[0], config.groups)?;
-        let conv_out = b.conv("conv_out", ch[0], 1, 3, pad, true)?;
+        let c_out = config.out_channels();
+        let norm_out = b.norm("norm_out", c_out, config.groups)?;
+        let conv_out = b.conv("conv_out", c_out, 1, config.out_kernel, pad, true)?;
         let head = if config.joint_params > 0 {
             let deep = ch[levels - 1];
             let e = config.embed_dim;
@@ -754,8 +884,10 @@ impl UNet {
         } else {
             None
         };
+        let strides = config.level_strides();
         Ok(UNet {
             config,
+            strides,
             slots: b.slots,
             n_params: b.total,
             embed,
@@ -916,8 +1048,16 @@ impl UNet {
         let emb = silu_forward(&z2);
 
         let ch = &self.config.channels;
+        let strides = &self.strides;
         let mut d = Dims4::new(n, ch[0], dims.h, dims.w);
         let mut h = self.conv_in.forward(p, x, dims)?;
+        // the input convolution's output where level 0 pools it
+        let mut stem = None;
+        if strides[0] == 2 {
+            let (pooled, pd) = avg_pool2_forward(&h, d)?;
+            stem = Some(std::mem::replace(&mut h, pooled));
+            d = pd;
+        }
         let mut down_c = Vec::with_capacity(ch.len());
         let mut down_dims = Vec::with_capacity(ch.len());
         let mut skips = Vec::with_capacity(ch.len());
@@ -933,10 +1073,14 @@ impl UNet {
             down_dims.push(d);
             down_c.push(caches);
             if l + 1 < ch.len() {
-                let (pooled, pd) = avg_pool2_forward(&h, d)?;
-                // h is kept as the skip connection
-                skips.push(std::mem::replace(&mut h, pooled));
-                d = pd;
+                if strides[l + 1] == 2 {
+                    let (pooled, pd) = avg_pool2_forward(&h, d)?;
+                    // h is kept as the skip connection
+                    skips.push(std::mem::replace(&mut h, pooled));
+                    d = pd;
+                } else {
+                    skips.push(copied(&h));
+                }
             }
         }
         let (f_u, head_c) = match &self.head {
@@ -959,14 +1103,11 @@ impl UNet {
         };
         let mut up_c: Vec<Vec<BlockCache<T>>> = (0..self.up.len()).map(|_| Vec::new()).collect();
         for l in (0..self.up.len()).rev() {
-            let (u, ud) = upsample2_forward(&h, d)?;
             let skip = skips
                 .pop()
                 .ok_or_else(|| Error::invalid("unet", "internal: missing skip"))?;
-            let joined = concat(&u, ud.c, &skip, ch[l], n, ud.plane());
-            recycle(u);
-            recycle(skip);
-            recycle(std::mem::replace(&mut h, joined));
+            let (joined, ud) = Self::join(h, d, skip, strides[l + 1])?;
+            h = joined;
             for blk in &self.up[l] {
                 let din = Dims4::new(n, blk.cin, ud.h, ud.w);
                 let (out, c) = blk.forward(p, h, din, &emb)?;
@@ -974,6 +1115,11 @@ impl UNet {
                 up_c[l].push(c);
             }
             d = Dims4::new(n, ch[l], ud.h, ud.w);
+        }
+        if let Some(stem) = stem {
+            let (joined, jd) = Self::join(h, d, stem, 2)?;
+            h = joined;
+            d = jd;
         }
         let (an, nout) = self.norm_out.forward(p, &h, d)?;
         let ho = silu_forward(&an);
@@ -996,6 +1142,24 @@ impl UNet {
             head: head_c,
         };
         Ok((y, f_u, cache))
+    }
+
+    /// The way up's join: `[up2(h), skip]` where `stride` is 2, else `[h,
+    /// skip]` (`h` of dims `d`, `skip` of `C_skip` channels at the joined
+    /// resolution); consumes both.
+    fn join<T: Real>(h: Vec<T>, d: Dims4, skip: Vec<T>, stride: usize) -> Result<(Vec<T>, Dims4)> {
+        let (u, ud) = if stride == 2 {
+            let up = upsample2_forward(&h, d)?;
+            recycle(h);
+            up
+        } else {
+            (h, d)
+        };
+        let cs = skip.len() / (ud.n * ud.plane()).max(1);
+        let joined = concat(&u, ud.c, &skip, cs, ud.n, ud.plane());
+        recycle(u);
+        recycle(skip);
+        Ok((joined, Dims4::new(ud.n, ud.c + cs, ud.h, ud.w)))
     }
 
     /// Backward pass for `dy = ∂L/∂F`: returns `∂L/∂x` and, if `grads` is
@@ -1058,14 +1222,22 @@ impl UNet {
         let g = &mut grads;
         let n = cache.dims.n;
         let ch = &self.config.channels;
+        let strides = &self.strides;
         let d0 = Dims4::new(n, ch[0], cache.dims.h, cache.dims.w);
-        let dho = self.conv_out.backward(p, &cache.ho, d0, dy, g)?;
+        let d_out = Dims4::new(n, self.config.out_channels(), d0.h, d0.w);
+        let dho = self.conv_out.backward(p, &cache.ho, d_out, dy, g)?;
         let dan = silu_backward(&cache.an, &dho)?;
         recycle(dho);
         let mut dh = self
             .norm_out
-            .backward(p, &cache.hn, d0, &cache.nout, &dan, g)?;
+            .backward(p, &cache.hn, d_out, &cache.nout, &dan, g)?;
         recycle(dan);
+        let mut dstem = None;
+        if strides[0] == 2 {
+            let (next, ds) = unjoin(&dh, ch[0], d0, 2)?;
+            dstem = Some(ds);
+            recycle(std::mem::replace(&mut dh, next));
+        }
         let mut demb = vec![T::default(); cache.emb.len()];
         let mut dskips: Vec<Vec<T>> = Vec::with_capacity(self.up.len());
         for l in 0..self.up.len() {
@@ -1073,11 +1245,8 @@ impl UNet {
                 let next = blk.backward(p, c, &cache.emb, &dh, &mut demb, g)?;
                 recycle(std::mem::replace(&mut dh, next));
             }
-            let d = cache.down_dims[l];
-            let (du, ds) = split(&dh, ch[l + 1], ch[l], n, d.plane());
+            let (next, ds) = unjoin(&dh, ch[l + 1], cache.down_dims[l], strides[l + 1])?;
             dskips.push(ds);
-            let next = upsample2_backward(Dims4::new(n, ch[l + 1], d.h / 2, d.w / 2), &du)?;
-            recycle(du);
             recycle(std::mem::replace(&mut dh, next));
         }
         // dh is now the gradient of the deepest level's output: add the head's.
@@ -1094,9 +1263,10 @@ impl UNet {
         }
         for l in (0..self.down.len()).rev() {
             if l + 1 < self.down.len() {
-                let d = cache.down_dims[l];
-                let next = avg_pool2_backward(d, &dh)?;
-                recycle(std::mem::replace(&mut dh, next));
+                if strides[l + 1] == 2 {
+                    let next = avg_pool2_backward(cache.down_dims[l], &dh)?;
+                    recycle(std::mem::replace(&mut dh, next));
+                }
                 dh.iter_mut()
                     .zip(&dskips[l])
                     .for_each(|(a, b)| *a = *a + *b);
@@ -1107,6 +1277,12 @@ impl UNet {
             }
         }
         dskips.into_iter().for_each(recycle);
+        if let Some(ds) = dstem {
+            let next = avg_pool2_backward(d0, &dh)?;
+            recycle(std::mem::replace(&mut dh, next));
+            dh.iter_mut().zip(&ds).for_each(|(a, b)| *a = *a + *b);
+            recycle(ds);
+        }
         let dx = self.conv_in.backward(p, &cache.x, cache.dims, &dh, g)?;
         recycle(dh);
         let np = self.config.joint_params;

@@ -22,6 +22,7 @@ pub fn tiny_joint_net(params: usize) -> UNetConfig {
         embed_dim: 8,
         padding: "periodic".into(),
         joint_params: params,
+        ..UNetConfig::demo()
     }
 }
 

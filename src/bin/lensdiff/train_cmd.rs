@@ -34,6 +34,9 @@ pub enum Net {
     Demo,
     /// 4 levels (32, 64, 128, 176 channels), 2 blocks: ~3.0 M parameters (Remy et al. 2023 size).
     Remy2023,
+    /// Remy et al. 2023's UResNet18 layout: 7x7 input convolution, 4 levels (32, 64, 128, 128
+    /// channels) entered with strides 2, 2, 2, 1, 2 blocks: ~2.7 M parameters.
+    Uresnet18,
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -152,6 +155,7 @@ impl Args {
         let mut config = match self.net {
             Net::Demo => UNetConfig::demo(),
             Net::Remy2023 => UNetConfig::remy_2023(),
+            Net::Uresnet18 => UNetConfig::uresnet18(),
         };
         if let Some(c) = &self.channels {
             config.channels = c.clone();
