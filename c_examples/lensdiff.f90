@@ -24,9 +24,9 @@ module lensdiff
 
     ! --- versions -----------------------------------------------------------
     integer(c_int), parameter, public :: LENSDIFF_VERSION_MAJOR = 0
-    integer(c_int), parameter, public :: LENSDIFF_VERSION_MINOR = 3
+    integer(c_int), parameter, public :: LENSDIFF_VERSION_MINOR = 4
     integer(c_int), parameter, public :: LENSDIFF_VERSION_PATCH = 0
-    integer(c_int), parameter, public :: LENSDIFF_VERSION_NUMBER = 300
+    integer(c_int), parameter, public :: LENSDIFF_VERSION_NUMBER = 400
 
     ! --- lensdiff_status ------------------------------------------------------
     integer(c_int), parameter, public :: LENSDIFF_STATUS_OK = 0

@@ -23,7 +23,7 @@
 /**
  * Minor version.
  */
-#define LENSDIFF_VERSION_MINOR 3
+#define LENSDIFF_VERSION_MINOR 4
 
 /**
  * Patch version.
@@ -33,7 +33,7 @@
 /**
  * `MAJOR * 10000 + MINOR * 100 + PATCH`, as returned by [`lensdiff_version`].
  */
-#define LENSDIFF_VERSION_NUMBER 300
+#define LENSDIFF_VERSION_NUMBER 400
 
 /**
  * Gnomonic (tangent-plane) projection for [`lensdiff_problem_bin_catalogue`].
@@ -375,6 +375,42 @@ typedef struct {
   int32_t device_ordinal;
 } lensdiff_sampler_config;
 
+/**
+ * What [`lensdiff_problem_model_info`] reports of a problem's learned prior.
+ */
+typedef struct {
+  /**
+   * 1 for a Gaussian + neural hybrid (the network learns the residual of
+   * the Wiener denoiser of the file's `C_ell`), 0 for a pure network.
+   */
+  int32_t hybrid;
+  /**
+   * Levels of the U-Net.
+   */
+  uint32_t levels;
+  /**
+   * Map sides must be multiples of this (the U-Net's pooling depth).
+   */
+  uint32_t side_multiple;
+  /**
+   * Number of network parameters.
+   */
+  uint64_t n_params;
+  /**
+   * Pixel size the network was trained at, arcmin (the problem's).
+   */
+  double pixel_arcmin;
+  /**
+   * Data scale `sigma_d` of the preconditioning (the training maps' std).
+   */
+  double sigma_data;
+  /**
+   * Largest noise level it was trained for, where the samplers start by
+   * default; 0 where the file does not say.
+   */
+  double sigma_max;
+} lensdiff_model_info;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -528,6 +564,85 @@ lensdiff_status lensdiff_sampler_params(const lensdiff_sampler *s, size_t *n_par
  * `out` valid for `len` doubles.
  */
 lensdiff_status lensdiff_sampler_theta(const lensdiff_sampler *s, double *out, size_t len);
+
+/**
+ * Loads a learned map prior (a `lensdiff train` safetensors file, pure or
+ * hybrid) into the problem: the samplers made from it afterwards use it
+ * instead of the Gaussian prior. Its training pixel must be the problem's
+ * (to 1e-6) and the grid's sides multiples of its `side_multiple`
+ * (`2^(pooling steps)`). A pure model's guidance uses the problem's Gaussian
+ * spectrum (`lensdiff_problem_set_prior_*`). Replaces any learned prior the
+ * problem had. A missing file is `IO`; a corrupt, truncated or foreign file
+ * (e.g. a joint model) `FORMAT`; NaN weights `NON_FINITE`.
+ *
+ * # Safety
+ * `path` a NUL-terminated string.
+ */
+lensdiff_status lensdiff_problem_load_model(lensdiff_problem *p, const char *path);
+
+/**
+ * As [`lensdiff_problem_load_model`], from the `len` bytes of a model file in
+ * the caller's memory (e.g. broadcast over MPI); the bytes are parsed and
+ * copied, so the buffer may be freed afterwards.
+ *
+ * # Safety
+ * `data` valid for `len` bytes.
+ */
+lensdiff_status lensdiff_problem_load_model_buffer(lensdiff_problem *p,
+                                                   const uint8_t *data,
+                                                   size_t len);
+
+/**
+ * As [`lensdiff_problem_load_model`], for a model shipped inside the
+ * library: `"demo-lognormal-hybrid"` (or `"demo"`), the hybrid prior of
+ * `lensdiff demo` (the demo U-Net trained on log-normal fields at 0.5'
+ * pixels; models/README.md). An unknown name is `INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `name` a NUL-terminated string.
+ */
+lensdiff_status lensdiff_problem_load_builtin_model(lensdiff_problem *p, const char *name);
+
+/**
+ * Removes the problem's learned prior (samplers made afterwards use the
+ * Gaussian prior again; those made before keep theirs). No learned prior is
+ * not an error.
+ *
+ * # Safety
+ * `p` a live problem.
+ */
+lensdiff_status lensdiff_problem_clear_model(lensdiff_problem *p);
+
+/**
+ * Describes the problem's learned prior into `info`, of `info_size` bytes
+ * (`sizeof(lensdiff_model_info)` as compiled by the caller: the library
+ * writes the fields it knows that fit, so later versions can append
+ * fields; below the first version's 48 bytes is `SHAPE`). `CALL_ORDER`
+ * without a learned prior.
+ *
+ * # Safety
+ * `info` valid for writing `info_size` bytes.
+ */
+lensdiff_status lensdiff_problem_model_info(const lensdiff_problem *p,
+                                            lensdiff_model_info *info,
+                                            size_t info_size);
+
+/**
+ * The problem's learned prior as JSON text (NUL-terminated) into `buf` of
+ * `buf_len` bytes: `{"kind", "pixel_arcmin", "sigma_data", "sigma_max",
+ * "description", "n_params", "side_multiple", "architecture": {channels,
+ * blocks, groups, ...}}`. `*needed` (when non-NULL) receives the length with
+ * the NUL; a `buf_len` below it is `SHAPE` (query with `buf = NULL`,
+ * `buf_len = 0`).
+ *
+ * # Safety
+ * `buf` valid for `buf_len` bytes (or NULL with `buf_len = 0`); `needed`
+ * NULL or valid.
+ */
+lensdiff_status lensdiff_problem_model_json(const lensdiff_problem *p,
+                                            char *buf,
+                                            size_t buf_len,
+                                            size_t *needed);
 
 /**
  * Creates a problem on an `ny` x `nx` grid of `pixel_arcmin` pixels.
@@ -711,7 +826,10 @@ lensdiff_status lensdiff_sampler_config_init(lensdiff_sampler_config *cfg);
 
 /**
  * Creates a sampler for a problem (which needs shear, noise and a prior; it
- * is copied, so the problem may change or be destroyed afterwards).
+ * is copied, so the problem may change or be destroyed afterwards). The
+ * prior is the problem's learned one where one is loaded
+ * (`lensdiff_problem_load_model*`: CPU only, shared with the problem, not
+ * copied), else its Gaussian prior.
  *
  * # Safety
  * `p` a live problem, `cfg` an initialised config, `out` valid for one pointer.

@@ -81,6 +81,8 @@ macro_rules! case {
 
 #[path = "c_api/joint_cases.rs"]
 mod joint_cases;
+#[path = "c_api/model_cases.rs"]
+mod model_cases;
 
 fn status_name(s: S) -> String {
     unsafe { CStr::from_ptr(lensdiff_status_name(s as i32)) }
@@ -1176,6 +1178,7 @@ unsafe fn matrix() -> Vec<Case> {
         lensdiff_sampler_destroy(p as *mut LensdiffSampler)
     );
     joint_cases::joint_cases(&mut c, p, stale, sm);
+    model_cases::model_cases(&mut c, p, stale);
     for h in [p, q, fresh, fresh2] {
         assert_eq!(lensdiff_problem_destroy(h), S::Ok);
     }

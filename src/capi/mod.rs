@@ -10,10 +10,12 @@
 //! handles may be.
 
 mod joint;
+mod model;
 mod problem;
 mod sampler;
 
 pub use joint::*;
+pub use model::*;
 pub use problem::*;
 pub use sampler::*;
 
@@ -28,11 +30,11 @@ use crate::error::Error;
 /// Major version (also `LENSDIFF_VERSION_MAJOR`).
 pub const LENSDIFF_VERSION_MAJOR: u32 = 0;
 /// Minor version.
-pub const LENSDIFF_VERSION_MINOR: u32 = 3;
+pub const LENSDIFF_VERSION_MINOR: u32 = 4;
 /// Patch version.
 pub const LENSDIFF_VERSION_PATCH: u32 = 0;
 /// `MAJOR * 10000 + MINOR * 100 + PATCH`, as returned by [`lensdiff_version`].
-pub const LENSDIFF_VERSION_NUMBER: u32 = 300;
+pub const LENSDIFF_VERSION_NUMBER: u32 = 400;
 
 /// Result of every call.
 #[repr(C)]

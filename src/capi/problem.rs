@@ -37,6 +37,9 @@ pub struct LensdiffProblem {
     /// The joint prior of parameters and map ([`super::joint`]), shared
     /// read-only with the joint samplers made from this problem.
     pub(crate) joint: Option<std::sync::Arc<super::joint::JointModel>>,
+    /// The learned map prior ([`super::model`]), shared read-only with the
+    /// samplers made from this problem.
+    pub(crate) model: Option<std::sync::Arc<crate::prior::Denoiser>>,
 }
 
 impl LensdiffProblem {
@@ -104,6 +107,7 @@ pub unsafe extern "C" fn lensdiff_problem_create(
                 mask: None,
                 prior_power: None,
                 joint: None,
+                model: None,
             }),
             Kind::Problem,
         );

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::joint::JointModel;
 use crate::backend::Device;
-use crate::prior::GaussianPrior;
+use crate::prior::{GaussianPrior, NeuralPrior};
 use crate::sampler::joint_guided::{joint_defaults, to_physical};
 use crate::sampler::Moments;
 use crate::sampler::{engine, sample, RunSpec};
@@ -210,6 +210,8 @@ impl LensdiffSamplerConfig {
 /// map under a joint prior ([`super::joint`]).
 enum SamplerPrior {
     Map(GaussianPrior),
+    /// A learned map prior ([`super::model`]).
+    Neural(Box<NeuralPrior>),
     Joint(Arc<JointModel>),
 }
 
@@ -247,6 +249,12 @@ impl LensdiffSampler {
         let (g1, g2) = pr.shear()?;
         let data = ShearData::new(g1.to_vec(), g2.to_vec(), pr.noise()?)?;
         let prior = prior(&data, guidance)?;
+        if let (SamplerPrior::Neural(_), Device::Cuda(_)) = (&prior, device) {
+            return Err(CError::new(
+                LensdiffStatus::Unsupported,
+                "the learned prior runs on the CPU for now: set device_kind = LENSDIFF_DEVICE_CPU",
+            ));
+        }
         if let SamplerPrior::Joint(_) = prior {
             // the integrators' joint-state defaults (em: 2000 levels; pc: SNR 0.08, 1000 levels)
             let (kind, levels) = joint_defaults(rcfg.kind);
@@ -307,7 +315,7 @@ impl LensdiffSampler {
     pub(crate) fn joint_model(&self) -> Option<&JointModel> {
         match &self.prior {
             SamplerPrior::Joint(m) => Some(m),
-            SamplerPrior::Map(_) => None,
+            SamplerPrior::Map(_) | SamplerPrior::Neural(_) => None,
         }
     }
 
@@ -337,7 +345,7 @@ impl LensdiffSampler {
         inner_all_ranks: Option<u64>,
     ) -> CResult<()> {
         let (theta, merged) = match &self.prior {
-            SamplerPrior::Map(_) => (None, merged),
+            SamplerPrior::Map(_) | SamplerPrior::Neural(_) => (None, merged),
             SamplerPrior::Joint(m) => {
                 let phys = to_physical(m.space(), m.sigma_d(), &mut set, merged.as_ref())?;
                 (Some(phys.theta), Some(phys.moments))
@@ -404,7 +412,10 @@ pub unsafe extern "C" fn lensdiff_sampler_config_init(
 }
 
 /// Creates a sampler for a problem (which needs shear, noise and a prior; it
-/// is copied, so the problem may change or be destroyed afterwards).
+/// is copied, so the problem may change or be destroyed afterwards). The
+/// prior is the problem's learned one where one is loaded
+/// (`lensdiff_problem_load_model*`: CPU only, shared with the problem, not
+/// copied), else its Gaussian prior.
 ///
 /// # Safety
 /// `p` a live problem, `cfg` an initialised config, `out` valid for one pointer.
@@ -417,10 +428,17 @@ pub unsafe extern "C" fn lensdiff_sampler_create(
     guard(|| {
         let out = out_ptr(out, "out")?;
         let pr = handle(p, Kind::Problem, "problem")?;
-        *out = LensdiffSampler::create(pr, cfg, |data, guidance| {
-            let prior = GaussianPrior::new(pr.grid, pr.power()?.to_vec())?;
-            GuidedPosterior::new(&prior, data, guidance)?;
-            Ok(SamplerPrior::Map(prior))
+        *out = LensdiffSampler::create(pr, cfg, |data, guidance| match &pr.model {
+            Some(model) => {
+                let prior = super::model::neural_prior(pr, model, guidance)?;
+                GuidedPosterior::new(&prior, data, guidance)?;
+                Ok(SamplerPrior::Neural(Box::new(prior)))
+            }
+            None => {
+                let prior = GaussianPrior::new(pr.grid, pr.power()?.to_vec())?;
+                GuidedPosterior::new(&prior, data, guidance)?;
+                Ok(SamplerPrior::Map(prior))
+            }
         })?;
         Ok(())
     })
@@ -451,6 +469,10 @@ pub unsafe extern "C" fn lensdiff_sampler_run(s: *mut LensdiffSampler) -> Lensdi
                     Some(be) => engine::run(be.as_ref(), &post, &sm.cfg, &run, &mut |_, _| {})?,
                     None => sample(&post, &sm.cfg, &run, &mut |_, _| {})?,
                 }
+            }
+            SamplerPrior::Neural(prior) => {
+                let post = GuidedPosterior::new(prior.as_ref(), &sm.data, sm.guidance)?;
+                sample(&post, &sm.cfg, &run, &mut |_, _| {})?
             }
             SamplerPrior::Joint(m) => m.with_posterior(&sm.data, sm.guidance, |post| {
                 sample(post, &sm.cfg, &run, &mut |_, _| {})
@@ -618,6 +640,11 @@ fn run_mpi(sm: &mut LensdiffSampler, comm: i32, gather: bool) -> CResult<()> {
     };
     let out = match &sm.prior {
         SamplerPrior::Map(prior) => run(&GuidedPosterior::new(prior, &sm.data, sm.guidance)?)?,
+        SamplerPrior::Neural(prior) => run(&GuidedPosterior::new(
+            prior.as_ref(),
+            &sm.data,
+            sm.guidance,
+        )?)?,
         SamplerPrior::Joint(m) => m.with_posterior(&sm.data, sm.guidance, run)?,
     };
     drop(world);

@@ -1313,13 +1313,17 @@ impl UNet {
     }
 
     /// Reads the parameters back from named tensors (every slot must be present
-    /// with its exact shape).
+    /// with its exact shape). Every tensor is found before the vector is
+    /// allocated, so a file whose architecture claims more parameters than it
+    /// holds fails without allocating them.
     pub fn params_from_weights(&self, weights: &Weights, prefix: &str) -> Result<Vec<f32>> {
-        let mut p = vec![0.0f32; self.n_params];
-        for s in &self.slots {
-            let data = weights.get(&format!("{prefix}{}", s.name), &s.shape)?;
-            p[s.offset..][..s.len].copy_from_slice(data);
-        }
+        let parts = self
+            .slots
+            .iter()
+            .map(|s| weights.get(&format!("{prefix}{}", s.name), &s.shape))
+            .collect::<Result<Vec<&[f32]>>>()?;
+        let mut p = Vec::with_capacity(self.n_params);
+        parts.into_iter().for_each(|d| p.extend_from_slice(d));
         Ok(p)
     }
 }

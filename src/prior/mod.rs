@@ -12,6 +12,7 @@
 //! for the spectral (exact-for-Gaussian) scheme, a Gaussian model of the prior
 //! covariance as a pixel power spectrum.
 
+pub mod builtin;
 pub mod denoiser;
 pub mod device;
 pub mod gaussian;

@@ -6,7 +6,7 @@
 //! the likelihood covariance: the hybrid's own Gaussian part, or for a pure
 //! network a power spectrum given with [`NeuralPrior::with_guidance_power`].
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::denoiser::DenoiserCache;
 use super::Denoiser;
@@ -18,7 +18,8 @@ use crate::prior::{GaussianPrior, Prior};
 /// A neural denoiser prior evaluated on a fixed grid.
 pub struct NeuralPrior {
     grid: Grid,
-    denoiser: Denoiser,
+    /// Shared read-only (several samplers of one loaded model).
+    denoiser: Arc<Denoiser>,
     gauss: Option<GaussianPrior>,
     guidance_power: Option<Vec<f64>>,
     /// The last forward pass (input, σ, activations): guidance calls
@@ -28,8 +29,10 @@ pub struct NeuralPrior {
 }
 
 impl NeuralPrior {
-    /// The prior of `denoiser` on `grid` (sides must suit the U-Net depth).
-    pub fn new(denoiser: Denoiser, grid: Grid) -> Result<Self> {
+    /// The prior of `denoiser` on `grid` (sides must suit the U-Net depth);
+    /// an `Arc<Denoiser>` is shared, not copied.
+    pub fn new(denoiser: impl Into<Arc<Denoiser>>, grid: Grid) -> Result<Self> {
+        let denoiser = denoiser.into();
         denoiser.unet().config().check_map_size(grid.ny, grid.nx)?;
         let gauss = denoiser.gaussian_prior(grid)?;
         Ok(NeuralPrior {

@@ -1,6 +1,6 @@
 //! `lensdiff demo`: the main job on built-in defaults, no input files.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use lensdiff::baselines::{kaiser_squires, WienerFilter, WienerOptions};
@@ -56,13 +56,6 @@ pub struct Args {
     pub sampler: SamplerArgs,
 }
 
-/// The pretrained denoiser shipped with lensdiff (see models/README.md for the
-/// `lensdiff train` command that made it).
-const DEMO_MODEL: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/models/demo-lognormal-hybrid.safetensors"
-));
-
 /// Posterior samples under the neural prior, with a progress bar.
 fn neural_posterior(
     a: &Args,
@@ -72,7 +65,7 @@ fn neural_posterior(
 ) -> Result<SampleSet> {
     let den = match &a.model {
         Some(p) => Denoiser::load(p)?,
-        None => Denoiser::from_bytes(DEMO_MODEL, Path::new("<built-in demo model>"))?,
+        None => lensdiff::prior::builtin::builtin_model("demo")?,
     };
     let trained = den.meta().pixel_arcmin;
     if (trained - grid.pixel_arcmin).abs() > 1e-6 * trained {
