@@ -123,6 +123,18 @@ module lensdiff
         integer(c_int32_t) :: device_ordinal
     end type lensdiff_sampler_config
 
+    ! lensdiff_model_info (lensdiff_problem_model_info; pass its size, 48 bytes)
+    type, bind(C), public :: lensdiff_model_info
+        integer(c_int32_t) :: hybrid        ! 1 hybrid, 0 pure
+        integer(c_int32_t) :: levels        ! uint32_t
+        integer(c_int32_t) :: side_multiple ! uint32_t
+        integer(c_int32_t) :: reserved      ! 0
+        integer(c_int64_t) :: n_params      ! uint64_t
+        real(c_double)     :: pixel_arcmin
+        real(c_double)     :: sigma_data
+        real(c_double)     :: sigma_max     ! 0 where the file does not say
+    end type lensdiff_model_info
+
     public :: lensdiff_last_error, lensdiff_status_name, lensdiff_version, &
         lensdiff_version_string
     public :: lensdiff_problem_create, lensdiff_problem_destroy, lensdiff_problem_shape, &
@@ -140,6 +152,9 @@ module lensdiff
         lensdiff_problem_load_joint_model_buffer, lensdiff_problem_joint_params, &
         lensdiff_problem_joint_param, lensdiff_joint_sampler_config_init, &
         lensdiff_joint_sampler_create, lensdiff_sampler_params, lensdiff_sampler_theta
+    public :: lensdiff_problem_load_model, lensdiff_problem_load_model_buffer, &
+        lensdiff_problem_load_builtin_model, lensdiff_problem_clear_model, &
+        lensdiff_problem_model_info, lensdiff_problem_model_json
     public :: lensdiff_error_message, lensdiff_status_string, lensdiff_version_text, &
         lensdiff_string
 
@@ -451,6 +466,59 @@ module lensdiff
             type(c_ptr), value :: guidance_cosmo
             integer(c_int) :: lensdiff_problem_load_joint_model_buffer
         end function lensdiff_problem_load_joint_model_buffer
+
+        ! --- the learned map prior (since 0.4) -------------------------------------
+        ! path and name NUL-terminated
+        function lensdiff_problem_load_model(p, path) bind(C, name='lensdiff_problem_load_model')
+            import :: c_int, c_ptr, c_char
+            type(c_ptr), value :: p
+            character(kind=c_char), intent(in) :: path(*)
+            integer(c_int) :: lensdiff_problem_load_model
+        end function lensdiff_problem_load_model
+
+        function lensdiff_problem_load_model_buffer(p, data, len) &
+            bind(C, name='lensdiff_problem_load_model_buffer')
+            import :: c_int, c_ptr, c_int8_t, c_size_t
+            type(c_ptr), value :: p
+            integer(c_int8_t), intent(in) :: data(*)
+            integer(c_size_t), value :: len
+            integer(c_int) :: lensdiff_problem_load_model_buffer
+        end function lensdiff_problem_load_model_buffer
+
+        function lensdiff_problem_load_builtin_model(p, name) &
+            bind(C, name='lensdiff_problem_load_builtin_model')
+            import :: c_int, c_ptr, c_char
+            type(c_ptr), value :: p
+            character(kind=c_char), intent(in) :: name(*)
+            integer(c_int) :: lensdiff_problem_load_builtin_model
+        end function lensdiff_problem_load_builtin_model
+
+        function lensdiff_problem_clear_model(p) bind(C, name='lensdiff_problem_clear_model')
+            import :: c_int, c_ptr
+            type(c_ptr), value :: p
+            integer(c_int) :: lensdiff_problem_clear_model
+        end function lensdiff_problem_clear_model
+
+        ! info_size: c_sizeof(info)
+        function lensdiff_problem_model_info(p, info, info_size) &
+            bind(C, name='lensdiff_problem_model_info')
+            import :: c_int, c_ptr, c_size_t, lensdiff_model_info
+            type(c_ptr), value :: p
+            type(lensdiff_model_info), intent(out) :: info
+            integer(c_size_t), value :: info_size
+            integer(c_int) :: lensdiff_problem_model_info
+        end function lensdiff_problem_model_info
+
+        ! buf receives NUL-terminated JSON (buf_len bytes); needed: its length with the NUL
+        function lensdiff_problem_model_json(p, buf, buf_len, needed) &
+            bind(C, name='lensdiff_problem_model_json')
+            import :: c_int, c_ptr, c_char, c_size_t
+            type(c_ptr), value :: p
+            character(kind=c_char), intent(out) :: buf(*)
+            integer(c_size_t), value :: buf_len
+            integer(c_size_t), intent(out) :: needed
+            integer(c_int) :: lensdiff_problem_model_json
+        end function lensdiff_problem_model_json
 
         function lensdiff_problem_joint_params(p, n_params) &
             bind(C, name='lensdiff_problem_joint_params')

@@ -1,7 +1,7 @@
 /*
  * lensdiff_mpi: posterior chains split across MPI ranks from C.
  *
- *   mpirun -n 4 ./lensdiff_mpi OUTDIR [split|hmc|joint|joint-model FILE]
+ *   mpirun -n 4 ./lensdiff_mpi OUTDIR [split|hmc|joint|joint-model FILE|model FILE]
  *
  * Every rank builds the same problem (48x48 pixels of 1', default prior,
  * uniform noise 0.05, a Gaussian field simulated with seed 7) and calls the
@@ -18,7 +18,9 @@
  * sigma8) jointly with the map: the exact Gaussian joint prior of the default
  * cosmology with priors N(0.3, 0.05^2) and N(0.8, 0.05^2), EDM with 16 levels;
  * with "joint-model FILE", the learned joint prior of FILE (a `lensdiff train
- * --joint` model), read by rank 0 and broadcast to every rank as a buffer.
+ * --joint` model), read by rank 0 and broadcast to every rank as a buffer;
+ * with "model FILE", the map sampler under the learned prior of FILE (a
+ * `lensdiff train` model of 1' pixels), read by rank 0 and broadcast the same way.
  * Rank 0 also writes OUTDIR/theta.f64 ([chains][2] float64).
  *
  * The host program owns MPI: lensdiff never initialises or finalises it.
@@ -61,14 +63,48 @@ static void write_raw(const char *dir, const char *prefix, const char *name, con
     fclose(f);
 }
 
+/* Rank 0 reads `path`; every rank of `comm` gets its bytes (free them). */
+static unsigned char *bcast_file(const char *path, MPI_Comm comm, int rank, size_t *len) {
+    long n = 0;
+    unsigned char *bytes = NULL;
+    if (rank == 0) {
+        FILE *f = fopen(path, "rb");
+        if (!f || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 || fseek(f, 0, SEEK_SET) != 0) {
+            fprintf(stderr, "cannot read %s\n", path);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        if (n > INT_MAX) { /* one MPI_Bcast takes an int count */
+            fprintf(stderr, "%s: over INT_MAX bytes\n", path);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        bytes = malloc((size_t)n);
+        if (!bytes || fread(bytes, 1, (size_t)n, f) != (size_t)n) {
+            fprintf(stderr, "cannot read %s\n", path);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        fclose(f);
+    }
+    MPI_Bcast(&n, 1, MPI_LONG, 0, comm);
+    if (rank != 0) bytes = malloc((size_t)n);
+    if (!bytes) {
+        fprintf(stderr, "out of memory\n");
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    MPI_Bcast(bytes, (int)n, MPI_UNSIGNED_CHAR, 0, comm);
+    *len = (size_t)n;
+    return bytes;
+}
+
 int main(int argc, char **argv) {
     int provided, world_rank, rank, size, split = argc > 2 && strcmp(argv[2], "split") == 0;
     int hmc = argc > 2 && strcmp(argv[2], "hmc") == 0;
     int joint = argc > 2 && strcmp(argv[2], "joint") == 0;
     const char *model = argc > 3 && strcmp(argv[2], "joint-model") == 0 ? argv[3] : NULL;
+    const char *map_model = argc > 3 && strcmp(argv[2], "model") == 0 ? argv[3] : NULL;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
-    if (argc < 2 || (argc > 2 && strcmp(argv[2], "joint-model") == 0 && !model)) {
-        fprintf(stderr, "usage: %s OUTDIR [split|hmc|joint|joint-model FILE]\n", argv[0]);
+    if (argc < 2 || (argc > 2 && strcmp(argv[2], "joint-model") == 0 && !model) ||
+        (argc > 2 && strcmp(argv[2], "model") == 0 && !map_model)) {
+        fprintf(stderr, "usage: %s OUTDIR [split|hmc|joint|joint-model FILE|model FILE]\n", argv[0]);
         MPI_Abort(MPI_COMM_WORLD, 2);
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
@@ -105,33 +141,9 @@ int main(int argc, char **argv) {
                   "joint prior");
         } else {
             /* rank 0 reads the model; every rank loads it from the broadcast bytes */
-            long n = 0;
-            unsigned char *bytes = NULL;
-            if (rank == 0) {
-                FILE *f = fopen(model, "rb");
-                if (!f || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 || fseek(f, 0, SEEK_SET) != 0) {
-                    fprintf(stderr, "cannot read %s\n", model);
-                    MPI_Abort(MPI_COMM_WORLD, 1);
-                }
-                if (n > INT_MAX) { /* one MPI_Bcast takes an int count */
-                    fprintf(stderr, "%s: over INT_MAX bytes\n", model);
-                    MPI_Abort(MPI_COMM_WORLD, 1);
-                }
-                bytes = malloc((size_t)n);
-                if (!bytes || fread(bytes, 1, (size_t)n, f) != (size_t)n) {
-                    fprintf(stderr, "cannot read %s\n", model);
-                    MPI_Abort(MPI_COMM_WORLD, 1);
-                }
-                fclose(f);
-            }
-            MPI_Bcast(&n, 1, MPI_LONG, 0, comm);
-            if (rank != 0) bytes = malloc((size_t)n);
-            if (!bytes) {
-                fprintf(stderr, "out of memory\n");
-                MPI_Abort(MPI_COMM_WORLD, 1);
-            }
-            MPI_Bcast(bytes, (int)n, MPI_UNSIGNED_CHAR, 0, comm);
-            check(lensdiff_problem_load_joint_model_buffer(p, bytes, (size_t)n, NULL), "joint model");
+            size_t n = 0;
+            unsigned char *bytes = bcast_file(model, comm, rank, &n);
+            check(lensdiff_problem_load_joint_model_buffer(p, bytes, n, NULL), "joint model");
             free(bytes);
         }
         check(lensdiff_joint_sampler_config_init(&cfg), "joint config");
@@ -141,6 +153,13 @@ int main(int argc, char **argv) {
         cfg.seed = 3;
         check(lensdiff_joint_sampler_create(p, &cfg, &s), "joint sampler");
     } else {
+        if (map_model) {
+            /* the learned map prior, from the bytes rank 0 broadcast */
+            size_t n = 0;
+            unsigned char *bytes = bcast_file(map_model, comm, rank, &n);
+            check(lensdiff_problem_load_model_buffer(p, bytes, n), "model");
+            free(bytes);
+        }
         check(lensdiff_sampler_create(p, &cfg, &s), "sampler");
     }
     check(lensdiff_sampler_run_mpi(s, (int32_t)MPI_Comm_c2f(comm), 1), "run_mpi");

@@ -1,7 +1,7 @@
 ! lensdiff_mpi_f08: posterior chains split across MPI ranks from Fortran 2008
 ! (mpi_f08); the same program as lensdiff_mpi.c, writing the same files.
 !
-!   mpirun -n 4 ./lensdiff_mpi_f08 OUTDIR [split|joint|joint-model FILE]
+!   mpirun -n 4 ./lensdiff_mpi_f08 OUTDIR [split|joint|joint-model FILE|model FILE]
 !
 ! Every rank builds the same problem (48x48 pixels of 1', default prior,
 ! uniform noise 0.05, a Gaussian field simulated with seed 7) and calls the
@@ -17,7 +17,9 @@
 ! the exact Gaussian joint prior of the default cosmology (priors N(0.3, 0.05^2)
 ! and N(0.8, 0.05^2)), EDM with 16 levels; with "joint-model FILE", under the
 ! learned joint prior of FILE, loaded by every rank from the file. Rank 0 also
-! writes OUTDIR/theta.f64 (float64, [chains][2] in C order).
+! writes OUTDIR/theta.f64 (float64, [chains][2] in C order). With "model
+! FILE" the map sampler runs under the learned prior of FILE (a `lensdiff
+! train` model of 1' pixels), loaded by every rank from the file.
 !
 ! The host program owns MPI: lensdiff never initialises or finalises it.
 program lensdiff_mpi_f08
@@ -35,7 +37,7 @@ program lensdiff_mpi_f08
     type(lensdiff_sampler_config) :: cfg
     character(len=:), allocatable :: outdir, prefix
     character(len=16) :: arg
-    character(len=:), allocatable :: model
+    character(len=:), allocatable :: model, map_model
     integer :: provided, world_rank, rank, nranks, colour, arglen
     logical :: split, joint
     integer(c_size_t) :: npix, chains, np
@@ -47,7 +49,7 @@ program lensdiff_mpi_f08
 
     call MPI_Init_thread(MPI_THREAD_FUNNELED, provided)
     if (command_argument_count() < 1) then
-        write (error_unit, '(a)') 'usage: lensdiff_mpi_f08 OUTDIR [split|joint|joint-model FILE]'
+        write (error_unit, '(a)') 'usage: lensdiff_mpi_f08 OUTDIR [split|joint|joint-model FILE|model FILE]'
         call MPI_Abort(MPI_COMM_WORLD, 2)
     end if
     call get_command_argument(1, length=arglen)
@@ -56,6 +58,7 @@ program lensdiff_mpi_f08
     split = .false.
     joint = .false.
     model = ''
+    map_model = ''
     if (command_argument_count() > 1) then
         call get_command_argument(2, arg, length=arglen)
         split = arglen == 5 .and. arg(1:5) == 'split'
@@ -69,6 +72,16 @@ program lensdiff_mpi_f08
             deallocate (model)
             allocate (character(len=arglen) :: model)
             call get_command_argument(3, model)
+        end if
+        if (arglen == 5 .and. arg(1:5) == 'model') then
+            if (command_argument_count() < 3) then
+                write (error_unit, '(a)') 'model needs a FILE'
+                call MPI_Abort(MPI_COMM_WORLD, 2)
+            end if
+            call get_command_argument(3, length=arglen)
+            deallocate (map_model)
+            allocate (character(len=arglen) :: map_model)
+            call get_command_argument(3, map_model)
         end if
     end if
 
@@ -110,6 +123,8 @@ program lensdiff_mpi_f08
         cfg%seed = 3
         call check(lensdiff_joint_sampler_create(p, cfg, s), 'joint sampler')
     else
+        ! the learned map prior: every rank opens the file
+        if (len(map_model) > 0) call check(lensdiff_problem_load_model(p, map_model//c_null_char), 'model')
         call check(lensdiff_sampler_create(p, cfg, s), 'sampler')
     end if
     ! the Fortran handle of an mpi_f08 communicator is its MPI_VAL component

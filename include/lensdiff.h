@@ -393,6 +393,10 @@ typedef struct {
    */
   uint32_t side_multiple;
   /**
+   * Zero (explicit padding).
+   */
+  uint32_t reserved;
+  /**
    * Number of network parameters.
    */
   uint64_t n_params;
@@ -570,10 +574,12 @@ lensdiff_status lensdiff_sampler_theta(const lensdiff_sampler *s, double *out, s
  * hybrid) into the problem: the samplers made from it afterwards use it
  * instead of the Gaussian prior. Its training pixel must be the problem's
  * (to 1e-6) and the grid's sides multiples of its `side_multiple`
- * (`2^(pooling steps)`). A pure model's guidance uses the problem's Gaussian
- * spectrum (`lensdiff_problem_set_prior_*`). Replaces any learned prior the
- * problem had. A missing file is `IO`; a corrupt, truncated or foreign file
- * (e.g. a joint model) `FORMAT`; NaN weights `NON_FINITE`.
+ * (`2^(pooling steps)`): else `INVALID_ARGUMENT`. A pure model's Gaussian
+ * model is the problem's spectrum (`lensdiff_problem_set_prior_*`, needed
+ * before `lensdiff_sampler_create`). Replaces any learned prior the problem
+ * had. A missing file is `IO`; a corrupt, truncated or foreign file (e.g. a
+ * joint model, a bad architecture or tensor) `FORMAT`; NaN weights
+ * `NON_FINITE`.
  *
  * # Safety
  * `path` a NUL-terminated string.

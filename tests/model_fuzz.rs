@@ -218,6 +218,7 @@ fn mutated_model_files_are_errors_never_panics_or_huge_allocations() {
     }
     let mut rng = Rng(2026);
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    let mut by_loader = std::collections::BTreeMap::<String, usize>::new();
     for i in 0..n {
         for (good, is_joint) in [(&map, false), (&joint, true)] {
             let bad = mutate(good, &mut rng);
@@ -236,6 +237,8 @@ fn mutated_model_files_are_errors_never_panics_or_huge_allocations() {
                 last_error()
             );
             *counts.entry(format!("{s:?}")).or_default() += 1;
+            let loader = if is_joint { "joint" } else { "map" };
+            *by_loader.entry(format!("{loader} {s:?}")).or_default() += 1;
         }
     }
     unsafe {
@@ -243,12 +246,16 @@ fn mutated_model_files_are_errors_never_panics_or_huge_allocations() {
         lensdiff_problem_destroy(q);
     }
     eprintln!(
-        "{} mutated inputs in {:.1} s: {counts:?}",
+        "{} mutated inputs in {:.1} s: {by_loader:?}",
         2 * n,
         t.elapsed().as_secs_f64()
     );
-    // the mutations reach past the parser: some inputs still load
-    assert!(counts.get("Format").copied().unwrap_or(0) > 0);
+    // the mutations reach past the parser (some inputs still load) and
+    // every fault of a file's content is FORMAT, or NON_FINITE for NaN
+    // weights, or (the joint loader's own checks, and the unmutated joint
+    // model's missing guidance cosmology) INVALID_ARGUMENT
+    assert!(counts.get("Ok").copied().unwrap_or(0) > 0, "{counts:?}");
+    assert!(counts.get("Format").copied().unwrap_or(0) > 0, "{counts:?}");
     assert!(counts.len() >= 3, "{counts:?}");
 }
 
@@ -278,11 +285,7 @@ fn a_hostile_architecture_is_refused_without_allocating_it() {
     unsafe {
         assert_eq!(lensdiff_problem_create(N, N, 1.0, &mut p), S::Ok);
         let s = lensdiff_problem_load_model_buffer(p, bytes.as_ptr(), bytes.len());
-        assert!(
-            matches!(s, S::Format | S::InvalidArgument | S::Shape),
-            "{s:?}: {}",
-            last_error()
-        );
+        assert!(s == S::Format, "{s:?}: {}", last_error());
         lensdiff_problem_destroy(p);
     }
 }

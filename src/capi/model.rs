@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::problem::LensdiffProblem;
-use super::{c_str, guard, handle, handle_mut, input, out_ptr, CError, CResult, Kind};
+use super::{c_str, guard, handle, handle_mut, input, CError, CResult, Kind};
 use super::{output, LensdiffStatus};
 use crate::prior::builtin::builtin_model_bytes;
 use crate::prior::{Denoiser, DenoiserKind, NeuralPrior, Prior};
@@ -28,6 +28,8 @@ pub struct LensdiffModelInfo {
     pub levels: u32,
     /// Map sides must be multiples of this (the U-Net's pooling depth).
     pub side_multiple: u32,
+    /// Zero (explicit padding).
+    pub reserved: u32,
     /// Number of network parameters.
     pub n_params: u64,
     /// Pixel size the network was trained at, arcmin (the problem's).
@@ -54,36 +56,40 @@ pub(crate) fn loaded(pr: &LensdiffProblem) -> CResult<&Arc<Denoiser>> {
 }
 
 /// The sampler's prior for a problem with a learned model: the network on the
-/// problem's grid; a pure network's guidance takes the problem's Gaussian
-/// spectrum (`lensdiff_problem_set_prior_*`), which the spectral and the
-/// inflated Tweedie guidance need.
+/// problem's grid. A pure network's Gaussian model (for the guidance, the
+/// default start level and the refinement's metric) is the problem's
+/// spectrum (`lensdiff_problem_set_prior_*`), as `lensdiff sample --model`
+/// gives it the `--cl` table; without one, `CALL_ORDER`.
 pub(crate) fn neural_prior(
     pr: &LensdiffProblem,
     model: &Arc<Denoiser>,
     guidance: Guidance,
 ) -> CResult<NeuralPrior> {
-    let mut prior = NeuralPrior::new(Arc::clone(model), pr.grid)?;
-    if prior.gaussian_power().is_none() {
-        match &pr.prior_power {
-            Some(power) => prior = prior.with_guidance_power(power.clone())?,
-            None if guidance.check(false).is_err() => {
-                return Err(CError::new(
-                    LensdiffStatus::CallOrder,
-                    format!(
-                        "a pure learned prior has no Gaussian spectrum, which {} guidance needs: call lensdiff_problem_set_prior_default (what lensdiff sample --model uses), _set_prior_cl or _set_prior_cosmology first",
-                        guidance.name()
-                    ),
-                ))
-            }
-            None => {}
-        }
+    guidance.check(true)?;
+    let prior = NeuralPrior::new(Arc::clone(model), pr.grid)?;
+    if prior.gaussian_power().is_some() {
+        return Ok(prior);
     }
-    Ok(prior)
+    let power = pr.prior_power.as_ref().ok_or_else(|| {
+        CError::new(
+            LensdiffStatus::CallOrder,
+            "a pure learned prior needs the problem's Gaussian spectrum (for the guidance, the start level and the refinement's metric): call lensdiff_problem_set_prior_default (what lensdiff sample --model uses), _set_prior_cl or _set_prior_cosmology first",
+        )
+    })?;
+    Ok(prior.with_guidance_power(power.clone())?)
 }
 
 /// Parses a model file's bytes and checks it against the problem's grid.
+/// Every fault of the file's content is `FORMAT` (a bad architecture, a
+/// missing or misshapen tensor), but NaN weights, `NON_FINITE`.
 fn load(pr: &mut LensdiffProblem, bytes: &[u8], label: &Path) -> CResult<()> {
-    let den = Denoiser::from_bytes(bytes, label)?;
+    let den = Denoiser::from_bytes(bytes, label).map_err(|e| match e {
+        crate::Error::NonFinite { .. } | crate::Error::Format { .. } => e,
+        other => crate::Error::Format {
+            path: label.to_path_buf(),
+            reason: other.to_string(),
+        },
+    })?;
     let cfg = den.unet().config();
     let (grid, m) = (pr.grid, cfg.side_multiple());
     if grid.nx % m != 0 || grid.ny % m != 0 {
@@ -115,10 +121,12 @@ fn load(pr: &mut LensdiffProblem, bytes: &[u8], label: &Path) -> CResult<()> {
 /// hybrid) into the problem: the samplers made from it afterwards use it
 /// instead of the Gaussian prior. Its training pixel must be the problem's
 /// (to 1e-6) and the grid's sides multiples of its `side_multiple`
-/// (`2^(pooling steps)`). A pure model's guidance uses the problem's Gaussian
-/// spectrum (`lensdiff_problem_set_prior_*`). Replaces any learned prior the
-/// problem had. A missing file is `IO`; a corrupt, truncated or foreign file
-/// (e.g. a joint model) `FORMAT`; NaN weights `NON_FINITE`.
+/// (`2^(pooling steps)`): else `INVALID_ARGUMENT`. A pure model's Gaussian
+/// model is the problem's spectrum (`lensdiff_problem_set_prior_*`, needed
+/// before `lensdiff_sampler_create`). Replaces any learned prior the problem
+/// had. A missing file is `IO`; a corrupt, truncated or foreign file (e.g. a
+/// joint model, a bad architecture or tensor) `FORMAT`; NaN weights
+/// `NON_FINITE`.
 ///
 /// # Safety
 /// `path` a NUL-terminated string.
@@ -207,7 +215,9 @@ pub unsafe extern "C" fn lensdiff_problem_model_info(
 ) -> LensdiffStatus {
     guard(|| {
         let pr = handle(p, Kind::Problem, "problem")?;
-        let out = out_ptr(info, "info")?;
+        if info.is_null() {
+            return Err(CError::new(LensdiffStatus::NullPointer, "info is NULL"));
+        }
         let ours = std::mem::size_of::<LensdiffModelInfo>();
         if info_size < INFO_V1_SIZE {
             return Err(CError::new(
@@ -222,6 +232,7 @@ pub unsafe extern "C" fn lensdiff_problem_model_info(
             hybrid: i32::from(meta.kind == DenoiserKind::Hybrid),
             levels: cfg.channels.len() as u32,
             side_multiple: cfg.side_multiple() as u32,
+            reserved: 0,
             n_params: den.unet().n_params() as u64,
             pixel_arcmin: meta.pixel_arcmin,
             sigma_data: meta.sigma_data,
@@ -231,7 +242,7 @@ pub unsafe extern "C" fn lensdiff_problem_model_info(
         // longer struct keeps its fields beyond ours.
         std::ptr::copy_nonoverlapping(
             &full as *const LensdiffModelInfo as *const u8,
-            out as *mut LensdiffModelInfo as *mut u8,
+            info as *mut u8,
             info_size.min(ours),
         );
         Ok(())

@@ -280,7 +280,7 @@ pub unsafe fn model_cases(c: &mut Vec<Case>, p: *mut LensdiffProblem, stale: *mu
     case!(
         c,
         "lensdiff_sampler_create",
-        "pure learned prior, no Gaussian spectrum for the spectral guidance",
+        "pure learned prior, no Gaussian spectrum set",
         S::CallOrder,
         lensdiff_sampler_create(bare, &cfg, &mut sm)
     );
