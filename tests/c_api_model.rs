@@ -13,9 +13,8 @@ use std::sync::Arc;
 use lensdiff::capi::*;
 use lensdiff::fields::{gaussian_fields, simulate_shear};
 use lensdiff::grid::Grid;
-use lensdiff::nn::UNetConfig;
 use lensdiff::noise::NoiseModel;
-use lensdiff::prior::{Denoiser, DenoiserKind, DenoiserMeta, NeuralPrior};
+use lensdiff::prior::{Denoiser, DenoiserKind, NeuralPrior};
 use lensdiff::sampler::{sample, Guidance, GuidedPosterior, RunSpec, SamplerConfig, ShearData};
 use lensdiff::spectrum::ClTable;
 
@@ -48,24 +47,10 @@ fn grid() -> Grid {
 
 /// A small two-level network with random weights of scale 0.3 (a trained
 /// network's are not zero, and the zero-initialised output layer would make
-/// every learned prior its base).
+/// every learned prior its base), `sigma_max` 0.1.
 fn model(kind: DenoiserKind, seed: u64) -> Denoiser {
-    let cfg = UNetConfig {
-        channels: vec![4, 8],
-        blocks: 1,
-        groups: 2,
-        embed_freqs: 3,
-        embed_dim: 8,
-        ..UNetConfig::demo()
-    };
-    let mut meta = DenoiserMeta::new(kind, 0.02, PIXEL);
-    meta.sigma_max = Some(0.1);
-    let gaussian = (kind == DenoiserKind::Hybrid).then(ClTable::default_kappa);
-    let mut d = Denoiser::new(cfg, meta, gaussian, 0).unwrap();
-    d.params = common::noise_vec(d.params.len(), seed)
-        .iter()
-        .map(|v| 0.3 * v)
-        .collect();
+    let mut d = common::map_models::tiny_map_model(kind, PIXEL, 2, 0.3, seed);
+    d.set_sigma_max(0.1);
     d
 }
 

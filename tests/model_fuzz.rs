@@ -22,8 +22,7 @@ use lensdiff::capi::*;
 use lensdiff::grid::Grid;
 use lensdiff::nn::UNetConfig;
 use lensdiff::prior::joint::ParamSpace;
-use lensdiff::prior::{Denoiser, DenoiserKind, DenoiserMeta};
-use lensdiff::spectrum::ClTable;
+use lensdiff::prior::DenoiserKind;
 
 /// The largest single allocation this test allows.
 const LIMIT: usize = 256 << 20;
@@ -85,16 +84,7 @@ fn cases() -> usize {
 
 /// A small hybrid map model on 1' pixels, as bytes.
 fn map_model_bytes(dir: &common::TempDir) -> Vec<u8> {
-    let cfg = UNetConfig {
-        channels: vec![4, 8],
-        blocks: 1,
-        groups: 2,
-        embed_freqs: 3,
-        embed_dim: 8,
-        ..UNetConfig::demo()
-    };
-    let meta = DenoiserMeta::new(DenoiserKind::Hybrid, 0.02, 1.0);
-    let d = Denoiser::new(cfg, meta, Some(ClTable::default_kappa()), 1).unwrap();
+    let d = common::map_models::tiny_map_model(DenoiserKind::Hybrid, 1.0, 2, 0.0, 1);
     let path = dir.path("map.safetensors");
     d.save(&path).unwrap();
     std::fs::read(path).unwrap()

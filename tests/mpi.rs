@@ -652,8 +652,7 @@ fn joint_c_and_fortran_examples_are_bitwise_identical_for_1_to_4_ranks() {
 #[test]
 #[ignore = "needs the mpi build and mpirun: scripts/test.sh runs it"]
 fn learned_prior_c_and_fortran_examples_are_bitwise_identical_for_1_to_4_ranks() {
-    use lensdiff::nn::UNetConfig;
-    use lensdiff::prior::{Denoiser, DenoiserKind, DenoiserMeta, NeuralPrior};
+    use lensdiff::prior::{Denoiser, DenoiserKind, NeuralPrior};
     use lensdiff::sampler::{sample, Guidance, GuidedPosterior, RunSpec, SamplerConfig};
     use lensdiff::spectrum::ClTable;
 
@@ -662,20 +661,7 @@ fn learned_prior_c_and_fortran_examples_are_bitwise_identical_for_1_to_4_ranks()
     let (c_exe, f_exe) = build_c_and_fortran_examples(&t, &d);
     let g = lensdiff::Grid::square(48, 1.0).unwrap();
     // a small hybrid network with random weights (scale 0.3), 1' pixels
-    let cfg = UNetConfig {
-        channels: vec![4, 8],
-        blocks: 1,
-        groups: 2,
-        embed_freqs: 3,
-        embed_dim: 8,
-        ..UNetConfig::demo()
-    };
-    let meta = DenoiserMeta::new(DenoiserKind::Hybrid, 0.02, 1.0);
-    let mut den = Denoiser::new(cfg, meta, Some(ClTable::default_kappa()), 0).unwrap();
-    den.params = common::noise_vec(den.params.len(), 21)
-        .iter()
-        .map(|v| 0.3 * v)
-        .collect();
+    let den = common::map_models::tiny_map_model(DenoiserKind::Hybrid, 1.0, 2, 0.3, 21);
     let model = d.join("map.safetensors");
     den.save(&model).unwrap();
     let files = ["mean.f32", "std.f32", "samples.f32", "work.txt"];

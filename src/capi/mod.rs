@@ -288,6 +288,17 @@ pub(crate) fn out_ptr<'a, T>(p: *mut T, name: &str) -> CResult<&'a mut T> {
     Ok(unsafe { &mut *p })
 }
 
+/// The bytes of a model file (`IO` if it cannot be read).
+pub(crate) fn read_file(path: &std::path::Path) -> CResult<Vec<u8>> {
+    std::fs::read(path).map_err(|source| {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+        .into()
+    })
+}
+
 /// A NUL-terminated UTF-8 string argument.
 ///
 /// # Safety

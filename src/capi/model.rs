@@ -138,10 +138,7 @@ pub unsafe extern "C" fn lensdiff_problem_load_model(
     guard(|| {
         let pr = handle_mut(p, Kind::Problem, "problem")?;
         let path = Path::new(c_str(path, "path")?);
-        let bytes = std::fs::read(path).map_err(|source| crate::Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = super::read_file(path)?;
         load(pr, &bytes, path)
     })
 }

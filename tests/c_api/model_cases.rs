@@ -7,10 +7,8 @@ use std::ptr::{null, null_mut};
 
 use lensdiff::capi::*;
 use lensdiff::grid::Grid;
-use lensdiff::nn::UNetConfig;
 use lensdiff::prior::joint::ParamSpace;
-use lensdiff::prior::{Denoiser, DenoiserKind, DenoiserMeta};
-use lensdiff::spectrum::ClTable;
+use lensdiff::prior::{Denoiser, DenoiserKind};
 
 use super::{Case, N, S};
 use crate::common::joint_models::joint_model;
@@ -19,18 +17,9 @@ fn c_path(p: &Path) -> CString {
     CString::new(p.to_str().unwrap()).unwrap()
 }
 
-/// A two-level network (`levels` levels with `deep`) on 1' pixels.
+/// A network of `levels` levels with its initial weights.
 fn model(kind: DenoiserKind, pixel: f64, levels: usize) -> Denoiser {
-    let cfg = UNetConfig {
-        channels: [4, 4, 4, 4][..levels].to_vec(),
-        blocks: 1,
-        groups: 2,
-        embed_freqs: 3,
-        embed_dim: 8,
-        ..UNetConfig::demo()
-    };
-    let gaussian = (kind == DenoiserKind::Hybrid).then(ClTable::default_kappa);
-    Denoiser::new(cfg, DenoiserMeta::new(kind, 0.02, pixel), gaussian, 1).unwrap()
+    crate::common::map_models::tiny_map_model(kind, pixel, levels, 0.0, 1)
 }
 
 /// The model files of the matrix, in a temporary folder.

@@ -10,6 +10,7 @@
 pub mod dense;
 pub mod joint;
 pub mod joint_models;
+pub mod map_models;
 pub mod modes;
 
 use std::ffi::OsStr;
