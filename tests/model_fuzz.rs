@@ -4,7 +4,9 @@
 //! allocate without bound: this test binary's allocator refuses any single
 //! allocation above 256 MiB, which aborts the process (a failure, not a skip).
 //!
-//! Mutations (seeded SplitMix64, so every run tries the same inputs): a flipped
+//! Mutations (seeded SplitMix64; the safetensors writer orders the metadata
+//! keys by a hash map, so the header's layout, and with it the inputs, vary a
+//! little between processes, and so do the counts printed): a flipped
 //! bit, overwritten bytes, a truncation, an inserted run of bytes, a random or
 //! huge header-length field, and a number inside the JSON header (a shape, a
 //! data offset, a channel count) replaced by a huge or negative one.

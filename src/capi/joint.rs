@@ -137,7 +137,8 @@ unsafe fn learned(
     label: &Path,
     guidance_cosmo: *const LensdiffCosmology,
 ) -> CResult<()> {
-    let den = JointDenoiser::from_bytes(bytes, label)?;
+    let den =
+        JointDenoiser::from_bytes(bytes, label).map_err(|e| super::content_fault(e, label))?;
     let mut prior = NeuralJoint::new(den, pr.grid)?;
     if !guidance_cosmo.is_null() {
         let (base, nz, cl) = read_cosmology(guidance_cosmo)?.to_rust()?;

@@ -299,6 +299,19 @@ pub(crate) fn read_file(path: &std::path::Path) -> CResult<Vec<u8>> {
     })
 }
 
+/// A model file's parse error as the C caller sees it: every fault of the
+/// content (a bad architecture or description, a missing or misshapen
+/// tensor) is `FORMAT`, but NaN weights stay `NON_FINITE`.
+pub(crate) fn content_fault(e: Error, label: &std::path::Path) -> Error {
+    match e {
+        Error::NonFinite { .. } | Error::NonFiniteValue { .. } | Error::Format { .. } => e,
+        other => Error::Format {
+            path: label.to_path_buf(),
+            reason: other.to_string(),
+        },
+    }
+}
+
 /// A NUL-terminated UTF-8 string argument.
 ///
 /// # Safety

@@ -83,13 +83,7 @@ pub(crate) fn neural_prior(
 /// Every fault of the file's content is `FORMAT` (a bad architecture, a
 /// missing or misshapen tensor), but NaN weights, `NON_FINITE`.
 fn load(pr: &mut LensdiffProblem, bytes: &[u8], label: &Path) -> CResult<()> {
-    let den = Denoiser::from_bytes(bytes, label).map_err(|e| match e {
-        crate::Error::NonFinite { .. } | crate::Error::Format { .. } => e,
-        other => crate::Error::Format {
-            path: label.to_path_buf(),
-            reason: other.to_string(),
-        },
-    })?;
+    let den = Denoiser::from_bytes(bytes, label).map_err(|e| super::content_fault(e, label))?;
     let cfg = den.unet().config();
     let (grid, m) = (pr.grid, cfg.side_multiple());
     if grid.nx % m != 0 || grid.ny % m != 0 {
