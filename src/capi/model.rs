@@ -84,19 +84,8 @@ pub(crate) fn neural_prior(
 /// missing or misshapen tensor), but NaN weights, `NON_FINITE`.
 fn load(pr: &mut LensdiffProblem, bytes: &[u8], label: &Path) -> CResult<()> {
     let den = Denoiser::from_bytes(bytes, label).map_err(|e| super::content_fault(e, label))?;
-    let cfg = den.unet().config();
-    let (grid, m) = (pr.grid, cfg.side_multiple());
-    if grid.nx % m != 0 || grid.ny % m != 0 {
-        return Err(CError::new(
-            LensdiffStatus::InvalidArgument,
-            format!(
-                "the model's U-Net pools {} times: map sides must be multiples of {m}, the problem is {}x{}",
-                m.trailing_zeros(),
-                grid.nx,
-                grid.ny
-            ),
-        ));
-    }
+    let grid = pr.grid;
+    den.unet().config().check_map_size(grid.ny, grid.nx)?;
     let px = den.meta().pixel_arcmin;
     if (grid.pixel_arcmin / px - 1.0).abs() > 1e-6 {
         return Err(CError::new(

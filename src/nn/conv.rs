@@ -182,17 +182,26 @@ fn view_mut<T: Real>(
         .map_err(|e| Error::invalid("conv", format!("internal matrix view: {e}")))
 }
 
-/// Row tiles `(n, r0, r1)` covering every batch item, for an `X_col` of
-/// `col_rows` rows.
-fn tiles(n: usize, h: usize, w: usize, col_rows: usize) -> Vec<(usize, usize, usize)> {
+/// Row tiles `(item, tile)` covering every batch item of `h x w` planes, for
+/// an `X_col` of `col_rows` rows, and the pixels of the longest tile (the
+/// scratch a worker needs is `col_rows` times that).
+fn tiles(
+    n: usize,
+    h: usize,
+    w: usize,
+    col_rows: usize,
+    pad: Padding,
+) -> (Vec<(usize, Tile)>, usize) {
     let rows = (COL_ELEMENTS / (col_rows * w).max(1)).clamp(1, h.max(1));
-    (0..n)
+    let tiles = (0..n)
         .flat_map(|b| {
-            (0..h)
-                .step_by(rows)
-                .map(move |r0| (b, r0, (r0 + rows).min(h)))
+            (0..h).step_by(rows).map(move |r0| {
+                let r1 = (r0 + rows).min(h);
+                (b, Tile { h, w, r0, r1, pad })
+            })
         })
-        .collect()
+        .collect();
+    (tiles, rows.min(h) * w)
 }
 
 /// `X_col` of one tile into `dst` (`ch k²` rows of the tile's pixels): row
@@ -349,7 +358,7 @@ impl Conv2d {
         };
         // the checked lengths bound every tile's writes below
         let y_len = checked_product("y", &[dims.n, m, plane])?;
-        let scratch_len = checked_product("X_col", &[cols, wd, h.min(COL_ELEMENTS)])?;
+        checked_product("X_col", &[cols, wd, h.min(COL_ELEMENTS)])?;
         let mut y = super::workspace::zeroed(y_len);
         if let Some(b) = bias {
             for (ch, yp) in y.chunks_mut(plane).enumerate() {
@@ -362,22 +371,13 @@ impl Conv2d {
             T::default()
         };
         let out = OutPtr(y.as_mut_ptr());
-        let tiles = tiles(dims.n, h, wd, cols);
-        let rows = tiles.first().map_or(0, |t| t.2 - t.1);
-        let pad = self.padding;
+        let (tiles, tile_len) = tiles(dims.n, h, wd, cols, self.padding);
         tiles
             .into_par_iter()
             .map_init(
-                || Scratch::new(scratch_len.min(cols * rows * wd)),
-                |col, (n, r0, r1)| -> Result<()> {
-                    let t = Tile {
-                        h,
-                        w: wd,
-                        r0,
-                        r1,
-                        pad,
-                    };
-                    let tl = t.len();
+                || Scratch::new(cols * tile_len),
+                |col, (n, t)| -> Result<()> {
+                    let (r0, tl) = (t.r0, t.len());
                     let s = &src[n * src_ch * plane..][..src_ch * plane];
                     im2col(s, src_ch, k, t, transpose, &mut col.0[..cols * tl]);
                     let b = view(&col.0, 0, (cols, tl), (tl, 1))?;
@@ -456,48 +456,38 @@ impl Conv2d {
             self.in_ch,
             self.out_ch,
         );
-        let pad = self.padding;
         let wl = self.weight_len();
         let cols = cin * k * k;
         checked_product("X_col", &[cols, wd, h.min(COL_ELEMENTS)])?;
-        let tiles = tiles(dims.n, h, wd, cols);
-        let rows = tiles.first().map_or(0, |t| t.2 - t.1);
+        let (tiles, tile_len) = tiles(dims.n, h, wd, cols, self.padding);
         // Tiles in at most WEIGHT_GROUPS groups of consecutive tiles (the
         // grouping depends on the shapes only), each summed in order into its
         // own gradient (GEMMs with beta = 1; the bias gradient in f64), the
         // groups then added in order: the same sums whatever the thread count.
         let per_group = tiles.len().div_ceil(WEIGHT_GROUPS).max(1);
-        let group =
-            |col: &mut Scratch<T>, ts: &[(usize, usize, usize)]| -> Result<(Vec<T>, Vec<f64>)> {
-                let mut dw = super::workspace::zeroed(wl);
-                let mut db = vec![0.0f64; cout];
-                for &(n, r0, r1) in ts {
-                    let t = Tile {
-                        h,
-                        w: wd,
-                        r0,
-                        r1,
-                        pad,
-                    };
-                    let tl = t.len();
-                    let xs = &x[n * cin * plane..][..cin * plane];
-                    let dy_off = n * cout * plane + r0 * wd;
-                    let dyt = view(dy, dy_off, (cout, tl), (plane, 1))?;
-                    im2col(xs, cin, k, t, false, &mut col.0[..cols * tl]);
-                    let b = view(&col.0, 0, (cols, tl), (tl, 1))?;
-                    let mut c = view_mut(&mut dw, 0, (cout, cols), (cols, 1))?;
-                    general_mat_mul(T::one(), &dyt, &b.t(), T::one(), &mut c);
-                    for (o, acc) in db.iter_mut().enumerate() {
-                        *acc = dy[dy_off + o * plane..][..tl]
-                            .iter()
-                            .fold(*acc, |a, v| a + v.to_f64());
-                    }
+        let group = |col: &mut Scratch<T>, ts: &[(usize, Tile)]| -> Result<(Vec<T>, Vec<f64>)> {
+            let mut dw = super::workspace::zeroed(wl);
+            let mut db = vec![0.0f64; cout];
+            for &(n, t) in ts {
+                let (r0, tl) = (t.r0, t.len());
+                let xs = &x[n * cin * plane..][..cin * plane];
+                let dy_off = n * cout * plane + r0 * wd;
+                let dyt = view(dy, dy_off, (cout, tl), (plane, 1))?;
+                im2col(xs, cin, k, t, false, &mut col.0[..cols * tl]);
+                let b = view(&col.0, 0, (cols, tl), (tl, 1))?;
+                let mut c = view_mut(&mut dw, 0, (cout, cols), (cols, 1))?;
+                general_mat_mul(T::one(), &dyt, &b.t(), T::one(), &mut c);
+                for (o, acc) in db.iter_mut().enumerate() {
+                    *acc = dy[dy_off + o * plane..][..tl]
+                        .iter()
+                        .fold(*acc, |a, v| a + v.to_f64());
                 }
-                Ok((dw, db))
-            };
+            }
+            Ok((dw, db))
+        };
         let parts: Result<Vec<(Vec<T>, Vec<f64>)>> = tiles
             .par_chunks(per_group)
-            .map_init(|| Scratch::new(cols * rows * wd), group)
+            .map_init(|| Scratch::new(cols * tile_len), group)
             .collect();
         let mut parts = parts?.into_iter();
         let (mut dw, mut db) = parts
