@@ -62,6 +62,68 @@ const ALL_FILES: [&str; 7] = [
     "chi2.f64",
 ];
 
+/// `scripts/install.sh PREFIX` of the libraries already built (scripts/test.sh
+/// builds every target first: install those instead of rebuilding the crate
+/// with other features).
+fn install(prefix: &Path) {
+    let o = run_ok(
+        "scripts/install.sh",
+        Command::new("bash")
+            .arg(common::root().join("scripts/install.sh"))
+            .arg(prefix)
+            .env("LENSDIFF_INSTALL_NO_BUILD", "1")
+            .current_dir(ROOT),
+    );
+    eprintln!("{}", String::from_utf8_lossy(&o.stdout).trim());
+}
+
+/// `make -C c_examples PREFIX=.. BUILD=.. targets...`
+fn make(prefix: &Path, build: &Path, targets: &[&str]) {
+    run_ok(
+        "make -C c_examples",
+        Command::new("make")
+            .arg("-C")
+            .arg(common::root().join("c_examples"))
+            .arg(format!("PREFIX={}", prefix.display()))
+            .arg(format!("BUILD={}", build.display()))
+            .args(targets)
+            .env_remove("MAKEFLAGS")
+            .env_remove("MFLAGS"),
+    );
+}
+
+/// Runs `exe args...` under valgrind's memcheck on one worker thread and
+/// asserts no memory error and nothing definitely lost.
+fn assert_valgrind_clean(exe: &Path, args: &[&std::ffi::OsStr]) {
+    let t = Instant::now();
+    let o = Command::new("valgrind")
+        .args([
+            "--error-exitcode=3",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+        ])
+        .arg(exe)
+        .args(args)
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    let text = show(&o);
+    assert_eq!(o.status.code(), Some(0), "valgrind:\n{text}");
+    assert!(
+        text.contains("definitely lost: 0 bytes") || text.contains("no leaks are possible"),
+        "valgrind:\n{text}"
+    );
+    assert!(
+        text.contains("ERROR SUMMARY: 0 errors"),
+        "valgrind:\n{text}"
+    );
+    eprintln!(
+        "valgrind {}: clean ({:.1} s)",
+        exe.display(),
+        t.elapsed().as_secs_f64()
+    );
+}
+
 fn pkg_config(prefix: &Path, args: &[&str]) -> String {
     let o = run_ok(
         &format!("pkg-config {}", args.join(" ")),
@@ -188,17 +250,7 @@ fn c_and_fortran_examples_against_the_installed_library() {
     let build = tmp.join("build");
 
     // (a) install
-    let o = run_ok(
-        "scripts/install.sh",
-        Command::new("bash")
-            .arg(common::root().join("scripts/install.sh"))
-            .arg(&prefix)
-            // scripts/test.sh builds every target first: install those
-            // libraries instead of rebuilding the crate with other features
-            .env("LENSDIFF_INSTALL_NO_BUILD", "1")
-            .current_dir(ROOT),
-    );
-    eprintln!("{}", String::from_utf8_lossy(&o.stdout).trim());
+    install(&prefix);
     let version = env!("CARGO_PKG_VERSION");
     let major = env!("CARGO_PKG_VERSION_MAJOR");
     let lib = prefix.join("lib");
@@ -248,17 +300,10 @@ fn c_and_fortran_examples_against_the_installed_library() {
     );
 
     // (b) build the examples, shared and static
-    let targets = ["c", "c-static", "fortran", "fortran-static"];
-    run_ok(
-        "make -C c_examples",
-        Command::new("make")
-            .arg("-C")
-            .arg(common::root().join("c_examples"))
-            .arg(format!("PREFIX={}", prefix.display()))
-            .arg(format!("BUILD={}", build.display()))
-            .args(targets)
-            .env_remove("MAKEFLAGS")
-            .env_remove("MFLAGS"),
+    make(
+        &prefix,
+        &build,
+        &["c", "c-static", "fortran", "fortran-static"],
     );
     let programs = [
         ("c-shared", build.join("shared/lensdiff_example")),
@@ -341,30 +386,10 @@ fn c_and_fortran_examples_against_the_installed_library() {
     // (d) no leaks, no memory errors
     let dir = out.join("valgrind");
     fs::create_dir_all(&dir).unwrap();
-    let t = Instant::now();
-    let o = Command::new("valgrind")
-        .args([
-            "--error-exitcode=3",
-            "--leak-check=full",
-            "--errors-for-leak-kinds=definite",
-        ])
-        .arg(&programs[0].1)
-        .arg(&dir)
-        .arg(N_VALGRIND.to_string())
-        .env("RAYON_NUM_THREADS", "1")
-        .output()
-        .unwrap();
-    let text = show(&o);
-    assert_eq!(o.status.code(), Some(0), "valgrind:\n{text}");
-    assert!(
-        text.contains("definitely lost: 0 bytes") || text.contains("no leaks are possible"),
-        "valgrind:\n{text}"
+    assert_valgrind_clean(
+        &programs[0].1,
+        &[dir.as_os_str(), N_VALGRIND.to_string().as_ref()],
     );
-    assert!(
-        text.contains("ERROR SUMMARY: 0 errors"),
-        "valgrind:\n{text}"
-    );
-    eprintln!("valgrind: clean ({:.1} s)", t.elapsed().as_secs_f64());
     // one thread, a smaller grid: still the Rust API's values
     let reference = rust_reference(N_VALGRIND);
     for (f, want) in &reference.maps {
@@ -374,6 +399,183 @@ fn c_and_fortran_examples_against_the_installed_library() {
     let chi2 = read_f64(&dir.join("chi2.f64"));
     assert_bits_eq("chi2.f64 (valgrind)", &chi2, &reference.chi2, f64::to_bits);
 
+    eprintln!("total {:.1} s", t0.elapsed().as_secs_f64());
+    let _ = fs::remove_dir_all(&tmp);
+}
+
+/// The settings of c_examples/lensdiff_learned.{c,f90} (keep in sync).
+mod learned {
+    pub const N: usize = 32;
+    pub const PIXEL_ARCMIN: f64 = 0.5;
+    pub const NOISE_SIGMA: f64 = 0.05;
+    pub const LAMBDA: f64 = 0.03;
+    pub const SIM_SEED: u64 = 7;
+    pub const WIENER_TOL: f64 = 1e-6;
+    pub const WIENER_MAX_ITER: usize = 1000;
+    pub const CHAINS: usize = 4;
+    pub const BATCH: usize = 2;
+    pub const LEVELS: usize = 12;
+    pub const SAMPLER_SEED: u64 = 3;
+    /// The grid of the valgrind run.
+    pub const N_VALGRIND: usize = 16;
+    pub const FILES: [&str; 6] = [
+        "truth.f32",
+        "wiener.f32",
+        "mean.f32",
+        "std.f32",
+        "samples.f32",
+        "chi2.f64",
+    ];
+}
+
+/// The learned-prior examples (issue #17): the C and the Fortran program,
+/// with the built-in demo model by name and with the same model from its
+/// file, write identical files; their simulation and Wiener filter are the
+/// Rust API's, and their posterior mean, std and samples are bitwise those of
+/// `lensdiff sample --model` on the same shear, noise and seed; the C program
+/// is valgrind clean.
+#[test]
+fn learned_prior_examples_in_c_and_fortran_equal_the_cli() {
+    use learned::*;
+    let t0 = Instant::now();
+    let missing =
+        common::missing_tools(&["bash", "make", "cc", "pkg-config", "gfortran", "valgrind"]);
+    common::require(
+        "tests/c_examples.rs (learned prior)",
+        &missing,
+        "on PATH; Debian/Ubuntu: apt-get install build-essential pkg-config gfortran \
+         valgrind; scripts/test.sh installs them",
+    );
+    let tmp = common::temp_dir("c_examples_learned");
+    let prefix = tmp.join("prefix");
+    let build = tmp.join("build");
+    install(&prefix);
+    make(&prefix, &build, &["learned"]);
+    let model_file = common::root().join("models/demo-lognormal-hybrid.safetensors");
+    let c = build.join("shared/lensdiff_learned");
+    let f = build.join("shared/lensdiff_learned_f");
+    let runs = [
+        ("c-builtin", &c, None),
+        ("fortran-builtin", &f, None),
+        ("c-file", &c, Some(&model_file)),
+        ("fortran-file", &f, Some(&model_file)),
+    ];
+    let out = tmp.join("out");
+    for (name, exe, model) in &runs {
+        let dir = out.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        let mut cmd = Command::new(exe);
+        cmd.arg(&dir).arg(N.to_string());
+        if let Some(m) = model {
+            cmd.arg(m);
+        }
+        let o = run_ok(name, &mut cmd);
+        let text = String::from_utf8_lossy(&o.stdout);
+        eprint!("{text}");
+        assert!(
+            text.contains("hybrid, 35553 parameters"),
+            "{name}: no model description in\n{text}"
+        );
+    }
+    let first = out.join(runs[0].0);
+    for (name, _, _) in &runs[1..] {
+        for file in FILES {
+            assert!(
+                fs::read(out.join(name).join(file)).unwrap() == fs::read(first.join(file)).unwrap(),
+                "{name}/{file} differs from {}/{file}",
+                runs[0].0
+            );
+        }
+    }
+    eprintln!("C and Fortran, built-in model and model file: identical outputs");
+
+    // the simulation and the Wiener filter through the Rust API
+    let grid = Grid::new(N, N, PIXEL_ARCMIN).unwrap();
+    let power = ClTable::default_kappa().pixel_power(&grid);
+    let truth = lensdiff::fields::LogNormal::new(&grid, &power, LAMBDA)
+        .unwrap()
+        .sample(&grid, SIM_SEED, 0, 1)
+        .unwrap();
+    let noise = NoiseModel::uniform(grid, NOISE_SIGMA, None).unwrap();
+    let (g1, g2) = simulate_shear(&truth, &noise, SIM_SEED, 0).unwrap();
+    let wiener = WienerFilter::new(grid, power)
+        .unwrap()
+        .solve(
+            &g1,
+            &g2,
+            &noise,
+            &WienerOptions {
+                tol: WIENER_TOL,
+                max_iter: WIENER_MAX_ITER,
+            },
+        )
+        .unwrap()
+        .kappa;
+    for (file, want) in [("truth.f32", &truth), ("wiener.f32", &wiener)] {
+        let got = read_f32(&first.join(file));
+        assert_bits_eq(file, &got, want, |x: f32| x.to_bits() as u64);
+    }
+
+    // the CLI on that shear with the model file
+    let shape = vec![N, N];
+    for (name, g) in [("e1.npy", &g1), ("e2.npy", &g2)] {
+        let a = ndarray::ArrayViewD::from_shape(shape.clone(), g).unwrap();
+        lensdiff::io::npy::write_f32(&tmp.join(name), a).unwrap();
+    }
+    let cli = tmp.join("cli");
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    common::lensdiff_ok(&[
+        "sample".to_string(),
+        "--e1".into(),
+        path(&tmp.join("e1.npy")),
+        "--e2".into(),
+        path(&tmp.join("e2.npy")),
+        "--pixel-arcmin".into(),
+        PIXEL_ARCMIN.to_string(),
+        "--sigma".into(),
+        NOISE_SIGMA.to_string(),
+        "--model".into(),
+        path(&model_file),
+        "--levels".into(),
+        LEVELS.to_string(),
+        "--chains".into(),
+        CHAINS.to_string(),
+        "--batch".into(),
+        BATCH.to_string(),
+        "--seed".into(),
+        SAMPLER_SEED.to_string(),
+        "--format".into(),
+        "npy".into(),
+        "--out".into(),
+        path(&cli),
+    ]);
+    for (npy, raw) in [
+        ("mean.npy", "mean.f32"),
+        ("std.npy", "std.f32"),
+        ("samples.npy", "samples.f32"),
+    ] {
+        let want = lensdiff::io::npy::read_f32(&cli.join(npy))
+            .unwrap()
+            .into_raw_vec_and_offset()
+            .0;
+        let got = read_f32(&first.join(raw));
+        assert_bits_eq(
+            &format!("{raw} (C) vs {npy} (lensdiff sample --model)"),
+            &got,
+            &want,
+            |x: f32| x.to_bits() as u64,
+        );
+    }
+    assert_eq!(read_f32(&first.join("samples.f32")).len(), CHAINS * N * N);
+    eprintln!("equal to the Rust API (simulation, Wiener) and the CLI (posterior) bit for bit");
+
+    // the C program under valgrind: the built-in model, one thread, a smaller grid
+    let dir = out.join("valgrind");
+    fs::create_dir_all(&dir).unwrap();
+    assert_valgrind_clean(&c, &[dir.as_os_str(), N_VALGRIND.to_string().as_ref()]);
+    let samples = read_f32(&dir.join("samples.f32"));
+    assert_eq!(samples.len(), CHAINS * N_VALGRIND * N_VALGRIND);
+    assert!(samples.iter().all(|v| v.is_finite()));
     eprintln!("total {:.1} s", t0.elapsed().as_secs_f64());
     let _ = fs::remove_dir_all(&tmp);
 }
