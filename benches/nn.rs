@@ -13,7 +13,11 @@
 //! ```text
 //! cargo bench --bench nn -- infer NET SIDE BATCH REPS   # forward, forward + input VJP (ms/map)
 //! cargo bench --bench nn -- train NET CROP BATCH STEPS  # training step (ms/step)
+//! cargo bench --bench nn -- conv CIN COUT SIDE BATCH REPS # one 3x3 convolution (GFLOP/s)
 //! ```
+//!
+//! `LENSDIFF_GEMM=matrixmultiply` times the convolutions' fallback GEMM
+//! instead of the AVX-512 implicit GEMM (`nn::gemm`).
 //!
 //! `NET` is `demo`, `remy_2023` or `uresnet18`. A training step is what `lensdiff train`
 //! does per step on a stack of maps: random crops, noise levels and noise,
@@ -22,6 +26,7 @@
 use std::time::Instant;
 
 use lensdiff::grid::Grid;
+use lensdiff::nn::conv::{Conv2d, Padding};
 use lensdiff::nn::{Dims4, UNetConfig};
 use lensdiff::prior::{Denoiser, DenoiserKind, DenoiserMeta, TrainConfig, Trainer, TrainingData};
 use lensdiff::spectrum::ClTable;
@@ -132,6 +137,47 @@ fn preset(name: &str) -> UNetConfig {
     }
 }
 
+/// One 3x3 periodic convolution, forward and input VJP, as a JSON line with
+/// the achieved GFLOP/s (2·C_in·C_out·9 per pixel each) and the GEMM path.
+fn conv_case(args: &[String]) {
+    let num = |i: usize| -> usize {
+        args.get(i)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("usage: conv CIN COUT SIDE BATCH REPS"))
+    };
+    let (cin, cout, side, batch, reps) = (num(1), num(2), num(3), num(4), num(5));
+    let conv = Conv2d::new(cin, cout, 3, Padding::Periodic).unwrap();
+    let dims = Dims4::new(batch, cin, side, side);
+    let mut x = vec![0.0f32; dims.len()];
+    let mut w = vec![0.0f32; conv.weight_len()];
+    let mut dy = vec![0.0f32; batch * cout * side * side];
+    let rng = |s| lensdiff::rng::Philox::new(s, lensdiff::rng::Stream::Training, 0, 0);
+    rng(4).fill_normal(&mut x);
+    rng(5).fill_normal(&mut w);
+    rng(6).fill_normal(&mut dy);
+    let b = vec![0.1f32; cout];
+    let fwd = time(reps, || {
+        lensdiff::nn::workspace::recycle(conv.forward(&x, dims, &w, &b).unwrap());
+    });
+    let bwd = time(reps, || {
+        lensdiff::nn::workspace::recycle(conv.backward_input(dims, &w, &dy).unwrap());
+    });
+    let gflop = 2.0 * (cin * cout * 9 * side * side * batch) as f64 / 1e9;
+    let path = if lensdiff::nn::gemm::avx512_path() {
+        "implicit-avx512"
+    } else {
+        "matrixmultiply"
+    };
+    println!(
+        "{{\"tool\": \"lensdiff\", \"mode\": \"conv\", \"gemm\": \"{path}\", \"cin\": {cin}, \"cout\": {cout}, \"side\": {side}, \"batch\": {batch}, \"threads\": {}, \"forward_ms\": {:.3}, \"forward_gflops\": {:.1}, \"input_vjp_ms\": {:.3}, \"input_vjp_gflops\": {:.1}}}",
+        rayon::current_num_threads(),
+        1e3 * fwd,
+        gflop / fwd,
+        1e3 * bwd,
+        gflop / bwd
+    );
+}
+
 /// One case for bench/torch_cpu_unet.py, as a JSON line.
 fn case(args: &[String]) {
     let num = |i: usize| -> usize {
@@ -170,6 +216,9 @@ fn main() {
         .collect();
     if matches!(args.first().map(String::as_str), Some("infer" | "train")) {
         return case(&args);
+    }
+    if args.first().map(String::as_str) == Some("conv") {
+        return conv_case(&args);
     }
     let quick = std::env::args().any(|a| a == "quick");
     let reps = if quick { 1 } else { 3 };

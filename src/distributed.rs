@@ -33,7 +33,7 @@ mod tests {
                 for r in 0..size {
                     let c = rank_chains(chains, r, size);
                     assert_eq!(c.start, next, "{chains} chains, {size} ranks, rank {r}");
-                    assert!(c.start % BLOCK as u64 == 0 || c.is_empty());
+                    assert!(c.start.is_multiple_of(BLOCK as u64) || c.is_empty());
                     next = c.end;
                 }
                 assert_eq!(next, chains as u64);

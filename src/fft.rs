@@ -218,7 +218,7 @@ impl<T: FftNum> Fft2<T> {
 
     fn batch_of(&self, map_len: usize, spec_len: usize) -> Result<usize> {
         let n = self.map_len();
-        if map_len == 0 || map_len % n != 0 {
+        if map_len == 0 || !map_len.is_multiple_of(n) {
             return Err(Error::shape("maps", format!("a multiple of {n}"), map_len));
         }
         let b = map_len / n;

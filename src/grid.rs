@@ -121,12 +121,12 @@ impl Grid {
 
     /// True for the Nyquist column of an even `nx`.
     pub fn is_nyquist_x(&self, ix: usize) -> bool {
-        self.nx % 2 == 0 && ix == self.nx / 2
+        self.nx.is_multiple_of(2) && ix == self.nx / 2
     }
 
     /// True for the Nyquist row of an even `ny`.
     pub fn is_nyquist_y(&self, iy: usize) -> bool {
-        self.ny % 2 == 0 && iy == self.ny / 2
+        self.ny.is_multiple_of(2) && iy == self.ny / 2
     }
 
     /// |k| in cycles per pixel of half-spectrum mode `(iy, ix)`.
@@ -164,7 +164,7 @@ impl Grid {
     /// Checks that `data` holds `batch` maps of this grid.
     pub fn check_batch(&self, name: &'static str, data: &[f32]) -> Result<usize> {
         let n = self.len();
-        if data.is_empty() || data.len() % n != 0 {
+        if data.is_empty() || !data.len().is_multiple_of(n) {
             return Err(Error::shape(
                 name,
                 format!("a multiple of {}x{} = {n}", self.ny, self.nx),

@@ -123,7 +123,7 @@ impl<T: FftNum> KaiserSquires<T> {
 
     fn batch(&self, name: &'static str, len: usize) -> Result<usize> {
         let n = self.grid.len();
-        if len == 0 || len % n != 0 {
+        if len == 0 || !len.is_multiple_of(n) {
             return Err(Error::shape(name, format!("a multiple of {n}"), len));
         }
         Ok(len / n)

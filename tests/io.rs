@@ -62,7 +62,7 @@ fn card(key: &str, value: &str) -> String {
 fn header(cards: &[(&str, &str)]) -> Vec<u8> {
     let mut h: String = cards.iter().map(|(k, v)| card(k, v)).collect();
     h.push_str(&card("END", ""));
-    while h.len() % 2880 != 0 {
+    while !h.len().is_multiple_of(2880) {
         h.push(' ');
     }
     h.into_bytes()
@@ -70,7 +70,7 @@ fn header(cards: &[(&str, &str)]) -> Vec<u8> {
 
 /// Pads a FITS data unit with zeros to a multiple of 2880 bytes.
 fn pad(mut data: Vec<u8>) -> Vec<u8> {
-    while data.len() % 2880 != 0 {
+    while !data.len().is_multiple_of(2880) {
         data.push(0);
     }
     data
@@ -685,7 +685,7 @@ fn npy_malformed_files() {
     let p = dir.path("structured.npy");
     let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
     let mut dict = "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (6,), }".to_string();
-    while (10 + dict.len() + 1) % 64 != 0 {
+    while !(10 + dict.len() + 1).is_multiple_of(64) {
         dict.push(' ');
     }
     dict.push('\n');

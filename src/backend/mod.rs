@@ -397,7 +397,7 @@ pub trait Backend: Send + Sync {
 
 /// Fails unless `len` is a positive multiple of `n`; returns the map count.
 pub(crate) fn maps_of(name: &'static str, len: usize, n: usize) -> Result<usize> {
-    if n == 0 || len == 0 || len % n != 0 {
+    if n == 0 || len == 0 || !len.is_multiple_of(n) {
         return Err(Error::shape(name, format!("a multiple of {n}"), len));
     }
     Ok(len / n)

@@ -92,7 +92,7 @@ pub fn convergence_cl(
     if bins.is_empty() {
         return Err(Error::invalid("bins", "need at least one source bin"));
     }
-    if opts.chi_points < 33 || opts.chi_points % 2 == 0 {
+    if opts.chi_points < 33 || opts.chi_points.is_multiple_of(2) {
         return Err(Error::invalid(
             "chi_points",
             format!("need an odd number >= 33, got {}", opts.chi_points),

@@ -31,6 +31,7 @@
 pub mod act;
 pub mod conv;
 pub mod embed;
+pub mod gemm;
 pub mod linear;
 pub mod norm;
 pub mod resample;
@@ -59,6 +60,11 @@ pub trait Real:
     fn sigmoid(self) -> Self;
     /// The pool of recycled buffers of this type ([`workspace`]).
     fn pool() -> &'static workspace::Pool<Self>;
+    /// The slice as `f32` where `Self` is `f32` (the packed GEMM path of
+    /// [`conv`]), else `None`.
+    fn as_f32(x: &[Self]) -> Option<&[f32]>;
+    /// The same for a mutable slice.
+    fn as_f32_mut(x: &mut [Self]) -> Option<&mut [f32]>;
 }
 
 macro_rules! sigmoid_impl {
@@ -92,6 +98,12 @@ impl Real for f32 {
         static POOL: workspace::Pool<f32> = workspace::Pool::new();
         &POOL
     }
+    fn as_f32(x: &[Self]) -> Option<&[f32]> {
+        Some(x)
+    }
+    fn as_f32_mut(x: &mut [Self]) -> Option<&mut [f32]> {
+        Some(x)
+    }
 }
 
 impl Real for f64 {
@@ -110,6 +122,12 @@ impl Real for f64 {
     fn pool() -> &'static workspace::Pool<Self> {
         static POOL: workspace::Pool<f64> = workspace::Pool::new();
         &POOL
+    }
+    fn as_f32(_: &[Self]) -> Option<&[f32]> {
+        None
+    }
+    fn as_f32_mut(_: &mut [Self]) -> Option<&mut [f32]> {
+        None
     }
 }
 

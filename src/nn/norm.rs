@@ -61,7 +61,7 @@ impl GroupNorm {
         if channels == 0 {
             return Err(Error::invalid("channels", "must be positive"));
         }
-        if groups == 0 || channels % groups != 0 {
+        if groups == 0 || !channels.is_multiple_of(groups) {
             return Err(Error::invalid(
                 "groups",
                 format!("must be positive and divide channels = {channels}, got {groups}"),

@@ -50,7 +50,7 @@ fn replicate<T: Real>(x: &[T], dims: Dims4, scale: f64) -> Vec<T> {
 }
 
 fn check_even(name: &'static str, dims: Dims4) -> Result<()> {
-    if dims.h % 2 != 0 || dims.w % 2 != 0 {
+    if !dims.h.is_multiple_of(2) || !dims.w.is_multiple_of(2) {
         return Err(Error::invalid(
             name,
             format!(

@@ -284,7 +284,7 @@ impl UNetConfig {
     /// [`UNetConfig::side_multiple`]).
     pub fn check_map_size(&self, ny: usize, nx: usize) -> Result<()> {
         let m = self.side_multiple();
-        if nx % m != 0 || ny % m != 0 {
+        if !nx.is_multiple_of(m) || !ny.is_multiple_of(m) {
             return Err(Error::invalid(
                 "grid",
                 format!("{nx}x{ny} maps do not suit this network: sides must be multiples of {m}"),
@@ -950,7 +950,7 @@ impl UNet {
             ));
         }
         let m = self.config.side_multiple();
-        if dims.h % m != 0 || dims.w % m != 0 {
+        if !dims.h.is_multiple_of(m) || !dims.w.is_multiple_of(m) {
             return Err(Error::invalid(
                 "x",
                 format!(

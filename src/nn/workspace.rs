@@ -60,29 +60,48 @@ impl<T> Default for Pool<T> {
     }
 }
 
-/// A buffer of `len` zeros: the smallest free one that holds `len` (and at
-/// most `2 len`), else a new one.
+/// The smallest free buffer that holds `len` elements (and at most `2 len`:
+/// a small request must not take, and hand to a caller who may keep it, a
+/// large buffer), with its old contents.
+fn take<T: Real>(len: usize) -> Option<Vec<T>> {
+    if len < MIN_ELEMENTS {
+        return None;
+    }
+    let mut free = T::pool().lock();
+    let best = free
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.capacity() >= len && v.capacity() <= 2 * len)
+        .min_by_key(|(_, v)| v.capacity())
+        .map(|(i, _)| i);
+    best.map(|i| free.swap_remove(i))
+}
+
+/// A buffer of `len` zeros: the smallest free one that holds `len`, else a
+/// new one.
 pub fn zeroed<T: Real>(len: usize) -> Vec<T> {
-    if len >= MIN_ELEMENTS {
-        let reused = {
-            let mut free = T::pool().lock();
-            // at most twice the length: a small request must not take (and
-            // hand to a caller who may keep it) a large buffer
-            let best = free
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| v.capacity() >= len && v.capacity() <= 2 * len)
-                .min_by_key(|(_, v)| v.capacity())
-                .map(|(i, _)| i);
-            best.map(|i| free.swap_remove(i))
-        };
-        if let Some(mut v) = reused {
+    match take(len) {
+        Some(mut v) => {
             v.clear();
             v.resize(len, T::default());
-            return v;
+            v
         }
+        None => vec![T::default(); len],
     }
-    vec![T::default(); len]
+}
+
+/// A buffer of `len` elements whose values are unspecified (a reused
+/// buffer keeps what it held): for outputs the caller overwrites entirely,
+/// which saves [`zeroed`]'s clearing pass.
+pub fn uncleared<T: Real>(len: usize) -> Vec<T> {
+    match take(len) {
+        Some(mut v) => {
+            v.truncate(len);
+            v.resize(len, T::default());
+            v
+        }
+        None => vec![T::default(); len],
+    }
 }
 
 /// A copy of `x` in a pooled buffer.

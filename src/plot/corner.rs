@@ -206,7 +206,7 @@ fn validate(plot: &CornerPlot) -> Result<usize> {
         ));
     }
     let check_set = |name: &'static str, data: &[f64]| -> Result<()> {
-        if data.len() % p != 0 {
+        if !data.len().is_multiple_of(p) {
             return Err(Error::shape(
                 name,
                 format!("[n][{p}]"),

@@ -50,7 +50,7 @@ pub struct ShearOracle {
 impl ShearOracle {
     /// The problem on a `side²` grid (odd `side`) from `seed`.
     pub fn sbi_lens(side: usize, seed: u64) -> Result<Self> {
-        if side % 2 == 0 {
+        if side.is_multiple_of(2) {
             return Err(Error::invalid(
                 "side",
                 format!("the shear oracle needs an odd side (P^T P = 1 on every mode), got {side}"),
@@ -148,7 +148,7 @@ impl JointReference {
     /// chains) against this reference.
     pub fn compare_params(&self, u: &[f32]) -> Result<ParamComparison> {
         let p = self.u_mean.len();
-        if p == 0 || u.len() % p != 0 || u.len() / p < 2 {
+        if p == 0 || !u.len().is_multiple_of(p) || u.len() / p < 2 {
             return Err(Error::invalid(
                 "params",
                 format!(

@@ -588,7 +588,7 @@ fn strip_comments(s: &str) -> String {
         let cut = l.match_indices("//").map(|(i, _)| i);
         let cut = cut
             .into_iter()
-            .find(|&i| l[..i].matches('"').count() % 2 == 0);
+            .find(|&i| l[..i].matches('"').count().is_multiple_of(2));
         l[..cut.unwrap_or(l.len())].to_string()
     };
     s.lines().map(code).collect::<Vec<_>>().join("\n")

@@ -245,13 +245,13 @@ pub fn train_loop<T: TrainingRun>(
         pb.set_position(trainer.step_count());
         pb.set_message(format!("loss {avg:.4} lr {:.1e} {rate:.0} {unit}/s", s.lr));
         let done = trainer.step_count();
-        if a.eval_every > 0 && done % a.eval_every == 0 && done < total {
+        if a.eval_every > 0 && done.is_multiple_of(a.eval_every) && done < total {
             pb.suspend(|| {
                 eprintln!("  step {done}: loss {avg:.4}");
                 eval(trainer)
             })?;
         }
-        if a.checkpoint_every > 0 && done % a.checkpoint_every == 0 {
+        if a.checkpoint_every > 0 && done.is_multiple_of(a.checkpoint_every) {
             trainer.save_checkpoint(checkpoint)?;
         }
     }

@@ -87,7 +87,10 @@ impl CosmologyRecipe {
                 SourceBin::density(z.clone(), pdf.clone())?;
             }
         }
-        if self.cl.chi_points < 33 || self.cl.chi_points % 2 == 0 || self.cl.chi_points > 1 << 16 {
+        if self.cl.chi_points < 33
+            || self.cl.chi_points.is_multiple_of(2)
+            || self.cl.chi_points > 1 << 16
+        {
             return Err(Error::invalid(
                 "cl.chi_points",
                 format!(

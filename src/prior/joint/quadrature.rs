@@ -351,7 +351,7 @@ pub fn grid<T>(
     points: usize,
     f: &mut dyn FnMut(&[f64]) -> (f64, T),
 ) -> Result<Quadrature<T>> {
-    if points < 3 || points % 2 == 0 {
+    if points < 3 || points.is_multiple_of(2) {
         return Err(Error::invalid(
             "points",
             format!("need an odd number >= 3, got {points}"),

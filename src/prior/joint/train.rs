@@ -175,7 +175,7 @@ impl JointPairs {
                 ));
             }
         }
-        if theta.len() % p != 0 {
+        if !theta.len().is_multiple_of(p) {
             return Err(Error::invalid(
                 "theta",
                 format!(

@@ -1,0 +1,390 @@
+//! The `f32` matrix product of the convolutions as an implicit GEMM with an
+//! AVX-512 micro-kernel (issue #16).
+//!
+//! `C = A B + bias`, where `A` is `m × kd` (the weights), `C` one row of `n`
+//! output pixels of `m` channels (row stride `ldc`, the output plane), and
+//! `B[kk][j] = src[origin + j + offs[kk]]` is read in place from the padded
+//! input planes: tap `kk` of a convolution is a fixed offset (its channel's
+//! plane and its spatial shift), so the `k²`-fold copy of im2col is never
+//! written ("implicit GEMM", Chetlur et al. 2014, cuDNN, arXiv:1410.0759).
+//! `A` is packed once per layer call in blocks of [`MR`] rows,
+//! `a_blk[kk][r] = A[MR·blk + r][kk]`, zero rows past `m`, the layout the
+//! micro-kernel reads sequentially (Goto & van de Geijn 2008, ACM TOMS 34, 12),
+//! and shared by the threads.
+//!
+//! The micro-kernel keeps an `MR × NR` block of `C` in 24 of the 32 vector
+//! registers (8 rows × 3 × 16 lanes) and, for every `kk`, loads three vectors
+//! of `B` and multiplies them by eight broadcast elements of `A` in 24 fused
+//! multiply–adds. Each output element is
+//!
+//! ```text
+//! C[i][j] = fma(A[i][kd-1], B[kd-1][j], … fma(A[i][1], B[1][j], fma(A[i][0], B[0][j], bias[i])))
+//! ```
+//!
+//! in `f32`, summed in order of `kk`: the result depends on the shapes only,
+//! not on the thread count or the tiling. A row is cut into panels of [`NR`]
+//! pixels, the last one narrower (one or two vectors, masked loads and
+//! stores: nothing is read or written past the row).
+//!
+//! The path is taken where the CPU has AVX-512F (checked once at run time)
+//! and `LENSDIFF_GEMM` is not `matrixmultiply`; elsewhere the convolutions use
+//! `matrixmultiply` (which sums in another order: results differ in the last
+//! bits between the two paths). [`gemm_reference`] is the plain triple loop
+//! that the tests hold the kernel against.
+
+use std::sync::OnceLock;
+
+use crate::error::{Error, Result};
+
+/// Rows of `A` (output channels) per micro-kernel call.
+pub const MR: usize = 8;
+/// Columns of `B` (pixels) per micro-kernel call: three 16-lane vectors.
+pub const NR: usize = 48;
+
+/// Whether the AVX-512 implicit-GEMM path is used: the CPU has AVX-512F and the
+/// environment variable `LENSDIFF_GEMM` is not `matrixmultiply` (read once;
+/// the benchmarks set it to time the fallback in the same run).
+pub fn avx512_path() -> bool {
+    static USE: OnceLock<bool> = OnceLock::new();
+    *USE.get_or_init(|| {
+        let forced_off = std::env::var("LENSDIFF_GEMM").is_ok_and(|v| v == "matrixmultiply");
+        !forced_off && cpu_has_avx512f()
+    })
+}
+
+fn cpu_has_avx512f() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `A` (`m × kd`) in blocks of [`MR`] rows (module docs).
+pub struct PackedA {
+    m: usize,
+    kd: usize,
+    data: Vec<f32>,
+}
+
+impl PackedA {
+    /// Packs `A[i][kk] = a(i, kk)` for `i < m`, `kk < kd`.
+    pub fn new(m: usize, kd: usize, a: impl Fn(usize, usize) -> f32) -> Self {
+        let blocks = m.div_ceil(MR);
+        let mut data = vec![0.0f32; blocks * kd * MR];
+        for (blk, dst) in data.chunks_exact_mut(kd * MR).enumerate() {
+            let rows = (m - blk * MR).min(MR);
+            for (kk, d) in dst.chunks_exact_mut(MR).enumerate() {
+                for (r, v) in d[..rows].iter_mut().enumerate() {
+                    *v = a(blk * MR + r, kk);
+                }
+            }
+        }
+        PackedA { m, kd, data }
+    }
+
+    /// Rows of `A`.
+    pub fn m(&self) -> usize {
+        self.m
+    }
+
+    /// Columns of `A` (the inner dimension).
+    pub fn kd(&self) -> usize {
+        self.kd
+    }
+}
+
+/// One row of outputs with `B` read in place ("implicit GEMM"):
+///
+/// ```text
+/// C[i][j] = bias[i] + Σ_kk A[i][kk] · src[origin + j + offs[kk]],   i < m, j < n
+/// ```
+///
+/// (summed in order of `kk` with fused multiply–adds, as [`gemm_reference`]).
+/// For a convolution, `src` holds the padded input planes, `origin` is the
+/// row's first pixel and `offs[kk]` the offset of tap `kk` (channel plane
+/// and spatial shift), so the shifted copies of im2col are never written.
+/// `C[i][j]` is `c[i * ldc + j]`. The row is cut into panels of [`NR`]
+/// columns, the last one narrower (masked loads and stores).
+///
+/// # Errors
+/// An [`Error::invalid`] if an offset reaches outside `src`, or `c`, `bias`
+/// or `offs` is too short for the shapes (internal invariants of the callers).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_row(
+    a: &PackedA,
+    src: &[f32],
+    offs: &[isize],
+    origin: usize,
+    n: usize,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+) -> Result<()> {
+    let (m, kd) = (a.m, a.kd);
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let bad = |what: &str| Err(Error::invalid("gemm_row", format!("internal: {what}")));
+    if !avx512_path() {
+        return bad("no AVX-512F");
+    }
+    if offs.len() != kd {
+        return bad("one offset per column of A expected");
+    }
+    let (lo, hi) = offs
+        .iter()
+        .fold((0isize, 0isize), |(lo, hi), &o| (lo.min(o), hi.max(o)));
+    let first = origin as isize + lo;
+    let last = (origin + n - 1) as isize + hi;
+    if kd > 0 && (first < 0 || last >= src.len() as isize) {
+        return bad("an offset reaches outside the source");
+    }
+    if ldc < n || c.len() < (m - 1) * ldc + n {
+        return bad("C too short");
+    }
+    if bias.is_some_and(|v| v.len() < m) {
+        return bad("bias too short");
+    }
+    let mut j0 = 0;
+    while j0 < n {
+        let cols = (n - j0).min(NR);
+        for blk in 0..m.div_ceil(MR) {
+            let rows = (m - blk * MR).min(MR);
+            let ap = &a.data[blk * kd * MR..][..kd * MR];
+            let mut init = [0.0f32; MR];
+            if let Some(bv) = bias {
+                init[..rows].copy_from_slice(&bv[blk * MR..][..rows]);
+            }
+            let off = blk * MR * ldc + j0;
+            let cp = &mut c[off..(off + (rows - 1) * ldc + cols)];
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX-512F is present (`avx512_path`); `ap` holds kd·MR
+            // elements; for every kk and every column j < cols the element
+            // `origin + j0 + j + offs[kk]` is inside `src` (checked above);
+            // `cp` covers `rows` rows of `cols` elements at stride `ldc`.
+            unsafe {
+                avx512::block(kd, ap, src, origin + j0, offs, &init, rows, cols, cp, ldc)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = (ap, init, cp);
+        }
+        j0 += cols;
+    }
+    Ok(())
+}
+
+/// The reference `C = A B + bias`, summed in the order of
+/// [`gemm_row`] (`f32` fused multiply–adds from the bias up), for tests.
+pub fn gemm_reference(
+    a: impl Fn(usize, usize) -> f32,
+    b: impl Fn(usize, usize) -> f32,
+    (m, kd, n): (usize, usize, usize),
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let mut c = vec![0.0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = bias.map_or(0.0, |v| v[i]);
+            for kk in 0..kd {
+                s = a(i, kk).mul_add(b(kk, j), s);
+            }
+            c[i * n + j] = s;
+        }
+    }
+    c
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{MR, NR};
+    use std::arch::x86_64::*;
+
+    /// The `rows × cols` block of `C` (see [`super::gemm_row`]), dispatched
+    /// to the kernel for its row count and vector count so that no register
+    /// is spent on rows past `m` or columns past the panel.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `a` holds `kd·MR` elements and `offs` `kd`;
+    /// `1 <= rows <= MR`, `1 <= cols <= NR`; `src[origin + j + offs[kk]]`
+    /// exists for every `j < cols`, `kk < kd`; `c` holds row `r < rows` at
+    /// `r·ldc .. r·ldc + cols`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn block(
+        kd: usize,
+        a: &[f32],
+        src: &[f32],
+        origin: usize,
+        offs: &[isize],
+        init: &[f32; MR],
+        rows: usize,
+        cols: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        debug_assert!(a.len() >= kd * MR && offs.len() >= kd);
+        debug_assert!((1..=MR).contains(&rows) && (1..=NR).contains(&cols));
+        debug_assert!(c.len() >= (rows - 1) * ldc + cols);
+        let (a, b, offs, c) = (
+            a.as_ptr(),
+            src.as_ptr().wrapping_add(origin),
+            offs.as_ptr(),
+            c.as_mut_ptr(),
+        );
+        macro_rules! go {
+            ($nv:literal) => {
+                match rows {
+                    1 => kernel::<1, $nv>(kd, a, b, offs, init, cols, c, ldc),
+                    2 => kernel::<2, $nv>(kd, a, b, offs, init, cols, c, ldc),
+                    3 => kernel::<3, $nv>(kd, a, b, offs, init, cols, c, ldc),
+                    4 => kernel::<4, $nv>(kd, a, b, offs, init, cols, c, ldc),
+                    5 => kernel::<5, $nv>(kd, a, b, offs, init, cols, c, ldc),
+                    6 => kernel::<6, $nv>(kd, a, b, offs, init, cols, c, ldc),
+                    7 => kernel::<7, $nv>(kd, a, b, offs, init, cols, c, ldc),
+                    _ => kernel::<8, $nv>(kd, a, b, offs, init, cols, c, ldc),
+                }
+            };
+        }
+        match cols.div_ceil(16) {
+            1 => go!(1),
+            2 => go!(2),
+            _ => go!(3),
+        }
+    }
+
+    /// `ROWS × 16·NV` outputs: accumulators from `init`, `kd` rank-1 updates
+    /// with `B[kk][j] = b[offs[kk] + j]`, masked loads and stores of the
+    /// first `cols` columns.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn kernel<const ROWS: usize, const NV: usize>(
+        kd: usize,
+        a: *const f32,
+        b: *const f32,
+        offs: *const isize,
+        init: &[f32; MR],
+        cols: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        let mut masks = [0 as __mmask16; NV];
+        for (v, m) in masks.iter_mut().enumerate() {
+            let k = cols.saturating_sub(16 * v).min(16);
+            *m = ((1u32 << k) - 1) as __mmask16;
+        }
+        let mut acc = [[_mm512_setzero_ps(); NV]; ROWS];
+        for (r, row) in acc.iter_mut().enumerate() {
+            *row = [_mm512_set1_ps(init[r]); NV];
+        }
+        let mut a = a;
+        for kk in 0..kd {
+            let bk = b.wrapping_offset(*offs.add(kk));
+            let mut bv = [_mm512_setzero_ps(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                // lanes past `cols` are masked off: nothing is read there
+                *x = _mm512_maskz_loadu_ps(masks[v], bk.wrapping_add(16 * v));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(r));
+                for (x, &y) in row.iter_mut().zip(&bv) {
+                    *x = _mm512_fmadd_ps(av, y, *x);
+                }
+            }
+            a = a.add(MR);
+        }
+        for (r, row) in acc.iter().enumerate() {
+            let cr = c.wrapping_add(r * ldc);
+            for (v, &x) in row.iter().enumerate() {
+                // lanes past `cols` are masked off: nothing is written there
+                _mm512_mask_storeu_ps(cr.wrapping_add(16 * v), masks[v], x);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::{Philox, Stream};
+
+    fn random(len: usize, seed: u64) -> Vec<f32> {
+        let mut v = vec![0.0f32; len];
+        Philox::new(seed, Stream::Training, 0, 0).fill_normal(&mut v);
+        v
+    }
+
+    /// Every shape class (row counts 1 to 2·MR + 1, columns on and off the
+    /// panel and vector widths, offsets of both signs): the implicit product
+    /// equals the reference bit for bit (the same fused multiply–adds in the
+    /// same order), every output written, nothing outside it.
+    #[test]
+    fn implicit_product_equals_the_reference_bitwise() {
+        if !avx512_path() {
+            eprintln!("gemm: no AVX-512F on this CPU, the AVX-512 path is not tested here");
+            return;
+        }
+        for (m, kd, n) in [
+            (1, 1, 1),
+            (1, 9, 47),
+            (3, 18, 48),
+            (8, 27, 49),
+            (9, 5, 95),
+            (16, 144, 96),
+            (17, 33, 130),
+            (5, 1, 200),
+            (2, 7, 16),
+            (4, 3, 33),
+        ] {
+            let a = random(m * kd, 1 + m as u64);
+            let src = random(4 * n + 64, 2 + n as u64);
+            // offsets from -n to about 2n: every tap a different shift
+            let offs: Vec<isize> = (0..kd)
+                .map(|kk| ((kk * 37) % (3 * n + 1)) as isize - n as isize)
+                .collect();
+            let origin = n;
+            let bias = random(m, 3);
+            let pa = PackedA::new(m, kd, |i, kk| a[i * kd + kk]);
+            for with_bias in [false, true] {
+                let bias = with_bias.then_some(&bias[..]);
+                let b = |kk: usize, j: usize| src[((origin + j) as isize + offs[kk]) as usize];
+                let want = gemm_reference(|i, kk| a[i * kd + kk], b, (m, kd, n), bias);
+                // C with a row stride past n, guarded by sentinels
+                let ldc = n + 3;
+                let mut c = vec![-7.0f32; m * ldc];
+                gemm_row(&pa, &src, &offs, origin, n, bias, &mut c, ldc).unwrap();
+                for i in 0..m {
+                    for j in 0..ldc {
+                        let got = c[i * ldc + j];
+                        if j < n {
+                            assert_eq!(
+                                got.to_bits(),
+                                want[i * n + j].to_bits(),
+                                "({m}, {kd}, {n}) bias {with_bias}: C[{i}][{j}] = {got}, want {}",
+                                want[i * n + j]
+                            );
+                        } else {
+                            assert_eq!(got, -7.0, "({m}, {kd}, {n}): wrote past the row");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Offsets that reach outside the source are an error, not a read.
+    #[test]
+    fn offsets_outside_the_source_are_refused() {
+        if !avx512_path() {
+            return;
+        }
+        let pa = PackedA::new(2, 2, |_, _| 1.0);
+        let src = vec![1.0f32; 20];
+        let mut c = vec![0.0f32; 40];
+        assert!(gemm_row(&pa, &src, &[0, 5], 0, 16, None, &mut c, 20).is_err());
+        assert!(gemm_row(&pa, &src, &[0, -1], 0, 4, None, &mut c, 20).is_err());
+        assert!(gemm_row(&pa, &src, &[0, 4], 0, 16, None, &mut c, 20).is_ok());
+    }
+}
