@@ -137,7 +137,7 @@ fn preset(name: &str) -> UNetConfig {
     }
 }
 
-/// One 3x3 periodic convolution, forward and input VJP, as a JSON line with
+/// One 3x3 periodic convolution, forward, input VJP and weight gradient, as a JSON line with
 /// the achieved GFLOP/s (2·C_in·C_out·9 per pixel each) and the GEMM path.
 fn conv_case(args: &[String]) {
     let num = |i: usize| -> usize {
@@ -162,6 +162,10 @@ fn conv_case(args: &[String]) {
     let bwd = time(reps, || {
         lensdiff::nn::workspace::recycle(conv.backward_input(dims, &w, &dy).unwrap());
     });
+    let wgrad = time(reps, || {
+        let (dw, _) = conv.weight_gradient(&x, dims, &dy).unwrap();
+        lensdiff::nn::workspace::recycle(dw);
+    });
     let gflop = 2.0 * (cin * cout * 9 * side * side * batch) as f64 / 1e9;
     let path = if lensdiff::nn::gemm::avx512_path() {
         "implicit-avx512"
@@ -169,12 +173,14 @@ fn conv_case(args: &[String]) {
         "matrixmultiply"
     };
     println!(
-        "{{\"tool\": \"lensdiff\", \"mode\": \"conv\", \"gemm\": \"{path}\", \"cin\": {cin}, \"cout\": {cout}, \"side\": {side}, \"batch\": {batch}, \"threads\": {}, \"forward_ms\": {:.3}, \"forward_gflops\": {:.1}, \"input_vjp_ms\": {:.3}, \"input_vjp_gflops\": {:.1}}}",
+        "{{\"tool\": \"lensdiff\", \"mode\": \"conv\", \"gemm\": \"{path}\", \"cin\": {cin}, \"cout\": {cout}, \"side\": {side}, \"batch\": {batch}, \"threads\": {}, \"forward_ms\": {:.3}, \"forward_gflops\": {:.1}, \"input_vjp_ms\": {:.3}, \"input_vjp_gflops\": {:.1}, \"weight_grad_ms\": {:.3}, \"weight_grad_gflops\": {:.1}}}",
         rayon::current_num_threads(),
         1e3 * fwd,
         gflop / fwd,
         1e3 * bwd,
-        gflop / bwd
+        gflop / bwd,
+        1e3 * wgrad,
+        gflop / wgrad
     );
 }
 

@@ -273,6 +273,21 @@ fn padded_planes(
     out
 }
 
+/// The offset of tap `(c, p, q)`, in order `(c k + p) k + q`, in padded
+/// planes of `he × we`: channel `c`'s plane shifted by `(p - r, q - r)`, or
+/// by the opposite for the transposed convolution (`flip`).
+fn tap_offsets(ch: usize, k: usize, he: usize, we: usize, flip: bool) -> Vec<isize> {
+    let (kk, r) = (k * k, (k / 2) as isize);
+    let sign = if flip { -1 } else { 1 };
+    (0..ch * kk)
+        .map(|j| {
+            let (c, t) = (j / kk, j % kk);
+            let (dy, dx) = ((t / k) as isize - r, (t % k) as isize - r);
+            (c * he * we) as isize + sign * (dy * we as isize + dx)
+        })
+        .collect()
+}
+
 /// Tile groups of the weight gradient (module docs).
 const WEIGHT_GROUPS: usize = 8;
 
@@ -492,15 +507,7 @@ impl Conv2d {
         let (he, we) = (h + 2 * r, wd + 2 * r);
         let padded = (r > 0).then(|| padded_planes(src, dims.n * src_ch, h, wd, r, self.padding));
         let planes = padded.as_deref().unwrap_or(src);
-        // tap (c, p, q) reads channel c shifted by ±(p - r, q - r)
-        let sign = if transpose { -1 } else { 1 };
-        let offs: Vec<isize> = (0..src_ch * kk)
-            .map(|j| {
-                let (c, t) = (j / kk, j % kk);
-                let (dy, dx) = ((t / k) as isize - r as isize, (t % k) as isize - r as isize);
-                (c * he * we) as isize + sign * (dy * we as isize + dx)
-            })
-            .collect();
+        let offs = tap_offsets(src_ch, k, he, we, transpose);
         let out_ptr = OutPtr(out.as_mut_ptr());
         let result = (0..dims.n * h)
             .into_par_iter()
@@ -686,7 +693,9 @@ mod tests {
     /// The `f32` path (the implicit GEMM where the CPU has AVX-512F, else
     /// `matrixmultiply`) against the `f64` convolution of the same `f32`
     /// inputs, forward and input VJP, both paddings, kernels 1 to 7, odd
-    /// widths and channel counts off the kernel's 8-row blocks. Bound per
+    /// widths and channel counts off the kernel's 8-row blocks; the weight
+    /// gradient (a sum of `n h w` products, so `K = n h w`) and the bias
+    /// gradient (summed in `f64`, so only its final rounding). Bound per
     /// element: a sum of `K = k² C + 1` products (bias included) in `f32` is
     /// within `γ_K S = K u S / (1 - K u)` of the exact one, `u = 2^-24`,
     /// `S = Σ |w x| + |b|` (Higham 2002, Accuracy and Stability of Numerical
@@ -750,6 +759,14 @@ mod tests {
                 .backward_input(dims, &abs(&f64s(&wt)), &abs(&f64s(&dy)))
                 .unwrap();
             check(&dx, &want, &scale, k * k * cout, "input VJP");
+            // weight and bias gradients: sums over the n h w pixels
+            let (dw, db) = conv.weight_gradient(&x, dims, &dy).unwrap();
+            let (want_w, want_b) = conv.weight_gradient(&f64s(&x), dims, &f64s(&dy)).unwrap();
+            let (scale_w, scale_b) = conv
+                .weight_gradient(&abs(&f64s(&x)), dims, &abs(&f64s(&dy)))
+                .unwrap();
+            check(&dw, &want_w, &scale_w, n * h * w, "weight gradient");
+            check(&db, &want_b, &scale_b, 2, "bias gradient");
         }
     }
 }
