@@ -19,20 +19,24 @@ use crate::error::Result;
 
 /// `silu(x)` element-wise, in the storage precision.
 pub fn silu_forward<T: Real>(x: &[T]) -> Vec<T> {
-    let mut y = super::workspace::zeroed(x.len());
+    let mut y = super::workspace::uncleared(x.len());
     y.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
-        .for_each(|(y, x)| {
-            crate::vmath::with_avx2(
-                #[inline(always)]
-                || {
-                    for (y, &v) in y.iter_mut().zip(x) {
-                        *y = v * v.sigmoid();
-                    }
-                },
-            )
-        });
+        .for_each(|(y, x)| silu_into(x, y));
     y
+}
+
+/// `y = silu(x)` element-wise on one thread (the piece of a parallel loop);
+/// `y` as long as `x` (the shorter bounds the loop).
+pub fn silu_into<T: Real>(x: &[T], y: &mut [T]) {
+    crate::vmath::with_avx2(
+        #[inline(always)]
+        || {
+            for (y, &v) in y.iter_mut().zip(x) {
+                *y = v * v.sigmoid();
+            }
+        },
+    )
 }
 
 /// Elements per parallel work item.
@@ -41,7 +45,7 @@ const CHUNK: usize = 1 << 14;
 /// `dx = silu'(x) · dy` element-wise; `x` and `dy` must have the same length.
 pub fn silu_backward<T: Real>(x: &[T], dy: &[T]) -> Result<Vec<T>> {
     check_len("dy", x.len(), dy.len())?;
-    let mut dx = super::workspace::zeroed(x.len());
+    let mut dx = super::workspace::uncleared(x.len());
     dx.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
         .for_each(|(dx, (x, dy))| {

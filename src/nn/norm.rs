@@ -120,7 +120,7 @@ impl GroupNorm {
         let block = cpg * plane;
         let m = block as f64;
         let eps = self.eps;
-        let mut y = super::workspace::zeroed(x.len());
+        let mut y = super::workspace::uncleared(x.len());
         let stats: Vec<(f64, f64)> = y
             .par_chunks_mut(block)
             .zip(x.par_chunks(block))
@@ -186,7 +186,7 @@ impl GroupNorm {
         // Σ g = Σ_c gamma_c S1, Σ g x̂ = Σ_c gamma_c rstd (S2 - mu S1), and
         // dx = A dy + B (x - mu) + C with A = rstd gamma_c,
         // B = -rstd² mean(g x̂), C = -rstd mean(g)
-        let mut dx = super::workspace::zeroed(x.len());
+        let mut dx = super::workspace::uncleared(x.len());
         let sums: Vec<Vec<(f64, f64)>> = dx
             .par_chunks_mut(block)
             .zip(x.par_chunks(block).zip(dy.par_chunks(block)))

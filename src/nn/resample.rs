@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 /// Sum (times `scale`) over 2 × 2 blocks of each plane of `x` (`dims` validated, even).
 fn block_sum<T: Real>(x: &[T], dims: Dims4, scale: f64) -> Vec<T> {
     let (h2, w2, wd) = (dims.h / 2, dims.w / 2, dims.w);
-    let mut y = super::workspace::zeroed(dims.n * dims.c * h2 * w2);
+    let mut y = super::workspace::uncleared(dims.n * dims.c * h2 * w2);
     y.par_chunks_mut(h2 * w2)
         .zip(x.par_chunks(dims.plane()))
         .for_each(|(yp, xp)| {
@@ -36,7 +36,7 @@ fn block_sum<T: Real>(x: &[T], dims: Dims4, scale: f64) -> Vec<T> {
 fn replicate<T: Real>(x: &[T], dims: Dims4, scale: f64) -> Vec<T> {
     let (h, w) = (dims.h, dims.w);
     let w2 = 2 * w;
-    let mut y = super::workspace::zeroed(dims.n * dims.c * 4 * h * w);
+    let mut y = super::workspace::uncleared(dims.n * dims.c * 4 * h * w);
     y.par_chunks_mut(4 * h * w)
         .zip(x.par_chunks(h * w))
         .for_each(|(yp, xp)| {

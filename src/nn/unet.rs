@@ -52,9 +52,10 @@
 //! parameter has a name following [`super::weights`] (`down.1.0.conv1.weight`,
 //! `up.0.1.norm2.gamma`, `embed.mlp1.bias`, ...).
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::act::{silu_backward, silu_forward};
+use super::act::{silu_backward, silu_forward, silu_into};
 use super::conv::{Conv2d, Padding};
 use super::embed::FourierEmbedding;
 use super::linear::Linear;
@@ -62,7 +63,7 @@ use super::norm::{GroupNorm, GroupNormCache};
 use super::resample::{
     avg_pool2_backward, avg_pool2_forward, upsample2_backward, upsample2_forward,
 };
-use super::workspace::{copied, recycle, zeroed};
+use super::workspace::{copied, recycle, uncleared};
 use super::{check_len, Dims4, Real, Weights};
 use crate::error::{Error, Result};
 use crate::rng::{Philox, Stream};
@@ -573,25 +574,37 @@ impl ResBlock {
         let h3 = self.conv1.forward(p, &h2, din)?;
         let (h4, n2) = self.norm2.forward(p, &h3, dout)?;
         let st = self.emb.forward(p, emb, din.n)?;
-        let mut h5 = copied(&h4);
-        for (idx, chunk) in h5.chunks_mut(plane).enumerate() {
-            let (n, c) = (idx / self.cout, idx % self.cout);
-            let s = T::one() + st[n * 2 * self.cout + c];
-            let t = st[n * 2 * self.cout + self.cout + c];
-            chunk.iter_mut().for_each(|v| *v = *v * s + t);
-        }
-        let h6 = silu_forward(&h5);
+        // h5 = h4 (1 + scale) + shift per (item, channel) plane, and
+        // h6 = SiLU(h5), in one parallel pass
+        let mut h5 = uncleared(h4.len());
+        let mut h6 = uncleared(h4.len());
+        h5.par_chunks_mut(plane)
+            .zip(h6.par_chunks_mut(plane))
+            .zip(h4.par_chunks(plane))
+            .enumerate()
+            .for_each(|(idx, ((h5p, h6p), h4p))| {
+                let (n, c) = (idx / self.cout, idx % self.cout);
+                let s = T::one() + st[n * 2 * self.cout + c];
+                let t = st[n * 2 * self.cout + self.cout + c];
+                h5p.iter_mut().zip(h4p).for_each(|(v, &a)| *v = a * s + t);
+                silu_into(h5p, h6p);
+            });
         let h7 = self.conv2.forward(p, &h6, dout)?;
         let r = T::from_f64(INV_SQRT2);
         // out = (skip + h7) / sqrt 2, in h7's buffer
         let mut out = h7;
+        let add_scaled = |out: &mut [T], a: &[T]| {
+            out.par_chunks_mut(plane)
+                .zip(a.par_chunks(plane))
+                .for_each(|(o, a)| o.iter_mut().zip(a).for_each(|(o, a)| *o = (*a + *o) * r));
+        };
         match &self.skip {
             Some(sk) => {
                 let s = sk.forward(p, &x, din)?;
-                out.iter_mut().zip(&s).for_each(|(o, a)| *o = (*a + *o) * r);
+                add_scaled(&mut out, &s);
                 recycle(s);
             }
-            None => out.iter_mut().zip(&x).for_each(|(o, a)| *o = (*a + *o) * r),
+            None => add_scaled(&mut out, &x),
         }
         let cache = BlockCache {
             x,
@@ -623,27 +636,38 @@ impl ResBlock {
         let dout = Dims4::new(din.n, self.cout, din.h, din.w);
         let plane = din.plane();
         let r = T::from_f64(INV_SQRT2);
-        let mut d = zeroed(dout_.len());
-        d.iter_mut().zip(dout_).for_each(|(o, v)| *o = *v * r);
+        let mut d = uncleared(dout_.len());
+        d.par_chunks_mut(plane)
+            .zip(dout_.par_chunks(plane))
+            .for_each(|(o, v)| o.iter_mut().zip(v).for_each(|(o, v)| *o = *v * r));
         let dh6 = self.conv2.backward(p, &c.h6, dout, &d, g)?;
         let dh5 = silu_backward(&c.h5, &dh6)?;
         recycle(dh6);
+        // per plane: ∂L/∂scale = Σ dh5 h4, ∂L/∂shift = Σ dh5 (in f64, in
+        // pixel order), dh4 = dh5 (1 + scale)
+        let mut dh4 = uncleared(dh5.len());
+        let sums: Vec<(f64, f64)> = dh4
+            .par_chunks_mut(plane)
+            .zip(dh5.par_chunks(plane).zip(c.h4.par_chunks(plane)))
+            .enumerate()
+            .map(|(idx, (d4p, (d5p, h4p)))| {
+                let (n, ch) = (idx / self.cout, idx % self.cout);
+                let ds: f64 = d5p
+                    .iter()
+                    .zip(h4p)
+                    .map(|(a, b)| a.to_f64() * b.to_f64())
+                    .sum();
+                let dt: f64 = d5p.iter().map(|a| a.to_f64()).sum();
+                let s = T::one() + c.st[n * 2 * self.cout + ch];
+                d4p.iter_mut().zip(d5p).for_each(|(v, &a)| *v = a * s);
+                (ds, dt)
+            })
+            .collect();
         let mut dst = vec![T::default(); din.n * 2 * self.cout];
-        let mut dh4 = copied(&dh5);
-        for (idx, chunk) in dh4.chunks_mut(plane).enumerate() {
+        for (idx, (ds, dt)) in sums.into_iter().enumerate() {
             let (n, ch) = (idx / self.cout, idx % self.cout);
-            let h4p = &c.h4[idx * plane..][..plane];
-            let d5p = &dh5[idx * plane..][..plane];
-            let ds: f64 = d5p
-                .iter()
-                .zip(h4p)
-                .map(|(a, b)| a.to_f64() * b.to_f64())
-                .sum();
-            let dt: f64 = d5p.iter().map(|a| a.to_f64()).sum();
             dst[n * 2 * self.cout + ch] = T::from_f64(ds);
             dst[n * 2 * self.cout + self.cout + ch] = T::from_f64(dt);
-            let s = T::one() + c.st[n * 2 * self.cout + ch];
-            chunk.iter_mut().for_each(|v| *v = *v * s);
         }
         recycle(dh5);
         let de = self.emb.backward(p, emb, din.n, &dst, g)?;
@@ -656,13 +680,18 @@ impl ResBlock {
         recycle(dh2);
         let mut dx = self.norm1.backward(p, &c.x, din, &c.n1, &da1, g)?;
         recycle(da1);
+        let add = |dx: &mut [T], b: &[T]| {
+            dx.par_chunks_mut(plane)
+                .zip(b.par_chunks(plane))
+                .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a = *a + *b));
+        };
         match &self.skip {
             Some(sk) => {
                 let ds = sk.backward(p, &c.x, din, &d, g)?;
-                dx.iter_mut().zip(&ds).for_each(|(a, b)| *a = *a + *b);
+                add(&mut dx, &ds);
                 recycle(ds);
             }
-            None => dx.iter_mut().zip(&d).for_each(|(a, b)| *a = *a + *b),
+            None => add(&mut dx, &d),
         }
         recycle(d);
         Ok(dx)
@@ -671,17 +700,22 @@ impl ResBlock {
 
 /// Channel concatenation `[a, b]` of two NCHW tensors with equal `n, h, w`.
 fn concat<T: Real>(a: &[T], ca: usize, b: &[T], cb: usize, n: usize, plane: usize) -> Vec<T> {
-    let mut out = zeroed(n * (ca + cb) * plane);
-    for (i, o) in out.chunks_mut((ca + cb) * plane).enumerate() {
-        o[..ca * plane].copy_from_slice(&a[i * ca * plane..][..ca * plane]);
-        o[ca * plane..].copy_from_slice(&b[i * cb * plane..][..cb * plane]);
-    }
+    let c = ca + cb;
+    let mut out = uncleared(n * c * plane);
+    out.par_chunks_mut(plane).enumerate().for_each(|(idx, o)| {
+        let (i, ch) = (idx / c, idx % c);
+        o.copy_from_slice(if ch < ca {
+            &a[(i * ca + ch) * plane..][..plane]
+        } else {
+            &b[(i * cb + ch - ca) * plane..][..plane]
+        });
+    });
     out
 }
 
 /// Inverse of [`concat`] for gradients: splits `[n][ca+cb]` planes into the two parts.
 fn split<T: Real>(x: &[T], ca: usize, cb: usize, n: usize, plane: usize) -> (Vec<T>, Vec<T>) {
-    let (mut a, mut b) = (zeroed(n * ca * plane), zeroed(n * cb * plane));
+    let (mut a, mut b) = (uncleared(n * ca * plane), uncleared(n * cb * plane));
     for i in 0..n {
         let base = i * (ca + cb) * plane;
         a[i * ca * plane..][..ca * plane].copy_from_slice(&x[base..][..ca * plane]);
