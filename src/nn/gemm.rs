@@ -7,7 +7,7 @@
 //! input planes: tap `kk` of a convolution is a fixed offset (its channel's
 //! plane and its spatial shift), so the `k²`-fold copy of im2col is never
 //! written ("implicit GEMM", Chetlur et al. 2014, cuDNN, arXiv:1410.0759).
-//! `A` is packed once per layer call in blocks of [`MR`] rows,
+//! `A` is packed once per layer call in blocks of `MR` (8) rows,
 //! `a_blk[kk][r] = A[MR·blk + r][kk]`, zero rows past `m`, the layout the
 //! micro-kernel reads sequentially (Goto & van de Geijn 2008, ACM TOMS 34, 12),
 //! and shared by the threads.
@@ -22,7 +22,7 @@
 //! ```
 //!
 //! in `f32`, summed in order of `kk`: the result depends on the shapes only,
-//! not on the thread count or the tiling. A row is cut into panels of [`NR`]
+//! not on the thread count or the tiling. A row is cut into panels of `NR` (48)
 //! pixels, the last one narrower (one or two vectors, masked loads and
 //! stores: nothing is read or written past the row).
 //!
@@ -37,9 +37,9 @@ use std::sync::OnceLock;
 use crate::error::{Error, Result};
 
 /// Rows of `A` (output channels) per micro-kernel call.
-pub const MR: usize = 8;
+const MR: usize = 8;
 /// Columns of `B` (pixels) per micro-kernel call: three 16-lane vectors.
-pub const NR: usize = 48;
+const NR: usize = 48;
 
 /// Whether the AVX-512 implicit-GEMM path is used: the CPU has AVX-512F and the
 /// environment variable `LENSDIFF_GEMM` is not `matrixmultiply` (read once;
@@ -63,7 +63,7 @@ fn cpu_has_avx512f() -> bool {
     }
 }
 
-/// `A` (`m × kd`) in blocks of [`MR`] rows (module docs).
+/// `A` (`m × kd`) in blocks of `MR` (8) rows (module docs).
 pub struct PackedA {
     m: usize,
     kd: usize,
@@ -107,7 +107,7 @@ impl PackedA {
 /// For a convolution, `src` holds the padded input planes, `origin` is the
 /// row's first pixel and `offs[kk]` the offset of tap `kk` (channel plane
 /// and spatial shift), so the shifted copies of im2col are never written.
-/// `C[i][j]` is `c[i * ldc + j]`. The row is cut into panels of [`NR`]
+/// `C[i][j]` is `c[i * ldc + j]`. The row is cut into panels of `NR` (48)
 /// columns, the last one narrower (masked loads and stores).
 ///
 /// # Errors
@@ -122,6 +122,35 @@ pub fn gemm_row(
     n: usize,
     bias: Option<&[f32]>,
     c: &mut [f32],
+    ldc: usize,
+) -> Result<()> {
+    // SAFETY: `c` is exclusively borrowed for the call and its length is
+    // checked against the block by `gemm_row_raw`.
+    unsafe { gemm_row_raw(a, src, offs, origin, n, bias, c.as_mut_ptr(), c.len(), ldc) }
+}
+
+/// [`gemm_row`] writing through a raw pointer, for callers whose threads
+/// write interleaved rows of one tensor (the rows of a convolution's output
+/// planes): `C[i][j]` is `*c.add(i * ldc + j)`, checked to lie below
+/// `c.add(c_len)`.
+///
+/// # Errors
+/// As [`gemm_row`].
+///
+/// # Safety
+/// `c` is valid for writes of `c_len` elements, and no other access touches
+/// the elements `i * ldc + j` (`i < m`, `j < n`) during the call; other
+/// elements in that range may be written by other threads at the same time.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_row_raw(
+    a: &PackedA,
+    src: &[f32],
+    offs: &[isize],
+    origin: usize,
+    n: usize,
+    bias: Option<&[f32]>,
+    c: *mut f32,
+    c_len: usize,
     ldc: usize,
 ) -> Result<()> {
     let (m, kd) = (a.m, a.kd);
@@ -143,7 +172,7 @@ pub fn gemm_row(
     if kd > 0 && (first < 0 || last >= src.len() as isize) {
         return bad("an offset reaches outside the source");
     }
-    if ldc < n || c.len() < (m - 1) * ldc + n {
+    if ldc < n || c_len < (m - 1) * ldc + n {
         return bad("C too short");
     }
     if bias.is_some_and(|v| v.len() < m) {
@@ -159,13 +188,14 @@ pub fn gemm_row(
             if let Some(bv) = bias {
                 init[..rows].copy_from_slice(&bv[blk * MR..][..rows]);
             }
-            let off = blk * MR * ldc + j0;
-            let cp = &mut c[off..(off + (rows - 1) * ldc + cols)];
+            let cp = c.wrapping_add(blk * MR * ldc + j0);
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX-512F is present (`avx512_path`); `ap` holds kd·MR
             // elements; for every kk and every column j < cols the element
             // `origin + j0 + j + offs[kk]` is inside `src` (checked above);
-            // `cp` covers `rows` rows of `cols` elements at stride `ldc`.
+            // `cp` + r·ldc + j for r < rows, j < cols is an element (blk·MR + r,
+            // j0 + j) of the block, below `c_len` (checked above) and ours
+            // alone (the caller's contract).
             unsafe {
                 avx512::block(kd, ap, src, origin + j0, offs, &init, rows, cols, cp, ldc)
             };
@@ -210,8 +240,9 @@ mod avx512 {
     /// # Safety
     /// The CPU has AVX-512F; `a` holds `kd·MR` elements and `offs` `kd`;
     /// `1 <= rows <= MR`, `1 <= cols <= NR`; `src[origin + j + offs[kk]]`
-    /// exists for every `j < cols`, `kk < kd`; `c` holds row `r < rows` at
-    /// `r·ldc .. r·ldc + cols`.
+    /// exists for every `j < cols`, `kk < kd`; `c + r·ldc + j` is valid for
+    /// writes, and written by no one else during the call, for `r < rows`,
+    /// `j < cols`.
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn block(
         kd: usize,
@@ -222,18 +253,12 @@ mod avx512 {
         init: &[f32; MR],
         rows: usize,
         cols: usize,
-        c: &mut [f32],
+        c: *mut f32,
         ldc: usize,
     ) {
         debug_assert!(a.len() >= kd * MR && offs.len() >= kd);
         debug_assert!((1..=MR).contains(&rows) && (1..=NR).contains(&cols));
-        debug_assert!(c.len() >= (rows - 1) * ldc + cols);
-        let (a, b, offs, c) = (
-            a.as_ptr(),
-            src.as_ptr().wrapping_add(origin),
-            offs.as_ptr(),
-            c.as_mut_ptr(),
-        );
+        let (a, b, offs) = (a.as_ptr(), src.as_ptr().wrapping_add(origin), offs.as_ptr());
         macro_rules! go {
             ($nv:literal) => {
                 match rows {
@@ -386,5 +411,91 @@ mod tests {
         assert!(gemm_row(&pa, &src, &[0, 5], 0, 16, None, &mut c, 20).is_err());
         assert!(gemm_row(&pa, &src, &[0, -1], 0, 4, None, &mut c, 20).is_err());
         assert!(gemm_row(&pa, &src, &[0, 4], 0, 16, None, &mut c, 20).is_ok());
+    }
+
+    /// Page-sized slices between inaccessible guard pages: `src` and `C`
+    /// end (and `src` begins) exactly where the offsets and the row reach,
+    /// with a row width off the vector width, so a load or store of a lane
+    /// past the row (a masking fault) would stop the test with a segmentation
+    /// fault instead of passing unnoticed.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    #[test]
+    fn loads_and_stores_stay_inside_the_row() {
+        if !avx512_path() {
+            eprintln!("gemm: no AVX-512F on this CPU, the AVX-512 path is not tested here");
+            return;
+        }
+        const PAGE: usize = 4096;
+        /// One read-write page between two `PROT_NONE` pages.
+        struct Guarded(*mut libc::c_void);
+        impl Guarded {
+            fn new() -> Self {
+                // SAFETY: an anonymous private mapping of three pages, the
+                // first and last then made inaccessible; checked results.
+                unsafe {
+                    let p = libc::mmap(
+                        std::ptr::null_mut(),
+                        3 * PAGE,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                        -1,
+                        0,
+                    );
+                    assert_ne!(p, libc::MAP_FAILED, "mmap");
+                    assert_eq!(libc::mprotect(p, PAGE, libc::PROT_NONE), 0);
+                    assert_eq!(libc::mprotect(p.add(2 * PAGE), PAGE, libc::PROT_NONE), 0);
+                    Guarded(p)
+                }
+            }
+            /// The last `len` floats of the middle page.
+            fn tail(&mut self, len: usize) -> &mut [f32] {
+                assert!(len * 4 <= PAGE);
+                // SAFETY: the middle page is mapped read-write and zeroed;
+                // the slice ends at its end and lives as long as `self`.
+                unsafe {
+                    std::slice::from_raw_parts_mut(
+                        (self.0 as *mut u8).add(2 * PAGE - 4 * len) as *mut f32,
+                        len,
+                    )
+                }
+            }
+        }
+        impl Drop for Guarded {
+            fn drop(&mut self) {
+                // SAFETY: the mapping made in `new`.
+                unsafe { libc::munmap(self.0, 3 * PAGE) };
+            }
+        }
+        for (m, kd, n) in [(3, 4, 37), (9, 2, 17), (1, 3, 50), (8, 1, 1)] {
+            // taps from -origin to the last element: src has exactly the
+            // elements read
+            let origin = 5;
+            let span = 11;
+            let len = origin + n + span;
+            let mut offs: Vec<isize> = (0..kd).map(|kk| (kk % 3) as isize).collect();
+            offs[0] = -(origin as isize);
+            offs[kd - 1] = span as isize;
+            let mut sg = Guarded::new();
+            let src = sg.tail(len);
+            src.iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = (i % 7) as f32 - 3.0);
+            let src: &[f32] = src;
+            let a = random(m * kd, 9);
+            let pa = PackedA::new(m, kd, |i, kk| a[i * kd + kk]);
+            let mut cg = Guarded::new();
+            let c = cg.tail(m * n);
+            gemm_row(&pa, src, &offs, origin, n, None, c, n).unwrap();
+            let want = gemm_reference(
+                |i, kk| a[i * kd + kk],
+                |kk, j| src[((origin + j) as isize + offs[kk]) as usize],
+                (m, kd, n),
+                None,
+            );
+            assert!(
+                c.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "({m}, {kd}, {n})"
+            );
+        }
     }
 }
