@@ -410,26 +410,20 @@ impl Conv2d {
             if let (Some(src), Some(w)) = (T::as_f32(src), T::as_f32(w)) {
                 let bias = bias.and_then(T::as_f32);
                 let y_len = checked_product("y", &[dims.n, m, plane])?;
-                checked_product("X_col", &[cols, wd, h.min(COL_ELEMENTS)])?;
+                let r = k / 2;
+                checked_product("padded input", &[dims.n, src_ch, h + 2 * r, wd + 2 * r])?;
                 // every element is written by the GEMM (bias included)
                 let mut y = super::workspace::uncleared::<T>(y_len);
                 let out = T::as_f32_mut(&mut y)
                     .ok_or_else(|| Error::invalid("conv", "internal: f32 output expected"))?;
-                self.apply_packed(src, src_ch, dims, w, transpose, bias, out)?;
+                self.apply_implicit(src, src_ch, dims, w, transpose, bias, out)?;
                 return Ok(y);
             }
         }
-        // W'[c][o k² + t] = w[o][c][t]
         let wt: Vec<T>;
         let a = if transpose {
-            let mut v = vec![T::default(); w.len()];
-            for o in 0..self.out_ch {
-                for c in 0..self.in_ch {
-                    v[c * cols + o * kk..][..kk]
-                        .copy_from_slice(&w[(o * self.in_ch + c) * kk..][..kk]);
-                }
-            }
-            wt = v;
+            let at = self.weight_index(true);
+            wt = (0..m * cols).map(|e| w[at(e / cols, e % cols)]).collect();
             view(&wt, 0, (m, cols), (cols, 1))?
         } else {
             view(w, 0, (m, cols), (cols, 1))?
@@ -478,13 +472,27 @@ impl Conv2d {
         Ok(y)
     }
 
+    /// The index in `w` of element `(row, col)` of the GEMM's weight matrix:
+    /// `w` as `out_ch × k² in_ch`, or for the transposed convolution
+    /// `W'[c][o k² + t] = w[o][c][t]` (`in_ch × k² out_ch`).
+    fn weight_index(&self, transpose: bool) -> impl Fn(usize, usize) -> usize {
+        let (cin, kk) = (self.in_ch, self.k * self.k);
+        move |row, col| {
+            if transpose {
+                ((col / kk) * cin + row) * kk + col % kk
+            } else {
+                row * cin * kk + col
+            }
+        }
+    }
+
     /// [`Conv2d::apply`] on the `f32` implicit-GEMM path ([`gemm`]): the
     /// weights packed once, the source padded once, then one
     /// [`gemm::gemm_row`] per output row with the taps as offsets into the
     /// padded planes; `out` is `[n][m][h][w]`, every element written (the
     /// bias included).
     #[allow(clippy::too_many_arguments)]
-    fn apply_packed(
+    fn apply_implicit(
         &self,
         src: &[f32],
         src_ch: usize,
@@ -497,11 +505,11 @@ impl Conv2d {
         let (h, wd, plane, k) = (dims.h, dims.w, dims.plane(), self.k);
         let (kk, r) = (k * k, k / 2);
         let (cin, cout) = (self.in_ch, self.out_ch);
+        let at = self.weight_index(transpose);
         let a = if transpose {
-            // W'[c][o k² + t] = w[o][c][t]
-            PackedA::new(cin, cout * kk, |c, j| w[((j / kk) * cin + c) * kk + j % kk])
+            PackedA::new(cin, cout * kk, |c, j| w[at(c, j)])
         } else {
-            PackedA::new(cout, cin * kk, |o, j| w[o * cin * kk + j])
+            PackedA::new(cout, cin * kk, |o, j| w[at(o, j)])
         };
         let m = a.m();
         let (he, we) = (h + 2 * r, wd + 2 * r);
@@ -524,7 +532,7 @@ impl Conv2d {
                 // `out` outlives the loop and is not otherwise accessed
                 // during it.
                 unsafe {
-                    gemm::gemm_row_raw(
+                    gemm::gemm_row(
                         &a,
                         item,
                         &offs,

@@ -90,11 +90,6 @@ impl PackedA {
     pub fn m(&self) -> usize {
         self.m
     }
-
-    /// Columns of `A` (the inner dimension).
-    pub fn kd(&self) -> usize {
-        self.kd
-    }
 }
 
 /// One row of outputs with `B` read in place ("implicit GEMM"):
@@ -107,42 +102,21 @@ impl PackedA {
 /// For a convolution, `src` holds the padded input planes, `origin` is the
 /// row's first pixel and `offs[kk]` the offset of tap `kk` (channel plane
 /// and spatial shift), so the shifted copies of im2col are never written.
-/// `C[i][j]` is `c[i * ldc + j]`. The row is cut into panels of `NR` (48)
-/// columns, the last one narrower (masked loads and stores).
+/// The row is cut into panels of `NR` (48) columns, the last one narrower
+/// (masked loads and stores). `C[i][j]` is written through a raw pointer,
+/// `*c.add(i * ldc + j)`, checked to lie below `c.add(c_len)`: the threads of
+/// a convolution write interleaved rows of one tensor.
 ///
 /// # Errors
-/// An [`Error::invalid`] if an offset reaches outside `src`, or `c`, `bias`
+/// An [`Error::invalid`] if an offset reaches outside `src`, or `C`, `bias`
 /// or `offs` is too short for the shapes (internal invariants of the callers).
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_row(
-    a: &PackedA,
-    src: &[f32],
-    offs: &[isize],
-    origin: usize,
-    n: usize,
-    bias: Option<&[f32]>,
-    c: &mut [f32],
-    ldc: usize,
-) -> Result<()> {
-    // SAFETY: `c` is exclusively borrowed for the call and its length is
-    // checked against the block by `gemm_row_raw`.
-    unsafe { gemm_row_raw(a, src, offs, origin, n, bias, c.as_mut_ptr(), c.len(), ldc) }
-}
-
-/// [`gemm_row`] writing through a raw pointer, for callers whose threads
-/// write interleaved rows of one tensor (the rows of a convolution's output
-/// planes): `C[i][j]` is `*c.add(i * ldc + j)`, checked to lie below
-/// `c.add(c_len)`.
-///
-/// # Errors
-/// As [`gemm_row`].
 ///
 /// # Safety
 /// `c` is valid for writes of `c_len` elements, and no other access touches
 /// the elements `i * ldc + j` (`i < m`, `j < n`) during the call; other
 /// elements in that range may be written by other threads at the same time.
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_row_raw(
+pub unsafe fn gemm_row(
     a: &PackedA,
     src: &[f32],
     offs: &[isize],
@@ -335,6 +309,22 @@ mod tests {
     use super::*;
     use crate::rng::{Philox, Stream};
 
+    /// [`gemm_row`] into a slice.
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        a: &PackedA,
+        src: &[f32],
+        offs: &[isize],
+        origin: usize,
+        n: usize,
+        bias: Option<&[f32]>,
+        c: &mut [f32],
+        ldc: usize,
+    ) -> Result<()> {
+        // SAFETY: `c` is exclusively borrowed and its length is passed.
+        unsafe { gemm_row(a, src, offs, origin, n, bias, c.as_mut_ptr(), c.len(), ldc) }
+    }
+
     fn random(len: usize, seed: u64) -> Vec<f32> {
         let mut v = vec![0.0f32; len];
         Philox::new(seed, Stream::Training, 0, 0).fill_normal(&mut v);
@@ -379,7 +369,7 @@ mod tests {
                 // C with a row stride past n, guarded by sentinels
                 let ldc = n + 3;
                 let mut c = vec![-7.0f32; m * ldc];
-                gemm_row(&pa, &src, &offs, origin, n, bias, &mut c, ldc).unwrap();
+                row(&pa, &src, &offs, origin, n, bias, &mut c, ldc).unwrap();
                 for i in 0..m {
                     for j in 0..ldc {
                         let got = c[i * ldc + j];
@@ -408,9 +398,9 @@ mod tests {
         let pa = PackedA::new(2, 2, |_, _| 1.0);
         let src = vec![1.0f32; 20];
         let mut c = vec![0.0f32; 40];
-        assert!(gemm_row(&pa, &src, &[0, 5], 0, 16, None, &mut c, 20).is_err());
-        assert!(gemm_row(&pa, &src, &[0, -1], 0, 4, None, &mut c, 20).is_err());
-        assert!(gemm_row(&pa, &src, &[0, 4], 0, 16, None, &mut c, 20).is_ok());
+        assert!(row(&pa, &src, &[0, 5], 0, 16, None, &mut c, 20).is_err());
+        assert!(row(&pa, &src, &[0, -1], 0, 4, None, &mut c, 20).is_err());
+        assert!(row(&pa, &src, &[0, 4], 0, 16, None, &mut c, 20).is_ok());
     }
 
     /// Page-sized slices between inaccessible guard pages: `src` and `C`
@@ -485,7 +475,7 @@ mod tests {
             let pa = PackedA::new(m, kd, |i, kk| a[i * kd + kk]);
             let mut cg = Guarded::new();
             let c = cg.tail(m * n);
-            gemm_row(&pa, src, &offs, origin, n, None, c, n).unwrap();
+            row(&pa, src, &offs, origin, n, None, c, n).unwrap();
             let want = gemm_reference(
                 |i, kk| a[i * kd + kk],
                 |kk, j| src[((origin + j) as isize + offs[kk]) as usize],
