@@ -44,19 +44,31 @@
 //! `matrixmultiply`'s (through ndarray), accumulating in the storage type
 //! (`f32` for the network, `f64` for the gradient checks).
 //!
-//! # The `f32` forward and input VJP on AVX-512: implicit GEMM
+//! # The `f32` convolutions on AVX-512: implicit GEMM
 //!
-//! Where the CPU has AVX-512F ([`gemm::avx512_path`]) and rows are at least
-//! 16 pixels wide, the `f32` forward pass and input VJP skip `X_col`: the
-//! source is copied once into planes with a halo of `r` pixels (wrapped or
-//! zero), every tap `(c, p, q)` becomes a fixed offset into them, and each
-//! output row is one [`gemm::gemm_row`] of the packed weights with those
-//! offsets, the bias added in the GEMM. The `k²`-fold copy of the input that
-//! im2col writes and the GEMM then packs again (25% of the convolutions'
-//! time in the profile of issue #16) is gone. Each output element is summed
-//! in a fixed order (module docs of [`gemm`]), so results do not depend on the
-//! thread count; they differ from `matrixmultiply`'s in the last bits. The
-//! weight gradient uses the im2col GEMM above.
+//! Where the CPU has AVX-512F ([`gemm::avx512_path`]) the `f32` forward
+//! pass, input VJP and weight gradient skip `X_col`: the source is copied
+//! once into planes with a halo of `r` pixels (wrapped or zero), and every
+//! tap `(c, p, q)` becomes a fixed offset into them. The `k²`-fold copy of
+//! the input that im2col writes and the GEMM then packs again (25% of the
+//! convolutions' time in the profile of issue #16) is gone.
+//!
+//! - Forward and input VJP: each output row is one [`gemm::gemm_row`] of
+//!   the packed weights with those offsets, the bias added in the GEMM.
+//!   Rows under 16 pixels are run together: in the padded plane, pixel
+//!   `(i, j)` is position `(i + r)(w + 2r) + j + r`, so a stretch of rows is
+//!   one run of consecutive positions with `2r` halo columns between rows;
+//!   the GEMM computes the run whole (the halo columns too, then dropped) in
+//!   long rows of full vectors, into scratch, and the valid columns are
+//!   copied out.
+//! - Weight gradient: `dWᵀ[(c, p, q)][o] = Σ_pos P[c][pos + off(p, q)] ·
+//!   dYᵀ[pos][o]` over the same runs of positions ([`gemm::gemm_add_shifted`],
+//!   `dYᵀ` zero in the halo columns), the input planes read in place as the
+//!   rows of `A`, in chunks of positions added in a fixed order.
+//!
+//! Each output element is summed in an order fixed by the shapes (module docs
+//! of [`gemm`]), so results do not depend on the thread count; they differ
+//! from `matrixmultiply`'s in the last bits.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
@@ -68,6 +80,17 @@ use crate::error::{Error, Result};
 
 /// Elements of a tile's `X_col` matrix (whole output rows, at least one).
 const COL_ELEMENTS: usize = 1 << 17;
+
+/// Rows at least this wide are one implicit-GEMM call each (at least one
+/// full vector of the micro-kernel); narrower ones are run together in
+/// stretches. Measured (`cargo bench --bench nn -- conv C C SIDE 16 21`, 2
+/// threads): stretches beat single rows at 8² (32 and 128 channels, 49–68
+/// against 34–37 and 78–94 against 77–88 GFLOP/s) and lose at 16² and 32²
+/// (the copy out and the halo columns cost more than full vectors gain).
+const WIDE_ROW: usize = 16;
+
+/// Positions of the padded plane per stretch of narrow rows.
+const STRETCH_PIXELS: usize = 384;
 
 /// Boundary handling of the convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -288,6 +311,11 @@ fn tap_offsets(ch: usize, k: usize, he: usize, we: usize, flip: bool) -> Vec<isi
         .collect()
 }
 
+/// Positions per chunk of the implicit weight gradient: 128 rows of 48
+/// columns of `dYᵀ` (24 KiB) stay in a core's L1 data cache while every row
+/// block of `dWᵀ` reads them.
+const WEIGHT_CHUNK: usize = 128;
+
 /// Tile groups of the weight gradient (module docs).
 const WEIGHT_GROUPS: usize = 8;
 
@@ -405,8 +433,7 @@ impl Conv2d {
         } else {
             (self.out_ch, self.in_ch * kk)
         };
-        // the implicit GEMM wants rows of at least one vector
-        if gemm::avx512_path() && wd >= 16 {
+        if gemm::avx512_path() {
             if let (Some(src), Some(w)) = (T::as_f32(src), T::as_f32(w)) {
                 let bias = bias.and_then(T::as_f32);
                 let y_len = checked_product("y", &[dims.n, m, plane])?;
@@ -488,9 +515,17 @@ impl Conv2d {
 
     /// [`Conv2d::apply`] on the `f32` implicit-GEMM path ([`gemm`]): the
     /// weights packed once, the source padded once, then one
-    /// [`gemm::gemm_row`] per output row with the taps as offsets into the
-    /// padded planes; `out` is `[n][m][h][w]`, every element written (the
-    /// bias included).
+    /// [`gemm::gemm_row`] per stretch of output rows with the taps as offsets
+    /// into the padded planes; `out` is `[n][m][h][w]`, every element written
+    /// (the bias included).
+    ///
+    /// Rows of at least [`WIDE_ROW`] pixels are one stretch each, written in
+    /// place. Narrower rows are run together (module docs): a stretch of rows
+    /// `i0..i1` is the `(i1 - i0 - 1)·(w + 2r) + w` consecutive positions of
+    /// the padded plane from pixel `(i0, 0)`, the `2r` halo columns between
+    /// rows computed and dropped, so that the micro-kernel sees long rows of
+    /// full vectors; the stretch goes to a scratch buffer and its valid
+    /// columns are copied out. Each output element is the same sum either way.
     #[allow(clippy::too_many_arguments)]
     fn apply_implicit(
         &self,
@@ -517,39 +552,187 @@ impl Conv2d {
         let planes = padded.as_deref().unwrap_or(src);
         let offs = tap_offsets(src_ch, k, he, we, transpose);
         let (out_ptr, out_len) = (OutPtr(out.as_mut_ptr()), out.len());
-        let result = (0..dims.n * h)
+        let stretch = if wd >= WIDE_ROW {
+            1
+        } else {
+            (STRETCH_PIXELS / we).clamp(1, h.max(1))
+        };
+        let per_item = h.div_ceil(stretch);
+        let result = (0..dims.n * per_item)
             .into_par_iter()
-            .with_min_len((COL_ELEMENTS / (kk * src_ch * wd).max(1)).max(1))
-            .map(|row| -> Result<()> {
-                let (n, i) = (row / h, row % h);
-                let item = &planes[n * src_ch * he * we..][..src_ch * he * we];
-                let origin = (i + r) * we + r;
-                let off = n * m * plane + i * wd;
-                // SAFETY: row (n, i) writes row i of the m planes of item n,
-                // the elements off + o·plane + j (o < m, j < wd), all inside
-                // `out` (n·m·plane long: the length passed below is what
-                // remains of it from `off`) and written by no other row;
-                // `out` outlives the loop and is not otherwise accessed
-                // during it.
-                unsafe {
-                    gemm::gemm_row(
-                        &a,
-                        item,
-                        &offs,
-                        origin,
-                        wd,
-                        bias,
-                        out_ptr.at(off),
-                        out_len.saturating_sub(off),
-                        plane,
-                    )
-                }
-            })
+            .with_min_len((COL_ELEMENTS / (kk * src_ch * wd * stretch).max(1)).max(1))
+            .map_init(
+                || Scratch::<f32>::new(0),
+                |scratch, task| -> Result<()> {
+                    let (n, i0) = (task / per_item, (task % per_item) * stretch);
+                    let rows = stretch.min(h - i0);
+                    let item = &planes[n * src_ch * he * we..][..src_ch * he * we];
+                    let origin = (i0 + r) * we + r;
+                    let off = n * m * plane + i0 * wd;
+                    if rows == 1 {
+                        // SAFETY: task (n, i0) writes row i0 of the m planes
+                        // of item n, the elements off + o·plane + j (o < m,
+                        // j < wd), all inside `out` (n·m·plane long: the
+                        // length passed below is what remains of it from
+                        // `off`) and written by no other task; `out` outlives
+                        // the loop and is not otherwise accessed during it.
+                        return unsafe {
+                            gemm::gemm_row(
+                                &a,
+                                item,
+                                &offs,
+                                origin,
+                                wd,
+                                bias,
+                                out_ptr.at(off),
+                                out_len.saturating_sub(off),
+                                plane,
+                            )
+                        };
+                    }
+                    let len = (rows - 1) * we + wd;
+                    if scratch.0.len() < m * len {
+                        scratch.0.resize(m * len, 0.0);
+                    }
+                    let c = &mut scratch.0[..m * len];
+                    // SAFETY: `c` is exclusively borrowed and its length passed.
+                    unsafe {
+                        gemm::gemm_row(
+                            &a,
+                            item,
+                            &offs,
+                            origin,
+                            len,
+                            bias,
+                            c.as_mut_ptr(),
+                            m * len,
+                            len,
+                        )?
+                    };
+                    if off + (m - 1) * plane + (rows - 1) * wd + wd > out_len {
+                        return Err(Error::invalid("conv", "internal: output too short"));
+                    }
+                    for (o, co) in c.chunks_exact(len).enumerate() {
+                        for i in 0..rows {
+                            let from = &co[i * we..][..wd];
+                            // SAFETY: rows i0..i0 + rows of the m planes of
+                            // item n are this task's alone, inside `out`
+                            // (checked above), and `from` is in `scratch`.
+                            unsafe {
+                                std::ptr::copy_nonoverlapping(
+                                    from.as_ptr(),
+                                    out_ptr.at(off + o * plane + i * wd),
+                                    wd,
+                                )
+                            };
+                        }
+                    }
+                    Ok(())
+                },
+            )
             .collect::<Result<()>>();
         if let Some(p) = padded {
             super::workspace::recycle(p);
         }
         result
+    }
+
+    /// [`Conv2d::weight_gradient`] on the `f32` implicit-GEMM path: `dw`
+    /// as `dWᵀ[(c, p, q)][o] = Σ_pos P[c][pos + off(p, q)] · dYᵀ[pos][o]`
+    /// ([`gemm::gemm_add_shifted`]), where `P` is the padded input (as in
+    /// [`Conv2d::apply_implicit`]), `pos` runs over the positions of the
+    /// padded plane from pixel `(0, 0)` to `(h - 1, w - 1)` (the halo columns
+    /// between rows included, with `dYᵀ` zero there) and `dYᵀ` is `dy` with
+    /// pixels as rows. Each weight's sum runs over chunks of
+    /// [`WEIGHT_CHUNK`] positions, each chunk summed from zero and
+    /// added in order of item and position: the result depends on the
+    /// shapes only. The threads split the rows of `dWᵀ` and each streams all
+    /// of `dYᵀ`, one chunk at a time for all its rows. `db` in `f64`, summed
+    /// in order of item and pixel.
+    fn weight_gradient_implicit(
+        &self,
+        x: &[f32],
+        dims: Dims4,
+        dy: &[f32],
+    ) -> Result<(Vec<f32>, Vec<f64>)> {
+        let (h, wd, plane, k) = (dims.h, dims.w, dims.plane(), self.k);
+        let (kk, r, cin, cout) = (k * k, k / 2, self.in_ch, self.out_ch);
+        let (he, we) = (h + 2 * r, wd + 2 * r);
+        checked_product("padded input", &[dims.n, cin, he, we])?;
+        let span = (h - 1) * we + wd;
+        let dyt_len = checked_product("dy transposed", &[dims.n, span, cout])?;
+        let padded = (r > 0).then(|| padded_planes(x, dims.n * cin, h, wd, r, self.padding));
+        let planes = padded.as_deref().unwrap_or(x);
+        // dYᵀ[n][pos][o], zero in the halo columns
+        let mut dyt = super::workspace::uncleared::<f32>(dyt_len);
+        dyt.par_chunks_mut(span * cout)
+            .zip(dy.par_chunks(cout * plane))
+            .for_each(|(t, d)| {
+                for (pos, row) in t.chunks_exact_mut(cout).enumerate() {
+                    let (i, j) = (pos / we, pos % we);
+                    if j >= wd {
+                        row.fill(0.0);
+                        continue;
+                    }
+                    for (o, v) in row.iter_mut().enumerate() {
+                        *v = d[o * plane + i * wd + j];
+                    }
+                }
+            });
+        let origin = (r * we + r) as isize;
+        let offs: Vec<isize> = tap_offsets(cin, k, he, we, false)
+            .into_iter()
+            .map(|o| o + origin)
+            .collect();
+        let rows = cin * kk;
+        let chunk = WEIGHT_CHUNK;
+        // thread tasks: groups of whole 8-row blocks of dWᵀ
+        let groups = (2 * rayon::current_num_threads()).clamp(1, rows.div_ceil(8));
+        let group_rows = rows.div_ceil(8).div_ceil(groups) * 8;
+        let mut dwt = vec![0.0f32; rows * cout];
+        let item_len = cin * he * we;
+        dwt.par_chunks_mut(group_rows * cout)
+            .enumerate()
+            .map(|(g, c)| -> Result<()> {
+                let offs = &offs[g * group_rows..][..c.len() / cout];
+                for n in 0..dims.n {
+                    let item = &planes[n * item_len..][..item_len];
+                    let bt = &dyt[n * span * cout..][..span * cout];
+                    for q0 in (0..span).step_by(chunk) {
+                        let len = chunk.min(span - q0);
+                        let o: Vec<isize> = offs.iter().map(|&o| o + q0 as isize).collect();
+                        gemm::gemm_add_shifted(
+                            item,
+                            &o,
+                            len,
+                            &bt[q0 * cout..],
+                            cout,
+                            cout,
+                            c,
+                            cout,
+                        )?;
+                    }
+                }
+                Ok(())
+            })
+            .collect::<Result<()>>()?;
+        super::workspace::recycle(dyt);
+        if let Some(p) = padded {
+            super::workspace::recycle(p);
+        }
+        let mut dw = super::workspace::uncleared::<f32>(self.weight_len());
+        for (o, wo) in dw.chunks_exact_mut(rows).enumerate() {
+            for (j, v) in wo.iter_mut().enumerate() {
+                *v = dwt[j * cout + o];
+            }
+        }
+        let mut db = vec![0.0f64; cout];
+        for d in dy.chunks_exact(cout * plane) {
+            for (acc, p) in db.iter_mut().zip(d.chunks_exact(plane)) {
+                *acc = p.iter().fold(*acc, |a, v| a + f64::from(*v));
+            }
+        }
+        Ok((dw, db))
     }
 
     /// Forward pass: `y = conv(x; w) + b`, shape `[n][out_ch][h][w]`.
@@ -610,6 +793,13 @@ impl Conv2d {
         );
         let wl = self.weight_len();
         let cols = cin * k * k;
+        if gemm::avx512_path() {
+            if let (Some(x), Some(dy)) = (T::as_f32(x), T::as_f32(dy)) {
+                let (dw, db) = self.weight_gradient_implicit(x, dims, dy)?;
+                let dw = dw.into_iter().map(|v| T::from_f64(f64::from(v))).collect();
+                return Ok((dw, db.into_iter().map(T::from_f64).collect()));
+            }
+        }
         checked_product("X_col", &[cols, wd, h.min(COL_ELEMENTS)])?;
         let (tiles, tile_len) = tiles(dims.n, h, wd, cols, self.padding);
         // Tiles in at most WEIGHT_GROUPS groups of consecutive tiles (the
@@ -739,6 +929,12 @@ mod tests {
             // fewer rows than the kernel's radius: the halo wraps more than once
             (2, 3, 7, 1, 2, 20, Padding::Periodic),
             (2, 3, 7, 1, 2, 20, Padding::Zero),
+            // rows under 16 pixels (run together in stretches), several
+            // stretches per map, output channels off the vector width
+            (4, 9, 3, 3, 8, 8, Padding::Periodic),
+            (3, 50, 3, 2, 5, 4, Padding::Zero),
+            (5, 2, 5, 2, 9, 6, Padding::Periodic),
+            (2, 3, 3, 1, 30, 15, Padding::Zero),
         ] {
             let conv = Conv2d::new(cin, cout, k, pad).unwrap();
             let dims = Dims4::new(n, cin, h, w);

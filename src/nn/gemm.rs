@@ -181,6 +181,111 @@ pub unsafe fn gemm_row(
     Ok(())
 }
 
+/// One chunk of a weight gradient, `len` pixels long, added to `C`:
+///
+/// ```text
+/// C[i][o] += Σ_{q < len} src[offs[i] + q] · b[q·ldb + o],   i < offs.len(), o < ncols
+/// ```
+///
+/// The sum starts from zero and runs in order of `q` (fused multiply–adds),
+/// then is added to `C[i][o]` (row stride `ldc`), as
+/// [`gemm_add_reference`]. For the gradient of a convolution's weights,
+/// row `i` of `A` is the padded input plane of one tap `(c, p, q)` read in
+/// place at its offset (no im2col), `b` is `dy` with the pixels as rows and
+/// the output channels as columns, and the caller sums the chunks of the
+/// pixels in a fixed order. Blocks of `MR` (8) rows × up to `NR` (48)
+/// columns, the accumulators in registers for the whole chunk.
+///
+/// # Errors
+/// An [`Error::invalid`] if an offset is negative or reaches past `src`, or
+/// `b` or `C` is too short for the shapes (internal invariants of the
+/// callers), or the CPU lacks AVX-512F.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_add_shifted(
+    src: &[f32],
+    offs: &[isize],
+    len: usize,
+    b: &[f32],
+    ldb: usize,
+    ncols: usize,
+    c: &mut [f32],
+    ldc: usize,
+) -> Result<()> {
+    let m = offs.len();
+    if m == 0 || ncols == 0 || len == 0 {
+        return Ok(());
+    }
+    let bad = |what: &str| {
+        Err(Error::invalid(
+            "gemm_add_shifted",
+            format!("internal: {what}"),
+        ))
+    };
+    if !avx512_path() {
+        return bad("no AVX-512F");
+    }
+    if offs.iter().any(|&o| o < 0 || o as usize + len > src.len()) {
+        return bad("an offset reaches outside the source");
+    }
+    if ldb < ncols || b.len() < (len - 1) * ldb + ncols {
+        return bad("B too short");
+    }
+    if ldc < ncols || c.len() < (m - 1) * ldc + ncols {
+        return bad("C too short");
+    }
+    // column blocks outside: one block of B (len × NR) stays in the L1
+    // cache while every row block reads it
+    let mut o0 = 0;
+    while o0 < ncols {
+        let cols = (ncols - o0).min(NR);
+        for blk in 0..m.div_ceil(MR) {
+            let rows = (m - blk * MR).min(MR);
+            let mut ptrs = [src.as_ptr(); MR];
+            for (p, &o) in ptrs.iter_mut().zip(&offs[blk * MR..][..rows]) {
+                *p = src.as_ptr().wrapping_offset(o);
+            }
+            let cp = c[blk * MR * ldc + o0..].as_mut_ptr();
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX-512F is present (`avx512_path`); `ptrs[r] + q` for
+            // r < rows, q < len lies in `src` (offsets checked above);
+            // `b[q·ldb + o0 + j]` for q < len, j < cols lies in `b` (checked
+            // above); `cp + r·ldc + j` for r < rows, j < cols is the element
+            // (blk·MR + r, o0 + j) of `c`, inside it (checked above) and
+            // exclusively borrowed.
+            unsafe {
+                avx512::add_block(&ptrs, len, b[o0..].as_ptr(), ldb, rows, cols, cp, ldc)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = (ptrs, cp);
+        }
+        o0 += cols;
+    }
+    Ok(())
+}
+
+/// The reference of [`gemm_add_shifted`], in its order, for tests.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_add_reference(
+    src: &[f32],
+    offs: &[isize],
+    len: usize,
+    b: &[f32],
+    ldb: usize,
+    ncols: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    for (i, &o) in offs.iter().enumerate() {
+        for j in 0..ncols {
+            let mut s = 0.0f32;
+            for q in 0..len {
+                s = src[o as usize + q].mul_add(b[q * ldb + j], s);
+            }
+            c[i * ldc + j] += s;
+        }
+    }
+}
+
 /// The reference `C = A B + bias`, summed in the order of
 /// [`gemm_row`] (`f32` fused multiply–adds from the bias up), for tests.
 pub fn gemm_reference(
@@ -251,6 +356,94 @@ mod avx512 {
             1 => go!(1),
             2 => go!(2),
             _ => go!(3),
+        }
+    }
+
+    /// The `rows × cols` block of [`super::gemm_add_shifted`], dispatched
+    /// like [`block`].
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `1 <= rows <= MR`, `1 <= cols <= NR`;
+    /// `a[r].add(q)` is readable for `r < rows`, `q < len`; `b + q·ldb + j`
+    /// for `q < len`, `j < cols`; `c + r·ldc + j` is valid for reads and
+    /// writes, and accessed by no one else during the call, for `r < rows`,
+    /// `j < cols`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn add_block(
+        a: &[*const f32; MR],
+        len: usize,
+        b: *const f32,
+        ldb: usize,
+        rows: usize,
+        cols: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        debug_assert!((1..=MR).contains(&rows) && (1..=NR).contains(&cols));
+        macro_rules! go {
+            ($nv:literal) => {
+                match rows {
+                    1 => add_kernel::<1, $nv>(a, len, b, ldb, cols, c, ldc),
+                    2 => add_kernel::<2, $nv>(a, len, b, ldb, cols, c, ldc),
+                    3 => add_kernel::<3, $nv>(a, len, b, ldb, cols, c, ldc),
+                    4 => add_kernel::<4, $nv>(a, len, b, ldb, cols, c, ldc),
+                    5 => add_kernel::<5, $nv>(a, len, b, ldb, cols, c, ldc),
+                    6 => add_kernel::<6, $nv>(a, len, b, ldb, cols, c, ldc),
+                    7 => add_kernel::<7, $nv>(a, len, b, ldb, cols, c, ldc),
+                    _ => add_kernel::<8, $nv>(a, len, b, ldb, cols, c, ldc),
+                }
+            };
+        }
+        match cols.div_ceil(16) {
+            1 => go!(1),
+            2 => go!(2),
+            _ => go!(3),
+        }
+    }
+
+    /// `ROWS × 16·NV` sums from zero over `len` rank-1 updates of
+    /// broadcast `a[r][q]` times `B` row `q`, then added to `C` (masked to
+    /// the first `cols` columns).
+    #[target_feature(enable = "avx512f")]
+    unsafe fn add_kernel<const ROWS: usize, const NV: usize>(
+        a: &[*const f32; MR],
+        len: usize,
+        b: *const f32,
+        ldb: usize,
+        cols: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        let mut masks = [0 as __mmask16; NV];
+        for (v, m) in masks.iter_mut().enumerate() {
+            let k = cols.saturating_sub(16 * v).min(16);
+            *m = ((1u32 << k) - 1) as __mmask16;
+        }
+        let mut rp = [std::ptr::null::<f32>(); ROWS];
+        rp.copy_from_slice(&a[..ROWS]);
+        let mut acc = [[_mm512_setzero_ps(); NV]; ROWS];
+        let mut bq = b;
+        for q in 0..len {
+            let mut bv = [_mm512_setzero_ps(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                // lanes past `cols` are masked off: nothing is read there
+                *x = _mm512_maskz_loadu_ps(masks[v], bq.wrapping_add(16 * v));
+            }
+            for (row, p) in acc.iter_mut().zip(&rp) {
+                let av = _mm512_set1_ps(*p.add(q));
+                for (x, &y) in row.iter_mut().zip(&bv) {
+                    *x = _mm512_fmadd_ps(av, y, *x);
+                }
+            }
+            bq = bq.wrapping_add(ldb);
+        }
+        for (r, row) in acc.iter().enumerate() {
+            let cr = c.wrapping_add(r * ldc);
+            for (v, &x) in row.iter().enumerate() {
+                let p = cr.wrapping_add(16 * v);
+                let old = _mm512_maskz_loadu_ps(masks[v], p);
+                _mm512_mask_storeu_ps(p, masks[v], _mm512_add_ps(old, x));
+            }
         }
     }
 
@@ -387,6 +580,58 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The weight-gradient chunk ([`gemm_add_shifted`]) equals its
+    /// reference bit for bit for row counts off the block size, column
+    /// counts off the vector and panel widths and `ldb`, `ldc` past the
+    /// columns (the sentinels there must survive), added to a nonzero `C`.
+    #[test]
+    fn shifted_chunk_equals_the_reference_bitwise() {
+        if !avx512_path() {
+            eprintln!("gemm: no AVX-512F on this CPU, the AVX-512 path is not tested here");
+            return;
+        }
+        for (m, len, ncols) in [
+            (1, 1, 1),
+            (9, 17, 16),
+            (8, 128, 48),
+            (17, 5, 49),
+            (3, 64, 130),
+            (24, 33, 32),
+        ] {
+            let src = random(3 * len + 40, 5 + m as u64);
+            let offs: Vec<isize> = (0..m)
+                .map(|i| ((i * 13) % (2 * len + 40)) as isize)
+                .collect();
+            let (ldb, ldc) = (ncols + 5, ncols + 2);
+            let b = random(len * ldb, 6 + len as u64);
+            let mut c = vec![-7.0f32; m * ldc];
+            let c0 = random(m * ldc, 7);
+            for i in 0..m {
+                c[i * ldc..][..ncols].copy_from_slice(&c0[i * ldc..][..ncols]);
+            }
+            let mut want = c.clone();
+            gemm_add_reference(&src, &offs, len, &b, ldb, ncols, &mut want, ldc);
+            gemm_add_shifted(&src, &offs, len, &b, ldb, ncols, &mut c, ldc).unwrap();
+            for (e, (g, w)) in c.iter().zip(&want).enumerate() {
+                assert_eq!(
+                    g.to_bits(),
+                    w.to_bits(),
+                    "({m}, {len}, {ncols}): C[{e}] = {g}, want {w}"
+                );
+            }
+            assert!(
+                (0..m).all(|i| c[i * ldc + ncols..][..ldc - ncols]
+                    .iter()
+                    .all(|&v| v == -7.0)),
+                "({m}, {len}, {ncols}): wrote past the columns"
+            );
+        }
+        // an offset past the source is refused
+        let mut c = vec![0.0f32; 4];
+        assert!(gemm_add_shifted(&[0.0; 10], &[0, 5], 6, &[0.0; 12], 2, 2, &mut c, 2).is_err());
+        assert!(gemm_add_shifted(&[0.0; 10], &[0, 4], 6, &[0.0; 12], 2, 2, &mut c, 2).is_ok());
     }
 
     /// Offsets that reach outside the source are an error, not a read.
