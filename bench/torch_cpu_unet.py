@@ -174,6 +174,14 @@ def main(argv=None):
     ap.add_argument("--markdown", metavar="FILE", help="write the comparison table here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    args.peak = None
+    if args.lensdiff:
+        env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+        out = subprocess.run([args.lensdiff, "peak"], env=env, check=True,
+                             capture_output=True, text=True).stdout
+        peak = json.loads(out.strip().splitlines()[-1])
+        print(json.dumps(peak), flush=True)
+        args.peak = peak.get("gflops")
     rows = []
     for case in args.cases:
         kind, net, side, batch = case.split(":")
@@ -215,7 +223,7 @@ def write_markdown(args, rows):
         "256² and larger); "
         "`best` is the fastest PyTorch mode, ratio = lensdiff / best (below 1: lensdiff faster).",
         "",
-        "| case | op | eager | channels_last | compile | lensdiff | ratio | lensdiff GFLOP/s |",
+        "| case | op | eager | channels_last | compile | lensdiff | ratio | lensdiff GFLOP/s (of peak) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -229,13 +237,20 @@ def write_markdown(args, rows):
             ld = None if ld is None else (ld[i] if i is not None else ld)
             best = min(t.values()) if t else math.nan
             ratio = f"{ld / best:.2f}" if ld is not None and t else "n/a"
-            gflops = (f"{r['flops'][i] / (ld * 1e-3) / 1e9:.0f}"
-                      if ld is not None and i is not None else "")
+            gflops = ""
+            if ld is not None and i is not None:
+                g = r['flops'][i] / (ld * 1e-3) / 1e9
+                gflops = f"{g:.0f}" + (f" ({100 * g / args.peak:.0f}%)" if args.peak else "")
             lines.append(f"| {name} | {op} | " + " | ".join(cells)
                          + f" | {fmt(ld) if ld is not None else 'n/a'} | {ratio} | {gflops} |")
     flops = {(r["net"], r["side"]): r["flops"] for r in rows if "flops" in r}
-    if flops:
+    if flops or args.peak:
         lines.append("")
+    if args.peak:
+        lines.append(f"- Peak: {args.peak:.0f} GFLOP/s, the {args.threads} threads' `f32` "
+                     "fused multiply–add throughput as measured by `cargo bench --bench nn -- "
+                     "peak` (12 independent chains of 16-lane FMAs per thread); the "
+                     "percentages in the last column are of this peak.")
     for (net, side), f in flops.items():
         lines.append(f"- {net} {side}²: {f[0] / 1e9:.2f} GFLOP per map forward, "
                      f"{f[1] / 1e9:.2f} forward + input VJP (PyTorch's FLOP counter).")

@@ -14,6 +14,7 @@
 //! cargo bench --bench nn -- infer NET SIDE BATCH REPS   # forward, forward + input VJP (ms/map)
 //! cargo bench --bench nn -- train NET CROP BATCH STEPS  # training step (ms/step)
 //! cargo bench --bench nn -- conv CIN COUT SIDE BATCH REPS # one 3x3 convolution (GFLOP/s)
+//! cargo bench --bench nn -- peak                        # the cores' f32 FMA peak (GFLOP/s)
 //! ```
 //!
 //! `LENSDIFF_GEMM=matrixmultiply` times the convolutions' fallback GEMM
@@ -184,6 +185,53 @@ fn conv_case(args: &[String]) {
     );
 }
 
+/// The measured `f32` peak of the threads together: every thread runs 12
+/// independent chains of 16-lane fused multiply–adds (enough to cover the
+/// FMA latency), 2 FLOP per lane; median of 5 runs of about 0.1 s. This is the
+/// ceiling the convolutions' GFLOP/s are compared with (a VM does not report
+/// its clock, so a nominal peak cannot be computed).
+fn peak_case() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            println!("{{\"tool\": \"lensdiff\", \"mode\": \"peak\", \"error\": \"no AVX-512F\"}}");
+            return;
+        }
+        #[target_feature(enable = "avx512f")]
+        unsafe fn chains(iters: usize) -> f32 {
+            let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+            let mut acc = [_mm512_set1_ps(1.0); 12];
+            for _ in 0..iters {
+                for x in acc.iter_mut() {
+                    *x = _mm512_fmadd_ps(*x, a, b);
+                }
+            }
+            acc.iter().map(|&x| _mm512_reduce_add_ps(x)).sum()
+        }
+        use rayon::prelude::*;
+        let threads = rayon::current_num_threads();
+        let iters = 10_000_000;
+        let run = || {
+            (0..threads)
+                .into_par_iter()
+                // SAFETY: AVX-512F is present (checked above).
+                .map(|_| unsafe { chains(std::hint::black_box(iters)) })
+                .sum::<f32>()
+        };
+        let t = time(5, || {
+            std::hint::black_box(run());
+        });
+        let flop = (threads * iters * 12 * 16 * 2) as f64;
+        println!(
+            "{{\"tool\": \"lensdiff\", \"mode\": \"peak\", \"threads\": {threads}, \"isa\": \"avx512f\", \"gflops\": {:.1}}}",
+            flop / t / 1e9
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    println!("{{\"tool\": \"lensdiff\", \"mode\": \"peak\", \"error\": \"not x86_64\"}}");
+}
+
 /// One case for bench/torch_cpu_unet.py, as a JSON line.
 fn case(args: &[String]) {
     let num = |i: usize| -> usize {
@@ -225,6 +273,9 @@ fn main() {
     }
     if args.first().map(String::as_str) == Some("conv") {
         return conv_case(&args);
+    }
+    if args.first().map(String::as_str) == Some("peak") {
+        return peak_case();
     }
     let quick = std::env::args().any(|a| a == "quick");
     let reps = if quick { 1 } else { 3 };
