@@ -48,18 +48,22 @@ pub fn silu_backward<T: Real>(x: &[T], dy: &[T]) -> Result<Vec<T>> {
     let mut dx = super::workspace::uncleared(x.len());
     dx.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-        .for_each(|(dx, (x, dy))| {
-            crate::vmath::with_avx2(
-                #[inline(always)]
-                || {
-                    for (o, (&v, &d)) in dx.iter_mut().zip(x.iter().zip(dy)) {
-                        let s = v.sigmoid();
-                        *o = s * (T::one() + v * (T::one() - s)) * d;
-                    }
-                },
-            )
-        });
+        .for_each(|(dx, (x, dy))| silu_backward_into(x, dy, dx));
     Ok(dx)
+}
+
+/// `dx = silu'(x) · dy` element-wise on one thread (the piece of a parallel
+/// loop); the shortest slice bounds the loop.
+pub fn silu_backward_into<T: Real>(x: &[T], dy: &[T], dx: &mut [T]) {
+    crate::vmath::with_avx2(
+        #[inline(always)]
+        || {
+            for (o, (&v, &d)) in dx.iter_mut().zip(x.iter().zip(dy)) {
+                let s = v.sigmoid();
+                *o = s * (T::one() + v * (T::one() - s)) * d;
+            }
+        },
+    )
 }
 
 #[cfg(test)]

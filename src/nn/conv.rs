@@ -447,11 +447,14 @@ impl Conv2d {
                 return Ok(y);
             }
         }
-        let wt: Vec<T>;
+        let mut wt = Scratch::<T>(Vec::new());
         let a = if transpose {
             let at = self.weight_index(true);
-            wt = (0..m * cols).map(|e| w[at(e / cols, e % cols)]).collect();
-            view(&wt, 0, (m, cols), (cols, 1))?
+            wt.0 = super::workspace::uncleared(m * cols);
+            wt.0.iter_mut()
+                .enumerate()
+                .for_each(|(e, v)| *v = w[at(e / cols, e % cols)]);
+            view(&wt.0, 0, (m, cols), (cols, 1))?
         } else {
             view(w, 0, (m, cols), (cols, 1))?
         };
@@ -637,8 +640,9 @@ impl Conv2d {
         result
     }
 
-    /// [`Conv2d::weight_gradient`] on the `f32` implicit-GEMM path: `dw`
-    /// as `dWᵀ[(c, p, q)][o] = Σ_pos P[c][pos + off(p, q)] · dYᵀ[pos][o]`
+    /// [`Conv2d::weight_gradient`] on the `f32` implicit-GEMM path: writes
+    /// every element of `dw` (`[out][in][k][k]`) and returns `db`. `dw` is
+    /// the transpose of `dWᵀ[(c, p, q)][o] = Σ_pos P[c][pos + off(p, q)] · dYᵀ[pos][o]`
     /// ([`gemm::gemm_add_shifted`]), where `P` is the padded input (as in
     /// [`Conv2d::apply_implicit`]), `pos` runs over the positions of the
     /// padded plane from pixel `(0, 0)` to `(h - 1, w - 1)` (the halo columns
@@ -654,7 +658,8 @@ impl Conv2d {
         x: &[f32],
         dims: Dims4,
         dy: &[f32],
-    ) -> Result<(Vec<f32>, Vec<f64>)> {
+        dw: &mut [f32],
+    ) -> Result<Vec<f64>> {
         let (h, wd, plane, k) = (dims.h, dims.w, dims.plane(), self.k);
         let (kk, r, cin, cout) = (k * k, k / 2, self.in_ch, self.out_ch);
         let (he, we) = (h + 2 * r, wd + 2 * r);
@@ -689,18 +694,21 @@ impl Conv2d {
         // thread tasks: groups of whole 8-row blocks of dWᵀ
         let groups = (2 * rayon::current_num_threads()).clamp(1, rows.div_ceil(8));
         let group_rows = rows.div_ceil(8).div_ceil(groups) * 8;
-        let mut dwt = vec![0.0f32; rows * cout];
+        let mut dwt = super::workspace::zeroed::<f32>(rows * cout);
         let item_len = cin * he * we;
         dwt.par_chunks_mut(group_rows * cout)
             .enumerate()
             .map(|(g, c)| -> Result<()> {
                 let offs = &offs[g * group_rows..][..c.len() / cout];
+                let mut o = offs.to_vec();
                 for n in 0..dims.n {
                     let item = &planes[n * item_len..][..item_len];
                     let bt = &dyt[n * span * cout..][..span * cout];
                     for q0 in (0..span).step_by(chunk) {
                         let len = chunk.min(span - q0);
-                        let o: Vec<isize> = offs.iter().map(|&o| o + q0 as isize).collect();
+                        o.iter_mut()
+                            .zip(offs)
+                            .for_each(|(o, &base)| *o = base + q0 as isize);
                         gemm::gemm_add_shifted(
                             item,
                             &o,
@@ -720,19 +728,22 @@ impl Conv2d {
         if let Some(p) = padded {
             super::workspace::recycle(p);
         }
-        let mut dw = super::workspace::uncleared::<f32>(self.weight_len());
+        if dw.len() != rows * cout {
+            return Err(Error::invalid("conv", "internal: weight gradient length"));
+        }
         for (o, wo) in dw.chunks_exact_mut(rows).enumerate() {
             for (j, v) in wo.iter_mut().enumerate() {
                 *v = dwt[j * cout + o];
             }
         }
+        super::workspace::recycle(dwt);
         let mut db = vec![0.0f64; cout];
         for d in dy.chunks_exact(cout * plane) {
             for (acc, p) in db.iter_mut().zip(d.chunks_exact(plane)) {
                 *acc = p.iter().fold(*acc, |a, v| a + f64::from(*v));
             }
         }
-        Ok((dw, db))
+        Ok(db)
     }
 
     /// Forward pass: `y = conv(x; w) + b`, shape `[n][out_ch][h][w]`.
@@ -795,8 +806,11 @@ impl Conv2d {
         let cols = cin * k * k;
         if gemm::avx512_path() {
             if let (Some(x), Some(dy)) = (T::as_f32(x), T::as_f32(dy)) {
-                let (dw, db) = self.weight_gradient_implicit(x, dims, dy)?;
-                let dw = dw.into_iter().map(|v| T::from_f64(f64::from(v))).collect();
+                // every element is written
+                let mut dw = super::workspace::uncleared::<T>(wl);
+                let dwf = T::as_f32_mut(&mut dw)
+                    .ok_or_else(|| Error::invalid("conv", "internal: f32 gradient expected"))?;
+                let db = self.weight_gradient_implicit(x, dims, dy, dwf)?;
                 return Ok((dw, db.into_iter().map(T::from_f64).collect()));
             }
         }

@@ -74,7 +74,7 @@ impl PackedA {
     /// Packs `A[i][kk] = a(i, kk)` for `i < m`, `kk < kd`.
     pub fn new(m: usize, kd: usize, a: impl Fn(usize, usize) -> f32) -> Self {
         let blocks = m.div_ceil(MR);
-        let mut data = vec![0.0f32; blocks * kd * MR];
+        let mut data = super::workspace::zeroed::<f32>(blocks * kd * MR);
         for (blk, dst) in data.chunks_exact_mut(kd * MR).enumerate() {
             let rows = (m - blk * MR).min(MR);
             for (kk, d) in dst.chunks_exact_mut(MR).enumerate() {
@@ -89,6 +89,12 @@ impl PackedA {
     /// Rows of `A`.
     pub fn m(&self) -> usize {
         self.m
+    }
+}
+
+impl Drop for PackedA {
+    fn drop(&mut self) {
+        super::workspace::recycle(std::mem::take(&mut self.data));
     }
 }
 

@@ -86,6 +86,20 @@ impl Linear {
         w: &[T],
         dy: &[T],
     ) -> Result<(Vec<T>, Vec<T>, Vec<T>)> {
+        let dx = self.backward_input(x, batch, w, dy)?;
+        let (dw, db) = self.weight_gradient(x, batch, dy)?;
+        Ok((dx, dw, db))
+    }
+
+    /// Input gradient only, `dx = Wᵀ dy` (what a vector–Jacobian product
+    /// through the network needs).
+    pub fn backward_input<T: Real>(
+        &self,
+        x: &[T],
+        batch: usize,
+        w: &[T],
+        dy: &[T],
+    ) -> Result<Vec<T>> {
         self.check_x(x, batch)?;
         check_len("w", self.weight_len(), w.len())?;
         check_len("dy", batch * self.out_features, dy.len())?;
@@ -101,7 +115,22 @@ impl Linear {
                     *dv = T::from_f64(s);
                 }
             });
-        let mut dw = vec![T::default(); w.len()];
+        Ok(dx)
+    }
+
+    /// Weight and bias gradients `(dw, db)`; `dw` comes from the workspace
+    /// pool ([`super::workspace`]: the caller may recycle it).
+    pub fn weight_gradient<T: Real>(
+        &self,
+        x: &[T],
+        batch: usize,
+        dy: &[T],
+    ) -> Result<(Vec<T>, Vec<T>)> {
+        self.check_x(x, batch)?;
+        check_len("dy", batch * self.out_features, dy.len())?;
+        let (fi, fo) = (self.in_features, self.out_features);
+        // every element is written
+        let mut dw = super::workspace::uncleared(self.weight_len());
         dw.par_chunks_mut(fi).enumerate().for_each(|(o, dwr)| {
             for (i, dv) in dwr.iter_mut().enumerate() {
                 let s: f64 = (0..batch)
@@ -113,7 +142,7 @@ impl Linear {
         let db = (0..fo)
             .map(|o| T::from_f64((0..batch).map(|n| dy[n * fo + o].to_f64()).sum()))
             .collect();
-        Ok((dx, dw, db))
+        Ok((dw, db))
     }
 }
 

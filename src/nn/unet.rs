@@ -55,7 +55,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::act::{silu_backward, silu_forward, silu_into};
+use super::act::{silu_backward, silu_forward};
 use super::conv::{Conv2d, Padding};
 use super::embed::FourierEmbedding;
 use super::linear::Linear;
@@ -483,25 +483,41 @@ impl ConvP {
 }
 
 impl NormP {
-    fn forward<T: Real>(&self, p: &[T], x: &[T], d: Dims4) -> Result<(Vec<T>, GroupNormCache)> {
-        let c = self.gn.channels();
-        self.gn.forward(x, d, &p[self.g..][..c], &p[self.b..][..c])
-    }
-
-    fn backward<T: Real>(
+    /// GroupNorm, FiLM (if `film`) and SiLU in one pass: `(z, silu(z), cache)`.
+    fn forward_silu<T: Real>(
         &self,
         p: &[T],
         x: &[T],
         d: Dims4,
-        cache: &GroupNormCache,
-        dy: &[T],
-        g: &mut Grads<'_, T>,
-    ) -> Result<Vec<T>> {
+        film: Option<&[T]>,
+    ) -> Result<(Vec<T>, Vec<T>, GroupNormCache)> {
         let c = self.gn.channels();
-        let (dx, dg, db) = self.gn.backward(x, d, &p[self.g..][..c], cache, dy)?;
+        self.gn
+            .forward_silu(x, d, &p[self.g..][..c], &p[self.b..][..c], film)
+    }
+
+    /// Backward of [`NormP::forward_silu`]: returns `dx` and the FiLM
+    /// gradient (empty without FiLM); adds `dγ`, `dβ` into the gradients.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_silu<T: Real>(
+        &self,
+        p: &[T],
+        x: &[T],
+        d: Dims4,
+        film: Option<&[T]>,
+        cache: &GroupNormCache,
+        z: &[T],
+        dh: &[T],
+        g: &mut Grads<'_, T>,
+    ) -> Result<(Vec<T>, Vec<T>)> {
+        let c = self.gn.channels();
+        let (gamma, beta) = (&p[self.g..][..c], &p[self.b..][..c]);
+        let (dx, dg, db, dfilm) = self
+            .gn
+            .backward_silu(x, d, gamma, beta, film, cache, z, dh)?;
         accumulate(g, self.g, &dg);
         accumulate(g, self.b, &db);
-        Ok(dx)
+        Ok((dx, dfilm))
     }
 }
 
@@ -525,10 +541,13 @@ impl LinP {
         g: &mut Grads<'_, T>,
     ) -> Result<Vec<T>> {
         let l = &self.lin;
-        let (dx, dw, db) = l.backward(x, n, &p[self.w..][..l.weight_len()], dy)?;
-        accumulate(g, self.w, &dw);
-        accumulate(g, self.b, &db);
-        Ok(dx)
+        if g.is_some() {
+            let (dw, db) = l.weight_gradient(x, n, dy)?;
+            accumulate(g, self.w, &dw);
+            accumulate(g, self.b, &db);
+            recycle(dw);
+        }
+        l.backward_input(x, n, &p[self.w..][..l.weight_len()], dy)
     }
 }
 
@@ -553,7 +572,6 @@ struct BlockCache<T: Real> {
     h2: Vec<T>,
     h3: Vec<T>,
     n2: GroupNormCache,
-    h4: Vec<T>,
     st: Vec<T>,
     h5: Vec<T>,
     h6: Vec<T>,
@@ -569,26 +587,12 @@ impl ResBlock {
     ) -> Result<(Vec<T>, BlockCache<T>)> {
         let dout = Dims4::new(din.n, self.cout, din.h, din.w);
         let plane = din.plane();
-        let (a1, n1) = self.norm1.forward(p, &x, din)?;
-        let h2 = silu_forward(&a1);
+        let (a1, h2, n1) = self.norm1.forward_silu(p, &x, din, None)?;
         let h3 = self.conv1.forward(p, &h2, din)?;
-        let (h4, n2) = self.norm2.forward(p, &h3, dout)?;
         let st = self.emb.forward(p, emb, din.n)?;
-        // h5 = h4 (1 + scale) + shift per (item, channel) plane, and
-        // h6 = SiLU(h5), in one parallel pass
-        let mut h5 = uncleared(h4.len());
-        let mut h6 = uncleared(h4.len());
-        h5.par_chunks_mut(plane)
-            .zip(h6.par_chunks_mut(plane))
-            .zip(h4.par_chunks(plane))
-            .enumerate()
-            .for_each(|(idx, ((h5p, h6p), h4p))| {
-                let (n, c) = (idx / self.cout, idx % self.cout);
-                let s = T::one() + st[n * 2 * self.cout + c];
-                let t = st[n * 2 * self.cout + self.cout + c];
-                h5p.iter_mut().zip(h4p).for_each(|(v, &a)| *v = a * s + t);
-                silu_into(h5p, h6p);
-            });
+        // h4 = GN(h3) (not stored), h5 = h4 (1 + scale) + shift per (item,
+        // channel) plane, h6 = SiLU(h5), in one pass
+        let (h5, h6, n2) = self.norm2.forward_silu(p, &h3, dout, Some(&st))?;
         let h7 = self.conv2.forward(p, &h6, dout)?;
         let r = T::from_f64(INV_SQRT2);
         // out = (skip + h7) / sqrt 2, in h7's buffer
@@ -614,7 +618,6 @@ impl ResBlock {
             h2,
             h3,
             n2,
-            h4,
             st,
             h5,
             h6,
@@ -641,45 +644,20 @@ impl ResBlock {
             .zip(dout_.par_chunks(plane))
             .for_each(|(o, v)| o.iter_mut().zip(v).for_each(|(o, v)| *o = *v * r));
         let dh6 = self.conv2.backward(p, &c.h6, dout, &d, g)?;
-        let dh5 = silu_backward(&c.h5, &dh6)?;
+        // SiLU, FiLM (∂L/∂scale = Σ dh5 h4, ∂L/∂shift = Σ dh5 per plane) and
+        // GroupNorm backward in one pass
+        let (dh3, dst) =
+            self.norm2
+                .backward_silu(p, &c.h3, dout, Some(&c.st), &c.n2, &c.h5, &dh6, g)?;
         recycle(dh6);
-        // per plane: ∂L/∂scale = Σ dh5 h4, ∂L/∂shift = Σ dh5 (in f64, in
-        // pixel order), dh4 = dh5 (1 + scale)
-        let mut dh4 = uncleared(dh5.len());
-        let sums: Vec<(f64, f64)> = dh4
-            .par_chunks_mut(plane)
-            .zip(dh5.par_chunks(plane).zip(c.h4.par_chunks(plane)))
-            .enumerate()
-            .map(|(idx, (d4p, (d5p, h4p)))| {
-                let (n, ch) = (idx / self.cout, idx % self.cout);
-                let ds: f64 = d5p
-                    .iter()
-                    .zip(h4p)
-                    .map(|(a, b)| a.to_f64() * b.to_f64())
-                    .sum();
-                let dt: f64 = d5p.iter().map(|a| a.to_f64()).sum();
-                let s = T::one() + c.st[n * 2 * self.cout + ch];
-                d4p.iter_mut().zip(d5p).for_each(|(v, &a)| *v = a * s);
-                (ds, dt)
-            })
-            .collect();
-        let mut dst = vec![T::default(); din.n * 2 * self.cout];
-        for (idx, (ds, dt)) in sums.into_iter().enumerate() {
-            let (n, ch) = (idx / self.cout, idx % self.cout);
-            dst[n * 2 * self.cout + ch] = T::from_f64(ds);
-            dst[n * 2 * self.cout + self.cout + ch] = T::from_f64(dt);
-        }
-        recycle(dh5);
         let de = self.emb.backward(p, emb, din.n, &dst, g)?;
         demb.iter_mut().zip(&de).for_each(|(a, b)| *a = *a + *b);
-        let dh3 = self.norm2.backward(p, &c.h3, dout, &c.n2, &dh4, g)?;
-        recycle(dh4);
         let dh2 = self.conv1.backward(p, &c.h2, din, &dh3, g)?;
         recycle(dh3);
-        let da1 = silu_backward(&c.a1, &dh2)?;
+        let (mut dx, _) = self
+            .norm1
+            .backward_silu(p, &c.x, din, None, &c.n1, &c.a1, &dh2, g)?;
         recycle(dh2);
-        let mut dx = self.norm1.backward(p, &c.x, din, &c.n1, &da1, g)?;
-        recycle(da1);
         let add = |dx: &mut [T], b: &[T]| {
             dx.par_chunks_mut(plane)
                 .zip(b.par_chunks(plane))
@@ -843,7 +821,6 @@ impl<T: Real> Drop for BlockCache<T> {
             &mut self.a1,
             &mut self.h2,
             &mut self.h3,
-            &mut self.h4,
             &mut self.h5,
             &mut self.h6,
         ] {
@@ -1155,8 +1132,7 @@ impl UNet {
             h = joined;
             d = jd;
         }
-        let (an, nout) = self.norm_out.forward(p, &h, d)?;
-        let ho = silu_forward(&an);
+        let (an, ho, nout) = self.norm_out.forward_silu(p, &h, d, None)?;
         let y = self.conv_out.forward(p, &ho, d)?;
         let cache = UNetCache {
             dims,
@@ -1260,12 +1236,17 @@ impl UNet {
         let d0 = Dims4::new(n, ch[0], cache.dims.h, cache.dims.w);
         let d_out = Dims4::new(n, self.config.out_channels(), d0.h, d0.w);
         let dho = self.conv_out.backward(p, &cache.ho, d_out, dy, g)?;
-        let dan = silu_backward(&cache.an, &dho)?;
+        let (mut dh, _) = self.norm_out.backward_silu(
+            p,
+            &cache.hn,
+            d_out,
+            None,
+            &cache.nout,
+            &cache.an,
+            &dho,
+            g,
+        )?;
         recycle(dho);
-        let mut dh = self
-            .norm_out
-            .backward(p, &cache.hn, d_out, &cache.nout, &dan, g)?;
-        recycle(dan);
         let mut dstem = None;
         if strides[0] == 2 {
             let (next, ds) = unjoin(&dh, ch[0], d0, 2)?;
