@@ -8,13 +8,20 @@
 //! page clearing. The layers therefore take their large output buffers from
 //! a pool of buffers freed by earlier passes ([`zeroed`]), and the network's
 //! caches and temporaries go back to it when dropped ([`recycle`]). After the
-//! first evaluation of a given geometry, a pass takes its activation buffers
-//! from the pool (small vectors, such as per-channel sums, still come from
-//! `malloc`, whose small-block bins serve them without system calls).
+//! first evaluations of a given geometry (two, as `tests/nn_alloc.rs`
+//! measures: the pool hands out the smallest buffer that fits, so the second
+//! pass may still meet a request the first served with a buffer a later one
+//! needed), a pass takes its activation buffers, padded inputs, packed
+//! weights and gradient scratch from the pool; small vectors, such as
+//! per-channel sums, still come from `malloc`, whose small-block bins serve
+//! them without system calls.
 //!
 //! The pool is one per element type (`f32`, `f64`), shared by all threads
 //! (a mutex held only to pick or store a buffer). It keeps at most 256
-//! buffers and 4 GiB, dropping the smallest first; [`release`] frees
+//! buffers and 8 GiB, dropping the smallest first (the Remy-size network's
+//! forward + VJP at 360², batch 4, needs more than 4 GiB: with that bound,
+//! every pass paid page faults and clearing for the buffers it dropped,
+//! 8% of the profile); [`release`] frees
 //! everything it holds. A sampler run ([`crate::sampler::engine::run`]) and
 //! a training run release the pools when they end ([`ReleaseOnDrop`]), so a
 //! program that samples or trains through them keeps no pooled memory
@@ -30,7 +37,7 @@ use super::Real;
 /// Most buffers kept per element type.
 const MAX_BUFFERS: usize = 256;
 /// Most bytes kept per element type.
-const MAX_RETAINED_BYTES: usize = 4 << 30;
+const MAX_RETAINED_BYTES: usize = 8 << 30;
 /// Buffers shorter than this go back to `malloc` (its small-block bins are
 /// fast).
 const MIN_ELEMENTS: usize = 1 << 12;
