@@ -243,6 +243,15 @@ def write_markdown(args, rows):
                 gflops = f"{g:.0f}" + (f" ({100 * g / args.peak:.0f}%)" if args.peak else "")
             lines.append(f"| {name} | {op} | " + " | ".join(cells)
                          + f" | {fmt(ld) if ld is not None else 'n/a'} | {ratio} | {gflops} |")
+    train = [r for r in rows if r["kind"] == "train" and r["torch"] and r.get("lensdiff")]
+    if train:
+        lines.append("")
+        lines.append("Training throughput, maps per second (batch / step time; a step is what "
+                     "`lensdiff train` does per step, against the same PyTorch training loop): "
+                     + "; ".join(f"{r['net']} {r['side']}², batch {r['batch']}: lensdiff "
+                                 f"{1e3 * r['batch'] / r['lensdiff']:.0f}, PyTorch best "
+                                 f"{1e3 * r['batch'] / min(r['torch'].values()):.0f}"
+                                 for r in train) + ".")
     flops = {(r["net"], r["side"]): r["flops"] for r in rows if "flops" in r}
     if flops or args.peak:
         lines.append("")

@@ -211,7 +211,7 @@ fn peak_case() {
         }
         use rayon::prelude::*;
         let threads = rayon::current_num_threads();
-        let iters = 10_000_000;
+        let iters = 30_000_000;
         let run = || {
             (0..threads)
                 .into_par_iter()

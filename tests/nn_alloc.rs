@@ -11,8 +11,8 @@
 //! large (64 KiB or more; glibc maps fresh pages for the largest), and the
 //! small ones (per-channel sums, tap offsets, statistics, the denoiser's
 //! scaled input, served from malloc's bins) must stay under 5% of the
-//! bytes of the pooled buffers the pass used (measured 2026-12-07: about
-//! 1 100 allocations, 2.3 MB, against 86 MB). One test in this binary, so
+//! bytes the pool holds after the pass (measured 2026-12-07: about 1 100
+//! allocations, 2.3 MB, against 86 MB). One test in this binary, so
 //! that no other test's allocations are counted.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -117,7 +117,9 @@ fn repeated_passes_take_their_buffers_from_the_pool() {
         } else {
             "forward + input VJP"
         };
-        // what the pass took from the pool (all of it is back there now)
+        // the pooled buffers (this pass's, all back in the pool now, and
+        // any that only the earlier passes used): the scale of the pass's
+        // memory traffic, not an exact count of it
         let moved = lensdiff::nn::workspace::retained_bytes();
         eprintln!(
             "{what}: {calls} allocations, {bytes} bytes (largest {largest}); pooled buffers {moved} bytes"

@@ -319,7 +319,8 @@ const WEIGHT_CHUNK: usize = 128;
 /// Tile groups of the weight gradient (module docs).
 const WEIGHT_GROUPS: usize = 8;
 
-/// A worker's `X_col` buffer, from and back to the workspace pool.
+/// A worker's scratch (an `X_col` tile, a stretch's output, transposed
+/// weights), from and back to the workspace pool.
 struct Scratch<T: Real>(Vec<T>);
 
 impl<T: Real> Scratch<T> {
@@ -338,7 +339,8 @@ impl<T: Real> Drop for Scratch<T> {
 /// tiles of.
 #[derive(Clone, Copy)]
 struct OutPtr<T>(*mut T);
-// SAFETY: only used by `Conv2d::apply`, whose tiles write disjoint elements.
+// SAFETY: only used by `Conv2d::apply` and `Conv2d::apply_implicit`, whose
+// tiles, rows and stretches write disjoint elements.
 unsafe impl<T: Send> Send for OutPtr<T> {}
 unsafe impl<T: Sync> Sync for OutPtr<T> {}
 
@@ -561,11 +563,17 @@ impl Conv2d {
             (STRETCH_PIXELS / we).clamp(1, h.max(1))
         };
         let per_item = h.div_ceil(stretch);
+        // a stretch's output before its valid columns are copied out
+        let scratch_len = if stretch > 1 {
+            m * ((stretch - 1) * we + wd)
+        } else {
+            0
+        };
         let result = (0..dims.n * per_item)
             .into_par_iter()
             .with_min_len((COL_ELEMENTS / (kk * src_ch * wd * stretch).max(1)).max(1))
             .map_init(
-                || Scratch::<f32>::new(0),
+                || Scratch::<f32>(super::workspace::uncleared(scratch_len)),
                 |scratch, task| -> Result<()> {
                     let (n, i0) = (task / per_item, (task % per_item) * stretch);
                     let rows = stretch.min(h - i0);
@@ -594,10 +602,10 @@ impl Conv2d {
                         };
                     }
                     let len = (rows - 1) * we + wd;
-                    if scratch.0.len() < m * len {
-                        scratch.0.resize(m * len, 0.0);
-                    }
-                    let c = &mut scratch.0[..m * len];
+                    let c = scratch
+                        .0
+                        .get_mut(..m * len)
+                        .ok_or_else(|| Error::invalid("conv", "internal: stretch scratch"))?;
                     // SAFETY: `c` is exclusively borrowed and its length passed.
                     unsafe {
                         gemm::gemm_row(
@@ -949,6 +957,8 @@ mod tests {
             (3, 50, 3, 2, 5, 4, Padding::Zero),
             (5, 2, 5, 2, 9, 6, Padding::Periodic),
             (2, 3, 3, 1, 30, 15, Padding::Zero),
+            // narrow rows of a 1 × 1 convolution (no halo: the source itself)
+            (4, 9, 1, 2, 5, 6, Padding::Periodic),
         ] {
             let conv = Conv2d::new(cin, cout, k, pad).unwrap();
             let dims = Dims4::new(n, cin, h, w);

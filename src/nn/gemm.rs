@@ -26,6 +26,13 @@
 //! pixels, the last one narrower (one or two vectors, masked loads and
 //! stores: nothing is read or written past the row).
 //!
+//! The weight gradient ([`gemm_add_shifted`]) uses the same blocking with the
+//! roles turned: `A`'s rows are the shifted input planes, read in place (one
+//! pointer per row, a broadcast per pixel), and `B` is `dy` with pixels as
+//! rows. Each element is summed over one chunk of pixels from zero (fused
+//! multiply–adds in pixel order), then added to `C`; the caller adds the
+//! chunks in a fixed order, so this sum too depends on the shapes only.
+//!
 //! The path is taken where the CPU has AVX-512F (checked once at run time)
 //! and `LENSDIFF_GEMM` is not `matrixmultiply`; elsewhere the convolutions use
 //! `matrixmultiply` (which sums in another order: results differ in the last

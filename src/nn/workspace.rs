@@ -177,14 +177,16 @@ mod tests {
 
     #[test]
     fn buffers_are_reused_zeroed_and_bounded() {
-        // f64 only here: other tests in this binary use the f32 pool
-        let mut v = zeroed::<f64>(10_000);
+        // f64, and a size no other test of this binary asks for (the pool is
+        // global and the tests run in parallel: a request between half and
+        // all of this length could take the buffer first)
+        let mut v = zeroed::<f64>(1_000_003);
         v.iter_mut().for_each(|x| *x = 1.0);
         let ptr = v.as_ptr();
         recycle(v);
-        let w = zeroed::<f64>(9_000);
+        let w = zeroed::<f64>(999_999);
         assert_eq!(w.as_ptr(), ptr, "the free buffer is reused");
-        assert!(w.iter().all(|&x| x == 0.0) && w.len() == 9_000);
+        assert!(w.iter().all(|&x| x == 0.0) && w.len() == 999_999);
         // small buffers are not kept; the count is bounded
         recycle(vec![0.0f64; 10]);
         for _ in 0..MAX_BUFFERS + 10 {
