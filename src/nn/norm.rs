@@ -125,7 +125,6 @@ impl GroupNorm {
         let cpg = self.channels / self.groups;
         let plane = dims.plane();
         let block = cpg * plane;
-        let m = block as f64;
         let eps = self.eps;
         let mut y = super::workspace::uncleared(x.len());
         let stats: Vec<(f64, f64)> = y
@@ -134,9 +133,7 @@ impl GroupNorm {
             .enumerate()
             .map(|(idx, (yb, xb))| {
                 let g = idx % self.groups;
-                let mu = lane_sum(xb, |v| v) / m;
-                let var = lane_sum(xb, |v| (v - mu) * (v - mu)) / m;
-                let rstd = 1.0 / (var + eps).sqrt();
+                let (mu, rstd) = group_stats(xb, eps);
                 for (cl, (yp, xp)) in yb.chunks_mut(plane).zip(xb.chunks(plane)).enumerate() {
                     let c = g * cpg + cl;
                     // y = a (x - mu) + beta, a = gamma rstd (x - mu in the
@@ -197,15 +194,8 @@ impl GroupNorm {
                     .zip(dyb.chunks(plane))
                     .map(|(xp, dyp)| (lane_sum(dyp, |d| d), lane_dot(dyp, xp)))
                     .collect();
-                let (mut sg, mut sgx) = (0.0f64, 0.0f64);
-                for (cl, &(s1, s2)) in s.iter().enumerate() {
-                    let ga = gamma[g * cpg + cl].to_f64();
-                    sg += ga * s1;
-                    sgx += ga * rs * (s2 - mu * s1);
-                }
-                let (mg, mgx) = (sg / m, sgx / m);
-                let (bt, mt) = (T::from_f64(-rs * rs * mgx), T::from_f64(mu));
-                let ct = T::from_f64(-rs * mg);
+                let (bt, ct) = dx_offsets(s.iter().copied(), &gamma[g * cpg..][..cpg], (mu, rs), m);
+                let mt = T::from_f64(mu);
                 for (cl, ((dxp, xp), dyp)) in dxb
                     .chunks_mut(plane)
                     .zip(xb.chunks(plane))
@@ -266,7 +256,6 @@ impl GroupNorm {
         let cpg = cc / groups;
         let plane = dims.plane();
         let block = cpg * plane;
-        let m = block as f64;
         let eps = self.eps;
         let mut z = super::workspace::uncleared(x.len());
         let mut h = super::workspace::uncleared(x.len());
@@ -277,9 +266,7 @@ impl GroupNorm {
             .enumerate()
             .map(|(idx, ((zb, hb), xb))| {
                 let (n, g) = (idx / groups, idx % groups);
-                let mu = lane_sum(xb, |v| v) / m;
-                let var = lane_sum(xb, |v| (v - mu) * (v - mu)) / m;
-                let rstd = 1.0 / (var + eps).sqrt();
+                let (mu, rstd) = group_stats(xb, eps);
                 for (cl, ((zp, hp), xp)) in zb
                     .chunks_mut(plane)
                     .zip(hb.chunks_mut(plane))
@@ -405,14 +392,12 @@ impl GroupNorm {
                         ((lane_sum(dxp, |d| d), lane_dot(dxp, xp)), film_sums)
                     })
                     .collect();
-                let (mut sg, mut sgx) = (0.0f64, 0.0f64);
-                for (cl, &((s1, s2), _)) in s.iter().enumerate() {
-                    let ga = gamma[g * cpg + cl].to_f64();
-                    sg += ga * s1;
-                    sgx += ga * rs * (s2 - mu * s1);
-                }
-                let (mg, mgx) = (sg / m, sgx / m);
-                let (bt, ct) = (T::from_f64(-rs * rs * mgx), T::from_f64(-rs * mg));
+                let (bt, ct) = dx_offsets(
+                    s.iter().map(|&(s12, _)| s12),
+                    &gamma[g * cpg..][..cpg],
+                    (mu, rs),
+                    m,
+                );
                 for (cl, (dxp, xp)) in dxb.chunks_mut(plane).zip(xb.chunks(plane)).enumerate() {
                     let at = T::from_f64(rs * gamma[g * cpg + cl].to_f64());
                     crate::vmath::with_avx2(
@@ -488,6 +473,33 @@ impl GroupNorm {
 /// Elements per piece of a plane in [`GroupNorm::forward_silu`] (`z` is
 /// still in the L1 cache when SiLU reads it).
 const SILU_CHUNK: usize = 2048;
+
+/// A group's mean and `1/sqrt(σ² + ε)` (biased variance about the mean).
+fn group_stats<T: Real>(xb: &[T], eps: f64) -> (f64, f64) {
+    let m = xb.len() as f64;
+    let mu = lane_sum(xb, |v| v) / m;
+    let var = lane_sum(xb, |v| (v - mu) * (v - mu)) / m;
+    (mu, 1.0 / (var + eps).sqrt())
+}
+
+/// The coefficients `B = -rstd² mean(g x̂)` and `C = -rstd mean(g)` of a
+/// group's `dx = A dy + B (x - μ) + C` (module docs), from each plane's
+/// `(S1, S2) = (Σ dy, Σ dy x)`, the group's `γ`, `(μ, rstd)` and size `m`.
+fn dx_offsets<T: Real>(
+    sums: impl Iterator<Item = (f64, f64)>,
+    gamma: &[T],
+    (mu, rs): (f64, f64),
+    m: f64,
+) -> (T, T) {
+    let (mut sg, mut sgx) = (0.0f64, 0.0f64);
+    for ((s1, s2), ga) in sums.zip(gamma) {
+        let ga = ga.to_f64();
+        sg += ga * s1;
+        sgx += ga * rs * (s2 - mu * s1);
+    }
+    let (mg, mgx) = (sg / m, sgx / m);
+    (T::from_f64(-rs * rs * mgx), T::from_f64(-rs * mg))
+}
 
 /// `Σ f(x_i)` in `f64` with 8 interleaved partial sums (so that the loop
 /// vectorises; the order is fixed by the length alone).
