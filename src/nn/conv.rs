@@ -275,21 +275,32 @@ fn padded_planes(
 ) -> Vec<f32> {
     let (he, we) = (h + 2 * r, w + 2 * r);
     let mut out = super::workspace::uncleared::<f32>(planes * he * we);
+    // the source row of every padded row and the source column of every
+    // halo column (None: zero), computed once
+    let rows: Vec<Option<usize>> = (0..he)
+        .map(|ie| src_index(ie, -(r as isize), h, pad))
+        .collect();
+    let left: Vec<Option<usize>> = (0..r)
+        .map(|q| src_index(q, -(r as isize), w, pad))
+        .collect();
+    let right: Vec<Option<usize>> = (0..r).map(|q| src_index(w + q, 0, w, pad)).collect();
     out.par_chunks_mut(he * we)
         .zip(src.par_chunks(h * w))
         .for_each(|(dst, sp)| {
-            for (ie, drow) in dst.chunks_exact_mut(we).enumerate() {
-                let Some(si) = src_index(ie, -(r as isize), h, pad) else {
+            for (drow, si) in dst.chunks_exact_mut(we).zip(&rows) {
+                let Some(si) = *si else {
                     drow.fill(0.0);
                     continue;
                 };
                 let srow = &sp[si * w..][..w];
-                drow[r..r + w].copy_from_slice(srow);
-                for q in 0..r {
-                    // left halo column q is source column q - r, the right
-                    // one w + q
-                    drow[q] = src_index(q, -(r as isize), w, pad).map_or(0.0, |j| srow[j]);
-                    drow[r + w + q] = src_index(w + q, 0, w, pad).map_or(0.0, |j| srow[j]);
+                let (lh, rest) = drow.split_at_mut(r);
+                let (mid, rh) = rest.split_at_mut(w);
+                mid.copy_from_slice(srow);
+                for (d, j) in lh.iter_mut().zip(&left) {
+                    *d = j.map_or(0.0, |j| srow[j]);
+                }
+                for (d, j) in rh.iter_mut().zip(&right) {
+                    *d = j.map_or(0.0, |j| srow[j]);
                 }
             }
         });
@@ -507,11 +518,19 @@ impl Conv2d {
     /// The index in `w` of element `(row, col)` of the GEMM's weight matrix:
     /// `w` as `out_ch × k² in_ch`, or for the transposed convolution
     /// `W'[c][o k² + t] = w[o][c][t]` (`in_ch × k² out_ch`).
-    fn weight_index(&self, transpose: bool) -> impl Fn(usize, usize) -> usize {
+    fn weight_index(&self, transpose: bool) -> impl Fn(usize, usize) -> usize + Sync {
         let (cin, kk) = (self.in_ch, self.k * self.k);
+        // W' column o k² + t starts at w[o][0][t] (no division per element)
+        let col_base: Vec<usize> = if transpose {
+            (0..self.out_ch)
+                .flat_map(|o| (0..kk).map(move |t| o * cin * kk + t))
+                .collect()
+        } else {
+            Vec::new()
+        };
         move |row, col| {
             if transpose {
-                ((col / kk) * cin + row) * kk + col % kk
+                col_base[col] + row * kk
             } else {
                 row * cin * kk + col
             }
@@ -681,16 +700,20 @@ impl Conv2d {
         dyt.par_chunks_mut(span * cout)
             .zip(dy.par_chunks(cout * plane))
             .for_each(|(t, d)| {
-                for (pos, row) in t.chunks_exact_mut(cout).enumerate() {
-                    let (i, j) = (pos / we, pos % we);
-                    if j >= wd {
-                        row.fill(0.0);
-                        continue;
-                    }
-                    for (o, v) in row.iter_mut().enumerate() {
-                        *v = d[o * plane + i * wd + j];
-                    }
-                }
+                // row i of the item: positions i·we .. i·we + wd, then the
+                // halo (the last row has none)
+                t.par_chunks_mut(we * cout)
+                    .enumerate()
+                    .for_each(|(i, trow)| {
+                        let (valid, halo) = trow.split_at_mut(wd * cout);
+                        for (o, dp) in d.chunks_exact(plane).enumerate() {
+                            let drow = &dp[i * wd..][..wd];
+                            for (v, dv) in valid.iter_mut().skip(o).step_by(cout).zip(drow) {
+                                *v = *dv;
+                            }
+                        }
+                        halo.fill(0.0);
+                    });
             });
         let origin = (r * we + r) as isize;
         let offs: Vec<isize> = tap_offsets(cin, k, he, we, false)

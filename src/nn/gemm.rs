@@ -41,6 +41,8 @@
 
 use std::sync::OnceLock;
 
+use rayon::prelude::*;
+
 use crate::error::{Error, Result};
 
 /// Rows of `A` (output channels) per micro-kernel call.
@@ -79,16 +81,21 @@ pub struct PackedA {
 
 impl PackedA {
     /// Packs `A[i][kk] = a(i, kk)` for `i < m`, `kk < kd`.
-    pub fn new(m: usize, kd: usize, a: impl Fn(usize, usize) -> f32) -> Self {
+    /// Blocks are packed in parallel.
+    pub fn new(m: usize, kd: usize, a: impl Fn(usize, usize) -> f32 + Sync) -> Self {
         let blocks = m.div_ceil(MR);
         let mut data = super::workspace::zeroed::<f32>(blocks * kd * MR);
-        for (blk, dst) in data.chunks_exact_mut(kd * MR).enumerate() {
-            let rows = (m - blk * MR).min(MR);
-            for (kk, d) in dst.chunks_exact_mut(MR).enumerate() {
-                for (r, v) in d[..rows].iter_mut().enumerate() {
-                    *v = a(blk * MR + r, kk);
-                }
-            }
+        if kd > 0 {
+            data.par_chunks_exact_mut(kd * MR)
+                .enumerate()
+                .for_each(|(blk, dst)| {
+                    let rows = (m - blk * MR).min(MR);
+                    for (kk, d) in dst.chunks_exact_mut(MR).enumerate() {
+                        for (r, v) in d[..rows].iter_mut().enumerate() {
+                            *v = a(blk * MR + r, kk);
+                        }
+                    }
+                });
         }
         PackedA { m, kd, data }
     }

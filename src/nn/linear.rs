@@ -18,6 +18,9 @@ pub struct Linear {
     out_features: usize,
 }
 
+/// Outputs of [`Linear::forward`] summed side by side.
+const OUT_LANES: usize = 8;
+
 impl Linear {
     /// A dense layer; both feature counts must be positive.
     pub fn new(in_features: usize, out_features: usize) -> Result<Self> {
@@ -62,17 +65,22 @@ impl Linear {
         check_len("b", self.out_features, b.len())?;
         let (fi, fo) = (self.in_features, self.out_features);
         let mut y = vec![T::default(); batch * fo];
+        // OUT_LANES outputs at a time: independent sums (each in order of
+        // the input index, as a plain dot product) that the CPU overlaps
         y.par_chunks_mut(fo)
             .zip(x.par_chunks(fi))
             .for_each(|(yr, xr)| {
-                for (o, yv) in yr.iter_mut().enumerate() {
-                    let wr = &w[o * fi..][..fi];
-                    let s: f64 = wr
-                        .iter()
-                        .zip(xr)
-                        .map(|(a, c)| a.to_f64() * c.to_f64())
-                        .sum();
-                    *yv = T::from_f64(s + b[o].to_f64());
+                for (o0, yc) in (0..fo).step_by(OUT_LANES).zip(yr.chunks_mut(OUT_LANES)) {
+                    let mut acc = [0.0f64; OUT_LANES];
+                    for (i, xv) in xr.iter().enumerate() {
+                        let xv = xv.to_f64();
+                        for (l, a) in acc[..yc.len()].iter_mut().enumerate() {
+                            *a += w[(o0 + l) * fi + i].to_f64() * xv;
+                        }
+                    }
+                    for (l, yv) in yc.iter_mut().enumerate() {
+                        *yv = T::from_f64(acc[l] + b[o0 + l].to_f64());
+                    }
                 }
             });
         Ok(y)
@@ -105,16 +113,23 @@ impl Linear {
         check_len("dy", batch * self.out_features, dy.len())?;
         let (fi, fo) = (self.in_features, self.out_features);
         let mut dx = vec![T::default(); x.len()];
-        dx.par_chunks_mut(fi)
-            .zip(dy.par_chunks(fo))
-            .for_each(|(dxr, dyr)| {
-                for (i, dv) in dxr.iter_mut().enumerate() {
-                    let s: f64 = (0..fo)
-                        .map(|o| w[o * fi + i].to_f64() * dyr[o].to_f64())
-                        .sum();
-                    *dv = T::from_f64(s);
+        // row by row of W: every dx[i] summed in order of o, the inner loop
+        // over contiguous weights
+        dx.par_chunks_mut(fi).zip(dy.par_chunks(fo)).for_each_init(
+            || vec![0.0f64; fi],
+            |acc, (dxr, dyr)| {
+                acc.fill(0.0);
+                for (wr, d) in w.chunks_exact(fi).zip(dyr) {
+                    let d = d.to_f64();
+                    acc.iter_mut()
+                        .zip(wr)
+                        .for_each(|(a, wv)| *a += wv.to_f64() * d);
                 }
-            });
+                dxr.iter_mut()
+                    .zip(acc.iter())
+                    .for_each(|(dv, a)| *dv = T::from_f64(*a));
+            },
+        );
         Ok(dx)
     }
 
@@ -131,14 +146,23 @@ impl Linear {
         let (fi, fo) = (self.in_features, self.out_features);
         // every element is written
         let mut dw = super::workspace::uncleared(self.weight_len());
-        dw.par_chunks_mut(fi).enumerate().for_each(|(o, dwr)| {
-            for (i, dv) in dwr.iter_mut().enumerate() {
-                let s: f64 = (0..batch)
-                    .map(|n| dy[n * fo + o].to_f64() * x[n * fi + i].to_f64())
-                    .sum();
-                *dv = T::from_f64(s);
-            }
-        });
+        // every dw[o][i] summed in order of n, the inner loop over
+        // contiguous inputs
+        dw.par_chunks_mut(fi).enumerate().for_each_init(
+            || vec![0.0f64; fi],
+            |acc, (o, dwr)| {
+                acc.fill(0.0);
+                for (xr, dyr) in x.chunks_exact(fi).zip(dy.chunks_exact(fo)) {
+                    let d = dyr[o].to_f64();
+                    acc.iter_mut()
+                        .zip(xr)
+                        .for_each(|(a, xv)| *a += d * xv.to_f64());
+                }
+                dwr.iter_mut()
+                    .zip(acc.iter())
+                    .for_each(|(dv, a)| *dv = T::from_f64(*a));
+            },
+        );
         let db = (0..fo)
             .map(|o| T::from_f64((0..batch).map(|n| dy[n * fo + o].to_f64()).sum()))
             .collect();
