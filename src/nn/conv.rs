@@ -55,16 +55,18 @@
 //!
 //! - Forward and input VJP: each output row is one [`gemm::gemm_row`] of
 //!   the packed weights with those offsets, the bias added in the GEMM.
-//!   Rows under 16 pixels are run together: in the padded plane, pixel
-//!   `(i, j)` is position `(i + r)(w + 2r) + j + r`, so a stretch of rows is
-//!   one run of consecutive positions with `2r` halo columns between rows;
-//!   the GEMM computes the run whole (the halo columns too, then dropped) in
-//!   long rows of full vectors, into scratch, and the valid columns are
-//!   copied out.
+//! - Rows under 16 pixels would leave the 48-wide register block of the
+//!   micro-kernel mostly empty. There the padded planes are copied once more
+//!   per horizontal tap, shifted (`S[c][q][ie·w + j] = P[c][ie][j + q]`,
+//!   [`TapLayout`]), so that the rows of an item follow one another with no
+//!   halo columns between them: an item's pixels are one run of consecutive
+//!   positions, computed whole in full vectors and written in place (the
+//!   same holds for a `1 × 1` convolution on the source itself).
 //! - Weight gradient: `dWᵀ[(c, p, q)][o] = Σ_pos P[c][pos + off(p, q)] ·
-//!   dYᵀ[pos][o]` over the same runs of positions ([`gemm::gemm_add_shifted`],
-//!   `dYᵀ` zero in the halo columns), the input planes read in place as the
-//!   rows of `A`, in chunks of positions added in a fixed order.
+//!   dYᵀ[pos][o]` over the run of positions of each item
+//!   ([`gemm::gemm_add_shifted`], `dYᵀ` zero in the halo columns), the input
+//!   planes (or their shifted copies) read in place as the rows of `A`, in
+//!   chunks of positions added in a fixed order.
 //!
 //! Each output element is summed in an order fixed by the shapes (module docs
 //! of [`gemm`]), so results do not depend on the thread count; they differ
@@ -81,16 +83,15 @@ use crate::error::{Error, Result};
 /// Elements of a tile's `X_col` matrix (whole output rows, at least one).
 const COL_ELEMENTS: usize = 1 << 17;
 
-/// Rows at least this wide are one implicit-GEMM call each (at least one
-/// full vector of the micro-kernel); narrower ones are run together in
-/// stretches. Measured (`cargo bench --bench nn -- conv C C SIDE 16 21`, 2
-/// threads): stretches beat single rows at 8² (32 and 128 channels, 49–68
-/// against 34–37 and 78–94 against 77–88 GFLOP/s) and lose at 16² and 32²
-/// (the copy out and the halo columns cost more than full vectors gain).
+/// Rows at least this wide are read in place from the padded planes, one
+/// implicit-GEMM call each; narrower ones from shifted copies
+/// ([`TapLayout`]). Measured (`cargo bench --bench nn -- conv C C SIDE 16 10`,
+/// 1 thread, best of 3, GFLOP/s forward / input VJP): the shifted copies win
+/// at 8² (128 channels 92 / 88 against 78 / 77 with the earlier stretches of
+/// rows, 304 → 128 channels 91 / 87 against 76 / 75) and 4² (176 channels
+/// 65 / 60 against 40 / 41), and lose at 16² (64 channels 88 / 82 against
+/// 93 / 89) and 32² (32 channels 80 / 64 against 79 / 82).
 const WIDE_ROW: usize = 16;
-
-/// Positions of the padded plane per stretch of narrow rows.
-const STRETCH_PIXELS: usize = 384;
 
 /// Boundary handling of the convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -322,6 +323,100 @@ fn tap_offsets(ch: usize, k: usize, he: usize, we: usize, flip: bool) -> Vec<isi
         .collect()
 }
 
+/// Positions per task of the implicit GEMM where rows are consecutive in the
+/// source ([`TapLayout`]): whole rows up to this many pixels (a narrow item
+/// whole; eight rows of 32 for a 1 × 1 convolution).
+const RUN_PIXELS: usize = 256;
+
+/// Where the taps of a `k × k` convolution read, and at which positions.
+///
+/// Rows of at least [`WIDE_ROW`] pixels (and every `1 × 1` convolution): the
+/// padded planes `P` ([`padded_planes`]) in place, row `i` at position
+/// `(i + r)(w + 2r) + r`, with the `2r` halo columns between rows; taps from
+/// [`tap_offsets`]. Narrower rows: copies of `P` shifted by each horizontal
+/// tap, `S[pl][q][ie·w + j] = P[pl][ie][j + q]` (`q < k`, `ie < h + 2r`), so
+/// that row `i` is at position `i·w` and an item's pixels are consecutive
+/// positions (full vectors, no halo columns computed): tap `(c, p, q)` is
+/// the offset `(c k + q)(h + 2r) w + p w`. The `k`-fold copy of a small plane
+/// costs little beside its `k² C_in C_out` multiply–adds per pixel.
+struct TapLayout {
+    shifted: Option<Scratch<f32>>,
+    k: usize,
+    he: usize,
+    w: usize,
+    /// Positions per row.
+    pitch: usize,
+    /// Position of pixel `(0, 0)`.
+    origin: usize,
+}
+
+impl TapLayout {
+    /// The layout for `count` padded planes of `h × w` pixels (`planes`).
+    fn new(planes: &[f32], count: usize, h: usize, w: usize, k: usize) -> Self {
+        let r = k / 2;
+        let (he, we) = (h + 2 * r, w + 2 * r);
+        if w >= WIDE_ROW || r == 0 {
+            return TapLayout {
+                shifted: None,
+                k,
+                he,
+                w,
+                pitch: we,
+                origin: r * we + r,
+            };
+        }
+        let mut s = Scratch(super::workspace::uncleared::<f32>(count * k * he * w));
+        s.0.par_chunks_mut(k * he * w)
+            .zip(planes.par_chunks(he * we))
+            .for_each(|(dst, p)| {
+                for (q, dq) in dst.chunks_exact_mut(he * w).enumerate() {
+                    for (ie, d) in dq.chunks_exact_mut(w).enumerate() {
+                        d.copy_from_slice(&p[ie * we + q..][..w]);
+                    }
+                }
+            });
+        TapLayout {
+            shifted: Some(s),
+            k,
+            he,
+            w,
+            pitch: w,
+            origin: 0,
+        }
+    }
+
+    /// What the taps read: the shifted copies, or `planes` in place.
+    fn source<'a>(&'a self, planes: &'a [f32]) -> &'a [f32] {
+        self.shifted.as_ref().map_or(planes, |s| &s.0)
+    }
+
+    /// The offset of tap `(c, p, q)` for `ch` channels, in order
+    /// `(c k + p) k + q`; `flip` for the transposed convolution (the
+    /// opposite shift).
+    fn offsets(&self, ch: usize, flip: bool) -> Vec<isize> {
+        let (k, he, w) = (self.k, self.he, self.w);
+        if self.shifted.is_none() {
+            return tap_offsets(ch, k, he, w + k - 1, flip);
+        }
+        (0..ch * k * k)
+            .map(|j| {
+                let (c, t) = (j / (k * k), j % (k * k));
+                let (p, q) = if flip {
+                    (k - 1 - t / k, k - 1 - t % k)
+                } else {
+                    (t / k, t % k)
+                };
+                (((c * k + q) * he + p) * w) as isize
+            })
+            .collect()
+    }
+
+    /// The position of pixel `(i, 0)`.
+    fn position(&self, i: usize) -> usize {
+        self.origin + i * self.pitch
+    }
+}
+
 /// Positions per chunk of the implicit weight gradient: 128 rows of 48
 /// columns of `dYᵀ` (24 KiB) stay in a core's L1 data cache while every row
 /// block of `dWᵀ` reads them.
@@ -330,7 +425,7 @@ const WEIGHT_CHUNK: usize = 128;
 /// Tile groups of the weight gradient (module docs).
 const WEIGHT_GROUPS: usize = 8;
 
-/// A worker's scratch (an `X_col` tile, a stretch's output, transposed
+/// A worker's scratch (an `X_col` tile, shifted planes, transposed
 /// weights), from and back to the workspace pool.
 struct Scratch<T: Real>(Vec<T>);
 
@@ -351,7 +446,7 @@ impl<T: Real> Drop for Scratch<T> {
 #[derive(Clone, Copy)]
 struct OutPtr<T>(*mut T);
 // SAFETY: only used by `Conv2d::apply` and `Conv2d::apply_implicit`, whose
-// tiles, rows and stretches write disjoint elements.
+// tiles and runs of rows write disjoint elements.
 unsafe impl<T: Send> Send for OutPtr<T> {}
 unsafe impl<T: Sync> Sync for OutPtr<T> {}
 
@@ -538,18 +633,13 @@ impl Conv2d {
     }
 
     /// [`Conv2d::apply`] on the `f32` implicit-GEMM path ([`gemm`]): the
-    /// weights packed once, the source padded once, then one
-    /// [`gemm::gemm_row`] per stretch of output rows with the taps as offsets
-    /// into the padded planes; `out` is `[n][m][h][w]`, every element written
-    /// (the bias included).
-    ///
-    /// Rows of at least [`WIDE_ROW`] pixels are one stretch each, written in
-    /// place. Narrower rows are run together (module docs): a stretch of rows
-    /// `i0..i1` is the `(i1 - i0 - 1)·(w + 2r) + w` consecutive positions of
-    /// the padded plane from pixel `(i0, 0)`, the `2r` halo columns between
-    /// rows computed and dropped, so that the micro-kernel sees long rows of
-    /// full vectors; the stretch goes to a scratch buffer and its valid
-    /// columns are copied out. Each output element is the same sum either way.
+    /// weights packed once, the source padded once (and for rows under
+    /// [`WIDE_ROW`] pixels copied shifted, [`TapLayout`]), then one
+    /// [`gemm::gemm_row`] per task with the taps as offsets into the source;
+    /// `out` is `[n][m][h][w]`, every element written (the bias included).
+    /// A task is one output row, or, where rows are consecutive in the source
+    /// (the shifted copies, `1 × 1` convolutions), whole rows up to
+    /// [`RUN_PIXELS`] pixels in one call: consecutive in the output too.
     #[allow(clippy::too_many_arguments)]
     fn apply_implicit(
         &self,
@@ -571,96 +661,52 @@ impl Conv2d {
             PackedA::new(cout, cin * kk, |o, j| w[at(o, j)])
         };
         let m = a.m();
-        let (he, we) = (h + 2 * r, wd + 2 * r);
         let padded = (r > 0).then(|| padded_planes(src, dims.n * src_ch, h, wd, r, self.padding));
         let planes = padded.as_deref().unwrap_or(src);
-        let offs = tap_offsets(src_ch, k, he, we, transpose);
-        let (out_ptr, out_len) = (OutPtr(out.as_mut_ptr()), out.len());
-        let stretch = if wd >= WIDE_ROW {
+        let layout = TapLayout::new(planes, dims.n * src_ch, h, wd, k);
+        let (source, offs) = (layout.source(planes), layout.offsets(src_ch, transpose));
+        let item_len = source.len() / dims.n.max(1);
+        // a task: one row, or on contiguous rows up to RUN_PIXELS positions
+        // of whole rows (a narrow item whole)
+        let run_rows = if layout.pitch == wd {
+            (RUN_PIXELS / wd).clamp(1, h)
+        } else {
             1
-        } else {
-            (STRETCH_PIXELS / we).clamp(1, h.max(1))
         };
-        let per_item = h.div_ceil(stretch);
-        // a stretch's output before its valid columns are copied out
-        let scratch_len = if stretch > 1 {
-            m * ((stretch - 1) * we + wd)
-        } else {
-            0
-        };
+        let per_item = h.div_ceil(run_rows);
+        let (out_ptr, out_len) = (OutPtr(out.as_mut_ptr()), out.len());
         let result = (0..dims.n * per_item)
             .into_par_iter()
-            .with_min_len((COL_ELEMENTS / (kk * src_ch * wd * stretch).max(1)).max(1))
-            .map_init(
-                || Scratch::<f32>(super::workspace::uncleared(scratch_len)),
-                |scratch, task| -> Result<()> {
-                    let (n, i0) = (task / per_item, (task % per_item) * stretch);
-                    let rows = stretch.min(h - i0);
-                    let item = &planes[n * src_ch * he * we..][..src_ch * he * we];
-                    let origin = (i0 + r) * we + r;
-                    let off = n * m * plane + i0 * wd;
-                    if rows == 1 {
-                        // SAFETY: task (n, i0) writes row i0 of the m planes
-                        // of item n, the elements off + o·plane + j (o < m,
-                        // j < wd), all inside `out` (n·m·plane long: the
-                        // length passed below is what remains of it from
-                        // `off`) and written by no other task; `out` outlives
-                        // the loop and is not otherwise accessed during it.
-                        return unsafe {
-                            gemm::gemm_row(
-                                &a,
-                                item,
-                                &offs,
-                                origin,
-                                wd,
-                                bias,
-                                out_ptr.at(off),
-                                out_len.saturating_sub(off),
-                                plane,
-                            )
-                        };
-                    }
-                    let len = (rows - 1) * we + wd;
-                    let c = scratch
-                        .0
-                        .get_mut(..m * len)
-                        .ok_or_else(|| Error::invalid("conv", "internal: stretch scratch"))?;
-                    // SAFETY: `c` is exclusively borrowed and its length passed.
-                    unsafe {
-                        gemm::gemm_row(
-                            &a,
-                            item,
-                            &offs,
-                            origin,
-                            len,
-                            bias,
-                            c.as_mut_ptr(),
-                            m * len,
-                            len,
-                        )?
-                    };
-                    if off + (m - 1) * plane + (rows - 1) * wd + wd > out_len {
-                        return Err(Error::invalid("conv", "internal: output too short"));
-                    }
-                    for (o, co) in c.chunks_exact(len).enumerate() {
-                        for i in 0..rows {
-                            let from = &co[i * we..][..wd];
-                            // SAFETY: rows i0..i0 + rows of the m planes of
-                            // item n are this task's alone, inside `out`
-                            // (checked above), and `from` is in `scratch`.
-                            unsafe {
-                                std::ptr::copy_nonoverlapping(
-                                    from.as_ptr(),
-                                    out_ptr.at(off + o * plane + i * wd),
-                                    wd,
-                                )
-                            };
-                        }
-                    }
-                    Ok(())
-                },
-            )
+            .with_min_len((COL_ELEMENTS / (kk * src_ch * wd * run_rows).max(1)).max(1))
+            .map(|task| -> Result<()> {
+                let (n, i0) = (task / per_item, (task % per_item) * run_rows);
+                let rows = run_rows.min(h - i0);
+                let item = &source[n * item_len..][..item_len];
+                let off = n * m * plane + i0 * wd;
+                // SAFETY: task (n, i0) writes rows i0..i0 + rows of the m
+                // planes of item n, the elements off + o·plane + j (o < m,
+                // j < rows·wd: consecutive rows are consecutive in `out`, and
+                // a run of several rows is only formed where they are
+                // consecutive in the source too), all inside `out`
+                // (n·m·plane long: the length passed below is what remains
+                // of it from `off`) and written by no other task; `out`
+                // outlives the loop and is not otherwise accessed during it.
+                unsafe {
+                    gemm::gemm_row(
+                        &a,
+                        item,
+                        &offs,
+                        layout.position(i0),
+                        (rows - 1) * layout.pitch + wd,
+                        bias,
+                        out_ptr.at(off),
+                        out_len.saturating_sub(off),
+                        plane,
+                    )
+                }
+            })
             .collect::<Result<()>>();
+        drop(layout);
         if let Some(p) = padded {
             super::workspace::recycle(p);
         }
@@ -691,18 +737,22 @@ impl Conv2d {
         let (kk, r, cin, cout) = (k * k, k / 2, self.in_ch, self.out_ch);
         let (he, we) = (h + 2 * r, wd + 2 * r);
         checked_product("padded input", &[dims.n, cin, he, we])?;
-        let span = (h - 1) * we + wd;
-        let dyt_len = checked_product("dy transposed", &[dims.n, span, cout])?;
         let padded = (r > 0).then(|| padded_planes(x, dims.n * cin, h, wd, r, self.padding));
         let planes = padded.as_deref().unwrap_or(x);
+        let layout = TapLayout::new(planes, dims.n * cin, h, wd, k);
+        let source = layout.source(planes);
+        let pitch = layout.pitch;
+        // the run of positions from pixel (0, 0) to (h - 1, w - 1)
+        let span = (h - 1) * pitch + wd;
+        let dyt_len = checked_product("dy transposed", &[dims.n, span, cout])?;
         // dYᵀ[n][pos][o], zero in the halo columns
         let mut dyt = super::workspace::uncleared::<f32>(dyt_len);
         dyt.par_chunks_mut(span * cout)
             .zip(dy.par_chunks(cout * plane))
             .for_each(|(t, d)| {
-                // row i of the item: positions i·we .. i·we + wd, then the
-                // halo (the last row has none)
-                t.par_chunks_mut(we * cout)
+                // row i of the item: positions i·pitch .. i·pitch + wd, then
+                // the halo (none in the last row, nor where pitch = w)
+                t.par_chunks_mut(pitch * cout)
                     .enumerate()
                     .for_each(|(i, trow)| {
                         let (valid, halo) = trow.split_at_mut(wd * cout);
@@ -715,8 +765,9 @@ impl Conv2d {
                         halo.fill(0.0);
                     });
             });
-        let origin = (r * we + r) as isize;
-        let offs: Vec<isize> = tap_offsets(cin, k, he, we, false)
+        let origin = layout.position(0) as isize;
+        let offs: Vec<isize> = layout
+            .offsets(cin, false)
             .into_iter()
             .map(|o| o + origin)
             .collect();
@@ -726,14 +777,14 @@ impl Conv2d {
         let groups = (2 * rayon::current_num_threads()).clamp(1, rows.div_ceil(8));
         let group_rows = rows.div_ceil(8).div_ceil(groups) * 8;
         let mut dwt = super::workspace::zeroed::<f32>(rows * cout);
-        let item_len = cin * he * we;
+        let item_len = source.len() / dims.n.max(1);
         dwt.par_chunks_mut(group_rows * cout)
             .enumerate()
             .map(|(g, c)| -> Result<()> {
                 let offs = &offs[g * group_rows..][..c.len() / cout];
                 let mut o = offs.to_vec();
                 for n in 0..dims.n {
-                    let item = &planes[n * item_len..][..item_len];
+                    let item = &source[n * item_len..][..item_len];
                     let bt = &dyt[n * span * cout..][..span * cout];
                     for q0 in (0..span).step_by(chunk) {
                         let len = chunk.min(span - q0);
@@ -756,6 +807,7 @@ impl Conv2d {
             })
             .collect::<Result<()>>()?;
         super::workspace::recycle(dyt);
+        drop(layout);
         if let Some(p) = padded {
             super::workspace::recycle(p);
         }
@@ -974,9 +1026,12 @@ mod tests {
             // fewer rows than the kernel's radius: the halo wraps more than once
             (2, 3, 7, 1, 2, 20, Padding::Periodic),
             (2, 3, 7, 1, 2, 20, Padding::Zero),
-            // rows under 16 pixels (run together in stretches), several
-            // stretches per map, output channels off the vector width
+            // rows under 16 pixels (shifted copies of the planes, whole
+            // items per task or several tasks per item), output channels off
+            // the vector width, a halo that wraps more than once
             (4, 9, 3, 3, 8, 8, Padding::Periodic),
+            (2, 3, 7, 2, 2, 6, Padding::Periodic),
+            (2, 3, 5, 1, 3, 4, Padding::Zero),
             (3, 50, 3, 2, 5, 4, Padding::Zero),
             (5, 2, 5, 2, 9, 6, Padding::Periodic),
             (2, 3, 3, 1, 30, 15, Padding::Zero),
