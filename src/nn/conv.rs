@@ -323,6 +323,27 @@ fn tap_offsets(ch: usize, k: usize, he: usize, we: usize, flip: bool) -> Vec<isi
         .collect()
 }
 
+/// `db[o] = Σ_{n, p} dy[n][o][p]` in `f64`, each sum in order of item and
+/// pixel; eight channels' sums side by side (independent chains the CPU
+/// overlaps), blocks of channels in parallel.
+fn bias_gradient(dy: &[f32], n: usize, cout: usize, plane: usize) -> Vec<f64> {
+    let mut db = vec![0.0f64; cout];
+    db.par_chunks_mut(8).enumerate().for_each(|(blk, acc)| {
+        let o0 = 8 * blk;
+        for item in dy.chunks_exact(cout * plane).take(n) {
+            let last = acc.len() - 1;
+            let rows: [&[f32]; 8] =
+                std::array::from_fn(|l| &item[(o0 + l.min(last)) * plane..][..plane]);
+            for p in 0..plane {
+                for (a, row) in acc.iter_mut().zip(&rows) {
+                    *a += f64::from(row[p]);
+                }
+            }
+        }
+    });
+    db
+}
+
 /// Positions per task of the implicit GEMM where rows are consecutive in the
 /// source ([`TapLayout`]): whole rows up to this many pixels (a narrow item
 /// whole; eight rows of 32 for a 1 × 1 convolution).
@@ -756,10 +777,18 @@ impl Conv2d {
                     .enumerate()
                     .for_each(|(i, trow)| {
                         let (valid, halo) = trow.split_at_mut(wd * cout);
-                        for (o, dp) in d.chunks_exact(plane).enumerate() {
-                            let drow = &dp[i * wd..][..wd];
-                            for (v, dv) in valid.iter_mut().skip(o).step_by(cout).zip(drow) {
-                                *v = *dv;
+                        // eight channels at a time: eight read streams, and
+                        // eight consecutive elements written per pixel
+                        for o0 in (0..cout).step_by(8) {
+                            let lanes = (cout - o0).min(8);
+                            let rows: [&[f32]; 8] = std::array::from_fn(|l| {
+                                let o = o0 + l.min(lanes - 1);
+                                &d[o * plane + i * wd..][..wd]
+                            });
+                            for (j, v) in valid.chunks_exact_mut(cout).enumerate() {
+                                for (l, x) in v[o0..o0 + lanes].iter_mut().enumerate() {
+                                    *x = rows[l][j];
+                                }
                             }
                         }
                         halo.fill(0.0);
@@ -820,13 +849,7 @@ impl Conv2d {
             }
         }
         super::workspace::recycle(dwt);
-        let mut db = vec![0.0f64; cout];
-        for d in dy.chunks_exact(cout * plane) {
-            for (acc, p) in db.iter_mut().zip(d.chunks_exact(plane)) {
-                *acc = p.iter().fold(*acc, |a, v| a + f64::from(*v));
-            }
-        }
-        Ok(db)
+        Ok(bias_gradient(dy, dims.n, cout, plane))
     }
 
     /// Forward pass: `y = conv(x; w) + b`, shape `[n][out_ch][h][w]`.

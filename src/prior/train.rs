@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::denoiser::{from_json, to_json, Denoiser, EdmScaling};
@@ -336,6 +337,11 @@ pub(crate) struct Optimiser {
     pub(crate) ema: Vec<f32>,
 }
 
+/// Parameters per task of the optimiser's update (and per partial sum of the
+/// gradient norm): fixed, so that the results do not depend on the thread
+/// count.
+const UPDATE_CHUNK: usize = 1 << 14;
+
 impl Optimiser {
     /// Zero moments, the EMA starting at `params`.
     pub(crate) fn new(params: &[f32]) -> Self {
@@ -356,7 +362,15 @@ impl Optimiser {
         t: u64,
         cfg: &TrainConfig,
     ) -> (f64, f64) {
-        let grad_norm = g.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+        // partial sums over fixed chunks, added in order: the same norm for
+        // any thread count
+        let grad_norm = g
+            .par_chunks(UPDATE_CHUNK)
+            .map(|c| c.iter().map(|v| (*v as f64).powi(2)).sum::<f64>())
+            .collect::<Vec<f64>>()
+            .into_iter()
+            .sum::<f64>()
+            .sqrt();
         let clip = if grad_norm > cfg.grad_clip {
             cfg.grad_clip / grad_norm
         } else {
@@ -371,13 +385,20 @@ impl Optimiser {
         let (eps, c2s) = (cfg.adam_eps as f32, (1.0 / c2).sqrt() as f32);
         let clip = clip as f32;
         let ema = cfg.ema_decay as f32;
-        for i in 0..p.len() {
-            let gi = g[i] * clip;
-            self.adam_m[i] = b1f * self.adam_m[i] + (1.0 - b1f) * gi;
-            self.adam_v[i] = b2f * self.adam_v[i] + (1.0 - b2f) * gi * gi;
-            p[i] -= step_size * self.adam_m[i] / (self.adam_v[i].sqrt() * c2s + eps);
-            self.ema[i] = ema * self.ema[i] + (1.0 - ema) * p[i];
-        }
+        p.par_chunks_mut(UPDATE_CHUNK)
+            .zip(g.par_chunks(UPDATE_CHUNK))
+            .zip(self.adam_m.par_chunks_mut(UPDATE_CHUNK))
+            .zip(self.adam_v.par_chunks_mut(UPDATE_CHUNK))
+            .zip(self.ema.par_chunks_mut(UPDATE_CHUNK))
+            .for_each(|((((p, g), m), v), e)| {
+                for i in 0..p.len() {
+                    let gi = g[i] * clip;
+                    m[i] = b1f * m[i] + (1.0 - b1f) * gi;
+                    v[i] = b2f * v[i] + (1.0 - b2f) * gi * gi;
+                    p[i] -= step_size * m[i] / (v[i].sqrt() * c2s + eps);
+                    e[i] = ema * e[i] + (1.0 - ema) * p[i];
+                }
+            });
         (grad_norm, lr)
     }
 
