@@ -15,6 +15,9 @@ threads=${RAYON_NUM_THREADS:-2}
 cargo bench --locked --bench nn --no-run
 bin=$(ls -t target/release/deps/nn-* | grep -v '\.d$' | head -1)
 mkdir -p bench/out
+# torch.compile's worker processes otherwise stay alive after compiling and
+# can compete with the lensdiff run that follows; compile in-process
+export TORCHINDUCTOR_COMPILE_THREADS=1
 "$py" bench/torch_cpu_unet.py --threads "$threads" --lensdiff "$bin" \
     --markdown bench/out/nn_vs_torch.md "$@" | tee bench/out/nn_vs_torch.jsonl
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
