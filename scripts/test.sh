@@ -7,6 +7,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need() { command -v "$1" >/dev/null 2>&1; }
+# LENSDIFF_REQUIRE: a comma-separated list of data, mpi, torch, gpu (issue
+# #18). A group of tests whose resource is named there and missing is a
+# failure, not a SKIPPED line (.ci/run requires data and mpi).
+require_list=${LENSDIFF_REQUIRE:-}
+for r in ${require_list//,/ }; do
+    case "$r" in
+        data | mpi | torch | gpu) ;;
+        *)
+            echo "error: LENSDIFF_REQUIRE: unknown resource '$r' (data, mpi, torch or gpu)" >&2
+            exit 1
+            ;;
+    esac
+done
+required() { [[ ",$require_list," == *",$1,"* ]]; }
+# a required resource is missing: stop with an error naming it
+missing_required() {
+    echo "error: LENSDIFF_REQUIRE names $1, but $2" >&2
+    exit 1
+}
 # the one prerequisite this script cannot install (LENSDIFF_TEST_PREREQS_ONLY=1:
 # only install and check the others, then stop; scripts/fresh_check.sh uses it)
 prereqs_only=${LENSDIFF_TEST_PREREQS_ONLY:-0}
@@ -120,11 +139,15 @@ skip() {
     echo "SKIPPED: $(grep -c . <<<"$list") tests need $what ($(paste -sd, - <<<"$list" | sed 's/,/, /g'))"
 }
 # MPI (tests/mpi.rs): OpenMPI and the mpi build are prerequisites above
+if required mpi && ! { need mpicc && need mpirun; }; then
+    missing_required mpi "mpicc or mpirun is not on PATH"
+fi
 cargo test --release --locked --test mpi -- --ignored
 # the real data (modules `needs_data` of tests/{io,catalogue,cli,fields,real_data}.rs)
 if [ -d ../shared/data ]; then
     cargo test --release --locked --tests -- --ignored needs_data::
 else
+    required data && missing_required data "../shared/data is not there ($(pwd)/../shared/data)"
     skip ../shared/data --tests -- needs_data::
     skipped+=("data tests (no ../shared/data)")
 fi
@@ -138,9 +161,11 @@ LD_LIBRARY_PATH="${nvrtc_dir:+$nvrtc_dir:}${LD_LIBRARY_PATH:-}" \
 if "${LENSDIFF_TORCH_PYTHON:-python3}" -c 'import torch, numpy' >/dev/null 2>&1; then
     cargo test --release --locked --test torch_reference -- --ignored
 else
+    required torch && missing_required torch "${LENSDIFF_TORCH_PYTHON:-python3} cannot import torch and numpy"
     skip "python3 with torch and numpy" --test torch_reference --
     skipped+=("torch reference tests (torch not importable)")
 fi
+required gpu && missing_required gpu "this script runs no GPU tests (bench/gpu_check.sh runs them on a GPU host)"
 echo "SKIPPED: GPU tests (no GPU here; bench/gpu_check.sh runs them)"
 skipped+=("GPU tests (no GPU here)")
 if [ ${#skipped[@]} -gt 0 ]; then

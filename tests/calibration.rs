@@ -2,15 +2,36 @@
 //! noise, against the dense exact posterior (ladder step 2).
 //!
 //! Metrics over P problems (independent truths drawn from the prior) of 16x16
-//! pixels and N chains each:
+//! pixels and N chains each, M = 256 P pixels in all:
 //! - mean error: RMS over pixels of z_i = (chain mean - exact mean) / sqrt(exact var / N);
-//!   an unbiased sampler gives 1 (standard error about 0.05 here);
+//!   an unbiased sampler gives 1;
 //! - variance ratio: mean over pixels of chain variance / exact variance;
 //! - coverage: fraction of pixels whose truth lies in chain mean ± 1 (± 2) chain std,
-//!   nominally 68.3% (95.4%); with P = 16 problems the Monte-Carlo error is about 1%.
+//!   nominally 68.3% (95.4%).
 //!
-//! The default configuration must be calibrated: variance ratio within ±5%,
-//! mean error below 3 (in Monte-Carlo standard errors), coverage within ±3%.
+//! Monte-Carlo standard errors ([`McErrors`]). Within one problem the pixels'
+//! errors are correlated through the posterior correlation matrix R
+//! (R_ij = C_ij / sqrt(C_ii C_jj)): the z_i are N(0, R), so
+//! Var(Σ z_i²) = 2 tr(R²) and SE(mean z²) = sqrt(2 S) / M with S = Σ_p tr(R_p²);
+//! RMS z = sqrt(mean z²) has SE(mean z²) / 2 (delta method at 1). The sample
+//! variance of N chains has Var(s²/σ²) = 2/(N - 1), correlated between pixels
+//! as R_ij², so SE(variance ratio) = sqrt(2 S / (N - 1)) / M. For coverage, the
+//! truth's error is N(0, R) as well and threshold indicators of correlated
+//! Gaussians are correlated by at most about R_ij², so SE(coverage) ≈
+//! sqrt(p (1 - p) S) / M, around the coverage an exact sampler has with N
+//! chains ([`expected_coverage`]: 67.5% and 94.8% for N = 64, not 68.3% and
+//! 95.4%). Here (P = 16, N = 64) S ≈ 1.2 M: SE(RMS z) = 0.012, SE(variance
+//! ratio) = 0.0031, SE(coverage) = 0.008 (68%) and 0.004 (95%) (printed by
+//! the test).
+//!
+//! The default configuration must be calibrated within 4 standard errors plus
+//! [`DISCRETISATION`], the default integrator's own bias: Heun with 64 levels
+//! has +0.9% variance on the exact problem of tests/sampler_exact.rs (4096
+//! chains), so 0.01 on every metric (a 1% variance excess moves the 68%
+//! coverage by about 0.25%). Measured on this problem (the test prints it):
+//! mean error 0.999, variance ratio 1.0045, coverage 66.6% and 94.8%. The
+//! bounds were: mean error below 3, variance ratio ±5%, coverage ±3% around
+//! the nominal values.
 
 mod common;
 
@@ -59,6 +80,65 @@ fn setup(problems: usize) -> (Grid, GaussianPrior, Vec<Problem>) {
         .collect();
     (g, prior, list)
 }
+
+/// The Monte-Carlo standard errors of [`Row`]'s metrics for `chains` chains
+/// per problem (module docs).
+#[derive(Debug)]
+struct McErrors {
+    rms_z: f64,
+    var_ratio: f64,
+    cov68: f64,
+    cov95: f64,
+}
+
+impl McErrors {
+    fn new(problems: &[Problem], chains: usize) -> Self {
+        let (mut s, mut m) = (0.0, 0.0);
+        for prob in problems {
+            let c = &prob.exact.cov;
+            let n = prob.exact.mean.len();
+            for i in 0..n {
+                for j in 0..n {
+                    s += c[i * n + j].powi(2) / (c[i * n + i] * c[j * n + j]);
+                }
+            }
+            m += n as f64;
+        }
+        let cov = |p: f64| (p * (1.0 - p) * s).sqrt() / m;
+        McErrors {
+            rms_z: (2.0 * s).sqrt() / m / 2.0,
+            var_ratio: (2.0 * s / (chains - 1) as f64).sqrt() / m,
+            cov68: cov(0.6827),
+            cov95: cov(0.9545),
+        }
+    }
+}
+
+/// The coverage an exact sampler has with `chains` chains: the truth and
+/// the chain mean m differ by N(0, σ²(1 + 1/N)), independent of the chain
+/// variance s² ~ σ² χ²_{N-1}/(N - 1), so P(|truth - m| < c s) =
+/// E[erf(c s / sqrt(2 σ² (1 + 1/N)))] (a t distribution: a little under the
+/// nominal 68.3% and 95.4% for finite N); integrated over the χ² density
+/// on a grid (normalised numerically).
+fn expected_coverage(c: f64, chains: usize) -> f64 {
+    let nu = (chains - 1) as f64;
+    let hi = nu + 12.0 * (2.0 * nu).sqrt();
+    let steps = 20_000;
+    let (mut num, mut den) = (0.0, 0.0);
+    for i in 1..steps {
+        let u = hi * i as f64 / steps as f64;
+        let w =
+            ((nu / 2.0 - 1.0) * u.ln() - u / 2.0 - ((nu / 2.0 - 1.0) * nu.ln() - nu / 2.0)).exp();
+        let sd = (u / nu).sqrt();
+        num += w * lensdiff::cosmo::nz::erf(c * sd / (2.0 * (1.0 + 1.0 / chains as f64)).sqrt());
+        den += w;
+    }
+    num / den
+}
+
+/// Bound on the default sampler's own bias in each metric (RMS z, variance
+/// ratio, coverage), beyond the Monte-Carlo error (module docs).
+const DISCRETISATION: f64 = 0.01;
 
 #[derive(Debug)]
 struct Row {
@@ -119,31 +199,43 @@ fn default_configuration_is_calibrated() {
     let (_, prior, problems) = setup(16);
     let cfg = SamplerConfig::default();
     let guidance = Guidance::Spectral { tol: 1e-4 };
-    let row = evaluate(&prior, &problems, guidance, &cfg, 64);
+    let chains = 64;
+    let row = evaluate(&prior, &problems, guidance, &cfg, chains);
+    let se = McErrors::new(&problems, chains);
     eprintln!(
-        "default (spectral + {} {} levels): {row:?}",
+        "default (spectral + {} {} levels): {row:?}\nMonte-Carlo standard errors: {se:?}",
         cfg.kind.name(),
         cfg.levels
     );
+    let bound = |se: f64| 4.0 * se + DISCRETISATION;
     assert!(
-        (row.var_ratio - 1.0).abs() <= 0.05,
-        "variance ratio {}",
-        row.var_ratio
+        (row.var_ratio - 1.0).abs() <= bound(se.var_ratio),
+        "variance ratio {} (bound 1 ± {})",
+        row.var_ratio,
+        bound(se.var_ratio)
     );
     assert!(
-        row.mean_error <= 3.0,
-        "mean error {} MC standard errors",
-        row.mean_error
+        (row.mean_error - 1.0).abs() <= bound(se.rms_z),
+        "mean error {} MC standard errors (bound 1 ± {})",
+        row.mean_error,
+        bound(se.rms_z)
+    );
+    let (p68, p95) = (
+        expected_coverage(1.0, chains),
+        expected_coverage(2.0, chains),
+    );
+    eprintln!("coverage of an exact sampler with {chains} chains: {p68:.4}, {p95:.4}");
+    assert!(
+        (row.cov68 - p68).abs() <= bound(se.cov68),
+        "68% coverage {} (bound {p68} ± {})",
+        row.cov68,
+        bound(se.cov68)
     );
     assert!(
-        (row.cov68 - 0.6827).abs() <= 0.03,
-        "68% coverage {}",
-        row.cov68
-    );
-    assert!(
-        (row.cov95 - 0.9545).abs() <= 0.03,
-        "95% coverage {}",
-        row.cov95
+        (row.cov95 - p95).abs() <= bound(se.cov95),
+        "95% coverage {} (bound {p95} ± {})",
+        row.cov95,
+        bound(se.cov95)
     );
 }
 

@@ -108,7 +108,24 @@ fn zero_network_hybrid_reproduces_the_gaussian_prior_in_every_sampler_and_guidan
         &mut |_, _| {},
     )
     .unwrap();
-    assert_ne!(a.samples, b.samples);
+    // not a change in the last bits: the perturbed network moves the samples
+    // by a visible fraction of their spread (and they stay finite); measured
+    // 4% (RMS 0.0012 against 0.029), the bound 1%
+    let rms = |v: &mut dyn Iterator<Item = f64>| {
+        let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x * x, n + 1));
+        (s / n as f64).sqrt()
+    };
+    let spread = rms(&mut a.samples.iter().map(|&x| x as f64));
+    let moved = rms(&mut a
+        .samples
+        .iter()
+        .zip(&b.samples)
+        .map(|(&x, &y)| (x - y) as f64));
+    assert!(b.samples.iter().all(|v| v.is_finite()));
+    assert!(
+        moved > 0.01 * spread,
+        "samples moved by {moved} (RMS) against a spread of {spread}"
+    );
 }
 
 #[test]

@@ -7,15 +7,25 @@
 //!   gives RMS(z) = 1 with standard error 1/sqrt(2K);
 //! - r_k = sample var / exact var; mean(r) = 1 with standard error
 //!   sqrt(2/((N-1) K)).
+//!
+//! The variance ratio is also reported per band of |k| ([`BANDS`] bands of
+//! equal width in |k| up to the largest), so that an excess at low k cannot
+//! cancel a deficit at high k; band b's mean has standard error
+//! sqrt(2/((N-1) K_b)).
 
 use lensdiff::sampler::FourierGaussianPosterior;
 use lensdiff::Grid;
 use num_complex::Complex;
 
+/// Bands of |k| for the per-band variance ratios.
+pub const BANDS: usize = 4;
+
 pub struct ModeStats {
     pub rms_z: f64,
     pub mean_ratio: f64,
     pub k: usize,
+    /// Per band of |k| (low to high): mean variance ratio and count K_b.
+    pub band_ratio: [(f64, usize); BANDS],
 }
 
 pub fn mode_stats(g: &Grid, oracle: &FourierGaussianPosterior, samples: &[f32]) -> ModeStats {
@@ -33,7 +43,18 @@ pub fn mode_stats(g: &Grid, oracle: &FourierGaussianPosterior, samples: &[f32]) 
         .collect();
     let (v, m) = (oracle.variance_spectrum(), oracle.mean_spectrum());
     let (mut z2, mut ratio, mut k) = (0.0, 0.0, 0usize);
+    let mut bands = [(0.0f64, 0usize); BANDS];
     let nkx = g.nkx();
+    // |k| in units of the fundamental (signed frequency index along y)
+    let kmag = |ix: usize, iy: usize| {
+        let ky = if iy > g.ny / 2 {
+            iy as f64 - g.ny as f64
+        } else {
+            iy as f64
+        };
+        (ix as f64).hypot(ky)
+    };
+    let kmax = kmag(nkx - 1, g.ny / 2);
     for iy in 0..g.ny {
         for ix in 0..nkx {
             let self_col = ix == 0 || g.is_nyquist_x(ix);
@@ -59,6 +80,9 @@ pub fn mode_stats(g: &Grid, oracle: &FourierGaussianPosterior, samples: &[f32]) 
                 z2 += ((mean - get(&m[i])) / (var / chains as f64).sqrt()).powi(2);
                 ratio += sv / var;
                 k += 1;
+                let b = ((kmag(ix, iy) / kmax * BANDS as f64) as usize).min(BANDS - 1);
+                bands[b].0 += sv / var;
+                bands[b].1 += 1;
             }
         }
     }
@@ -66,5 +90,6 @@ pub fn mode_stats(g: &Grid, oracle: &FourierGaussianPosterior, samples: &[f32]) 
         rms_z: (z2 / k as f64).sqrt(),
         mean_ratio: ratio / k as f64,
         k,
+        band_ratio: bands.map(|(r, kb)| (r / kb.max(1) as f64, kb)),
     }
 }
