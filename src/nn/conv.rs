@@ -58,7 +58,7 @@
 //! - Rows under 16 pixels would leave the 48-wide register block of the
 //!   micro-kernel mostly empty. There the padded planes are copied once more
 //!   per horizontal tap, shifted (`S[c][q][ie·w + j] = P[c][ie][j + q]`,
-//!   [`TapLayout`]), so that the rows of an item follow one another with no
+//!   `TapLayout`), so that the rows of an item follow one another with no
 //!   halo columns between them: an item's pixels are one run of consecutive
 //!   positions, computed whole in full vectors and written in place (the
 //!   same holds for a `1 × 1` convolution on the source itself).
