@@ -53,15 +53,18 @@
 //! the input that im2col writes and the GEMM then packs again (25% of the
 //! convolutions' time in the profile of issue #16) is gone.
 //!
-//! - Forward and input VJP: each output row is one [`gemm::gemm_row`] of
-//!   the packed weights with those offsets, the bias added in the GEMM.
+//! - Forward and input VJP: each output row (or, where rows are consecutive
+//!   in the source, a run of whole rows up to 256 pixels) is one
+//!   [`gemm::gemm_row`] of the packed weights with those offsets, the bias
+//!   added in the GEMM.
 //! - Rows under 16 pixels would leave the 48-wide register block of the
 //!   micro-kernel mostly empty. There the padded planes are copied once more
 //!   per horizontal tap, shifted (`S[c][q][ie·w + j] = P[c][ie][j + q]`,
 //!   `TapLayout`), so that the rows of an item follow one another with no
-//!   halo columns between them: an item's pixels are one run of consecutive
-//!   positions, computed whole in full vectors and written in place (the
-//!   same holds for a `1 × 1` convolution on the source itself).
+//!   halo columns between them: an item's pixels are consecutive positions,
+//!   computed in runs of whole rows (the whole item up to 256 pixels) in
+//!   full vectors and written in place (a `1 × 1` convolution reads the
+//!   source itself the same way, at every width).
 //! - Weight gradient: `dWᵀ[(c, p, q)][o] = Σ_pos P[c][pos + off(p, q)] ·
 //!   dYᵀ[pos][o]` over the run of positions of each item
 //!   ([`gemm::gemm_add_shifted`], `dYᵀ` zero in the halo columns), the input
@@ -84,13 +87,15 @@ use crate::error::{Error, Result};
 const COL_ELEMENTS: usize = 1 << 17;
 
 /// Rows at least this wide are read in place from the padded planes, one
-/// implicit-GEMM call each; narrower ones from shifted copies
-/// ([`TapLayout`]). Measured (`cargo bench --bench nn -- conv C C SIDE 16 10`,
-/// 1 thread, best of 3, GFLOP/s forward / input VJP): the shifted copies win
-/// at 8² (128 channels 92 / 88 against 78 / 77 with the earlier stretches of
-/// rows, 304 → 128 channels 91 / 87 against 76 / 75) and 4² (176 channels
-/// 65 / 60 against 40 / 41), and lose at 16² (64 channels 88 / 82 against
-/// 93 / 89) and 32² (32 channels 80 / 64 against 79 / 82).
+/// implicit-GEMM call per row; narrower ones from shifted copies
+/// ([`TapLayout`]). (A `1 × 1` convolution reads its source in place at
+/// every width, several rows per call.) Measured (`cargo bench --bench nn --
+/// conv C C SIDE 16 10`, 1 thread, best of 3, GFLOP/s forward / input VJP):
+/// the shifted copies win at 8² (128 channels 92 / 88 against 78 / 77 with
+/// the earlier stretches of rows, 304 → 128 channels 91 / 87 against 76 /
+/// 75) and 4² (176 channels 65 / 60 against 40 / 41), and lose at 16² (64
+/// channels 88 / 82 against 93 / 89) and at 32² in the VJP (32 channels
+/// 80 / 64 against 79 / 82).
 const WIDE_ROW: usize = 16;
 
 /// Boundary handling of the convolution.
@@ -373,20 +378,21 @@ struct TapLayout {
 
 impl TapLayout {
     /// The layout for `count` padded planes of `h × w` pixels (`planes`).
-    fn new(planes: &[f32], count: usize, h: usize, w: usize, k: usize) -> Self {
+    fn new(planes: &[f32], count: usize, h: usize, w: usize, k: usize) -> Result<Self> {
         let r = k / 2;
         let (he, we) = (h + 2 * r, w + 2 * r);
         if w >= WIDE_ROW || r == 0 {
-            return TapLayout {
+            return Ok(TapLayout {
                 shifted: None,
                 k,
                 he,
                 w,
                 pitch: we,
                 origin: r * we + r,
-            };
+            });
         }
-        let mut s = Scratch(super::workspace::uncleared::<f32>(count * k * he * w));
+        let len = checked_product("shifted planes", &[count, k, he, w])?;
+        let mut s = Scratch(super::workspace::uncleared::<f32>(len));
         s.0.par_chunks_mut(k * he * w)
             .zip(planes.par_chunks(he * we))
             .for_each(|(dst, p)| {
@@ -396,14 +402,14 @@ impl TapLayout {
                     }
                 }
             });
-        TapLayout {
+        Ok(TapLayout {
             shifted: Some(s),
             k,
             he,
             w,
             pitch: w,
             origin: 0,
-        }
+        })
     }
 
     /// What the taps read: the shifted copies, or `planes` in place.
@@ -684,7 +690,7 @@ impl Conv2d {
         let m = a.m();
         let padded = (r > 0).then(|| padded_planes(src, dims.n * src_ch, h, wd, r, self.padding));
         let planes = padded.as_deref().unwrap_or(src);
-        let layout = TapLayout::new(planes, dims.n * src_ch, h, wd, k);
+        let layout = TapLayout::new(planes, dims.n * src_ch, h, wd, k)?;
         let (source, offs) = (layout.source(planes), layout.offsets(src_ch, transpose));
         let item_len = source.len() / dims.n.max(1);
         // a task: one row, or on contiguous rows up to RUN_PIXELS positions
@@ -702,6 +708,9 @@ impl Conv2d {
             .map(|task| -> Result<()> {
                 let (n, i0) = (task / per_item, (task % per_item) * run_rows);
                 let rows = run_rows.min(h - i0);
+                // the SAFETY argument below: several rows only where rows are
+                // consecutive in the source (then len = rows·wd)
+                debug_assert!(rows == 1 || layout.pitch == wd);
                 let item = &source[n * item_len..][..item_len];
                 let off = n * m * plane + i0 * wd;
                 // SAFETY: task (n, i0) writes rows i0..i0 + rows of the m
@@ -737,11 +746,12 @@ impl Conv2d {
     /// [`Conv2d::weight_gradient`] on the `f32` implicit-GEMM path: writes
     /// every element of `dw` (`[out][in][k][k]`) and returns `db`. `dw` is
     /// the transpose of `dWᵀ[(c, p, q)][o] = Σ_pos P[c][pos + off(p, q)] · dYᵀ[pos][o]`
-    /// ([`gemm::gemm_add_shifted`]), where `P` is the padded input (as in
-    /// [`Conv2d::apply_implicit`]), `pos` runs over the positions of the
-    /// padded plane from pixel `(0, 0)` to `(h - 1, w - 1)` (the halo columns
-    /// between rows included, with `dYᵀ` zero there) and `dYᵀ` is `dy` with
-    /// pixels as rows. Each weight's sum runs over chunks of
+    /// ([`gemm::gemm_add_shifted`]), where `P` is the source the taps read
+    /// ([`TapLayout`]: the padded input in place, or its shifted copies for
+    /// rows under [`WIDE_ROW`] pixels), `pos` runs over its positions from
+    /// pixel `(0, 0)` to `(h - 1, w - 1)` (in place, the halo columns between
+    /// rows included, with `dYᵀ` zero there; none in the shifted copies) and
+    /// `dYᵀ` is `dy` with pixels as rows. Each weight's sum runs over chunks of
     /// [`WEIGHT_CHUNK`] positions, each chunk summed from zero and
     /// added in order of item and position: the result depends on the
     /// shapes only. The threads split the rows of `dWᵀ` and each streams all
@@ -760,7 +770,7 @@ impl Conv2d {
         checked_product("padded input", &[dims.n, cin, he, we])?;
         let padded = (r > 0).then(|| padded_planes(x, dims.n * cin, h, wd, r, self.padding));
         let planes = padded.as_deref().unwrap_or(x);
-        let layout = TapLayout::new(planes, dims.n * cin, h, wd, k);
+        let layout = TapLayout::new(planes, dims.n * cin, h, wd, k)?;
         let source = layout.source(planes);
         let pitch = layout.pitch;
         // the run of positions from pixel (0, 0) to (h - 1, w - 1)
@@ -1060,6 +1070,8 @@ mod tests {
             (2, 3, 3, 1, 30, 15, Padding::Zero),
             // narrow rows of a 1 × 1 convolution (no halo: the source itself)
             (4, 9, 1, 2, 5, 6, Padding::Periodic),
+            // a 1 × 1 convolution in runs of 8 rows of 32, the last run short
+            (3, 5, 1, 2, 9, 32, Padding::Zero),
         ] {
             let conv = Conv2d::new(cin, cout, k, pad).unwrap();
             let dims = Dims4::new(n, cin, h, w);

@@ -71,7 +71,8 @@ impl Linear {
             .zip(x.par_chunks(fi))
             .for_each(|(yr, xr)| {
                 for (o0, yc) in (0..fo).step_by(OUT_LANES).zip(yr.chunks_mut(OUT_LANES)) {
-                    let mut acc = [0.0f64; OUT_LANES];
+                    // from -0.0, as `Iterator::sum` (bitwise the same as a plain sum)
+                    let mut acc = [-0.0f64; OUT_LANES];
                     for (i, xv) in xr.iter().enumerate() {
                         let xv = xv.to_f64();
                         for (l, a) in acc[..yc.len()].iter_mut().enumerate() {
@@ -116,9 +117,9 @@ impl Linear {
         // row by row of W: every dx[i] summed in order of o, the inner loop
         // over contiguous weights
         dx.par_chunks_mut(fi).zip(dy.par_chunks(fo)).for_each_init(
-            || vec![0.0f64; fi],
+            || vec![-0.0f64; fi],
             |acc, (dxr, dyr)| {
-                acc.fill(0.0);
+                acc.fill(-0.0);
                 for (wr, d) in w.chunks_exact(fi).zip(dyr) {
                     let d = d.to_f64();
                     acc.iter_mut()
@@ -149,9 +150,9 @@ impl Linear {
         // every dw[o][i] summed in order of n, the inner loop over
         // contiguous inputs
         dw.par_chunks_mut(fi).enumerate().for_each_init(
-            || vec![0.0f64; fi],
+            || vec![-0.0f64; fi],
             |acc, (o, dwr)| {
-                acc.fill(0.0);
+                acc.fill(-0.0);
                 for (xr, dyr) in x.chunks_exact(fi).zip(dy.chunks_exact(fo)) {
                     let d = dyr[o].to_f64();
                     acc.iter_mut()

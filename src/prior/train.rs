@@ -385,6 +385,15 @@ impl Optimiser {
         let (eps, c2s) = (cfg.adam_eps as f32, (1.0 / c2).sqrt() as f32);
         let clip = clip as f32;
         let ema = cfg.ema_decay as f32;
+        // the optimiser's state is sized from the parameters (`new`, `load`)
+        debug_assert!([
+            g.len(),
+            self.adam_m.len(),
+            self.adam_v.len(),
+            self.ema.len()
+        ]
+        .iter()
+        .all(|&l| l == p.len()));
         p.par_chunks_mut(UPDATE_CHUNK)
             .zip(g.par_chunks(UPDATE_CHUNK))
             .zip(self.adam_m.par_chunks_mut(UPDATE_CHUNK))
