@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod dense;
+pub mod fields;
 pub mod joint;
 pub mod joint_models;
 pub mod map_models;
@@ -246,6 +247,30 @@ pub fn exact_problem() -> (Grid, Vec<f64>, ShearData) {
     let noise = NoiseModel::uniform(g, 0.02, None).unwrap();
     let data = shear_data(&g, &power, noise, 5, 5);
     (g, power, data)
+}
+
+// ---------------------------------------------------------------- statistics
+
+/// The coverage an exact sampler has with `chains` chains: the truth and
+/// the chain mean m differ by N(0, σ²(1 + 1/N)), independent of the chain
+/// variance s² ~ σ² χ²_{N-1}/(N - 1), so P(|truth - m| < c s) =
+/// E[erf(c s / sqrt(2 σ² (1 + 1/N)))] (a t distribution: a little under the
+/// nominal 68.3% and 95.4% for finite N); integrated over the χ² density
+/// on a grid (normalised numerically).
+pub fn expected_coverage(c: f64, chains: usize) -> f64 {
+    let nu = (chains - 1) as f64;
+    let hi = nu + 12.0 * (2.0 * nu).sqrt();
+    let steps = 20_000;
+    let (mut num, mut den) = (0.0, 0.0);
+    for i in 1..steps {
+        let u = hi * i as f64 / steps as f64;
+        let w =
+            ((nu / 2.0 - 1.0) * u.ln() - u / 2.0 - ((nu / 2.0 - 1.0) * nu.ln() - nu / 2.0)).exp();
+        let sd = (u / nu).sqrt();
+        num += w * lensdiff::cosmo::nz::erf(c * sd / (2.0 * (1.0 + 1.0 / chains as f64)).sqrt());
+        den += w;
+    }
+    num / den
 }
 
 // ---------------------------------------------------------------- values

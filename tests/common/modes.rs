@@ -28,6 +28,46 @@ pub struct ModeStats {
     pub band_ratio: [(f64, usize); BANDS],
 }
 
+/// The band of |k| (0 .. BANDS, equal widths up to the largest |k|) of the
+/// half-spectrum mode (ix, iy).
+pub fn band(g: &Grid, ix: usize, iy: usize) -> usize {
+    // |k| in units of the fundamental (signed frequency index along y)
+    let kmag = |ix: usize, iy: usize| {
+        let ky = if iy > g.ny / 2 {
+            iy as f64 - g.ny as f64
+        } else {
+            iy as f64
+        };
+        (ix as f64).hypot(ky)
+    };
+    let kmax = kmag(g.nkx() - 1, g.ny / 2);
+    ((kmag(ix, iy) / kmax * BANDS as f64) as usize).min(BANDS - 1)
+}
+
+/// The mean power per band of |k| of maps: |F x|² averaged over the maps
+/// and over the band's modes (the k = 0 mode left out).
+pub fn band_powers(g: &Grid, maps: &[f32]) -> [f64; BANDS] {
+    let n = g.len();
+    let fft = lensdiff::fft::Fft2::<f64>::new(g.nx, g.ny);
+    let mut sums = [(0.0f64, 0usize); BANDS];
+    for m in maps.chunks(n) {
+        let x: Vec<f64> = m.iter().map(|&v| v as f64).collect();
+        let mut s = vec![Complex::new(0.0, 0.0); g.spectral_len()];
+        fft.forward(&x, &mut s);
+        for iy in 0..g.ny {
+            for ix in 0..g.nkx() {
+                if ix == 0 && iy == 0 {
+                    continue;
+                }
+                let b = band(g, ix, iy);
+                sums[b].0 += s[iy * g.nkx() + ix].norm_sqr();
+                sums[b].1 += 1;
+            }
+        }
+    }
+    sums.map(|(v, k)| v / k.max(1) as f64)
+}
+
 pub fn mode_stats(g: &Grid, oracle: &FourierGaussianPosterior, samples: &[f32]) -> ModeStats {
     let n = g.len();
     let chains = samples.len() / n;
@@ -45,16 +85,6 @@ pub fn mode_stats(g: &Grid, oracle: &FourierGaussianPosterior, samples: &[f32]) 
     let (mut z2, mut ratio, mut k) = (0.0, 0.0, 0usize);
     let mut bands = [(0.0f64, 0usize); BANDS];
     let nkx = g.nkx();
-    // |k| in units of the fundamental (signed frequency index along y)
-    let kmag = |ix: usize, iy: usize| {
-        let ky = if iy > g.ny / 2 {
-            iy as f64 - g.ny as f64
-        } else {
-            iy as f64
-        };
-        (ix as f64).hypot(ky)
-    };
-    let kmax = kmag(nkx - 1, g.ny / 2);
     for iy in 0..g.ny {
         for ix in 0..nkx {
             let self_col = ix == 0 || g.is_nyquist_x(ix);
@@ -80,7 +110,7 @@ pub fn mode_stats(g: &Grid, oracle: &FourierGaussianPosterior, samples: &[f32]) 
                 z2 += ((mean - get(&m[i])) / (var / chains as f64).sqrt()).powi(2);
                 ratio += sv / var;
                 k += 1;
-                let b = ((kmag(ix, iy) / kmax * BANDS as f64) as usize).min(BANDS - 1);
+                let b = band(g, ix, iy);
                 bands[b].0 += sv / var;
                 bands[b].1 += 1;
             }

@@ -1,0 +1,179 @@
+//! Held-out validation fields of the learned priors (tests/learned_prior.rs):
+//! survey settings (pixel size, noise, mask, the model trained for them),
+//! truths (log-normal or N-body crops) and their mock shear.
+
+use std::path::Path;
+
+use lensdiff::fields::{simulate_shear, LogNormal};
+use lensdiff::noise::NoiseModel;
+use lensdiff::sampler::ShearData;
+use lensdiff::spectrum::ClTable;
+use lensdiff::Grid;
+
+/// Side of the validation fields in pixels (the models' training crop).
+pub const SIDE: usize = 64;
+/// Seed of the held-out truths and noise (the models were trained with data
+/// seed 1 and evaluated with their own held-out seed).
+pub const HELD_OUT_SEED: u64 = 2026;
+/// Log-normal shift of the truths (the models' training fields).
+pub const LAMBDA: f64 = 0.03;
+
+/// The 360² COSMOS noise maps and footprint of ../shared/data/cosmos.
+pub struct CosmosMaps {
+    pub std1: Vec<f32>,
+    pub std2: Vec<f32>,
+    pub mask: Vec<bool>,
+    /// Top-left corners of the SIDE² crops at least 70% inside the footprint.
+    pub crops: Vec<(usize, usize)>,
+}
+
+const COSMOS_SIDE: usize = 360;
+
+impl CosmosMaps {
+    pub fn load(data: &Path) -> CosmosMaps {
+        let read = |f: &str| -> Vec<f32> {
+            lensdiff::io::read_map(&data.join("cosmos").join(f), Some([COSMOS_SIDE; 2]))
+                .unwrap()
+                .iter()
+                .copied()
+                .collect()
+        };
+        let (std1, std2) = (read("std1.fits"), read("std2.fits"));
+        let mask: Vec<bool> = read("cosmos_full_mask_0.29arcmin360.fits")
+            .iter()
+            .map(|&m| m > 0.0)
+            .collect();
+        // candidate corners every 24 px; keep crops mostly inside the footprint
+        let mut crops = Vec::new();
+        for y0 in (0..=COSMOS_SIDE - SIDE).step_by(24) {
+            for x0 in (0..=COSMOS_SIDE - SIDE).step_by(24) {
+                let inside = (0..SIDE * SIDE)
+                    .filter(|i| mask[(y0 + i / SIDE) * COSMOS_SIDE + x0 + i % SIDE])
+                    .count();
+                if inside as f64 >= 0.7 * (SIDE * SIDE) as f64 {
+                    crops.push((x0, y0));
+                }
+            }
+        }
+        CosmosMaps {
+            std1,
+            std2,
+            mask,
+            crops,
+        }
+    }
+
+    /// The noise of crop `i` (cycling through the crops).
+    fn crop_noise(&self, grid: Grid, i: usize) -> NoiseModel {
+        let (x0, y0) = self.crops[i % self.crops.len()];
+        let cut = |m: &[f32]| -> Vec<f32> {
+            (0..SIDE * SIDE)
+                .map(|j| m[(y0 + j / SIDE) * COSMOS_SIDE + x0 + j % SIDE])
+                .collect()
+        };
+        let mask: Vec<bool> = (0..SIDE * SIDE)
+            .map(|j| self.mask[(y0 + j / SIDE) * COSMOS_SIDE + x0 + j % SIDE])
+            .collect();
+        NoiseModel::from_std(grid, &cut(&self.std1), &cut(&self.std2), Some(&mask)).unwrap()
+    }
+}
+
+/// A survey setting of the validation.
+pub enum Noise {
+    /// COSMOS per-pixel noise and footprint, SIDE² crops of the 0.29' maps
+    /// (Remy et al. 2023's setting).
+    Cosmos(CosmosMaps),
+    /// LSST-like: 30 galaxies per arcmin², sigma_e 0.26 per component, no mask.
+    Lsst,
+}
+
+pub struct Setting {
+    pub name: &'static str,
+    pub pixel_arcmin: f64,
+    /// The model file in models/ trained at this pixel size.
+    pub model: &'static str,
+    pub noise: Noise,
+}
+
+impl Setting {
+    pub fn cosmos(data: &Path) -> Setting {
+        Setting {
+            name: "COSMOS-like (0.29'/px, COSMOS noise and mask)",
+            pixel_arcmin: 0.29,
+            model: "cosmos-lognormal-hybrid.safetensors",
+            noise: Noise::Cosmos(CosmosMaps::load(data)),
+        }
+    }
+
+    pub fn lsst() -> Setting {
+        Setting {
+            name: "LSST-like (1'/px, 30 gal/arcmin², sigma_e 0.26)",
+            pixel_arcmin: 1.0,
+            model: "lsst-lognormal-hybrid.safetensors",
+            noise: Noise::Lsst,
+        }
+    }
+
+    pub fn grid(&self) -> Grid {
+        Grid::square(SIDE, self.pixel_arcmin).unwrap()
+    }
+
+    /// The pixel power of the built-in spectrum (the models' training
+    /// spectrum and their Gaussian part) on this setting's grid.
+    pub fn power(&self) -> Vec<f64> {
+        ClTable::default_kappa().pixel_power(&self.grid())
+    }
+
+    /// The noise of field `i`.
+    pub fn field_noise(&self, i: usize) -> NoiseModel {
+        let grid = self.grid();
+        match &self.noise {
+            Noise::Cosmos(maps) => maps.crop_noise(grid, i),
+            Noise::Lsst => NoiseModel::from_density(grid, 0.26, 30.0, None).unwrap(),
+        }
+    }
+
+    /// Held-out log-normal truth `i` (the models' training distribution,
+    /// another seed).
+    pub fn lognormal_truth(&self, i: usize) -> Vec<f32> {
+        let grid = self.grid();
+        LogNormal::new(&grid, &self.power(), LAMBDA)
+            .unwrap()
+            .sample(&grid, HELD_OUT_SEED, i as u64, 1)
+            .unwrap()
+    }
+
+    /// Mock data of `truth` as field `i`: this setting's noise, realisation
+    /// `i` of the held-out seed.
+    pub fn observe(&self, truth: &[f32], i: usize) -> ShearData {
+        let noise = self.field_noise(i);
+        let (g1, g2) = simulate_shear(truth, &noise, HELD_OUT_SEED, i as u64).unwrap();
+        ShearData::new(g1, g2, noise).unwrap()
+    }
+}
+
+/// SIDE² crops (non-overlapping, row by row) of the kappaTNG N-body maps at
+/// 0.29'/px: the two 360² maps of ../shared/data/ktng and the 512² map of
+/// ../shared/data/kappa_maps (25 + 25 + 64 crops).
+pub fn ktng_crops(data: &Path) -> Vec<Vec<f32>> {
+    let maps = [
+        data.join("ktng/ktng_kappa360v2.fits"),
+        data.join("ktng/ktng_cosmos_kappa360.fits"),
+        data.join("kappa_maps/ktng_kappa_512.npy"),
+    ];
+    let mut crops = Vec::new();
+    for path in maps {
+        let m = lensdiff::io::read_map(&path, None).unwrap();
+        let (ny, nx) = m.dim();
+        for y0 in (0..=ny - SIDE).step_by(SIDE) {
+            for x0 in (0..=nx - SIDE).step_by(SIDE) {
+                crops.push(
+                    (0..SIDE * SIDE)
+                        .map(|j| m[[y0 + j / SIDE, x0 + j % SIDE]])
+                        .collect(),
+                );
+            }
+        }
+    }
+    crops
+}
