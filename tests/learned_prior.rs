@@ -82,6 +82,8 @@ struct Calibration {
     /// fraction of observed pixels whose truth is within mean ± 1 (2) chain std.
     cov68: f64,
     cov95: f64,
+    /// mean Metropolis acceptance (annealed HMC).
+    acceptance: Option<f64>,
 }
 
 fn calibration(
@@ -124,10 +126,14 @@ fn calibration(
         truth_power: pt,
         cov68: c68 / n,
         cov95: c95 / n,
+        acceptance: set
+            .acceptance
+            .as_ref()
+            .map(|a| a.iter().sum::<f64>() / a.len() as f64),
     }
 }
 
-const CONFIGS: [Config; 6] = [
+const CONFIGS: [Config; 8] = [
     Config {
         label: "Gaussian prior, heun, spectral (control)",
         learned: false,
@@ -157,6 +163,13 @@ const CONFIGS: [Config; 6] = [
         unconditional: false,
     },
     Config {
+        label: "learned, hmc, spectral",
+        learned: true,
+        sampler: "hmc",
+        guidance: Guidance::Spectral { tol: 1e-4 },
+        unconditional: false,
+    },
+    Config {
         label: "learned prior alone, heun",
         learned: true,
         sampler: "heun",
@@ -170,12 +183,21 @@ const CONFIGS: [Config; 6] = [
         guidance: Guidance::Spectral { tol: 1e-4 },
         unconditional: true,
     },
+    Config {
+        label: "learned prior alone, hmc",
+        learned: true,
+        sampler: "hmc",
+        guidance: Guidance::Spectral { tol: 1e-4 },
+        unconditional: true,
+    },
 ];
 
 /// The study behind docs/learned-prior.md's calibration table:
 /// `cargo test --release --test learned_prior calibration_against_the_truth -- --ignored --nocapture`
-/// (LENSDIFF_VALIDATION_FIELDS: fields per row, default 8; the costlier pc
-/// rows use half; LENSDIFF_VALIDATION_CHAINS: chains per field, default 4).
+/// (LENSDIFF_VALIDATION_FIELDS: fields per row, default 8, the PC rows use
+/// half and the annealed-HMC rows a quarter; LENSDIFF_VALIDATION_CHAINS:
+/// chains per field, default 4; LENSDIFF_VALIDATION_ROWS: only the rows
+/// whose label contains this text).
 /// Posterior samples drawn for truths from the prior are, over the truths,
 /// distributed as the prior: their mean band power equals the truths' (the
 /// table gives (samples − truth) / truth summed over fields, standard error
@@ -188,6 +210,7 @@ fn calibration_against_the_truth() {
     let data = common::shared_data("calibration_against_the_truth");
     let fields = env_usize("LENSDIFF_VALIDATION_FIELDS", 8);
     let chains = env_usize("LENSDIFF_VALIDATION_CHAINS", 4);
+    let only = std::env::var("LENSDIFF_VALIDATION_ROWS").unwrap_or_default();
     for setting in [Setting::cosmos(&data), Setting::lsst()] {
         let neural = load_prior(&setting);
         let gaussian = GaussianPrior::new(setting.grid(), setting.power()).unwrap();
@@ -201,10 +224,14 @@ fn calibration_against_the_truth() {
         println!("|---|---|---|---|---|---|---|---|");
         for cfg in &CONFIGS {
             let prior: &dyn Prior = if cfg.learned { &neural } else { &gaussian };
-            let n = if cfg.sampler == "pc" {
-                fields.div_ceil(2)
-            } else {
-                fields
+            if !cfg.label.contains(&only) {
+                continue;
+            }
+            // the costlier samplers on fewer fields (PC 8x, HMC 24x Heun's evaluations)
+            let n = match cfg.sampler {
+                "pc" => fields.div_ceil(2),
+                "hmc" => fields.div_ceil(4),
+                _ => fields,
             };
             let t = std::time::Instant::now();
             let rows: Vec<Calibration> = (0..n)
@@ -236,6 +263,13 @@ fn calibration_against_the_truth() {
                 band(2),
                 band(3)
             );
+            let acc: Vec<f64> = rows.iter().filter_map(|r| r.acceptance).collect();
+            if !acc.is_empty() {
+                eprintln!(
+                    "  mean acceptance {:.3}",
+                    acc.iter().sum::<f64>() / acc.len() as f64
+                );
+            }
             eprintln!("  ({:.0} s)", t.elapsed().as_secs_f64());
         }
     }

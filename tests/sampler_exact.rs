@@ -196,7 +196,7 @@ fn discretisation_bias() {
 }
 
 #[test]
-#[ignore = "exploration, not a check (LEVELS, KIND, SMIN, SMAX): cargo test --release --test sampler_exact explore -- --ignored --nocapture"]
+#[ignore = "exploration, not a check (LEVELS, KIND, SMIN, SMAX, CHAINS): cargo test --release --test sampler_exact explore -- --ignored --nocapture"]
 fn explore() {
     let levels: usize = std::env::var("LEVELS")
         .unwrap_or("32".into())
@@ -210,6 +210,7 @@ fn explore() {
     let (g, power, data) = common::exact_problem();
     let oracle = FourierGaussianPosterior::new(&power, &data).unwrap();
     let smax: Option<f64> = std::env::var("SMAX").ok().map(|s| s.parse().unwrap());
+    let chains: usize = std::env::var("CHAINS").map_or(128, |c| c.parse().unwrap());
     let cfg = SamplerConfig {
         kind,
         levels,
@@ -220,16 +221,18 @@ fn explore() {
     let run = sample(
         &oracle,
         &cfg,
-        &RunSpec::new(42, 128).in_batches(64),
+        &RunSpec::new(42, chains).in_batches(64),
         &mut |_, _| {},
     )
     .unwrap();
     let st = mode_stats(&g, &oracle, &run.samples);
     eprintln!(
-        "{} levels {levels} smin {smin}: RMS z {:.3} ratio {:.4} ; sqrt(maxS) {:.4} pixvar {:.3e}",
+        "{} levels {levels} smin {smin} chains {chains}: RMS z {:.3} ratio {:.4} (±{:.4}), bands {:.4?} ; sqrt(maxS) {:.4} pixvar {:.3e}",
         kind.name(),
         st.rms_z,
         st.mean_ratio,
+        (2.0 / ((chains - 1) as f64 * st.k as f64)).sqrt(),
+        st.band_ratio.map(|b| b.0),
         oracle.prior_scale(),
         oracle.pixel_variance()
     );
