@@ -63,9 +63,11 @@ impl CosmosMaps {
         }
     }
 
-    /// The noise of crop `i` (cycling through the crops).
+    /// The noise of field `i`: crop `⌊frac(i φ) len⌋` (φ the golden ratio's
+    /// fractional part), so that consecutive fields spread over the footprint.
     fn crop_noise(&self, grid: Grid, i: usize) -> NoiseModel {
-        let (x0, y0) = self.crops[i % self.crops.len()];
+        let spread = (i as f64 * 0.618_033_988_749_895).fract();
+        let (x0, y0) = self.crops[(spread * self.crops.len() as f64) as usize];
         let cut = |m: &[f32]| -> Vec<f32> {
             (0..SIDE * SIDE)
                 .map(|j| m[(y0 + j / SIDE) * COSMOS_SIDE + x0 + j % SIDE])
@@ -141,6 +143,27 @@ impl Setting {
             .unwrap()
             .sample(&grid, HELD_OUT_SEED, i as u64, 1)
             .unwrap()
+    }
+
+    /// The fields `0..count`' mean observed fraction and mean noise std per
+    /// shear component over their observed pixels.
+    pub fn noise_summary(&self, count: usize) -> (f64, f64) {
+        let (mut observed, mut std, mut pixels) = (0usize, 0.0f64, 0usize);
+        for i in 0..count {
+            let noise = self.field_noise(i);
+            let (s1, s2) = noise.std_maps();
+            for (j, m) in noise.mask().iter().enumerate() {
+                pixels += 1;
+                if *m {
+                    observed += 1;
+                    std += 0.5 * (s1[j] + s2[j]) as f64;
+                }
+            }
+        }
+        (
+            observed as f64 / pixels as f64,
+            std / observed.max(1) as f64,
+        )
     }
 
     /// Mock data of `truth` as field `i`: this setting's noise, realisation

@@ -67,7 +67,8 @@ pub fn missing_tools<'a>(tools: &[&'a str]) -> Vec<&'a str> {
 
 /// `../shared/data` (the real COSMOS and kappaTNG data); fails `test` when the
 /// folder is absent. Tests that call it are `#[ignore]`d: scripts/test.sh runs
-/// them when the folder exists.
+/// those in `needs_data` modules when the folder exists; the long studies
+/// (e.g. tests/learned_prior.rs) are run by hand, as their docs say.
 pub fn shared_data(test: &str) -> PathBuf {
     let p = root().join("../shared/data");
     let missing: Vec<String> = if p.is_dir() {

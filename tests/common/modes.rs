@@ -44,28 +44,41 @@ pub fn band(g: &Grid, ix: usize, iy: usize) -> usize {
     ((kmag(ix, iy) / kmax * BANDS as f64) as usize).min(BANDS - 1)
 }
 
-/// The mean power per band of |k| of maps: |F x|² averaged over the maps
-/// and over the band's modes (the k = 0 mode left out).
+/// The mean of a half-spectrum quantity `[ky][kx]` per band of |k| (the
+/// k = 0 mode left out; the kx = 0 and Nyquist columns hold both of a
+/// conjugate pair, which are counted as stored).
+pub fn band_means(g: &Grid, values: &[f64]) -> [f64; BANDS] {
+    let mut sums = [(0.0f64, 0usize); BANDS];
+    for iy in 0..g.ny {
+        for ix in 0..g.nkx() {
+            if ix == 0 && iy == 0 {
+                continue;
+            }
+            let b = band(g, ix, iy);
+            sums[b].0 += values[iy * g.nkx() + ix];
+            sums[b].1 += 1;
+        }
+    }
+    sums.map(|(v, k)| v / k.max(1) as f64)
+}
+
+/// The mean power per band of |k| of maps: |F x|² (unnormalised FFT, so
+/// n times the pixel power in expectation) averaged over the maps and over
+/// the band's modes ([`band_means`]).
 pub fn band_powers(g: &Grid, maps: &[f32]) -> [f64; BANDS] {
     let n = g.len();
     let fft = lensdiff::fft::Fft2::<f64>::new(g.nx, g.ny);
-    let mut sums = [(0.0f64, 0usize); BANDS];
+    let mut power = vec![0.0; g.spectral_len()];
+    let count = maps.len() / n;
     for m in maps.chunks(n) {
         let x: Vec<f64> = m.iter().map(|&v| v as f64).collect();
         let mut s = vec![Complex::new(0.0, 0.0); g.spectral_len()];
         fft.forward(&x, &mut s);
-        for iy in 0..g.ny {
-            for ix in 0..g.nkx() {
-                if ix == 0 && iy == 0 {
-                    continue;
-                }
-                let b = band(g, ix, iy);
-                sums[b].0 += s[iy * g.nkx() + ix].norm_sqr();
-                sums[b].1 += 1;
-            }
+        for (p, c) in power.iter_mut().zip(&s) {
+            *p += c.norm_sqr() / count as f64;
         }
     }
-    sums.map(|(v, k)| v / k.max(1) as f64)
+    band_means(g, &power)
 }
 
 pub fn mode_stats(g: &Grid, oracle: &FourierGaussianPosterior, samples: &[f32]) -> ModeStats {
