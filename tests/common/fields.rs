@@ -29,6 +29,14 @@ pub struct CosmosMaps {
 
 const COSMOS_SIDE: usize = 360;
 
+/// The SIDE² crop with top-left corner (x0, y0) of a row-major map `width`
+/// pixels wide.
+fn crop<T: Copy>(map: &[T], width: usize, (x0, y0): (usize, usize)) -> Vec<T> {
+    (0..SIDE * SIDE)
+        .map(|j| map[(y0 + j / SIDE) * width + x0 + j % SIDE])
+        .collect()
+}
+
 impl CosmosMaps {
     pub fn load(data: &Path) -> CosmosMaps {
         let read = |f: &str| -> Vec<f32> {
@@ -47,8 +55,9 @@ impl CosmosMaps {
         let mut crops = Vec::new();
         for y0 in (0..=COSMOS_SIDE - SIDE).step_by(24) {
             for x0 in (0..=COSMOS_SIDE - SIDE).step_by(24) {
-                let inside = (0..SIDE * SIDE)
-                    .filter(|i| mask[(y0 + i / SIDE) * COSMOS_SIDE + x0 + i % SIDE])
+                let inside = crop(&mask, COSMOS_SIDE, (x0, y0))
+                    .into_iter()
+                    .filter(|&m| m)
                     .count();
                 if inside as f64 >= 0.7 * (SIDE * SIDE) as f64 {
                     crops.push((x0, y0));
@@ -67,16 +76,14 @@ impl CosmosMaps {
     /// fractional part), so that consecutive fields spread over the footprint.
     fn crop_noise(&self, grid: Grid, i: usize) -> NoiseModel {
         let spread = (i as f64 * 0.618_033_988_749_895).fract();
-        let (x0, y0) = self.crops[(spread * self.crops.len() as f64) as usize];
-        let cut = |m: &[f32]| -> Vec<f32> {
-            (0..SIDE * SIDE)
-                .map(|j| m[(y0 + j / SIDE) * COSMOS_SIDE + x0 + j % SIDE])
-                .collect()
-        };
-        let mask: Vec<bool> = (0..SIDE * SIDE)
-            .map(|j| self.mask[(y0 + j / SIDE) * COSMOS_SIDE + x0 + j % SIDE])
-            .collect();
-        NoiseModel::from_std(grid, &cut(&self.std1), &cut(&self.std2), Some(&mask)).unwrap()
+        let corner = self.crops[(spread * self.crops.len() as f64) as usize];
+        NoiseModel::from_std(
+            grid,
+            &crop(&self.std1, COSMOS_SIDE, corner),
+            &crop(&self.std2, COSMOS_SIDE, corner),
+            Some(&crop(&self.mask, COSMOS_SIDE, corner)),
+        )
+        .unwrap()
     }
 }
 
@@ -188,13 +195,10 @@ pub fn ktng_crops(data: &Path) -> Vec<Vec<f32>> {
     for path in maps {
         let m = lensdiff::io::read_map(&path, None).unwrap();
         let (ny, nx) = m.dim();
+        let map: Vec<f32> = m.iter().copied().collect();
         for y0 in (0..=ny - SIDE).step_by(SIDE) {
             for x0 in (0..=nx - SIDE).step_by(SIDE) {
-                crops.push(
-                    (0..SIDE * SIDE)
-                        .map(|j| m[[y0 + j / SIDE, x0 + j % SIDE]])
-                        .collect(),
-                );
+                crops.push(crop(&map, nx, (x0, y0)));
             }
         }
     }

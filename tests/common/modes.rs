@@ -12,6 +12,9 @@
 //! equal width in |k| up to the largest), so that an excess at low k cannot
 //! cancel a deficit at high k; band b's mean has standard error
 //! sqrt(2/((N-1) K_b)).
+//!
+//! [`band_powers`] gives maps' mean power per band, for the learned priors'
+//! calibration against held-out truths (tests/learned_prior.rs).
 
 use lensdiff::sampler::FourierGaussianPosterior;
 use lensdiff::Grid;
@@ -66,34 +69,33 @@ pub fn band_means(g: &Grid, values: &[f64]) -> [f64; BANDS] {
 /// n times the pixel power in expectation) averaged over the maps and over
 /// the band's modes ([`band_means`]).
 pub fn band_powers(g: &Grid, maps: &[f32]) -> [f64; BANDS] {
-    let n = g.len();
-    let fft = lensdiff::fft::Fft2::<f64>::new(g.nx, g.ny);
+    let specs = spectra(g, maps);
     let mut power = vec![0.0; g.spectral_len()];
-    let count = maps.len() / n;
-    for m in maps.chunks(n) {
-        let x: Vec<f64> = m.iter().map(|&v| v as f64).collect();
-        let mut s = vec![Complex::new(0.0, 0.0); g.spectral_len()];
-        fft.forward(&x, &mut s);
-        for (p, c) in power.iter_mut().zip(&s) {
-            *p += c.norm_sqr() / count as f64;
+    for s in &specs {
+        for (p, c) in power.iter_mut().zip(s) {
+            *p += c.norm_sqr() / specs.len() as f64;
         }
     }
     band_means(g, &power)
 }
 
-pub fn mode_stats(g: &Grid, oracle: &FourierGaussianPosterior, samples: &[f32]) -> ModeStats {
-    let n = g.len();
-    let chains = samples.len() / n;
+/// The half spectrum (unnormalised forward FFT, f64) of each map of `maps`.
+fn spectra(g: &Grid, maps: &[f32]) -> Vec<Vec<Complex<f64>>> {
     let fft = lensdiff::fft::Fft2::<f64>::new(g.nx, g.ny);
-    let specs: Vec<Vec<Complex<f64>>> = samples
-        .chunks(n)
+    maps.chunks(g.len())
         .map(|m| {
             let x: Vec<f64> = m.iter().map(|&v| v as f64).collect();
             let mut s = vec![Complex::new(0.0, 0.0); g.spectral_len()];
             fft.forward(&x, &mut s);
             s
         })
-        .collect();
+        .collect()
+}
+
+pub fn mode_stats(g: &Grid, oracle: &FourierGaussianPosterior, samples: &[f32]) -> ModeStats {
+    let n = g.len();
+    let chains = samples.len() / n;
+    let specs = spectra(g, samples);
     let (v, m) = (oracle.variance_spectrum(), oracle.mean_spectrum());
     let (mut z2, mut ratio, mut k) = (0.0, 0.0, 0usize);
     let mut bands = [(0.0f64, 0usize); BANDS];
